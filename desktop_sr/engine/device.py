@@ -1,0 +1,58 @@
+"""Device and dtype selection. Never hard-code a device: pick the best available one or honour the caller."""
+
+from __future__ import annotations
+
+import torch
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def select_device(preference: str | torch.device | None = "auto") -> torch.device:
+    """Return the device to run on: ``auto`` prefers CUDA, then Apple MPS, then the CPU."""
+    if isinstance(preference, torch.device):
+        return preference
+    pref = (preference or "auto").lower()
+    if pref == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(pref)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was requested but no CUDA device is available (is a CUDA build of torch installed?)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("MPS was requested but this machine has no usable Apple GPU")
+    return device
+
+
+def select_dtype(preference: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``auto`` means fp16 on CUDA/MPS and fp32 on the CPU (CPUs rarely have fast half precision convolutions)."""
+    if isinstance(preference, torch.dtype):
+        return preference
+    pref = (preference or "auto").lower()
+    if pref == "auto":
+        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+    if pref not in _DTYPES:
+        raise ValueError(f"dtype must be one of auto, {', '.join(_DTYPES)}; got {preference!r}")
+    return _DTYPES[pref]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return {v: k for k, v in _DTYPES.items()}.get(dtype, str(dtype))
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for the out-of-memory errors of every backend (CUDA, MPS and the CPU allocator)."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def empty_cache(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()

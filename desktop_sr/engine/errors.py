@@ -1,0 +1,32 @@
+"""Errors the engine raises. Each names the file or setting at fault so the UI can show one clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EngineError(Exception):
+    """Base class for every error the engine reports to a user."""
+
+
+class ModelError(EngineError):
+    """A model folder or checkpoint is missing, has the wrong layout, or is corrupt.
+
+    ``path`` is the file or folder at fault; the message starts with it so a dialog or the CLI can show it as is.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class Cancelled(EngineError):
+    """A render was cancelled between tiles; nothing half-done is kept in the cache."""
+
+    def __init__(self) -> None:
+        super().__init__("cancelled")
+
+
+class OutOfMemory(EngineError):
+    """Even the smallest tile did not fit; the message says which setting to lower."""

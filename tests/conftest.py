@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny random SD models built once per test session (no downloads), Qt offscreen."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny random SD-2.1 look-alike in diffusers layout plus a random PiSA-SR LoRA in both checkpoint formats.
+
+    Returns paths: ``base`` (the diffusers folder), ``pkl`` (official layout), ``safetensors`` (app format).
+    """
+    from desktop_sr.engine.checkpoint import convert_pkl_to_app
+    from desktop_sr.engine.pisa_model import load_unet
+    from desktop_sr.engine.synthetic import build_random_sd, random_lora, write_official_pkl
+
+    root = tmp_path_factory.mktemp("tiny_sd")
+    base = build_random_sd(root / "sd")
+    ckpt = random_lora(load_unet(base), seed=1)
+    pkl = write_official_pkl(ckpt, root / "lora" / "pisa_tiny.pkl")
+    st = convert_pkl_to_app(pkl, root / "lora" / "pisa_tiny.safetensors")
+    return {"base": base, "pkl": pkl, "safetensors": st}
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """A real photo (scikit-image's astronaut, public domain) cropped small: 48 x 64 x 3 float32 in [0, 1]."""
+    from PIL import Image
+
+    path = Path(__file__).parent / "data" / "astronaut_64.png"
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)[:48] / 255.0
