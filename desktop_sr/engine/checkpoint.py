@@ -13,7 +13,6 @@ import os
 import pickle
 import re
 import tempfile
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,7 +165,7 @@ def load_official(path: str | Path) -> LoraCheckpoint:
     _check_file(path)
     try:
         sd = _torch_load(path)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except Exception as exc:  # a corrupt pickle can fail in any way: all of them mean "not readable"
         raise ModelError(path, f"not a readable PiSA-SR checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(sd, Mapping):
         raise ModelError(path, "not a PiSA-SR checkpoint (expected a dict)")

@@ -13,8 +13,8 @@ def select_device(preference: str | torch.device | None = "auto") -> torch.devic
         return preference
     pref = (preference or "auto").lower()
     if pref == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
+        if torch.cuda.is_available():  # the current CUDA device (honours CUDA_VISIBLE_DEVICES)
+            return torch.device(f"cuda:{torch.cuda.current_device()}")
         mps = getattr(torch.backends, "mps", None)
         if mps is not None and mps.is_available():
             return torch.device("mps")

@@ -1,0 +1,94 @@
+"""Engine benchmark on SD-2.1-base-shaped random weights (no download): what a slider move and a realism change cost.
+
+For each output size it prints medians of N runs of
+  full      - a fresh photo at the default setting (encode + one UNet pass + decode),
+  lambda    - a pix/sem change once both branches are cached (no UNet pass: latent arithmetic + decode),
+  realism   - a realism level change at a non-default setting (two UNet passes + decode),
+and the ratios lambda/full and realism/full, plus the peak resident memory of the process.
+
+    python bench/engine.py                 # 512 and 1024 px outputs, 3 repeats, best device
+    python bench/engine.py --sizes 512 --repeats 1 --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.checkpoint import convert_pkl_to_app
+from desktop_sr.engine.pisa_model import PisaModel, load_unet
+from desktop_sr.engine.pisa_session import PisaSession
+from desktop_sr.engine.synthetic import build_random_sd, random_lora, write_official_pkl
+
+OUT = Path(__file__).parent / "out"
+
+
+def sd21_model(root: Path) -> tuple[Path, Path]:
+    base = root / "sd21_random"
+    lora = root / "sd21_random_lora.safetensors"
+    if not (base / "unet" / "config.json").is_file():
+        print("building SD-2.1-base-shaped random weights (once)...", file=sys.stderr)
+        build_random_sd(base, "sd21")
+    if not lora.is_file():
+        pkl = write_official_pkl(random_lora(load_unet(base)), root / "sd21_random_lora.pkl")
+        convert_pkl_to_app(pkl, lora)
+    return base, lora
+
+
+def photo(size: int, seed: int) -> np.ndarray:
+    """A smooth random 'photo' (low-frequency noise) of size x size pixels."""
+    rng = np.random.default_rng(seed)
+    small = rng.random((size // 16 + 1, size // 16 + 1, 3)).astype(np.float32)
+    from desktop_sr.engine.processing import resize_rgb
+
+    return np.clip(resize_rgb(small, (size, size)), 0, 1)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024], help="output sizes in pixels")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="auto")
+    args = ap.parse_args()
+
+    OUT.mkdir(exist_ok=True)
+    base, lora = sd21_model(OUT)
+    t0 = time.perf_counter()
+    model = PisaModel(base, lora, device=args.device, dtype=args.dtype)
+    print(f"device {model.device}, dtype {model.dtype_name}, model load {time.perf_counter() - t0:.1f} s")
+    print(f"{'output':>8} {'full s':>8} {'lambda s':>9} {'realism s':>10} {'lambda/full':>12} {'realism/full':>13}")
+    for size in args.sizes:
+        full, lam, real = [], [], []
+        for r in range(args.repeats):
+            session = PisaSession(model)
+            session.set_photo(photo(size // 4, seed=r))
+            full.append(timed(lambda s=session: s.render(RenderParams())))
+            session.render(RenderParams(pix=0.8, sem=1.2))  # fills the pixel branch too
+            lam.append(timed(lambda s=session: s.render(RenderParams(pix=1.3, sem=0.6))))
+            real.append(timed(lambda s=session, t=500 + r: s.render(RenderParams(pix=0.8, sem=1.2, realism=t))))
+        f, la, re = (statistics.median(v) for v in (full, lam, real))
+        print(f"{size:>6}px {f:>8.2f} {la:>9.2f} {re:>10.2f} {la / f:>12.3f} {re / f:>13.3f}")
+    print(f"peak RSS {peak_rss_mb():.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Command line: ``desktop-sr`` starts the app; ``desktop-sr upscale ...`` and friends work headless.
+
+Exit codes: 0 success, 1 some input failed, 2 bad usage, 3 the model could not be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .cli_upscale import add_upscale_parser
+
+    parser = argparse.ArgumentParser(
+        prog="desktop-sr",
+        description="Diffusion super-resolution for photos. Without a command, opens the app (optionally with photos).",
+    )
+    parser.add_argument("--version", action="version", version=f"desktop-sr {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_upscale_parser(sub)
+    for register in _optional_commands():
+        register(sub)
+    return parser
+
+
+def _optional_commands() -> list:
+    """Sub-commands of other packages (batch, models) registered when present."""
+    found = []
+    for module, name in (("desktop_sr.batch.cli", "add_batch_parser"), ("desktop_sr.models.cli", "add_models_parser")):
+        try:
+            mod = __import__(module, fromlist=[name])
+        except ImportError:
+            continue
+        found.append(getattr(mod, name))
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"upscale", "batch", "models"}
+    if not argv or (argv[0] not in commands and not argv[0].startswith("-")):
+        return _run_gui(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if args.command is None:
+        return _run_gui([])
+    return int(args.func(args))
+
+
+def _run_gui(paths: list[str]) -> int:
+    try:
+        from .ui.app import run_gui
+    except ImportError as exc:
+        print(f"desktop-sr: the desktop app cannot start ({exc}); use 'desktop-sr upscale --help'", file=sys.stderr)
+        return EXIT_USAGE
+    return run_gui(paths)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

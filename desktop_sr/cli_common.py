@@ -1,0 +1,114 @@
+"""Options shared by every headless command (upscale, batch): model choice, render parameters, progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .engine.api import COLOR_FIXES, REALISM_PRESETS, SCALES, ProgressFn, RenderParams, UpscaleSession
+from .engine.errors import ModelError
+from .engine.loader import ModelSpec, open_session
+from .engine.tiling import TileSettings
+
+
+def realism_value(text: str) -> int:
+    """A preset name (default, fidelity, neutral, realism) or an integer timestep 1..999."""
+    if text.lower() in REALISM_PRESETS:
+        return REALISM_PRESETS[text.lower()]
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 1..999 or one of {', '.join(REALISM_PRESETS)}") from None
+    if not 1 <= value <= 999:
+        raise argparse.ArgumentTypeError("the realism level must be between 1 and 999")
+    return value
+
+
+def strength(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 2.0:
+        raise argparse.ArgumentTypeError("strengths go from 0.0 to 2.0")
+    return value
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", type=Path, metavar="DIR", help="Stable Diffusion 2.1-base folder (diffusers layout)")
+    g.add_argument("--lora", type=Path, metavar="FILE", help="PiSA-SR adapters: official .pkl or .safetensors")
+    g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    g.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="auto = fp16 on GPU")
+    g.add_argument("--tile", type=int, default=96, metavar="N", help="UNet tile size in latent pixels (default 96)")
+    g.add_argument("--tile-overlap", type=int, default=32, metavar="N", help="UNet tile overlap (default 32)")
+    g.add_argument("--vae-tile", type=int, default=128, metavar="N", help="VAE tile in latent pixels (default 128)")
+    g.add_argument("--cache-mb", type=int, default=1024, help="memory budget of the result cache (MB)")
+
+
+def add_render_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("result")
+    g.add_argument("--pix", type=strength, default=1.0, help="pixel fidelity strength 0..2 (default 1)")
+    g.add_argument("--sem", type=strength, default=1.0, help="semantic detail strength 0..2 (default 1)")
+    g.add_argument(
+        "--realism", type=realism_value, default=1, help="1..999 or default/fidelity/neutral/realism (default 1)"
+    )
+    g.add_argument("--scale", type=int, default=4, choices=SCALES, help="upscale factor (default 4)")
+    g.add_argument("--color-fix", default="adain", choices=COLOR_FIXES, help="colour correction (default adain)")
+    g.add_argument("--prompt", default="", help="optional short description of the photo")
+
+
+def params_from_args(args: argparse.Namespace) -> RenderParams:
+    return RenderParams(
+        pix=args.pix, sem=args.sem, realism=args.realism, scale=args.scale, color_fix=args.color_fix, prompt=args.prompt
+    )
+
+
+def spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    """The model to use; raises ModelError with a message that says what to pass."""
+    if args.model is None and args.lora is None:
+        try:
+            from .models.registry import default_spec  # the model manager, when installed
+        except ImportError:
+            default_spec = None  # type: ignore[assignment]
+        spec = default_spec() if default_spec else None
+        if spec is None:
+            raise ModelError(
+                Path("--model"),
+                "no model given: pass --model SD21_FOLDER --lora PISA_SR_FILE (no default model is installed)",
+            )
+        return spec
+    if args.model is None or args.lora is None:
+        missing = "--model" if args.model is None else "--lora"
+        raise ModelError(
+            Path(missing), f"PiSA-SR needs both --model (SD-2.1-base folder) and --lora; {missing} is missing"
+        )
+    return ModelSpec.pisa(args.model, args.lora)
+
+
+def session_from_args(args: argparse.Namespace) -> UpscaleSession:
+    tiles = TileSettings(
+        unet_tile=args.tile, unet_overlap=min(args.tile_overlap, args.tile // 2), vae_tile=args.vae_tile
+    )
+    return open_session(spec_from_args(args), device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles)
+
+
+class StageBar:
+    """A tqdm bar per file that follows the engine's (done, total, stage) progress reports."""
+
+    def __init__(self, desc: str, enabled: bool = True) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=1, desc=desc, unit="tile", leave=False, disable=not enabled, file=sys.stderr)
+
+    def __call__(self, done: int, total: int, stage: str) -> None:
+        if self.bar.total != total:
+            self.bar.reset(total=total)
+        self.bar.set_postfix_str(stage)
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+    @property
+    def callback(self) -> ProgressFn:
+        return self

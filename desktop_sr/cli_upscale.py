@@ -1,0 +1,80 @@
+"""``desktop-sr upscale INPUT... -o OUT``: upscale photos headless, keeping their metadata."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .cli_common import StageBar, add_model_args, add_render_args, params_from_args, session_from_args
+from .engine.errors import EngineError, ModelError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+
+
+def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("upscale", help="upscale photos from the command line", description=__doc__)
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo files")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output file (one input) or folder")
+    p.add_argument("--format", choices=("png", "jpeg", "webp", "tiff"), help="output format (default: PNG)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_args(p)
+    add_render_args(p)
+    p.set_defaults(func=run_upscale)
+
+
+def output_path(src: Path, args: argparse.Namespace, single: bool) -> Path:
+    out: Path = args.output
+    ext = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif"}.get(args.format or "", "")
+    if single and out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
+        return out
+    return out / f"{src.stem}_x{args.scale}{ext or '.png'}"
+
+
+def run_upscale(args: argparse.Namespace) -> int:
+    from .cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK
+    from .imaging import PhotoError, SaveOptions, read_photo, write_photo
+
+    single = len(args.inputs) == 1
+    try:
+        params = params_from_args(args)
+    except ValueError as exc:
+        print(f"desktop-sr: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    missing = [p for p in args.inputs if not p.exists()]
+    for p in missing:
+        print(f"desktop-sr: {p}: file not found", file=sys.stderr)
+    todo = [p for p in args.inputs if p.exists()]
+    if not todo:
+        return EXIT_FAILED
+    try:
+        session = session_from_args(args)
+    except (ModelError, ValueError) as exc:
+        print(f"desktop-sr: cannot load the model: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    failed = len(missing)
+    for src in todo:
+        dst = output_path(src, args, single)
+        if dst.exists() and not args.overwrite:
+            print(f"desktop-sr: {dst}: exists (use --overwrite)", file=sys.stderr)
+            failed += 1
+            continue
+        bar = StageBar(src.name, enabled=not args.quiet)
+        try:
+            start = time.perf_counter()
+            photo = read_photo(src)
+            session.set_photo(photo.rgb)
+            result = session.render(params, progress=bar)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            fmt = args.format or None
+            write_photo(dst, result, like=photo, scale=params.scale, options=SaveOptions(format=fmt))
+            bar.close()
+            if not args.quiet:
+                print(f"{src} -> {dst} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+        except (PhotoError, EngineError, OSError, ValueError) as exc:
+            bar.close()
+            print(f"desktop-sr: {src}: {exc}", file=sys.stderr)
+            failed += 1
+    return EXIT_FAILED if failed else EXIT_OK
