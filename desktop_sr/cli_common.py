@@ -38,9 +38,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lora", type=Path, metavar="FILE", help="PiSA-SR adapters: official .pkl or .safetensors")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     g.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="auto = fp16 on GPU")
-    g.add_argument("--tile", type=int, default=96, metavar="N", help="UNet tile size in latent pixels (default 96)")
-    g.add_argument("--tile-overlap", type=int, default=32, metavar="N", help="UNet tile overlap (default 32)")
-    g.add_argument("--vae-tile", type=int, default=128, metavar="N", help="VAE tile in latent pixels (default 128)")
+    g.add_argument("--tile", type=int, metavar="N", help="UNet tile in latent pixels (default: from free memory, 96)")
+    g.add_argument("--tile-overlap", type=int, metavar="N", help="UNet tile overlap in latent pixels (default tile/3)")
+    g.add_argument("--vae-tile", type=int, metavar="N", help="VAE tile in latent pixels (default: from free memory)")
     g.add_argument("--cache-mb", type=int, default=1024, help="memory budget of the result cache (MB)")
 
 
@@ -84,10 +84,18 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
     return ModelSpec.pisa(args.model, args.lora)
 
 
+def tiles_from_args(args: argparse.Namespace) -> TileSettings | None:
+    """None (sized from free memory by the engine) unless the user set a tile option."""
+    if args.tile is None and args.tile_overlap is None and args.vae_tile is None:
+        return None
+    unet = args.tile or 96
+    overlap = args.tile_overlap if args.tile_overlap is not None else unet // 3
+    vae = args.vae_tile or 128
+    return TileSettings(unet_tile=unet, unet_overlap=min(overlap, unet // 2), vae_tile=vae, stats_size=vae)
+
+
 def session_from_args(args: argparse.Namespace) -> UpscaleSession:
-    tiles = TileSettings(
-        unet_tile=args.tile, unet_overlap=min(args.tile_overlap, args.tile // 2), vae_tile=args.vae_tile
-    )
+    tiles = tiles_from_args(args)
     return open_session(spec_from_args(args), device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles)
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .api import CancelToken, Corners, ModelInfo, ProgressFn, Region, RenderParams, check_photo
 from .cache import LRUCache
-from .device import empty_cache
+from .device import empty_cache, memory_budget
 from .pisa_model import PisaModel
 from .processing import bicubic_upscale, color_fix, pad_to_multiple, to_numpy, to_tensor
 from .tiling import TileSettings, retry_on_oom, tiled_eps, tiled_vae
@@ -47,7 +47,10 @@ class PisaSession:
 
     def __init__(self, model: PisaModel, *, cache_mb: int = 1024, tiles: TileSettings | None = None) -> None:
         self.model = model
-        self.tiles = tiles or TileSettings()
+        if tiles is None:
+            itemsize = torch.finfo(model.dtype).bits // 8
+            tiles = TileSettings.for_budget(memory_budget(model.device), itemsize)
+        self.tiles = tiles
         self.cache = LRUCache(cache_mb * 1024 * 1024)
         timesteps = tuple(model.ckpt.timesteps)
         self.info = ModelInfo(

@@ -38,6 +38,21 @@ class TileSettings:
     def key(self) -> tuple[int, ...]:
         return (self.unet_tile, self.unet_overlap, self.vae_tile, self.vae_overlap, self.stats_size)
 
+    @staticmethod
+    def for_budget(budget_bytes: int, dtype_bytes: int = 4) -> TileSettings:
+        """Tiles sized to a memory budget (free GPU memory, or a share of RAM).
+
+        The VAE decoder dominates: at full resolution it holds a few 128-channel maps of 64 output pixels per
+        latent pixel, about ``4 * 128 * 64 * dtype_bytes`` bytes per latent pixel; half the budget goes to it.
+        The UNet's activations per latent pixel are smaller but its attention grows with the square of the tile,
+        so it keeps the reference's 96 unless the budget is tight. Out-of-memory still halves a tile and retries.
+        """
+        per_latent_px = 4 * 128 * 64 * dtype_bytes
+        side = int(math.sqrt(max(budget_bytes, 1) * 0.5 / per_latent_px))
+        vae = max(32, min(256, side // 8 * 8))
+        unet = 96 if vae >= 96 else max(32, vae)
+        return TileSettings(unet_tile=unet, unet_overlap=unet // 3, vae_tile=vae, stats_size=vae)
+
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     """Start offsets covering ``[0, size)`` with tiles of ``tile`` (clamped to size) overlapping by ``overlap``."""
