@@ -1,0 +1,61 @@
+"""DESIGN.md's layering rules, proven: no Qt outside desktop_sr/ui/, no torch in the GUI's own code."""
+
+from __future__ import annotations
+
+import ast
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import desktop_sr
+
+ROOT = Path(desktop_sr.__file__).parent
+QT = ("PySide6", "PyQt5", "PyQt6", "shiboken6")
+
+
+def qt_free_modules() -> list[str]:
+    names = []
+    for info in pkgutil.walk_packages([str(ROOT)], prefix="desktop_sr."):
+        if not info.name.startswith("desktop_sr.ui") and info.name != "desktop_sr.__main__":
+            names.append(info.name)
+    trainer = ROOT.parent / "trainer"
+    if trainer.is_dir():
+        names += ["trainer"] + [i.name for i in pkgutil.walk_packages([str(trainer)], prefix="trainer.")]
+    return [n for n in names if not n.endswith("__main__")]
+
+
+def test_core_packages_import_without_qt():
+    """Import every Qt-free module in a fresh interpreter where importing Qt raises."""
+    modules = qt_free_modules()
+    assert "desktop_sr.engine.pisa_session" in modules
+    code = f"""
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {QT!r}:
+            raise ImportError('Qt imported outside desktop_sr/ui: ' + name)
+sys.meta_path.insert(0, Block())
+import importlib
+for m in {modules!r}:
+    importlib.import_module(m)
+print('ok')
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_gui_code_never_imports_torch_directly():
+    """The GUI reaches torch only through the engine, which its worker thread calls."""
+    offenders = []
+    for path in (ROOT / "ui").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            if any(n.split(".")[0] == "torch" for n in names):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, offenders
