@@ -1,4 +1,4 @@
-"""Checkpoint formats: official .pkl and the app's .safetensors give identical results; bad files give one clear error."""
+"""Checkpoint formats: .pkl and .safetensors give identical results; bad files give one clear error."""
 
 from __future__ import annotations
 
