@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_gui(paths: list[str]) -> int:
+    import torch  # noqa: F401  - torch's native libraries must load before Qt's (clashes on Windows and Linux)
+
     try:
         from .ui.app import run_gui
     except ImportError as exc:

@@ -1,0 +1,25 @@
+"""Starting the app: one QApplication, the main window, photos from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def run_gui(paths: list[str]) -> int:
+    """Start the desktop app and open ``paths[0]`` if given. Returns the process exit code."""
+    from PySide6.QtWidgets import QApplication
+
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("desktop-sr")
+    app.setOrganizationName("desktop-sr")
+    window = MainWindow()
+    window.show()
+    for p in paths[:1]:
+        if Path(p).exists():
+            window.open_path(p)
+        else:
+            window.statusBar().showMessage(f"{p}: file not found", 10000)
+    return int(app.exec())

@@ -1,0 +1,300 @@
+"""The before/after compare view: one transform shared by both images, so the same photo point is always at the
+same place. Modes: split with a draggable divider (vertical or horizontal), side by side, and hold-to-see-original.
+
+Coordinates: ``scale`` is screen pixels per image pixel; ``offset`` is where image (0, 0) lands in the widget
+(in side-by-side mode, in each half). Zooming in uses nearest-neighbour so pixels stay sharp squares, with a
+pixel grid from 800 %; zooming out uses smooth filtering.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
+from PySide6.QtWidgets import QWidget
+
+MODES = ("split-v", "split-h", "side")
+MIN_SCALE, MAX_SCALE = 0.02, 32.0
+
+
+class CompareView(QWidget):
+    view_changed = Signal()  # zoom or pan changed (the controller renders the visible region first)
+    zoom_changed = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(320, 240)
+        self.before: QImage | None = None
+        self.after: QImage | None = None
+        self.overlay: QImage | None = None
+        self.mode = "split-v"
+        self.divider = 0.5  # fraction of the widget (split modes)
+        self.show_original = False
+        self.show_overlay = True
+        self.scale = 1.0
+        self.offset = QPointF(0, 0)
+        self.placeholder = "Open a photo (File ▸ Open, or drop it here)"
+        self.badge = ""  # e.g. "Preview" / "Exact", drawn on the after side
+        self._drag: str | None = None
+        self._last = QPointF()
+        self._fitted = True
+
+    # -- content --------------------------------------------------------------------------------------------------
+    def image_size(self) -> tuple[int, int]:
+        img = self.after or self.before
+        return (img.width(), img.height()) if img is not None else (0, 0)
+
+    def set_images(self, before: QImage | None, after: QImage | None, *, keep_view: bool = True) -> None:
+        old = self.image_size()
+        self.before, self.after = before, after
+        new = self.image_size()
+        if not keep_view or old == (0, 0) or self._fitted:
+            self.fit()
+        elif old != new and old[0]:
+            # the scale factor changed: keep the same photo point under the centre
+            ratio = new[0] / old[0]
+            centre = QPointF(self.pane_rect().center())
+            img_pt = (centre - self.offset) / self.scale
+            self.scale = max(MIN_SCALE, min(MAX_SCALE, self.scale / ratio))
+            self.offset = centre - img_pt * ratio * self.scale
+        self.update()
+
+    def set_after(self, after: QImage | None) -> None:
+        self.after = after
+        self.update()
+
+    def paste_after(self, part: QImage, x: int, y: int) -> None:
+        """Draw a freshly rendered region into the current result (visible part first)."""
+        if self.after is None or self.after.size() != (self.before.size() if self.before else part.size()):
+            base = self.before.copy() if self.before is not None else part
+            self.after = base.convertToFormat(QImage.Format.Format_RGB888)
+        p = QPainter(self.after)
+        p.drawImage(x, y, part)
+        p.end()
+        self.update()
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(mode)
+        self.mode = mode
+        self.fit() if self._fitted else self._clamp()
+        self.update()
+
+    # -- geometry -------------------------------------------------------------------------------------------------
+    def pane_rect(self, index: int = 0) -> QRect:
+        """The area one image is laid out in: the whole widget, or one half in side-by-side mode."""
+        r = self.rect()
+        if self.mode != "side":
+            return r
+        half = r.width() // 2
+        return QRect(r.left() + index * half, r.top(), half, r.height())
+
+    def image_to_widget(self, pt: QPointF, pane: int = 0) -> QPointF:
+        origin = QPointF(self.pane_rect(pane).topLeft()) - QPointF(self.pane_rect(0).topLeft())
+        return self.offset + pt * self.scale + origin
+
+    def widget_to_image(self, pt: QPointF) -> QPointF:
+        pane = 1 if self.mode == "side" and pt.x() >= self.pane_rect(1).left() else 0
+        origin = QPointF(self.pane_rect(pane).topLeft()) - QPointF(self.pane_rect(0).topLeft())
+        return (pt - origin - self.offset) / self.scale
+
+    def visible_image_rect(self) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1) of the photo that is on screen, in image pixels; None if nothing is shown."""
+        w, h = self.image_size()
+        if not w:
+            return None
+        pane = self.pane_rect(0)
+        tl = (QPointF(pane.topLeft()) - QPointF(pane.topLeft()) - self.offset) / self.scale
+        br = (QPointF(pane.width(), pane.height()) - self.offset) / self.scale
+        x0, y0 = max(0, int(tl.x())), max(0, int(tl.y()))
+        x1, y1 = min(w, int(br.x()) + 1), min(h, int(br.y()) + 1)
+        return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+    def fit(self) -> None:
+        w, h = self.image_size()
+        self._fitted = True
+        if not w:
+            return
+        pane = self.pane_rect(0)
+        self.scale = max(MIN_SCALE, min(MAX_SCALE, min(pane.width() / w, pane.height() / h)))
+        self.offset = QPointF((pane.width() - w * self.scale) / 2, (pane.height() - h * self.scale) / 2)
+        self._emit()
+
+    def zoom_to(self, scale: float, anchor: QPointF | None = None) -> None:
+        """Zoom keeping the image point under ``anchor`` (widget coordinates; default the pane centre) fixed."""
+        if not self.image_size()[0]:
+            return
+        pane = self.pane_rect(0)
+        anchor = anchor if anchor is not None else QPointF(pane.width() / 2, pane.height() / 2)
+        if self.mode == "side" and anchor.x() >= self.pane_rect(1).left():
+            anchor = anchor - QPointF(self.pane_rect(1).left() - pane.left(), 0)
+        img_pt = (anchor - self.offset) / self.scale
+        self.scale = max(MIN_SCALE, min(MAX_SCALE, scale))
+        self.offset = anchor - img_pt * self.scale
+        self._fitted = False
+        self._clamp()
+        self._emit()
+
+    def actual_size(self) -> None:
+        self.zoom_to(1.0)
+
+    def pan_by(self, dx: float, dy: float) -> None:
+        self.offset += QPointF(dx, dy)
+        self._fitted = False
+        self._clamp()
+        self._emit()
+
+    def _clamp(self) -> None:
+        """Keep at least a quarter of the pane covered by the photo so it cannot be lost off-screen."""
+        w, h = self.image_size()
+        if not w:
+            return
+        pane = self.pane_rect(0)
+        iw, ih = w * self.scale, h * self.scale
+        mx, my = pane.width() * 0.25, pane.height() * 0.25
+        x = min(max(self.offset.x(), mx - iw), pane.width() - mx)
+        y = min(max(self.offset.y(), my - ih), pane.height() - my)
+        self.offset = QPointF(x, y)
+
+    def _emit(self) -> None:
+        self.update()
+        self.view_changed.emit()
+        self.zoom_changed.emit(self.scale)
+
+    def resizeEvent(self, event: object) -> None:  # noqa: N802
+        if self._fitted:
+            self.fit()
+        super().resizeEvent(event)  # type: ignore[arg-type]
+
+    # -- painting -------------------------------------------------------------------------------------------------
+    def _draw(self, p: QPainter, img: QImage | None, pane: int, clip: QRectF) -> None:
+        if img is None:
+            return
+        p.save()
+        p.setClipRect(clip)
+        origin = QPointF(self.pane_rect(pane).topLeft())
+        target = QRectF(origin + self.offset, img.size().toSizeF() * self.scale)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.scale < 1.0)
+        p.drawImage(target, img)
+        p.restore()
+
+    def _draw_grid(self, p: QPainter, pane: int, clip: QRectF) -> None:
+        if self.scale < 8:
+            return
+        w, h = self.image_size()
+        p.save()
+        p.setClipRect(clip)
+        p.setPen(QPen(QColor(0, 0, 0, 60), 1))
+        origin = QPointF(self.pane_rect(pane).topLeft()) + self.offset
+        x0, y0, x1, y1 = self.visible_image_rect() or (0, 0, w, h)
+        for x in range(x0, x1 + 1):
+            sx = origin.x() + x * self.scale
+            p.drawLine(QPointF(sx, origin.y() + y0 * self.scale), QPointF(sx, origin.y() + y1 * self.scale))
+        for y in range(y0, y1 + 1):
+            sy = origin.y() + y * self.scale
+            p.drawLine(QPointF(origin.x() + x0 * self.scale, sy), QPointF(origin.x() + x1 * self.scale, sy))
+        p.restore()
+
+    def _label(self, p: QPainter, text: str, pos: QPointF) -> None:
+        if not text:
+            return
+        fm = p.fontMetrics()
+        r = QRectF(pos, fm.size(0, text).toSizeF()).adjusted(-6, -3, 6, 3)
+        p.fillRect(r, QColor(0, 0, 0, 150))
+        p.setPen(QColor("white"))
+        p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
+
+    def divider_pos(self) -> float:
+        r = self.rect()
+        return r.width() * self.divider if self.mode == "split-v" else r.height() * self.divider
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(38, 38, 40))
+        if self.before is None and self.after is None:
+            p.setPen(QColor(200, 200, 200))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
+            p.end()
+            return
+        after = self.before if self.show_original or self.after is None else self.after
+        full = QRectF(self.rect())
+        overlay = self.overlay if self.show_overlay and not self.show_original else None
+        if self.mode == "side":
+            left, right = QRectF(self.pane_rect(0)), QRectF(self.pane_rect(1))
+            self._draw(p, self.before, 0, left)
+            self._draw(p, after, 1, right)
+            self._draw(p, overlay, 1, right)
+            for i, clip in ((0, left), (1, right)):
+                self._draw_grid(p, i, clip)
+            p.setPen(QPen(QColor(20, 20, 20), 2))
+            p.drawLine(right.topLeft(), right.bottomLeft())
+            self._label(p, "Before", left.topLeft() + QPointF(12, 10))
+            self._label(p, self._after_label(), right.topLeft() + QPointF(12, 10))
+        else:
+            d = self.divider_pos()
+            if self.mode == "split-v":
+                first, second = QRectF(0, 0, d, full.height()), QRectF(d, 0, full.width() - d, full.height())
+            else:
+                first, second = QRectF(0, 0, full.width(), d), QRectF(0, d, full.width(), full.height() - d)
+            self._draw(p, self.before, 0, first)
+            self._draw(p, after, 0, second)
+            self._draw(p, overlay, 0, second)
+            self._draw_grid(p, 0, full)
+            p.setPen(QPen(QColor(255, 255, 255, 220), 2))
+            if self.mode == "split-v":
+                p.drawLine(QPointF(d, 0), QPointF(d, full.height()))
+                p.setBrush(QColor(255, 255, 255, 220))
+                p.drawEllipse(QPointF(d, full.height() / 2), 7, 7)
+            else:
+                p.drawLine(QPointF(0, d), QPointF(full.width(), d))
+                p.setBrush(QColor(255, 255, 255, 220))
+                p.drawEllipse(QPointF(full.width() / 2, d), 7, 7)
+            self._label(p, "Before", first.topLeft() + QPointF(12, 10))
+            self._label(p, self._after_label(), second.topLeft() + QPointF(12, 10))
+        p.end()
+
+    def _after_label(self) -> str:
+        if self.show_original:
+            return "Original (release to compare)"
+        if self.after is None:
+            return "After: not rendered yet"
+        return f"After · {self.badge}" if self.badge else "After"
+
+    # -- interaction ----------------------------------------------------------------------------------------------
+    def _near_divider(self, pos: QPointF) -> bool:
+        if self.mode == "side":
+            return False
+        d = self.divider_pos()
+        return abs((pos.x() if self.mode == "split-v" else pos.y()) - d) <= 8
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._drag = "divider" if self._near_divider(event.position()) else "pan"
+            self._last = event.position()
+            self.setCursor(Qt.CursorShape.ClosedHandCursor if self._drag == "pan" else self.cursor())
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        pos = event.position()
+        if self._drag == "divider":
+            extent = self.width() if self.mode == "split-v" else self.height()
+            value = pos.x() if self.mode == "split-v" else pos.y()
+            self.divider = min(1.0, max(0.0, value / max(1, extent)))
+            self.update()
+        elif self._drag == "pan":
+            delta = pos - self._last
+            self._last = pos
+            self.pan_by(delta.x(), delta.y())
+        elif self._near_divider(pos):
+            self.setCursor(Qt.CursorShape.SplitHCursor if self.mode == "split-v" else Qt.CursorShape.SplitVCursor)
+        else:
+            self.setCursor(Qt.CursorShape.OpenHandCursor if self.image_size()[0] else Qt.CursorShape.ArrowCursor)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._drag = None
+        self.unsetCursor()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_to(self.scale * (1.25**steps), event.position())

@@ -1,0 +1,225 @@
+"""The three controls (pixel strength, semantic strength, realism) plus scale, colour fix and description.
+
+Every change emits ``changed(RenderParams, kind)``: kind ``"strength"`` for the two strength sliders (the window
+can show an instant preview from cached corner images), ``"other"`` for anything that needs new network work.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine.api import RenderParams
+
+STEP = 0.05
+REALISM_CHOICES = [
+    ("Default (t = 1)", 1),
+    ("Fidelity (t = 250)", 250),
+    ("Neutral (t = 500)", 500),
+    ("Realism (t = 750)", 750),
+    ("Custom…", -1),
+]
+
+
+class StrengthControl(QWidget):
+    """A 0.00-2.00 slider in 0.05 steps with a spin box beside it; double-click the slider to reset to 1.0."""
+
+    value_changed = Signal(float)
+
+    def __init__(self, tooltip: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, round(2.0 / STEP))
+        self.slider.setPageStep(4)
+        self.spin = QDoubleSpinBox()
+        self.spin.setRange(0.0, 2.0)
+        self.spin.setSingleStep(STEP)
+        self.spin.setDecimals(2)
+        self.spin.setKeyboardTracking(False)
+        for w in (self.slider, self.spin):
+            w.setToolTip(tooltip + "\nDouble-click the slider to reset to 1.0.")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.slider, 1)
+        lay.addWidget(self.spin)
+        self.slider.valueChanged.connect(self._from_slider)
+        self.spin.valueChanged.connect(self._from_spin)
+        self.slider.installEventFilter(self)
+        self.set_value(1.0)
+
+    def value(self) -> float:
+        return round(self.spin.value(), 2)
+
+    def set_value(self, v: float) -> None:
+        self.spin.setValue(v)
+
+    def _from_slider(self, i: int) -> None:
+        v = round(i * STEP, 2)
+        if abs(self.spin.value() - v) > 1e-9:
+            self.spin.setValue(v)
+
+    def _from_spin(self, v: float) -> None:
+        self.slider.blockSignals(True)
+        self.slider.setValue(round(v / STEP))
+        self.slider.blockSignals(False)
+        self.value_changed.emit(round(v, 2))
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
+        if obj is self.slider and event.type() == QEvent.Type.MouseButtonDblClick:
+            self.set_value(1.0)
+            return True
+        return super().eventFilter(obj, event)
+
+
+class ControlsPanel(QWidget):
+    changed = Signal(object, str)  # RenderParams, "strength" | "other"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pix = StrengthControl(
+            "Pixel fidelity: how strongly the result sticks to the photo's own pixels and removes noise and blur.\n"
+            "0 keeps the blurry enlargement; higher values clean up more."
+        )
+        self.sem = StrengthControl(
+            "Semantic detail: how much plausible fine detail (texture, hair, foliage) the model adds.\n"
+            "0 adds none; above 1 adds more and may invent things that were not there."
+        )
+        self.realism = QComboBox()
+        for label, t in REALISM_CHOICES:
+            self.realism.addItem(label, t)
+        self.realism.setToolTip(
+            "Realism level: low keeps close to the original; higher levels trade fidelity for realistic detail.\n"
+            "Models trained with realism grouping respond best at 250 / 500 / 750."
+        )
+        self.custom_t = QSpinBox()
+        self.custom_t.setRange(1, 999)
+        self.custom_t.setValue(100)
+        self.custom_t.setToolTip("Custom realism level (diffusion timestep 1-999).")
+        self.custom_t.setVisible(False)
+        self.scale = QComboBox()
+        for s in (2, 3, 4):
+            self.scale.addItem(f"×{s}", s)
+        self.scale.setCurrentIndex(2)
+        self.scale.setToolTip("How many times larger the result is than the photo.")
+        self.color_fix = QComboBox()
+        for label, key in (("AdaIN (match colours)", "adain"), ("Wavelet (keep tones)", "wavelet"), ("None", "none")):
+            self.color_fix.addItem(label, key)
+        self.color_fix.setToolTip(
+            "Colour correction after the model: keeps the photo's colours.\n"
+            "AdaIN matches overall colour; Wavelet keeps the original's broad tones exactly; None shows the raw model."
+        )
+        self.prompt = QLineEdit()
+        self.prompt.setPlaceholderText("optional: a short description, e.g. 'old portrait of a woman'")
+        self.prompt.setToolTip(
+            "Describe the photo in a few words to guide added detail. Leave empty for the neutral default."
+        )
+        self.realism_note = QLabel("")
+        self.realism_note.setWordWrap(True)
+        self.realism_note.setStyleSheet("color: gray")
+
+        form = QFormLayout()
+        form.addRow("Pixel fidelity", self.pix)
+        form.addRow("Semantic detail", self.sem)
+        row = QHBoxLayout()
+        row.addWidget(self.realism, 1)
+        row.addWidget(self.custom_t)
+        form.addRow("Realism", row)
+        form.addRow("", self.realism_note)
+        form.addRow("Scale", self.scale)
+        form.addRow("Colour fix", self.color_fix)
+        form.addRow("Description", self.prompt)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addStretch(1)
+
+        self.pix.value_changed.connect(lambda _: self._emit("strength"))
+        self.sem.value_changed.connect(lambda _: self._emit("strength"))
+        self.realism.currentIndexChanged.connect(self._realism_changed)
+        self.custom_t.valueChanged.connect(lambda _: self._emit("other"))
+        self.scale.currentIndexChanged.connect(lambda _: self._emit("other"))
+        self.color_fix.currentIndexChanged.connect(lambda _: self._emit("other"))
+        self.prompt.editingFinished.connect(self._prompt_done)
+        self._last_prompt = ""
+
+    def _realism_changed(self) -> None:
+        self.custom_t.setVisible(self.realism.currentData() == -1)
+        self._emit("other")
+
+    def _prompt_done(self) -> None:
+        if self.prompt.text().strip() != self._last_prompt:
+            self._last_prompt = self.prompt.text().strip()
+            self._emit("other")
+
+    def realism_value(self) -> int:
+        t = self.realism.currentData()
+        return int(self.custom_t.value()) if t == -1 else int(t)
+
+    def params(self) -> RenderParams:
+        return RenderParams(
+            pix=self.pix.value(),
+            sem=self.sem.value(),
+            realism=self.realism_value(),
+            scale=int(self.scale.currentData()),
+            color_fix=str(self.color_fix.currentData()),
+            prompt=self.prompt.text().strip(),
+        )
+
+    def set_params(self, p: RenderParams) -> None:
+        widgets = (self.pix, self.sem, self.realism, self.custom_t, self.scale, self.color_fix, self.prompt)
+        for w in widgets:
+            w.blockSignals(True)
+        try:
+            self.pix.set_value(p.pix)
+            self.pix.slider.setValue(round(p.pix / STEP))
+            self.sem.set_value(p.sem)
+            self.sem.slider.setValue(round(p.sem / STEP))
+            idx = self.realism.findData(p.realism)
+            if idx < 0:
+                idx = self.realism.findData(-1)
+                self.custom_t.setValue(p.realism)
+            self.realism.setCurrentIndex(idx)
+            self.custom_t.setVisible(self.realism.currentData() == -1)
+            self.scale.setCurrentIndex(max(0, self.scale.findData(p.scale)))
+            self.color_fix.setCurrentIndex(max(0, self.color_fix.findData(p.color_fix)))
+            self.prompt.setText(p.prompt)
+            self._last_prompt = p.prompt
+        finally:
+            for w in widgets:
+                w.blockSignals(False)
+
+    def configure_for_model(self, supports_realism: bool, supports_prompt: bool, timesteps: tuple[int, ...]) -> None:
+        """Offer exactly what the loaded model can do."""
+        self.realism.blockSignals(True)
+        current = self.realism_value()
+        self.realism.clear()
+        if timesteps:
+            for t in timesteps:
+                self.realism.addItem(f"Level t = {t}", t)
+            self.realism_note.setText("This model was trained for these realism levels.")
+        else:
+            for label, t in REALISM_CHOICES:
+                self.realism.addItem(label, t)
+            self.realism_note.setText("")
+        idx = self.realism.findData(current)
+        self.realism.setCurrentIndex(idx if idx >= 0 else 0)
+        self.realism.blockSignals(False)
+        self.realism.setEnabled(supports_realism)
+        self.custom_t.setEnabled(supports_realism)
+        if not supports_realism:
+            self.realism.setToolTip("Realism levels need a diffusion model (PiSA-SR); this model has none.")
+            self.realism_note.setText("Realism needs a diffusion model.")
+        self.prompt.setEnabled(supports_prompt)
+
+    def _emit(self, kind: str) -> None:
+        self.changed.emit(self.params(), kind)

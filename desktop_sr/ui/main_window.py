@@ -1,0 +1,506 @@
+"""The main window: compare view, controls, menus, status bar, and the render controller that keeps the screen
+responsive (instant preview from cached corners, exact render of the visible region first, then the rest)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QWidget,
+)
+
+from .. import __version__
+from ..engine.api import ModelInfo, RenderParams
+from ..engine.loader import ModelSpec
+from ..imaging import SUPPORTED_READ_EXTENSIONS, Photo
+from .compare_view import CompareView
+from .controls import ControlsPanel
+from .export_dialog import ExportDialog
+from .images import blend_corners, colormap, qimage_from_rgb
+from .model_dialog import ChooseModelDialog
+from .settings import Settings, load_settings, save_settings
+from .worker import EngineWorker, Job
+
+log = logging.getLogger(__name__)
+NO_MODEL = "No model loaded.\nChoose one with Model ▸ Choose model… (Stable Diffusion 2.1-base + PiSA-SR adapters)."
+
+
+def corner_key(p: RenderParams) -> tuple[object, ...]:
+    """What the corner images depend on: everything but the two strengths."""
+    return (p.realism, p.scale, p.color_fix, p.prompt)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings_dir: Path | None = None, *, load_model: bool = True) -> None:
+        super().__init__()
+        self.settings_dir = settings_dir
+        self.settings, settings_warning = load_settings(settings_dir)
+        self.setWindowTitle("desktop-sr")
+        self.setAcceptDrops(True)
+
+        self.view = CompareView(self)
+        self.view.placeholder = "Open a photo (File ▸ Open, or drop it here)"
+        self.setCentralWidget(self.view)
+        self.controls = ControlsPanel(self)
+        dock = QDockWidget("Adjust", self)
+        dock.setObjectName("controls")
+        dock.setWidget(self.controls)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+
+        self.photo: Photo | None = None
+        self.photo_path: Path | None = None
+        self.model_info: ModelInfo | None = None
+        self.model_spec: ModelSpec | None = None
+        self.shown_params: RenderParams | None = None  # params of the exact result on screen
+        self.shown_kind = ""  # "preview" | "exact" | ""
+        self.corners: tuple[object, ...] | None = None
+        self.corners_for: tuple[object, ...] | None = None
+        self.detail_for: RenderParams | None = None
+        self.last_render_seconds: float | None = None
+        self.preview_count = 0
+
+        self.worker = EngineWorker()
+        self._connect_worker()
+        self.worker.start()
+        self._build_actions()
+        self._build_status()
+        self.controls.set_params(self._settings_params())
+        self.controls.changed.connect(self._controls_changed)
+        self.view.view_changed.connect(self._view_changed)
+        self._view_timer = QTimer(self, singleShot=True, interval=250)
+        self._view_timer.timeout.connect(lambda: None)
+
+        if self.settings.geometry:
+            self.restoreGeometry(QByteArray(base64.b64decode(self.settings.geometry)))
+        else:
+            self.resize(1280, 820)
+        if self.settings.window_state:
+            self.restoreState(QByteArray(base64.b64decode(self.settings.window_state)))
+        self.set_compare_mode(self.settings.compare_mode)
+        if settings_warning:
+            self.statusBar().showMessage(settings_warning, 15000)
+        if load_model:
+            self._load_initial_model()
+        self._update_model_state()
+
+    # -- construction ---------------------------------------------------------------------------------------------
+    def _connect_worker(self) -> None:
+        w = self.worker
+        w.model_loaded.connect(self._model_loaded)
+        w.model_failed.connect(self._model_failed)
+        w.photo_loaded.connect(self._photo_loaded)
+        w.photo_failed.connect(lambda msg: self.show_error("Cannot open the photo", msg))
+        w.rendered.connect(self._rendered)
+        w.corners_ready.connect(self._corners_ready)
+        w.detail_ready.connect(self._detail_ready)
+        w.progress.connect(self._progress)
+        w.busy_changed.connect(self._busy)
+        w.job_failed.connect(self.show_error)
+        w.cancelled.connect(lambda _id: self._set_badge("Cancelled" if self.shown_kind != "exact" else "Exact"))
+        w.export_done.connect(lambda p, s: self.statusBar().showMessage(f"Saved {p} ({s:.1f} s)", 10000))
+        w.export_failed.connect(lambda msg: self.show_error("Export failed", msg))
+
+    def _action(self, text: str, slot: object, shortcut: str | QKeySequence | None = None, tip: str = "") -> QAction:
+        a = QAction(text, self)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+        if tip:
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
+        a.triggered.connect(slot)  # type: ignore[arg-type]
+        return a
+
+    def _build_actions(self) -> None:
+        self.act_open = self._action("&Open…", self.open_dialog, QKeySequence.StandardKey.Open, "Open a photo")
+        self.act_save = self._action("&Save result as…", self.export_dialog, QKeySequence.StandardKey.SaveAs,
+                                     "Save the result with the photo's metadata")  # fmt: skip
+        self.act_batch = self._action("&Batch…", self.open_batch_dialog, "Ctrl+B", "Upscale a whole folder")
+        self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_fit = self._action("&Fit", self.view.fit, "Ctrl+0", "Fit the photo in the window")
+        self.act_100 = self._action("&100 %", self.view.actual_size, "Ctrl+1", "One photo pixel per screen pixel")
+        self.act_zoom_in = self._action("Zoom &in", lambda: self.view.zoom_to(self.view.scale * 1.25), "Ctrl+=")
+        self.act_zoom_out = self._action("Zoom &out", lambda: self.view.zoom_to(self.view.scale / 1.25), "Ctrl+-")
+        self.act_original = QAction("Show &original", self, checkable=True)
+        self.act_original.setToolTip("Show the original in place (or hold the \\ key)")
+        self.act_original.toggled.connect(self._toggle_original)
+        self.act_detail = QAction("&Detail map", self, checkable=True, shortcut=QKeySequence("Ctrl+D"))
+        self.act_detail.setToolTip("Colour where the semantic branch adds detail, to spot invented content")
+        self.act_detail.toggled.connect(self._toggle_detail)
+        self.act_cancel = self._action("&Cancel render", self.cancel_render, "Esc", "Stop the running render")
+        self.act_choose_model = self._action("&Choose model…", self.choose_model_dialog, None,
+                                             "Use Stable Diffusion 2.1-base with PiSA-SR adapters")  # fmt: skip
+        self.act_about = self._action("&About", self.about)
+        group = QActionGroup(self)
+        self.mode_actions: dict[str, QAction] = {}
+        for key, label in (("split-v", "Split &vertical"), ("split-h", "Split &horizontal"), ("side", "&Side by side")):
+            a = QAction(label, self, checkable=True)
+            a.triggered.connect(lambda _=False, k=key: self.set_compare_mode(k))
+            group.addAction(a)
+            self.mode_actions[key] = a
+
+        mb = self.menuBar()
+        file_menu = mb.addMenu("&File")
+        file_menu.addAction(self.act_open)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self._fill_recent()
+        file_menu.addAction(self.act_save)
+        file_menu.addAction(self.act_batch)
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_quit)
+        view_menu = mb.addMenu("&View")
+        for a in (self.act_fit, self.act_100, self.act_zoom_in, self.act_zoom_out):
+            view_menu.addAction(a)
+        view_menu.addSeparator()
+        for a in self.mode_actions.values():
+            view_menu.addAction(a)
+        view_menu.addSeparator()
+        view_menu.addAction(self.act_original)
+        view_menu.addAction(self.act_detail)
+        model_menu = mb.addMenu("&Model")
+        model_menu.addAction(self.act_choose_model)
+        model_menu.addAction(self.act_cancel)
+        mb.addMenu("&Help").addAction(self.act_about)
+
+        tb = self.addToolBar("Main")
+        tb.setObjectName("main-toolbar")
+        for a in (self.act_open, self.act_save, None, self.act_fit, self.act_100, None):
+            tb.addSeparator() if a is None else tb.addAction(a)
+        for a in self.mode_actions.values():
+            tb.addAction(a)
+        tb.addSeparator()
+        tb.addAction(self.act_original)
+        tb.addAction(self.act_detail)
+
+    def _build_status(self) -> None:
+        sb = self.statusBar()
+        self.lbl_sizes = QLabel("")
+        self.lbl_model = QLabel("")
+        self.lbl_badge = QLabel("")
+        self.lbl_time = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setTextVisible(True)
+        self.progress.setVisible(False)
+        self.btn_cancel = QPushButton("Cancel")
+        self.btn_cancel.setToolTip("Stop the running render (Esc)")
+        self.btn_cancel.clicked.connect(self.cancel_render)
+        self.btn_cancel.setVisible(False)
+        for w in (self.lbl_sizes, self.lbl_model, self.lbl_time, self.lbl_badge):
+            sb.addPermanentWidget(w)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.btn_cancel)
+
+    def _settings_params(self) -> RenderParams:
+        s = self.settings
+        try:
+            return RenderParams(pix=s.pix, sem=s.sem, realism=s.realism, scale=s.scale, color_fix=s.color_fix,
+                                prompt=s.prompt)  # fmt: skip
+        except ValueError:
+            return RenderParams()
+
+    # -- model ----------------------------------------------------------------------------------------------------
+    def _load_initial_model(self) -> None:
+        s = self.settings
+        spec: ModelSpec | None = None
+        if s.model_kind == "pisa-sr" and s.model_base and s.model_lora:
+            spec = ModelSpec.pisa(s.model_base, s.model_lora, s.model_name)
+        elif s.model_kind and s.model_kind != "pisa-sr":
+            spec = ModelSpec(kind=s.model_kind, name=s.model_name)
+        else:
+            try:
+                from ..models.registry import default_spec
+
+                spec = default_spec()
+            except ImportError:
+                spec = None
+        if spec is not None:
+            self.load_model(spec)
+
+    def load_model(self, spec: ModelSpec) -> None:
+        self.model_spec = spec
+        self.lbl_model.setText(f"Loading {spec.name}…")
+        self.worker.submit(Job("model", {"spec": spec, "device": self.settings.device}))
+
+    def _model_loaded(self, info: ModelInfo, description: str) -> None:
+        self.model_info = info
+        spec = self.model_spec
+        if spec is not None:
+            s = self.settings
+            s.model_kind, s.model_name = spec.kind, spec.name
+            s.model_base = str(spec.base_dir or "")
+            s.model_lora = str(spec.lora or "")
+        self.controls.configure_for_model(info.supports_realism, info.supports_prompt, info.trained_timesteps)
+        self._invalidate_results()
+        self._update_model_state()
+        self.statusBar().showMessage(f"Model loaded: {description}", 8000)
+        self.request_render("other")
+
+    def _model_failed(self, message: str) -> None:
+        self.model_info = None
+        self._update_model_state()
+        self.show_error("Cannot load the model", message)
+
+    def _update_model_state(self) -> None:
+        info = self.model_info
+        if info is None:
+            self.lbl_model.setText("No model")
+            self.view.placeholder = NO_MODEL if self.photo is None else self.view.placeholder
+        else:
+            self.lbl_model.setText(f"{info.name} · {info.device} · {info.dtype}")
+            self.view.placeholder = "Open a photo (File ▸ Open, or drop it here)"
+        self.act_save.setEnabled(info is not None and self.photo is not None)
+        self.view.update()
+
+    def choose_model_dialog(self) -> None:
+        dlg = ChooseModelDialog(self, self.settings.model_base, self.settings.model_lora)
+        if dlg.exec():
+            self.load_model(dlg.spec())
+
+    # -- photo ----------------------------------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        patterns = " ".join(f"*{e}" for e in sorted(SUPPORTED_READ_EXTENSIONS))
+        path, _ = QFileDialog.getOpenFileName(self, "Open photo", self.settings.last_folder, f"Photos ({patterns})")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> None:
+        path = Path(path)
+        self.photo_path = path
+        self.settings.last_folder = str(path.parent)
+        self.settings.add_recent(path)
+        self._fill_recent()
+        self.statusBar().showMessage(f"Opening {path}…")
+        self.worker.submit(Job("photo", {"path": str(path), "scale": self.controls.params().scale}))
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.settings.recent_files:
+            self.recent_menu.addAction(p, lambda p=p: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self.settings.recent_files))
+
+    def _photo_loaded(self, photo: Photo, before: object, scale: int) -> None:
+        new_photo = self.photo is None or photo.source != self.photo.source or photo is not self.photo
+        self.photo = photo
+        self.setWindowTitle(f"{photo.source.name} — desktop-sr")
+        if new_photo:
+            self._invalidate_results()
+        before_img = qimage_from_rgb(before)  # type: ignore[arg-type]
+        same_size = self.view.after is not None and self.view.after.size() == before_img.size()
+        self.view.set_images(before_img, self.view.after if same_size else None, keep_view=not new_photo)
+        h, w = photo.height, photo.width
+        self.lbl_sizes.setText(f"{w}×{h} → {w * scale}×{h * scale}")
+        self.statusBar().showMessage(f"Opened {photo.source}", 5000)
+        self._update_model_state()
+        self.request_render("other")
+
+    def _invalidate_results(self) -> None:
+        self.corners = self.corners_for = None
+        self.detail_for = None
+        self.shown_params = None
+        self.view.overlay = None
+        self.view.set_after(None)
+        self._set_badge("")
+
+    # -- rendering ------------------------------------------------------------------------------------------------
+    def _controls_changed(self, params: RenderParams, kind: str) -> None:
+        s = self.settings
+        s.pix, s.sem, s.realism, s.scale = params.pix, params.sem, params.realism, params.scale
+        s.color_fix, s.prompt = params.color_fix, params.prompt
+        if self.photo is not None and self.view.before is not None:
+            want = (self.photo.width * params.scale, self.photo.height * params.scale)
+            if (self.view.before.width(), self.view.before.height()) != want:
+                self.worker.submit(Job("scale", {"scale": params.scale}))
+                return  # the new 'before' arrives first, then renders
+        self.request_render(kind)
+
+    def request_render(self, kind: str = "other") -> None:
+        """Show an instant preview if the corners allow it, then queue the exact render (newest wins)."""
+        if self.model_info is None or self.photo is None:
+            return
+        params = self.controls.params()
+        if params == self.shown_params and self.shown_kind == "exact":
+            return
+        if self.corners is not None and self.corners_for == corner_key(params):
+            self.view.set_after(qimage_from_rgb(blend_corners(self.corners, params.pix, params.sem)))  # type: ignore[arg-type]
+            self.preview_count += 1
+            self._set_badge("Preview", "instant blend of cached results; the exact render follows")
+        region = self.view.visible_image_rect()
+        self.worker.supersede_running("render")
+        self.worker.submit(Job("render", {"params": params, "region": region}))
+        if self.act_detail.isChecked():
+            self.worker.submit(Job("detail", {"params": params}))
+
+    def _view_changed(self) -> None:
+        pass  # results cover the whole photo once exact; nothing to re-render on pan/zoom
+
+    def _rendered(self, job_id: int, params: RenderParams, image: object, region: object, seconds: float) -> None:
+        if params != self.controls.params():
+            return  # a stale result: the controls have moved on
+        img = qimage_from_rgb(image)  # type: ignore[arg-type]
+        if region is not None:
+            x0, y0, _x1, _y1 = region  # type: ignore[misc]
+            self.view.paste_after(img, x0, y0)
+            self._set_badge("Exact (visible part)", "the visible part is exact; the rest is still rendering")
+            return
+        self.view.set_after(img)
+        self.shown_params = params
+        self.shown_kind = "exact"
+        self.last_render_seconds = seconds
+        self.lbl_time.setText(f"Render {seconds:.2f} s")
+        self._set_badge("Exact", "the exact result for these settings")
+        self._update_model_state()
+        if self.corners_for != corner_key(params) and self.model_info is not None:
+            self.worker.submit(Job("corners", {"params": params}))
+
+    def _corners_ready(self, params: RenderParams, corners: object) -> None:
+        if corner_key(params) == corner_key(self.controls.params()):
+            self.corners = corners  # type: ignore[assignment]
+            self.corners_for = corner_key(params)
+
+    def _detail_ready(self, params: RenderParams, values: object) -> None:
+        if params == self.controls.params() and self.act_detail.isChecked():
+            self.view.overlay = qimage_from_rgb(colormap(values))  # type: ignore[arg-type]
+            self.detail_for = params
+            self.view.update()
+
+    def _toggle_detail(self, on: bool) -> None:
+        self.view.show_overlay = on
+        if on and self.model_info is not None and self.photo is not None:
+            if not self.model_info.supports_realism and self.model_info.kind == "bundled":
+                pass
+            self.worker.submit(Job("detail", {"params": self.controls.params()}))
+        self.view.update()
+
+    def _progress(self, done: int, total: int, stage: str) -> None:
+        self.progress.setVisible(True)
+        self.progress.setMaximum(max(1, total))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{stage} %v/%m")
+
+    def _busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.btn_cancel.setVisible(busy)
+        if busy and self.shown_kind != "exact":
+            self.progress.setMaximum(0)  # indeterminate until the first report
+
+    def _set_badge(self, text: str, tip: str = "") -> None:
+        self.shown_kind = {"Preview": "preview", "Exact": "exact"}.get(text, self.shown_kind if text else "")
+        self.view.badge = text
+        self.lbl_badge.setText(f"<b>{text}</b>" if text else "")
+        self.lbl_badge.setToolTip(tip)
+        self.view.update()
+
+    def cancel_render(self) -> None:
+        self.worker.cancel()
+        self.statusBar().showMessage("Render cancelled", 4000)
+
+    # -- export, batch, about -------------------------------------------------------------------------------------
+    def export_dialog(self) -> None:
+        if self.photo is None or self.model_info is None:
+            return
+        params = self.controls.params()
+        s = self.settings
+        dlg = ExportDialog(self, self.photo.source, params.scale, s.last_folder, s.export_format, s.export_bit_depth,
+                           s.export_quality, s.name_template)  # fmt: skip
+        if dlg.exec():
+            self.export_to(dlg.target(), dlg.options())
+            s.export_format, s.export_quality = dlg.fmt(), dlg.quality.value()
+            s.export_bit_depth = int(dlg.depth.currentData())
+
+    def export_to(self, path: Path, options: object) -> None:
+        self.statusBar().showMessage(f"Saving {path}…")
+        self.worker.submit(Job("export", {"params": self.controls.params(), "path": str(path), "options": options}))
+
+    def open_batch_dialog(self) -> None:
+        try:
+            from .batch_dialog import BatchDialog
+        except ImportError:
+            QMessageBox.information(self, "Batch", "Batch export is not available in this build.")
+            return
+        dlg = BatchDialog(
+            self,
+            model_spec=self.model_spec,
+            params=self.controls.params(),
+            current_photo=self.photo_path,
+            settings_dir=self.settings_dir,
+        )
+        dlg.show()
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About desktop-sr",
+            f"<b>desktop-sr {__version__}</b><br>Diffusion super-resolution for photos.<br>"
+            "PiSA-SR (pixel and semantic LoRA on Stable Diffusion 2.1-base) with RCOD-style realism levels.<br>"
+            f"Model: {self.model_info.name if self.model_info else 'none'}"
+            + (f" — weights licence: {self.model_info.licence}" if self.model_info and self.model_info.licence else ""),
+        )
+
+    def show_error(self, title: str, message: str) -> None:
+        self.statusBar().showMessage(f"{title}: {message}", 10000)
+        QMessageBox.critical(self, title, message)
+
+    # -- view modes, keys, drops, closing ---------------------------------------------------------------------------
+    def set_compare_mode(self, mode: str) -> None:
+        if mode not in self.mode_actions:
+            mode = "split-v"
+        self.view.set_mode(mode)
+        self.mode_actions[mode].setChecked(True)
+        self.settings.compare_mode = mode
+
+    def _toggle_original(self, on: bool) -> None:
+        self.view.show_original = on
+        self.view.update()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.view.show_original = True
+            self.view.update()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.view.show_original = self.act_original.isChecked()
+            self.view.update()
+            return
+        super().keyReleaseEvent(event)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            self.open_path(files[0])
+            event.acceptProposedAction()
+
+    def save_settings(self) -> None:
+        self.settings.geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
+        self.settings.window_state = base64.b64encode(bytes(self.saveState().data())).decode()
+        save_settings(self.settings, self.settings_dir)
+
+    def closeEvent(self, event: object) -> None:  # noqa: N802
+        self.save_settings()
+        self.worker.stop()
+        super().closeEvent(event)  # type: ignore[arg-type]
+
+
+def current_settings(window: MainWindow) -> Settings:
+    return window.settings
+
+
+__all__ = ["MainWindow", "QWidget"]
