@@ -1,0 +1,210 @@
+"""``desktop-sr batch INPUT... -o OUT_DIR``: upscale folders headless with the same runner as the dialog.
+
+Exit codes (those of desktop_sr.cli): 0 every photo written or already there, 1 some photo failed or the batch was
+cancelled (the failures are listed on stderr), 2 bad usage such as an invalid name template (reported before
+anything runs), 3 the model could not be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..cli_common import StageBar, add_model_args, add_render_args, params_from_args, spec_from_args, tiles_from_args
+from ..engine.api import UpscaleSession
+from ..engine.errors import ModelError
+from ..imaging import SaveOptions
+from .control import BatchControl
+from .manifest import Manifest, ManifestError
+from .naming import DEFAULT_TEMPLATE, FIELDS, TemplateError
+from .plan import ON_CONFLICT, OUTPUT_FORMATS, RENAME_STYLES, BatchSettings, PlanError, PlanItem, make_plan
+from .progress import Progress, format_eta
+from .runner import BatchListener, BatchRunner, FileResult, ModelLoadFailed
+
+
+def add_batch_parser(sub: argparse._SubParsersAction) -> None:
+    fields = ", ".join("{" + f + "}" for f in FIELDS)
+    p = sub.add_parser(
+        "batch",
+        help="upscale many photos or whole folders; resumable",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo files and/or folders")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="output folder")
+    p.add_argument("-r", "--recursive", action="store_true", help="include sub-folders, mirrored under OUT_DIR")
+    p.add_argument("--name", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
+                   help=f"output name without extension (default {DEFAULT_TEMPLATE}); fields: {fields}")  # fmt: skip
+    p.add_argument("--on-conflict", choices=ON_CONFLICT, default="skip",
+                   help="when an output exists: skip it (default), overwrite it, or rename the new one")  # fmt: skip
+    p.add_argument("--rename-style", choices=tuple(RENAME_STYLES), default="paren",
+                   help='paren: "name (1).png" (default); underscore: "name_1.png"')  # fmt: skip
+    g = p.add_argument_group("output file")
+    g.add_argument("--format", choices=OUTPUT_FORMATS, default="png",
+                   help="png (default), jpeg, webp, tiff, or same (as the source; PNG for BMP/HEIC)")  # fmt: skip
+    g.add_argument("--bit-depth", type=int, choices=(8, 16), help="PNG/TIFF bits per channel (default: the source's)")
+    g.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1..100 (default 95)")
+    g.add_argument("--strip-metadata", action="store_true", help="do not copy EXIF/XMP/DPI from the sources")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (source -> output, action) and stop")
+    p.add_argument("--fresh", action="store_true",
+                   help="ignore the record of earlier runs (default: resume, skipping finished photos)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_model_args(p)
+    add_render_args(p)
+    p.set_defaults(func=run_batch)
+
+
+def _err(message: str) -> None:
+    print(f"desktop-sr batch: {message}", file=sys.stderr)
+
+
+class _CliListener(BatchListener):
+    """A bar over the photos (with our pixel-based ETA) and the per-file tile bar of ``upscale``."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.enabled = enabled
+        self.bar = tqdm(total=total, unit="photo", disable=not enabled, file=sys.stderr, dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} {postfix}")  # fmt: skip
+        self.stage: StageBar | None = None
+
+    def model_loading(self) -> None:
+        self.bar.set_postfix_str("loading the model…")
+
+    def file_started(self, item: PlanItem, progress: Progress) -> None:
+        self._close_stage()
+        self.stage = StageBar(item.source.name, enabled=self.enabled)
+        self.bar.set_postfix_str(f"ETA {format_eta(progress.eta_seconds)}")
+
+    def tile_progress(self, progress: Progress) -> None:
+        if self.stage is not None:
+            self.stage(progress.tile_done, progress.tile_total, progress.stage)
+
+    def file_finished(self, result: FileResult, progress: Progress) -> None:
+        self._close_stage()
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"ETA {format_eta(progress.eta_seconds)}")
+        if result.status == "failed" and self.enabled:
+            self.bar.write(f"failed: {result.source}: {result.reason}", file=sys.stderr)
+
+    def paused(self, paused: bool) -> None:
+        self.bar.set_postfix_str("paused" if paused else "")
+
+    def _close_stage(self) -> None:
+        if self.stage is not None:
+            self.stage.close()
+            self.stage = None
+
+    def close(self) -> None:
+        self._close_stage()
+        self.bar.close()
+
+
+@contextlib.contextmanager
+def _ctrl_c_cancels(control: BatchControl) -> Iterator[None]:
+    """First Ctrl-C cancels cleanly (the photo in progress is abandoned within a tile); a second one aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if control.cancelled:
+            raise KeyboardInterrupt
+        _err("cancelling after the current tile (Ctrl-C again to abort)…")
+        control.cancel()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    from ..cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
+
+    try:
+        params = params_from_args(args)
+        save = SaveOptions(
+            format=None if args.format == "same" else args.format,
+            bit_depth=args.bit_depth,
+            quality=args.quality,
+            keep_metadata=not args.strip_metadata,
+        )
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    spec = None
+    if not args.dry_run or args.model or args.lora:
+        try:
+            spec = spec_from_args(args)
+        except ModelError as exc:
+            _err(f"cannot load the model: {exc}")
+            return EXIT_MODEL
+    settings = BatchSettings(
+        output_dir=args.output,
+        params=params,
+        template=args.name,
+        save=save,
+        on_conflict=args.on_conflict,
+        rename_style=args.rename_style,
+        recursive=args.recursive,
+        model_name=spec.name if spec is not None else "model",
+    )
+    try:
+        settings.validate()  # the template first: a typo must not cost a model load or a folder scan
+        manifest = None if args.fresh else Manifest(args.output)
+        plan = make_plan(args.inputs, settings, manifest)
+    except (TemplateError, PlanError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except ManifestError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    for refused in plan.refused:
+        _err(f"{refused.path}: {refused.reason}")
+    if not plan.items:
+        _err("no photos found" + ("" if args.recursive else " (use --recursive for sub-folders)"))
+        return EXIT_FAILED
+    if not args.quiet or args.dry_run:
+        print(f"{plan.describe()} -> {args.output}", file=sys.stderr)
+    if args.dry_run:
+        for item in plan.items:
+            note = f" ({item.conflict})" if item.conflict else ""
+            print(f"{item.source}\t{item.target}\t{item.action}{note}")
+        return EXIT_OK if not plan.refused else EXIT_FAILED
+
+    assert spec is not None
+    tiles = tiles_from_args(args)
+
+    def load() -> UpscaleSession:
+        from ..engine.loader import open_session
+
+        return open_session(spec, device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles)
+
+    control = BatchControl()
+    listener = _CliListener(len(plan.items), enabled=not args.quiet)
+    runner = BatchRunner(plan, load, listener=listener, control=control)
+    try:
+        with _ctrl_c_cancels(control):
+            summary = runner.run()
+    except ModelLoadFailed as exc:
+        listener.close()
+        _err(f"cannot load the model: {exc}")
+        return EXIT_MODEL
+    except ManifestError as exc:
+        listener.close()
+        _err(str(exc))
+        return EXIT_FAILED
+    listener.close()
+    for path, reason in summary.failures:
+        if not any(path == r.path for r in plan.refused):
+            _err(f"failed: {path}: {reason}")
+    _err(summary.describe())
+    return EXIT_OK if summary.ok else EXIT_FAILED

@@ -1,0 +1,109 @@
+"""Progress snapshots and the ETA of a batch.
+
+The ETA learns seconds per output megapixel from the files rendered so far rather than seconds per file: a folder
+mixes phone snaps and 40 MP scans, and per-file averages swing wildly. Files not read yet are assumed to be of the
+average size seen so far. Skipped, already-done and failed files take no model time and do not count. Time spent
+paused is excluded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where the batch is. ``fraction`` is overall (0..1), counting the current file's tiles."""
+
+    total: int  # items in the plan
+    finished: int  # items settled (written, skipped, done before, failed)
+    index: int  # 0-based index of the current item
+    current: Path | None
+    tile_done: int = 0
+    tile_total: int = 0
+    stage: str = ""
+    fraction: float = 0.0
+    eta_seconds: float | None = None
+    elapsed: float = 0.0
+
+
+# Share of one render each engine stage takes on the tiny and on real models alike, roughly; only used to turn
+# (stage, tile) into a fraction of the current file for a smooth bar.
+_STAGE_SPAN = {"encode": (0.0, 0.2), "unet": (0.2, 0.75), "decode": (0.75, 1.0)}
+
+
+def stage_fraction(stage: str, done: int, total: int) -> float:
+    """Fraction of the current file's render that is done, from the engine's (done, total, stage) report."""
+    key = next((k for k in _STAGE_SPAN if stage.startswith(k)), "unet")
+    lo, hi = _STAGE_SPAN[key]
+    return lo + (hi - lo) * (done / total if total > 0 else 1.0)
+
+
+class EtaEstimator:
+    def __init__(self, to_render: int) -> None:
+        self.to_render = to_render
+        self.rendered = 0
+        self.render_seconds = 0.0
+        self.megapixels = 0.0
+        self._started = time.perf_counter()
+        self._paused_total = 0.0
+        self._file_start: float | None = None
+        self._file_mp: float | None = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started - self._paused_total
+
+    def add_pause(self, seconds: float) -> None:
+        self._paused_total += seconds
+        if self._file_start is not None:
+            self._file_start += seconds
+
+    def file_started(self, megapixels: float | None = None) -> None:
+        self._file_start = time.perf_counter()
+        self._file_mp = megapixels
+
+    def file_sized(self, megapixels: float) -> None:
+        self._file_mp = megapixels
+
+    def file_rendered(self) -> None:
+        """The current file finished successfully: learn from it."""
+        if self._file_start is not None:
+            self.render_seconds += time.perf_counter() - self._file_start
+            self.megapixels += self._file_mp or 0.0
+            self.rendered += 1
+        self._file_start = None
+
+    def file_abandoned(self, counted: bool = True) -> None:
+        """The current file failed or was skipped: it leaves the queue without teaching us anything."""
+        self._file_start = None
+        if counted:
+            self.to_render = max(0, self.to_render - 1)
+
+    def eta(self, current_fraction: float = 0.0) -> float | None:
+        """Seconds left, or None until one file has been rendered."""
+        if self.rendered == 0 or self.render_seconds <= 0:
+            return None
+        remaining = max(0, self.to_render - self.rendered)
+        if self.megapixels > 0:
+            per_mp = self.render_seconds / self.megapixels
+            avg_mp = self.megapixels / self.rendered
+            current_mp = self._file_mp or avg_mp
+        else:
+            per_mp, avg_mp, current_mp = self.render_seconds / self.rendered, 1.0, 1.0
+        if self._file_start is not None and remaining > 0:
+            current_left = max(0.0, per_mp * current_mp * (1.0 - current_fraction))
+            return current_left + per_mp * avg_mp * (remaining - 1)
+        return per_mp * avg_mp * remaining
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
