@@ -1,0 +1,613 @@
+"""The batch export dialog: choose photos and folders, see the planned outputs (conflicts highlighted) before
+starting, follow progress with ETA and the current file, pause or cancel, and read a summary of what failed and why.
+
+Non-modal and threaded: the main window stays usable while a batch runs. Planning, naming and collision rules
+all come from :mod:`desktop_sr.batch`, so the dialog shows exactly what the runner (and the CLI) will do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QBrush, QCloseEvent, QColor, QDesktopServices
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..batch import (
+    DEFAULT_TEMPLATE,
+    FIELDS,
+    BatchSettings,
+    BatchSummary,
+    FileResult,
+    Manifest,
+    ManifestError,
+    Plan,
+    PlanError,
+    PlanItem,
+    Progress,
+    TemplateError,
+    format_eta,
+    make_plan,
+)
+from ..batch.runner import FAILED
+from ..engine.api import COLOR_FIXES, SCALES, RenderParams
+from ..engine.loader import ModelSpec
+from ..engine.tiling import TileSettings
+from ..imaging import SUPPORTED_READ_EXTENSIONS, SaveOptions
+from .batch_worker import BatchWorker
+from .settings import config_dir, load_settings
+
+log = logging.getLogger(__name__)
+PREVIEW_ROWS = 200  # the table shows the first rows of the plan; the summary line counts all of them
+CONFLICT_COLOUR = QColor(255, 224, 160)
+REFUSED_COLOUR = QColor(255, 190, 190)
+_ACTION_TEXT = {"write": "new", "overwrite": "overwrite", "rename": "rename", "skip": "skip (exists)",
+                "done": "done earlier"}  # fmt: skip
+_FORMATS = (("Same as source", "same"), ("PNG", "png"), ("JPEG", "jpeg"), ("WebP", "webp"), ("TIFF", "tiff"))
+_CONFLICTS = (
+    ("Skip it", ("skip", "paren")),
+    ("Overwrite it", ("overwrite", "paren")),
+    ('Keep both: "name (1)"', ("rename", "paren")),
+    ('Keep both: "name_1"', ("rename", "underscore")),
+)
+
+
+class BatchDialog(QDialog):
+    """Batch export. ``params`` (the window's current sliders) and ``current_photo`` seed the dialog."""
+
+    #: Emitted with the summary when a batch ends (finished or cancelled).
+    finished_batch = Signal(object)
+
+    def __init__(
+        self,
+        parent: QWidget | None,
+        *,
+        model_spec: ModelSpec | None,
+        params: RenderParams,
+        current_photo: Path | None,
+        settings_dir: Path | None,
+        device: str = "auto",
+        tiles: TileSettings | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Batch export")
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+        self.model_spec, self.current_photo = model_spec, current_photo
+        self.prompt = params.prompt
+        self.device, self.tiles = device, tiles
+        self.settings_path = (settings_dir or config_dir()) / "batch.json"
+        self.inputs: list[Path] = []
+        self.plan: Plan | None = None
+        self.worker: BatchWorker | None = None
+        self.summary: BatchSummary | None = None
+        self.failures: list[FileResult] = []
+        self._build(params)
+        self._restore()
+        self._plan_timer = QTimer(self, singleShot=True, interval=300)
+        self._plan_timer.timeout.connect(self.refresh_plan)
+        for signal in (self.output.textChanged, self.template.textChanged, self.recursive.toggled,
+                       self.format.currentIndexChanged, self.conflict.currentIndexChanged,
+                       self.scale.currentIndexChanged, self.pix.valueChanged, self.sem.valueChanged,
+                       self.realism.valueChanged, self.color_fix.currentIndexChanged, self.depth.currentIndexChanged,
+                       self.quality.valueChanged, self.keep_meta.toggled):  # fmt: skip
+            signal.connect(self._schedule_plan)
+        self.format.currentIndexChanged.connect(self._format_changed)
+        self._format_changed()
+        self._set_running(False)
+        self.refresh_plan()
+        self.resize(980, 760)
+
+    # -- construction ---------------------------------------------------------------------------------------------
+    def _build(self, params: RenderParams) -> None:
+        # Photos
+        self.input_list = QListWidget()
+        self.input_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.btn_add_files = QPushButton("Add photos…")
+        self.btn_add_folder = QPushButton("Add folder…")
+        self.btn_add_current = QPushButton("Add the open photo")
+        self.btn_add_current.setEnabled(self.current_photo is not None)
+        self.btn_add_current.setToolTip(str(self.current_photo) if self.current_photo else "No photo is open")
+        self.btn_remove = QPushButton("Remove")
+        self.btn_clear = QPushButton("Clear")
+        self.btn_add_files.clicked.connect(self._browse_files)
+        self.btn_add_folder.clicked.connect(self._browse_folder)
+        self.btn_add_current.clicked.connect(lambda: self.add_paths([self.current_photo] if self.current_photo else []))
+        self.btn_remove.clicked.connect(self._remove_selected)
+        self.btn_clear.clicked.connect(lambda: self.set_inputs([]))
+        self.recursive = QCheckBox("Include sub-folders (mirrored in the output folder)")
+        buttons = QVBoxLayout()
+        for b in (self.btn_add_files, self.btn_add_folder, self.btn_add_current, self.btn_remove, self.btn_clear):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        top = QHBoxLayout()
+        top.addWidget(self.input_list, 1)
+        top.addLayout(buttons)
+        photos = QGroupBox("Photos")
+        pl = QVBoxLayout(photos)
+        pl.addLayout(top)
+        pl.addWidget(self.recursive)
+
+        # Output
+        self.output = QLineEdit()
+        self.output.setPlaceholderText("Folder for the results")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_output)
+        orow = QHBoxLayout()
+        orow.addWidget(self.output, 1)
+        orow.addWidget(browse)
+        self.template = QLineEdit(DEFAULT_TEMPLATE)
+        self.template.setToolTip("Fields: " + "; ".join(f"{{{k}}} {v}" for k, v in FIELDS.items()))
+        self.format = QComboBox()
+        for label, key in _FORMATS:
+            self.format.addItem(label, key)
+        self.depth = QComboBox()
+        self.depth.addItem("As the source", None)
+        self.depth.addItem("8 bit", 8)
+        self.depth.addItem("16 bit", 16)
+        self.quality = QSpinBox()
+        self.quality.setRange(1, 100)
+        self.quality.setValue(95)
+        self.conflict = QComboBox()
+        for label, value in _CONFLICTS:
+            self.conflict.addItem(label, value)
+        self.keep_meta = QCheckBox("Keep metadata (EXIF, XMP, colour profile, DPI)")
+        self.keep_meta.setChecked(True)
+        fmt_row = QHBoxLayout()
+        fmt_row.addWidget(self.format)
+        fmt_row.addWidget(QLabel("Bit depth"))
+        fmt_row.addWidget(self.depth)
+        fmt_row.addWidget(QLabel("Quality"))
+        fmt_row.addWidget(self.quality)
+        fmt_row.addStretch(1)
+        out_box = QGroupBox("Output")
+        of = QFormLayout(out_box)
+        of.addRow("Folder", orow)
+        of.addRow("Name", self.template)
+        of.addRow("Format", fmt_row)
+        of.addRow("If a file exists", self.conflict)
+        of.addRow("", self.keep_meta)
+
+        # Result (seeded from the window's sliders)
+        self.pix, self.sem = QDoubleSpinBox(), QDoubleSpinBox()
+        for box, value in ((self.pix, params.pix), (self.sem, params.sem)):
+            box.setDecimals(2)
+            box.setRange(0.0, 2.0)
+            box.setSingleStep(0.05)
+            box.setValue(value)
+        self.realism = QSpinBox()
+        self.realism.setRange(1, 999)
+        self.realism.setValue(params.realism)
+        self.scale = QComboBox()
+        for s in SCALES:
+            self.scale.addItem(f"×{s}", s)
+        self.scale.setCurrentIndex(max(0, self.scale.findData(params.scale)))
+        self.color_fix = QComboBox()
+        for c in COLOR_FIXES:
+            self.color_fix.addItem(c, c)
+        self.color_fix.setCurrentIndex(max(0, self.color_fix.findData(params.color_fix)))
+        res_row = QHBoxLayout()
+        for label, w in (("Pixel", self.pix), ("Semantic", self.sem), ("Realism", self.realism),
+                         ("Scale", self.scale), ("Colour fix", self.color_fix)):  # fmt: skip
+            res_row.addWidget(QLabel(label))
+            res_row.addWidget(w)
+        res_row.addStretch(1)
+        self.model_label = QLabel(self.model_spec.describe() if self.model_spec else "No model chosen")
+        self.model_label.setWordWrap(True)
+        res_box = QGroupBox("Result")
+        rl = QVBoxLayout(res_box)
+        rl.addLayout(res_row)
+        rl.addWidget(self.model_label)
+
+        # Plan preview
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["Photo", "Output", "Action"])
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        hh.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.plan_label = QLabel()
+        self.plan_label.setWordWrap(True)
+
+        # Progress and summary
+        self.total_bar = QProgressBar()
+        self.total_bar.setRange(0, 1000)
+        self.file_bar = QProgressBar()
+        self.file_bar.setFormat("%v / %m tiles")
+        self.current_label = QLabel()
+        self.eta_label = QLabel()
+        self.summary_text = QPlainTextEdit(readOnly=True)
+        self.summary_text.setVisible(False)
+        self.summary_text.setMaximumHeight(160)
+
+        self.btn_start = QPushButton("Start")
+        self.btn_start.setDefault(True)
+        self.btn_pause = QPushButton("Pause")
+        self.btn_cancel = QPushButton("Cancel")
+        self.btn_open = QPushButton("Open output folder")
+        self.btn_close = QPushButton("Close")
+        self.btn_start.clicked.connect(self.start)
+        self.btn_pause.clicked.connect(self.toggle_pause)
+        self.btn_cancel.clicked.connect(self.cancel)
+        self.btn_open.clicked.connect(self.open_output_folder)
+        self.btn_close.clicked.connect(self.close)
+        brow = QHBoxLayout()
+        brow.addWidget(self.btn_open)
+        brow.addStretch(1)
+        for b in (self.btn_start, self.btn_pause, self.btn_cancel, self.btn_close):
+            brow.addWidget(b)
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(photos, 1)
+        lay.addWidget(out_box)
+        lay.addWidget(res_box)
+        lay.addWidget(self.plan_label)
+        lay.addWidget(self.table, 4)
+        lay.addWidget(self.current_label)
+        lay.addWidget(self.file_bar)
+        lay.addWidget(self.total_bar)
+        lay.addWidget(self.eta_label)
+        lay.addWidget(self.summary_text)
+        lay.addLayout(brow)
+
+    # -- remembered choices ---------------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        """Last output folder and options from batch.json; the template and format default to the export's."""
+        app_settings, _ = load_settings(self.settings_path.parent)
+        self.template.setText(app_settings.name_template or DEFAULT_TEMPLATE)
+        self.format.setCurrentIndex(max(0, self.format.findData(app_settings.export_format)))
+        self.quality.setValue(app_settings.export_quality)
+        try:
+            saved = json.loads(self.settings_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(saved, dict):
+            return
+        if isinstance(saved.get("output"), str):
+            self.output.setText(saved["output"])
+        if isinstance(saved.get("template"), str) and saved["template"]:
+            self.template.setText(saved["template"])
+        if isinstance(saved.get("format"), str):
+            self.format.setCurrentIndex(max(0, self.format.findData(saved["format"])))
+        if isinstance(saved.get("conflict"), int) and 0 <= saved["conflict"] < self.conflict.count():
+            self.conflict.setCurrentIndex(saved["conflict"])
+        if isinstance(saved.get("recursive"), bool):
+            self.recursive.setChecked(saved["recursive"])
+        if isinstance(saved.get("keep_metadata"), bool):
+            self.keep_meta.setChecked(saved["keep_metadata"])
+
+    def _save(self) -> None:
+        data = {"output": self.output.text(), "template": self.template.text(), "format": self.format.currentData(),
+                "conflict": self.conflict.currentIndex(), "recursive": self.recursive.isChecked(),
+                "keep_metadata": self.keep_meta.isChecked()}  # fmt: skip
+        with contextlib.suppress(OSError):
+            self.settings_path.parent.mkdir(parents=True, exist_ok=True)
+            self.settings_path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+
+    # -- inputs ---------------------------------------------------------------------------------------------------
+    def add_paths(self, paths: list[Path | str]) -> None:
+        for p in paths:
+            path = Path(p)
+            if path not in self.inputs:
+                self.inputs.append(path)
+                self.input_list.addItem(str(path) + ("  (folder)" if path.is_dir() else ""))
+        if not self.output.text() and self.inputs:
+            first = self.inputs[0]
+            base = first if first.is_dir() else first.parent
+            self.output.setText(str(base.parent / f"{base.name}_upscaled"))
+        self._schedule_plan()
+
+    def set_inputs(self, paths: list[Path | str]) -> None:
+        self.inputs.clear()
+        self.input_list.clear()
+        self.add_paths(paths)
+        self._schedule_plan()
+
+    def _remove_selected(self) -> None:
+        rows = sorted((self.input_list.row(i) for i in self.input_list.selectedItems()), reverse=True)
+        for r in rows:
+            self.input_list.takeItem(r)
+            del self.inputs[r]
+        self._schedule_plan()
+
+    def _browse_files(self) -> None:
+        pattern = " ".join(f"*{e}" for e in sorted(SUPPORTED_READ_EXTENSIONS))
+        files, _ = QFileDialog.getOpenFileNames(self, "Add photos", "", f"Photos ({pattern});;All files (*)")
+        self.add_paths(list(files))
+
+    def _browse_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
+        if folder:
+            self.add_paths([folder])
+
+    def _browse_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output.text())
+        if folder:
+            self.output.setText(folder)
+
+    # -- settings and plan ----------------------------------------------------------------------------------------
+    def _format_changed(self) -> None:
+        fmt = self.format.currentData()
+        self.depth.setEnabled(fmt in ("png", "tiff", "same"))
+        self.quality.setEnabled(fmt in ("jpeg", "webp", "same"))
+
+    def params(self) -> RenderParams:
+        return RenderParams(pix=self.pix.value(), sem=self.sem.value(), realism=self.realism.value(),
+                            scale=int(self.scale.currentData()), color_fix=str(self.color_fix.currentData()),
+                            prompt=self.prompt)  # fmt: skip
+
+    def batch_settings(self) -> BatchSettings:
+        """The settings as shown. Raises ValueError (TemplateError, PlanError) when they cannot work."""
+        fmt = self.format.currentData()
+        policy, style = self.conflict.currentData()
+        save = SaveOptions(format=None if fmt == "same" else fmt, bit_depth=self.depth.currentData(),
+                           quality=self.quality.value(), keep_metadata=self.keep_meta.isChecked())  # fmt: skip
+        text = self.output.text().strip()
+        if not text:
+            raise PlanError("choose an output folder")
+        settings = BatchSettings(
+            output_dir=Path(text).expanduser(), params=self.params(), template=self.template.text(), save=save,
+            on_conflict=policy, rename_style=style, recursive=self.recursive.isChecked(),
+            model_name=self.model_spec.name if self.model_spec else "model",
+        )  # fmt: skip
+        settings.validate()
+        return settings
+
+    def _schedule_plan(self) -> None:
+        if self.worker is None:
+            self._plan_timer.start()
+
+    def refresh_plan(self) -> Plan | None:
+        """Plan again and fill the preview; shows the error instead when the settings cannot work."""
+        self.plan = None
+        self.template.setStyleSheet("")
+        try:
+            settings = self.batch_settings()
+            manifest = Manifest(settings.output_dir)
+            plan = make_plan(self.inputs, settings, manifest)
+        except TemplateError as exc:
+            self.template.setStyleSheet("background: #ffd0d0")
+            self._show_problem(str(exc))
+            return None
+        except (PlanError, ManifestError, ValueError) as exc:
+            self._show_problem(str(exc))
+            return None
+        self.plan = plan
+        self._fill_table(plan)
+        if not self.inputs:
+            self._show_problem("Add photos or a folder.")
+        elif not plan.items:
+            hint = "" if self.recursive.isChecked() else " Sub-folders are not included."
+            self._show_problem("No photos found." + hint)
+        else:
+            conflicts = len(plan.conflicts)
+            note = f" — {conflicts} conflict{'s' if conflicts != 1 else ''} (highlighted)" if conflicts else ""
+            self.plan_label.setText(f"<b>Plan:</b> {plan.describe()}{note}")
+        self._update_start()
+        return plan
+
+    def _show_problem(self, text: str) -> None:
+        self.plan_label.setText(f"<span style='color:#b00020'>{_html(text)}</span>")
+        if self.plan is None:
+            self.table.setRowCount(0)
+        self._update_start()
+
+    def _fill_table(self, plan: Plan) -> None:
+        rows: list[tuple[str, str, str, str, QColor | None]] = []
+        out = Path(plan.settings.output_dir)
+        for r in plan.refused:
+            rows.append((str(r.path), "", "refused", r.reason, REFUSED_COLOUR))
+        for item in plan.items[:PREVIEW_ROWS]:
+            action = _ACTION_TEXT.get(item.action, item.action)
+            rows.append((str(item.source), _rel(item.target, out), action, item.conflict,
+                         CONFLICT_COLOUR if item.conflict else None))  # fmt: skip
+        if len(plan.items) > PREVIEW_ROWS:
+            rows.append((f"… and {len(plan.items) - PREVIEW_ROWS} more", "", "", "", None))
+        self.table.setRowCount(len(rows))
+        for r, (src, dst, action, why, colour) in enumerate(rows):
+            for c, text in enumerate((src, dst, action + (f" ({why})" if why else ""))):
+                cell = QTableWidgetItem(text)
+                if why:
+                    cell.setToolTip(why)
+                if colour is not None:
+                    cell.setBackground(QBrush(colour))
+                self.table.setItem(r, c, cell)
+
+    def _update_start(self) -> None:
+        running = self.worker is not None
+        ok = self.plan is not None and any(i.runs for i in self.plan.items) and self.model_spec is not None
+        self.btn_start.setEnabled(ok and not running)
+        if self.model_spec is None:
+            self.btn_start.setToolTip("Choose a model first (Model ▸ Choose model…)")
+        else:
+            self.btn_start.setToolTip("")
+
+    # -- running --------------------------------------------------------------------------------------------------
+    def _set_running(self, running: bool) -> None:
+        for w in (self.input_list, self.btn_add_files, self.btn_add_folder, self.btn_remove, self.btn_clear,
+                  self.recursive, self.output, self.template, self.format, self.depth, self.quality, self.conflict,
+                  self.keep_meta, self.pix, self.sem, self.realism, self.scale, self.color_fix):  # fmt: skip
+            w.setEnabled(not running)
+        self.btn_add_current.setEnabled(not running and self.current_photo is not None)
+        self.btn_pause.setEnabled(running)
+        self.btn_cancel.setEnabled(running)
+        self.btn_pause.setText("Pause")
+        if not running:
+            self._format_changed()
+        self._update_start()
+
+    def start(self) -> bool:
+        """Plan once more (the folder may have changed) and start the worker. False if it cannot start."""
+        if self.worker is not None:
+            return False
+        if self.model_spec is None:
+            QMessageBox.information(self, "Batch export", "Choose a model first (Model ▸ Choose model…).")
+            return False
+        plan = self.refresh_plan()
+        if plan is None or not any(i.runs for i in plan.items):
+            return False
+        self._save()
+        self.summary, self.failures = None, []
+        self.summary_text.clear()
+        self.summary_text.setVisible(False)
+        self.total_bar.setValue(0)
+        self.file_bar.setRange(0, 1)
+        self.file_bar.setValue(0)
+        self.eta_label.setText("")
+        worker = BatchWorker(plan, self.model_spec, device=self.device, tiles=self.tiles, parent=self)
+        worker.model_loading.connect(lambda: self.current_label.setText("Loading the model…"))
+        worker.file_started.connect(self._file_started)
+        worker.tile_progress.connect(self._tile_progress)
+        worker.file_finished.connect(self._file_finished)
+        worker.paused_changed.connect(self._paused_changed)
+        worker.batch_done.connect(self._done)
+        worker.batch_failed.connect(self._failed)
+        self.worker = worker
+        self._set_running(True)
+        worker.start()
+        return True
+
+    def toggle_pause(self) -> None:
+        if self.worker is None:
+            return
+        if self.worker.control.paused:
+            self.worker.resume()
+            self.btn_pause.setText("Pause")
+            self.current_label.setText(self.current_label.text().removesuffix(" — paused"))
+        else:
+            self.worker.pause()
+            self.btn_pause.setText("Resume")
+            self.current_label.setText(self.current_label.text() + " — paused")
+
+    def cancel(self) -> None:
+        """Stop within one tile; the photo in progress is abandoned and leaves no file."""
+        if self.worker is not None:
+            self.worker.cancel()
+            self.btn_cancel.setEnabled(False)
+            self.btn_pause.setEnabled(False)
+            self.current_label.setText("Cancelling…")
+
+    def _file_started(self, item: PlanItem, progress: Progress) -> None:
+        self.current_label.setText(f"{progress.index + 1} of {progress.total}: {item.source.name} → {item.target.name}")
+        self.file_bar.setRange(0, 1)
+        self.file_bar.setValue(0)
+        self._show_progress(progress)
+
+    def _tile_progress(self, progress: Progress) -> None:
+        self.file_bar.setRange(0, max(1, progress.tile_total))
+        self.file_bar.setValue(progress.tile_done)
+        self.file_bar.setFormat(f"{progress.stage}: %v / %m tiles")
+        self._show_progress(progress)
+
+    def _file_finished(self, result: FileResult, progress: Progress) -> None:
+        if result.status == FAILED:
+            self.failures.append(result)
+        self._show_progress(progress)
+
+    def _show_progress(self, progress: Progress) -> None:
+        self.total_bar.setValue(int(progress.fraction * 1000))
+        self.total_bar.setFormat(f"{progress.finished} / {progress.total} photos")
+        self.eta_label.setText(f"Elapsed {format_eta(progress.elapsed)} — remaining {format_eta(progress.eta_seconds)}")
+
+    def _paused_changed(self, paused: bool) -> None:
+        self.eta_label.setText("Paused" if paused else self.eta_label.text())
+
+    def _finish_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.wait()
+            self.worker.deleteLater()
+        self.worker = None
+        self._set_running(False)
+
+    def _done(self, summary: BatchSummary) -> None:
+        self.summary = summary
+        self._finish_worker()
+        self.file_bar.setValue(self.file_bar.maximum() if not summary.cancelled else 0)
+        if not summary.cancelled:
+            self.total_bar.setValue(1000)
+        self.current_label.setText("Cancelled." if summary.cancelled else "Finished.")
+        self.eta_label.setText(summary.describe())
+        lines = [summary.describe()]
+        if summary.failures:
+            lines.append("")
+            lines.append(f"{len(summary.failures)} photo(s) failed:")
+            lines += [f"{path}: {reason}" for path, reason in summary.failures]
+        self.summary_text.setPlainText("\n".join(lines))
+        self.summary_text.setVisible(True)
+        self.refresh_plan()
+        self.finished_batch.emit(summary)
+
+    def _failed(self, message: str) -> None:
+        self._finish_worker()
+        self.current_label.setText("The batch could not start.")
+        self.summary_text.setPlainText(message)
+        self.summary_text.setVisible(True)
+        QMessageBox.warning(self, "Batch export", message)
+        self.finished_batch.emit(None)
+
+    def open_output_folder(self) -> bool:
+        folder = Path(self.output.text().strip()).expanduser()
+        if not folder.is_dir():
+            QMessageBox.information(self, "Batch export", f"{folder} does not exist yet.")
+            return False
+        return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))))
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def reject(self) -> None:
+        """Escape closes like the Close button (so a running batch is never left going in a hidden dialog)."""
+        self.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        """Closing while running asks first; yes cancels (within a tile) and waits for the worker to stop."""
+        if self.worker is not None:
+            answer = QMessageBox.question(self, "Batch export", "A batch is running. Cancel it and close?")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.worker.cancel()
+            self.worker.wait()
+            self.worker = None
+        self._save()
+        event.accept()
+        self.done(QDialog.DialogCode.Rejected)  # not super(): QDialog's closeEvent calls reject(), which closes
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
