@@ -495,8 +495,13 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: object) -> None:  # noqa: N802
         self.save_settings()
-        self.worker.stop()
+        self.shutdown_worker()
         super().closeEvent(event)  # type: ignore[arg-type]
+
+    def shutdown_worker(self) -> None:
+        """Stop the worker thread; nothing it reported after this point reaches the window."""
+        self.worker.blockSignals(True)
+        self.worker.stop()
 
 
 def current_settings(window: MainWindow) -> Settings:

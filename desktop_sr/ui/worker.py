@@ -3,12 +3,17 @@
 The GUI thread never waits on torch. It posts jobs; a newer job of the same kind replaces a queued one
 (dragging a slider queues one render, not twenty); the running job can be cancelled between tiles. Results
 come back as Qt signals carrying numpy uint8 images, converted here so the GUI thread only wraps them.
+
+The thread never emits Qt signals itself: it puts events in a queue that a GUI-thread timer drains and emits
+from there. Queued cross-thread signals to Python callables crash PySide when the receiving callable is freed
+while an event is still pending (seen with PySide6 6.12); emitting only on the GUI thread rules that out.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 import time
 import traceback
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..engine.api import CancelToken, RenderParams, UpscaleSession
 from ..engine.errors import Cancelled, EngineError
@@ -42,7 +47,17 @@ class Job:
 _PRIORITY = {"model": 0, "photo": 1, "scale": 1, "render": 2, "export": 3, "detail": 4, "corners": 5}
 
 
-class EngineWorker(QThread):
+class _Emitter:
+    """Stands in for a signal inside the worker thread: records the emission for the GUI thread to replay."""
+
+    def __init__(self, events: queue.SimpleQueue, name: str) -> None:
+        self._events, self._name = events, name
+
+    def emit(self, *args: object) -> None:
+        self._events.put((self._name, args))
+
+
+class EngineWorker(QObject):
     model_loaded = Signal(object, str)  # ModelInfo, description
     model_failed = Signal(str)
     photo_loaded = Signal(object, object, int)  # Photo, before image (uint8 H x W x 3), scale
@@ -57,8 +72,19 @@ class EngineWorker(QThread):
     export_done = Signal(str, float)
     export_failed = Signal(str)
 
-    def __init__(self, parent: object | None = None) -> None:
+    SIGNALS = (
+        "model_loaded", "model_failed", "photo_loaded", "photo_failed", "rendered", "corners_ready",
+        "detail_ready", "progress", "busy_changed", "job_failed", "cancelled", "export_done", "export_failed",
+    )  # fmt: skip
+
+    def __init__(self, parent: QObject | None = None, poll_ms: int = 10) -> None:
         super().__init__(parent)
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._emit = {name: _Emitter(self._events, name) for name in self.SIGNALS}
+        self._timer = QTimer(self)
+        self._timer.setInterval(poll_ms)
+        self._timer.timeout.connect(self.deliver)
+        self._thread: threading.Thread | None = None
         self._cond = threading.Condition()
         self._queue: list[Job] = []
         self._stop = False
@@ -90,14 +116,37 @@ class EngineWorker(QThread):
             if self._running is not None and self._running.kind == kind and self._token is not None:
                 self._token.cancel()
 
-    def stop(self) -> None:
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="desktop-sr-engine", daemon=True)
+        self._thread.start()
+        self._timer.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
         with self._cond:
             self._stop = True
             self._queue.clear()
             if self._token is not None:
                 self._token.cancel()
             self._cond.notify()
-        self.wait(30000)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._timer.stop()
+        while not self._events.empty():  # drop what was never delivered
+            self._events.get_nowait()
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def deliver(self) -> None:
+        """GUI thread: emit the worker's events in order; of a burst of progress reports only the last."""
+        pending = []
+        while not self._events.empty():
+            pending.append(self._events.get_nowait())
+        last_progress = max((i for i, (name, _) in enumerate(pending) if name == "progress"), default=-1)
+        for i, (name, args) in enumerate(pending):
+            if name == "progress" and i != last_progress:
+                continue
+            getattr(self, name).emit(*args)
 
     def pending(self) -> list[str]:
         with self._cond:
@@ -120,16 +169,16 @@ class EngineWorker(QThread):
         with self._cond:
             return any(j.kind == "render" for j in self._queue)
 
-    def run(self) -> None:  # noqa: D401 - QThread entry point
+    def run(self) -> None:
         while True:
             job = self._next()
             if job is None:
                 break
-            self.busy_changed.emit(True)
+            self._emit["busy_changed"].emit(True)
             try:
                 getattr(self, f"_do_{job.kind}")(job)
             except Cancelled:
-                self.cancelled.emit(job.id)
+                self._emit["cancelled"].emit(job.id)
             except (EngineError, PhotoError, ValueError, OSError) as exc:
                 self._fail(job, str(exc))
             except Exception as exc:  # noqa: BLE001 - the worker must survive anything the engine throws
@@ -141,22 +190,22 @@ class EngineWorker(QThread):
                     self._running = None
                     idle = not self._queue
                 if idle:
-                    self.busy_changed.emit(False)
+                    self._emit["busy_changed"].emit(False)
         if self.session is not None:
             self.session.close()
 
     def _fail(self, job: Job, message: str) -> None:
         if job.kind == "model":
-            self.model_failed.emit(message)
+            self._emit["model_failed"].emit(message)
         elif job.kind == "photo":
-            self.photo_failed.emit(message)
+            self._emit["photo_failed"].emit(message)
         elif job.kind == "export":
-            self.export_failed.emit(message)
+            self._emit["export_failed"].emit(message)
         else:
-            self.job_failed.emit(f"{job.kind.capitalize()} failed", message)
+            self._emit["job_failed"].emit(f"{job.kind.capitalize()} failed", message)
 
     def _progress(self, done: int, total: int, stage: str) -> None:
-        self.progress.emit(done, total, stage)
+        self._emit["progress"].emit(done, total, stage)
 
     # -- jobs ---------------------------------------------------------------------------------------------------
     def _do_model(self, job: Job) -> None:
@@ -168,7 +217,7 @@ class EngineWorker(QThread):
         self.session = session
         if self.photo is not None:
             session.set_photo(self.photo.rgb)
-        self.model_loaded.emit(session.info, spec.describe())
+        self._emit["model_loaded"].emit(session.info, spec.describe())
 
     def _before(self, scale: int) -> np.ndarray:
         assert self.photo is not None
@@ -184,12 +233,12 @@ class EngineWorker(QThread):
         if self.session is not None:
             self.session.set_photo(photo.rgb)
         scale = int(job.payload.get("scale", 4))  # type: ignore[call-overload]
-        self.photo_loaded.emit(photo, self._before(scale), scale)
+        self._emit["photo_loaded"].emit(photo, self._before(scale), scale)
 
     def _do_scale(self, job: Job) -> None:
         if self.photo is not None:
             scale = int(job.payload["scale"])  # type: ignore[call-overload]
-            self.photo_loaded.emit(self.photo, self._before(scale), scale)
+            self._emit["photo_loaded"].emit(self.photo, self._before(scale), scale)
 
     def _do_render(self, job: Job) -> None:
         if self.session is None or self.photo is None:
@@ -201,25 +250,27 @@ class EngineWorker(QThread):
         start = time.perf_counter()
         if region is not None and tuple(region) != (0, 0, w, h):  # type: ignore[arg-type]
             part = self.session.render(params, region=region, progress=self._progress, cancel=token)  # type: ignore[arg-type]
-            self.rendered.emit(job.id, params, to_uint8(part), tuple(region), time.perf_counter() - start)  # type: ignore[arg-type]
+            self._emit["rendered"].emit(job.id, params, to_uint8(part), tuple(region), time.perf_counter() - start)  # type: ignore[arg-type]
             if self._newer_render_queued():
                 return  # the rest would be stale: the user has moved on
         image = self.session.render(params, progress=self._progress, cancel=token)
         self.render_count += 1
-        self.rendered.emit(job.id, params, to_uint8(image), None, time.perf_counter() - start)
+        self._emit["rendered"].emit(job.id, params, to_uint8(image), None, time.perf_counter() - start)
 
     def _do_corners(self, job: Job) -> None:
         if self.session is None or self.photo is None:
             return
         params: RenderParams = job.payload["params"]  # type: ignore[assignment]
         c = self.session.corners(params, progress=self._progress, cancel=self._token)
-        self.corners_ready.emit(params, (to_uint8(c.base), to_uint8(c.pix), to_uint8(c.full)))
+        self._emit["corners_ready"].emit(params, (to_uint8(c.base), to_uint8(c.pix), to_uint8(c.full)))
 
     def _do_detail(self, job: Job) -> None:
         if self.session is None or self.photo is None:
             return
         params: RenderParams = job.payload["params"]  # type: ignore[assignment]
-        self.detail_ready.emit(params, self.session.detail_map(params, progress=self._progress, cancel=self._token))
+        self._emit["detail_ready"].emit(
+            params, self.session.detail_map(params, progress=self._progress, cancel=self._token)
+        )
 
     def _do_export(self, job: Job) -> None:
         if self.session is None or self.photo is None:
@@ -230,4 +281,4 @@ class EngineWorker(QThread):
         start = time.perf_counter()
         image = self.session.render(params, progress=self._progress, cancel=self._token)
         write_photo(path, image, like=self.photo, scale=params.scale, options=options)
-        self.export_done.emit(str(path), time.perf_counter() - start)
+        self._emit["export_done"].emit(str(path), time.perf_counter() - start)

@@ -1,0 +1,234 @@
+"""The desktop app driven as a person would, with a tiny random model (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPointF, QTimer
+from PySide6.QtWidgets import QMessageBox
+
+from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.loader import ModelSpec
+from desktop_sr.engine.pisa_session import load_pisa_session
+from desktop_sr.imaging import read_photo, to_uint8
+from desktop_sr.ui.images import rgb_from_qimage
+from desktop_sr.ui.main_window import NO_MODEL, MainWindow
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def photo_path(tmp_path) -> Path:
+    p = tmp_path / "astronaut.png"
+    Image.open(DATA / "astronaut_64.png").crop((0, 0, 48, 40)).save(p)
+    return p
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
+    errors: list[tuple[str, str]] = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a: errors.append((title, text)))
+    w = MainWindow(settings_dir=tmp_path / "config", load_model=False)
+    w.errors = errors  # type: ignore[attr-defined]
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
+def load(qtbot, window: MainWindow, tiny_model, photo_path: Path) -> None:
+    with qtbot.waitSignal(window.worker.model_loaded, timeout=60000):
+        window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
+    with qtbot.waitSignal(window.worker.rendered, timeout=60000, check_params_cb=lambda *a: a[3] is None):
+        window.open_path(photo_path)
+
+
+def wait_exact(qtbot, window: MainWindow, params: RenderParams, timeout: int = 60000) -> None:
+    qtbot.waitUntil(lambda: window.shown_params == params and window.shown_kind == "exact", timeout=timeout)
+
+
+def engine_result(tiny_model, photo_path: Path, params: RenderParams) -> np.ndarray:
+    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    session.set_photo(read_photo(photo_path).rgb)
+    return to_uint8(session.render(params))
+
+
+def test_open_move_slider_and_see_the_engine_result(qtbot, window, tiny_model, photo_path):
+    load(qtbot, window, tiny_model, photo_path)
+    wait_exact(qtbot, window, RenderParams())
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(5)
+    window.controls.pix.slider.setValue(10)  # 0.50
+    window.controls.sem.spin.setValue(1.4)
+    params = RenderParams(pix=0.5, sem=1.4)
+    assert window.controls.params() == params
+    wait_exact(qtbot, window, params)
+    timer.stop()
+    shown = rgb_from_qimage(window.view.after)
+    assert shown.shape == (160, 192, 3)
+    assert np.array_equal(shown, engine_result(tiny_model, photo_path, params))
+    assert len(ticks) >= 3  # the event loop kept running while the worker computed
+    assert "Exact" in window.lbl_badge.text()
+    assert "48×40 → 192×160" in window.lbl_sizes.text()
+
+
+def test_instant_preview_from_cached_corners(qtbot, window, tiny_model, photo_path):
+    load(qtbot, window, tiny_model, photo_path)
+    wait_exact(qtbot, window, RenderParams())
+    qtbot.waitUntil(lambda: window.corners is not None, timeout=60000)
+    start = time.perf_counter()
+    window.controls.sem.slider.setValue(30)  # 1.50
+    elapsed = time.perf_counter() - start
+    assert window.preview_count == 1 and window.shown_kind == "preview"
+    assert elapsed < 0.1  # the first update is on screen within 100 ms
+    wait_exact(qtbot, window, RenderParams(sem=1.5))
+
+
+def test_twenty_rapid_changes_end_in_the_last_without_stale_renders(qtbot, window, tiny_model, photo_path):
+    load(qtbot, window, tiny_model, photo_path)
+    wait_exact(qtbot, window, RenderParams())
+    before = window.worker.render_count
+    for i in range(20):
+        window.controls.pix.slider.setValue(i + 1)
+    final = RenderParams(pix=1.0, sem=1.0).with_(pix=round(20 * 0.05, 2))
+    window.controls.sem.slider.setValue(19)
+    final = final.with_(sem=0.95)
+    wait_exact(qtbot, window, final)
+    qtbot.waitUntil(lambda: not window.worker.pending(), timeout=30000)
+    assert window.shown_params == final
+    assert window.worker.render_count - before < 10  # coalesced, not one render per change
+
+
+def test_compare_modes_keep_before_and_after_aligned(qtbot, window, tiny_model, photo_path):
+    load(qtbot, window, tiny_model, photo_path)
+    view = window.view
+    point = QPointF(37.5, 81.25)
+    for mode in ("split-v", "split-h", "side"):
+        window.set_compare_mode(mode)
+        view.zoom_to(3.0, QPointF(120, 90))
+        view.pan_by(-40, 25)
+        before_pos = view.image_to_widget(point, 0)
+        after_pos = view.image_to_widget(point, 1 if mode == "side" else 0)
+        pane_shift = QPointF(view.pane_rect(1).left() - view.pane_rect(0).left(), 0) if mode == "side" else QPointF()
+        assert after_pos - pane_shift == before_pos
+        back = view.widget_to_image(after_pos)
+        assert abs(back.x() - point.x()) < 1e-6 and abs(back.y() - point.y()) < 1e-6
+    view.actual_size()
+    assert view.scale == 1.0
+
+
+def test_cancel_stops_a_running_job(qtbot, window, tiny_model, photo_path, monkeypatch):
+    load(qtbot, window, tiny_model, photo_path)
+    session = window.worker.session
+    real_render = session.render
+
+    def slow_render(params, *, region=None, progress=None, cancel=None):
+        for i in range(200):
+            if progress:
+                progress(i, 200, "unet")
+            cancel.check()
+            time.sleep(0.02)
+        return real_render(params, region=region, progress=progress, cancel=cancel)
+
+    monkeypatch.setattr(session, "render", slow_render)
+    window.controls.color_fix.setCurrentIndex(2)
+    qtbot.waitUntil(lambda: window.btn_cancel.isVisible(), timeout=10000)
+    with qtbot.waitSignal(window.worker.cancelled, timeout=10000):
+        window.cancel_render()
+    assert window.shown_params != window.controls.params()
+
+
+def test_engine_error_shows_a_dialog_and_the_window_survives(qtbot, window, tiny_model, photo_path, monkeypatch):
+    load(qtbot, window, tiny_model, photo_path)
+    session = window.worker.session
+    real_render = session.render
+
+    def broken(*a, **k):
+        raise RuntimeError("the GPU caught fire")
+
+    monkeypatch.setattr(session, "render", broken)
+    with qtbot.waitSignal(window.worker.job_failed, timeout=10000):
+        window.controls.pix.slider.setValue(5)
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=5000)
+    assert "caught fire" in window.errors[0][1]
+    monkeypatch.setattr(session, "render", real_render)
+    window.controls.pix.slider.setValue(6)
+    wait_exact(qtbot, window, RenderParams(pix=0.3))
+
+
+def test_missing_photo_and_bad_model_give_errors(qtbot, window, tmp_path):
+    with qtbot.waitSignal(window.worker.photo_failed, timeout=10000):
+        window.open_path(tmp_path / "nope.jpg")
+    with qtbot.waitSignal(window.worker.model_failed, timeout=10000):
+        window.load_model(ModelSpec.pisa(tmp_path, tmp_path / "x.pkl"))
+    qtbot.waitUntil(lambda: len(window.errors) == 2, timeout=5000)
+    assert "not found" in window.errors[0][1]
+    assert window.model_info is None and window.lbl_model.text() == "No model"
+
+
+def test_starts_without_a_model_and_says_so(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
+    try:
+        import desktop_sr.models.registry as registry
+
+        monkeypatch.setattr(registry, "default_spec", lambda: None)
+    except ImportError:
+        pass  # no model manager: no default model either
+    w = MainWindow(settings_dir=tmp_path / "cfg")
+    qtbot.addWidget(w)
+    try:
+        assert w.model_info is None and w.model_spec is None
+        assert w.view.placeholder == NO_MODEL
+        assert not w.act_save.isEnabled()
+        assert w.lbl_model.text() == "No model"
+    finally:
+        w.close()
+
+
+def test_settings_round_trip_and_corrupt_file(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
+    cfg = tmp_path / "cfg"
+    w = MainWindow(settings_dir=cfg, load_model=False)
+    qtbot.addWidget(w)
+    w.controls.pix.slider.setValue(7)
+    w.controls.scale.setCurrentIndex(0)
+    w.set_compare_mode("side")
+    w.settings.add_recent("/photos/a.jpg")
+    w.close()
+    data = json.loads((cfg / "settings.json").read_text())
+    assert data["pix"] == 0.35 and data["scale"] == 2 and data["compare_mode"] == "side"
+    w2 = MainWindow(settings_dir=cfg, load_model=False)
+    qtbot.addWidget(w2)
+    assert w2.controls.params().pix == 0.35 and w2.controls.params().scale == 2
+    assert w2.view.mode == "side" and w2.settings.recent_files == ["/photos/a.jpg"]
+    w2.close()
+    (cfg / "settings.json").write_text("{ this is not json")
+    w3 = MainWindow(settings_dir=cfg, load_model=False)
+    qtbot.addWidget(w3)
+    assert w3.controls.params() == RenderParams()
+    assert "unreadable" in w3.statusBar().currentMessage()
+    assert (cfg / "settings.json.broken").exists()
+    w3.close()
+
+
+def test_export_keeps_metadata_and_never_overwrites_the_source(qtbot, window, tiny_model, tmp_path):
+    src = tmp_path / "shot.jpg"
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    Image.open(DATA / "astronaut_64.png").convert("RGB").crop((0, 0, 32, 32)).save(src, exif=exif)
+    load(qtbot, window, tiny_model, src)
+    out = tmp_path / "shot_x4.png"
+    from desktop_sr.imaging import SaveOptions
+
+    with qtbot.waitSignal(window.worker.export_done, timeout=60000):
+        window.export_to(out, SaveOptions(format="png"))
+    img = Image.open(out)
+    assert img.size == (128, 128) and img.getexif()[0x010F] == "TestCam"
