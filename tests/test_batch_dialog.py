@@ -141,3 +141,22 @@ def test_cancel_from_the_dialog_stops_within_one_tile_and_leaves_no_partial_file
     plan = dlg.refresh_plan()
     assert plan is not None and [i.action for i in plan.items] == ["done", "write", "write"]
     assert srcs[0].exists()
+
+
+def test_the_main_window_opens_the_dialog_with_its_photo_and_sliders(qtbot, tmp_path, monkeypatch):
+    from desktop_sr.ui.main_window import MainWindow
+
+    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
+    window = MainWindow(settings_dir=tmp_path / "config", load_model=False)
+    qtbot.addWidget(window)
+    try:
+        window.photo_path = photos(tmp_path / "in", 1, seed=5)[0]
+        window.controls.set_params(RenderParams(pix=0.4, sem=1.6, scale=3))
+        window.open_batch_dialog()
+        (dlg,) = window.findChildren(BatchDialog)
+        assert dlg.isVisible() and not dlg.isModal()  # the window stays usable
+        assert (dlg.pix.value(), dlg.sem.value(), dlg.scale.currentData()) == (0.4, 1.6, 3)
+        assert dlg.btn_add_current.isEnabled() and dlg.current_photo == window.photo_path
+        dlg.close()
+    finally:
+        window.close()
