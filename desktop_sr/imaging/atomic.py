@@ -1,14 +1,23 @@
-"""Atomic file writes: a temp file in the target folder, fsync, rename. A failure leaves no trace and no half file."""
+"""Atomic file writes: a temp file in the target folder, fsync, rename. A failure leaves no trace and no half file.
+
+The temp file is created with the usual permissions (0666 less the umask, like any new file; an existing
+target's mode is kept), not the owner-only mode of :func:`tempfile.mkstemp`, so exported photos are as readable
+as the user expects on shared folders.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
 from .errors import PhotoError
+
+_TEMP_SUFFIX = ".part"
 
 
 def _reason(exc: OSError) -> str:
@@ -18,43 +27,83 @@ def _reason(exc: OSError) -> str:
         return "permission denied"
     if exc.errno == errno.EROFS:
         return "the disk is read-only"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the file name is too long"
     return exc.strerror or str(exc)
+
+
+def _create_temp(folder: Path, stem: str) -> Path:
+    """A new, empty, uniquely named hidden file beside the target (same file system, so the rename is atomic)."""
+    for _ in range(100):
+        tmp = folder / f".{stem[:80]}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name")
+
+
+def _discard(tmp: Path) -> None:
+    with contextlib.suppress(OSError):  # never let the clean-up hide the error that caused it
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))  # write access: Windows cannot flush read-only
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable; not possible on every platform (Windows), where it is skipped."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` to produce the file, then move it over ``path`` in one step.
 
-    An existing ``path`` stays untouched until the new file is complete and flushed to disk; on any error the
-    temp file is removed and the error re-raised (OS errors as :class:`PhotoError` with a plain reason).
+    An existing ``path`` stays untouched until the new file is complete and flushed to disk; on any error
+    (including KeyboardInterrupt) the temp file is removed and the error re-raised, OS errors as
+    :class:`PhotoError` with a plain reason.
     """
     path = Path(path)
     if path.is_dir():
         raise PhotoError(path, "is a folder; choose a file name")
-    if not path.parent.is_dir():
-        raise PhotoError(path, f"the folder {path.parent} does not exist")
+    folder = path.parent
+    if not folder.is_dir():
+        raise PhotoError(path, f"the folder {folder} does not exist")
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
+        old_mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+    except OSError:
+        old_mode = None
+    try:
+        tmp = _create_temp(folder, path.stem)
     except OSError as exc:
         raise PhotoError(path, f"cannot write here: {_reason(exc)}") from exc
-    os.close(fd)
-    tmp = Path(name)
     try:
         write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        if old_mode is not None:
+            os.chmod(tmp, old_mode)
+        _fsync_file(tmp)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise PhotoError(path, f"cannot write: {_reason(exc)}") from exc
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
-    try:  # make the rename itself durable; not possible on every platform
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    _fsync_folder(folder)
     return path

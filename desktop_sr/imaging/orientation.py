@@ -16,11 +16,11 @@ def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
     elif orientation == 4:
         a = a[::-1]
     elif orientation == 5:
-        a = np.swapaxes(a, 0, 1)
+        a = np.swapaxes(a, 0, 1)  # transpose: the stored top-left corner stays top-left
     elif orientation == 6:
         a = np.rot90(a, -1)
     elif orientation == 7:
-        a = np.rot90(a, 1)[::-1]
+        a = np.rot90(a, -1)[::-1]  # transverse: the stored top-left corner ends bottom-right
     elif orientation == 8:
         a = np.rot90(a, 1)
     return np.ascontiguousarray(a)

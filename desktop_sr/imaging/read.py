@@ -1,194 +1,201 @@
 """Reading photos: every format Pillow knows, 16-bit PNG/TIFF at full depth, orientation applied, sRGB pixels.
 
-Hostile files (empty, truncated, not an image, decompression bombs, folders, unreadable) raise one
+Hostile files (empty, truncated, not an image, decompression bombs, folders, pipes, unreadable) raise one
 :class:`PhotoError` with a plain reason and never another exception type, so a batch can list it and go on.
-The source is opened read-only and read once.
+The source is opened read-only, read once into memory, and never opened again.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import warnings
+import stat
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .color import is_srgb, to_srgb
+from .color import ProfileError, grey_is_srgb, grey_to_srgb, is_srgb, profile_name, profile_space, to_srgb
+from .decode import (
+    Decoded,
+    TooManyPixels,
+    check_size,
+    deep_pixels,
+    is_tiff,
+    pillow_limits,
+    pillow_pixels,
+    tifffile_pixels,
+)
 from .errors import PhotoError
-from .orientation import ORIENTATION_TAG, apply_orientation
+from .formats import HAVE_HEIF, HEIF_EXTENSIONS, SUPPORTED_READ_EXTENSIONS, is_probably_image
+from .metadata import ORIENTATION_TAG, portable_exif, read_dpi, read_orientation, read_xmp
+from .orientation import apply_orientation
 from .photo import Photo
 
+__all__ = ["DEFAULT_MAX_PIXELS", "SUPPORTED_READ_EXTENSIONS", "is_probably_image", "read_photo"]
+
+#: The default pixel limit: 200 megapixels (a 150 MP medium-format photo reads; a 1-gigapixel bomb does not).
 DEFAULT_MAX_PIXELS = 200_000_000
 
-try:  # optional extra: HEIC/HEIF and AVIF
-    import pillow_heif
 
-    pillow_heif.register_heif_opener()
-    if hasattr(pillow_heif, "register_avif_opener"):
-        pillow_heif.register_avif_opener()
-    HAVE_HEIF = True
-except ImportError:
-    HAVE_HEIF = False
-
-_BASE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dib"}
-_HEIF_EXTENSIONS = {".heic", ".heif", ".hif", ".avif"}
-SUPPORTED_READ_EXTENSIONS = frozenset(_BASE_EXTENSIONS | (_HEIF_EXTENSIONS if HAVE_HEIF else set()))
-
-
-def is_probably_image(path: str | Path) -> bool:
-    """A cheap filter for batch planning: a supported extension, not hidden. Content is checked on read."""
-    p = Path(path)
-    return p.suffix.lower() in SUPPORTED_READ_EXTENSIONS and not p.name.startswith(".")
-
-
-def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise PhotoError(path, "file not found")
-    if path.is_dir():
+def _read_bytes(path: Path) -> bytes:
+    """The whole file, after checks that turn every odd path into a clear reason."""
+    try:
+        st = path.stat()
+    except FileNotFoundError as exc:
+        raise PhotoError(path, "file not found") from exc
+    except OSError as exc:
+        raise PhotoError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    if stat.S_ISDIR(st.st_mode):
         raise PhotoError(path, "is a folder, not a photo")
-    if not os.access(path, os.R_OK):
-        raise PhotoError(path, "cannot be read (permission denied)")
-
-
-def _png_bit_depth(data: bytes) -> int:
-    return data[24] if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 else 8
-
-
-def _read_png16(data: bytes) -> np.ndarray:
-    import png
-
-    width, height, rows, info = png.Reader(bytes=data).asDirect()
-    arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, info["planes"])
-    return arr
-
-
-def _read_tiff16(data: bytes) -> np.ndarray | None:
-    import tifffile
-
-    with tifffile.TiffFile(io.BytesIO(data)) as tf:
-        page = tf.pages[0]
-        if page.dtype != np.uint16:
-            return None
-        arr = page.asarray()
-    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):  # planar storage
-        arr = np.moveaxis(arr, 0, -1)
-    return arr
-
-
-def _split(arr: np.ndarray, maxval: float) -> tuple[np.ndarray, np.ndarray | None]:
-    """Integer pixels (H x W, H x W x 1..4) -> float RGB and optional alpha."""
-    f = arr.astype(np.float32) / maxval
-    if f.ndim == 2:
-        f = f[..., None]
-    channels = f.shape[2]
-    if channels in (1, 2):
-        rgb, alpha = np.repeat(f[..., :1], 3, axis=2), (f[..., 1] if channels == 2 else None)
-    else:
-        rgb, alpha = f[..., :3], (f[..., 3] if channels >= 4 else None)
-    return np.ascontiguousarray(rgb), (np.ascontiguousarray(alpha) if alpha is not None else None)
-
-
-def _pillow_pixels(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
-    mode = im.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return (*_split(np.asarray(im).astype(np.uint16), 65535.0), 16)
-    if mode in ("I", "F"):
-        a = np.asarray(im, dtype=np.float32)
-        top = 65535.0 if a.max(initial=0) > 255 else 255.0
-        return (*_split(np.clip(a, 0, top), top), 16 if top > 255 else 8)
-    if mode == "CMYK":
-        im = im.convert("RGB")
-    elif mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    elif mode in ("LA", "PA", "RGBa", "La"):
-        im = im.convert("RGBA")
-    elif mode not in ("RGB", "RGBA", "L"):
-        im = im.convert("RGBA" if "A" in mode else "RGB")
-    return (*_split(np.asarray(im), 255.0), 8)
-
-
-def read_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_profile: bool = False) -> Photo:
-    """Read a photo upright, in sRGB (unless ``keep_profile``), with its metadata. Raises :class:`PhotoError`."""
-    path = Path(path)
-    _check_path(path)
+    if not stat.S_ISREG(st.st_mode):  # a pipe or device would block or never end
+        raise PhotoError(path, "is not a regular file (a pipe, socket or device)")
+    if st.st_size == 0:
+        raise PhotoError(path, "the file is empty (0 bytes)")
     try:
         with open(path, "rb") as fh:
             data = fh.read()
+    except PermissionError as exc:
+        raise PhotoError(path, "cannot be read (permission denied)") from exc
     except OSError as exc:
         raise PhotoError(path, f"cannot be read ({exc.strerror or exc})") from exc
     if not data:
         raise PhotoError(path, "the file is empty (0 bytes)")
+    return data
+
+
+def _to_srgb(dec: Decoded, icc: bytes | None, keep_profile: bool, warnings: list[str]) -> tuple[np.ndarray, str]:
+    """Decoded values -> RGB for the model, and the colour state (see ``photo.COLOUR_STATES``)."""
+    space = profile_space(icc)
+    grey = dec.space == "L"
+    values = dec.values
+    as_rgb = np.repeat(values, 3, axis=2) if grey else values
+    if dec.space == "sRGB":  # CMYK/Lab: the decoder already went through the profile (or a plain formula)
+        return values, ("converted" if icc and space in ("CMYK", "LAB") else "srgb")
+    if not icc:
+        return as_rgb, "srgb"
+    if space is None:
+        warnings.append("its colour profile is unreadable; colours are shown as sRGB and the profile is kept")
+        return as_rgb, "ignored"
+    if space != ("GRAY" if grey else "RGB"):
+        warnings.append(f"its {space} colour profile does not fit a {'grey' if grey else 'colour'} picture; ignored")
+        return as_rgb, "ignored"
+    if grey:
+        if grey_is_srgb(icc):
+            return as_rgb, "srgb"
+        return (as_rgb, "native") if keep_profile else (grey_to_srgb(values[..., 0], icc), "converted")
+    if is_srgb(icc):
+        return as_rgb, "srgb"
+    if keep_profile:
+        return as_rgb, "native"
+    return to_srgb(values, icc, exact_8bit=dec.bit_depth == 8), "converted"
+
+
+def _decode(path: Path, data: bytes, max_pixels: int) -> tuple[Image.Image | None, Decoded, int]:
+    """Open and decode with Pillow (tifffile for TIFFs Pillow refuses). Returns the image, pixels, orientation."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            w, h = im.size
-            if w * h > max_pixels:
-                raise PhotoError(
-                    path, f"{w} x {h} is more than the limit of {max_pixels:,} pixels (decompression bomb?)"
-                )
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        if not is_tiff(data):
+            raise
+        dec, orientation = tifffile_pixels(data, max_pixels)
+        return None, dec, orientation
+    check_size(im.size, max_pixels)
+    dec_deep = deep_pixels(im, data, max_pixels)  # before anything loads `im`: it needs the undecoded tiles
+    orientation = read_orientation(im.getexif())
+    if dec_deep is not None:
+        dec = dec_deep
+    else:
+        try:
             im.load()
+        except OSError:
+            if not is_tiff(data):
+                raise
+            dec, orientation = tifffile_pixels(data, max_pixels)  # e.g. a compression this libtiff lacks
+            return im, dec, orientation
+        dec = pillow_pixels(im, profile_space(im.info.get("icc_profile") or None), im.info.get("icc_profile"))
+        dec.orientation_dropped = ORIENTATION_TAG not in im.getexif()
+    # Pillow applies TIFF orientation itself while loading, then drops the tag; other formats are left to us.
+    if orientation == 1 or not dec.orientation_dropped:
+        dec.orientation_dropped = False
+    return im, dec, orientation
+
+
+def read_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_profile: bool = False) -> Photo:
+    """Read a photo upright, in sRGB (unless ``keep_profile``), with its metadata.
+
+    ``max_pixels`` refuses larger images before decoding them (decompression bombs). Raises :class:`PhotoError`
+    for every problem, with the path and a reason a user can act on.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    try:
+        with pillow_limits(max_pixels):
+            im, dec, orientation = _decode(path, data, max_pixels)
+            fmt = (im.format if im is not None else None) or "TIFF"
+            icc = (im.info.get("icc_profile") if im is not None else _tiff_icc(data)) or None
+            turned = orientation in (5, 6, 7, 8)
+            exif = xmp = dpi = None
+            if im is not None:
+                exif = portable_exif(im.getexif(), swap_resolution=turned)
+                xmp = read_xmp(im)
+                dpi = read_dpi(im, swap=turned)
+            mode = im.mode if im is not None else "tifffile"
     except PhotoError:
         raise
+    except TooManyPixels as exc:
+        w, h = exc.size
+        raise PhotoError(
+            path, f"{w} x {h} is more than the limit of {exc.limit:,} pixels (a decompression bomb, or too big)"
+        ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PhotoError(path, f"too many pixels for a photo (decompression bomb?): {exc}") from exc
+        raise PhotoError(path, f"more pixels than the limit of {max_pixels:,} (a decompression bomb?)") from exc
     except UnidentifiedImageError as exc:
-        if path.suffix.lower() in _HEIF_EXTENSIONS and not HAVE_HEIF:
+        if path.suffix.lower() in HEIF_EXTENSIONS and not HAVE_HEIF:
             raise PhotoError(path, "HEIC/HEIF/AVIF needs the optional extra: pip install 'desktop-sr[heif]'") from exc
         raise PhotoError(path, "not an image this app can read (unknown or damaged format)") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, IndexError, TypeError) as exc:
-        raise PhotoError(path, f"damaged or truncated image ({exc})") from exc
-
-    fmt = im.format or "?"
-    exif = im.getexif()
-    orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
-    icc = im.info.get("icc_profile") or None
-    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
-    if isinstance(xmp, str):
-        xmp = xmp.encode("utf-8")
-    dpi = im.info.get("dpi")
-    try:
-        arr16 = None
-        if fmt == "PNG" and _png_bit_depth(data) == 16:
-            arr16 = _read_png16(data)
-        elif fmt == "TIFF":
-            arr16 = _read_tiff16(data)
-        if arr16 is not None:
-            rgb, alpha = _split(arr16, 65535.0)
-            depth = 16
-        else:
-            rgb, alpha, depth = _pillow_pixels(im)
-    except PhotoError:
-        raise
+    except MemoryError as exc:
+        raise PhotoError(path, "too large to decode in the memory available") from exc
+    except ProfileError as exc:
+        raise PhotoError(path, f"its colour profile cannot be applied ({exc})") from exc
     except Exception as exc:  # decoders fail in many ways on damaged data; all mean the same to the user
-        raise PhotoError(path, f"damaged image data ({type(exc).__name__}: {exc})") from exc
+        detail = str(exc) or type(exc).__name__
+        raise PhotoError(path, f"damaged or truncated image ({detail})") from exc
 
-    rgb = apply_orientation(rgb, orientation)
-    alpha = apply_orientation(alpha, orientation) if alpha is not None else None
-    converted = False
-    if icc and not keep_profile and not is_srgb(icc):
-        try:
-            rgb = to_srgb(rgb, icc, exact_8bit=depth == 8)
-            converted = True
-        except Exception as exc:  # a broken profile must not cost the user the photo
-            raise PhotoError(path, f"its colour profile cannot be applied ({exc})") from exc
-    exif_bytes = None
-    if len(exif):
-        if ORIENTATION_TAG in exif:
-            exif[ORIENTATION_TAG] = 1
-        exif_bytes = exif.tobytes()
+    warnings: list[str] = []
+    try:
+        rgb, colour = _to_srgb(dec, icc, keep_profile, warnings)
+    except ProfileError as exc:
+        raise PhotoError(path, f"its colour profile ({profile_name(icc)}) cannot be applied ({exc})") from exc
+    alpha = dec.alpha
+    if not dec.orientation_dropped and orientation != 1:
+        rgb = apply_orientation(rgb, orientation)
+        alpha = apply_orientation(alpha, orientation) if alpha is not None else None
+    if im is None:
+        warnings.append("read with a fallback TIFF decoder; its EXIF could not be kept")
     return Photo(
-        rgb=rgb.astype(np.float32, copy=False),
+        rgb=np.ascontiguousarray(rgb, dtype=np.float32),
         source=path,
         format=fmt,
-        bit_depth=depth,
-        alpha=alpha,
+        bit_depth=dec.bit_depth,
+        alpha=None if alpha is None else np.ascontiguousarray(alpha, dtype=np.float32),
         icc_profile=icc,
-        converted_from_icc=converted,
-        exif=exif_bytes,
+        exif=exif,
         xmp=xmp,
-        dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
-        info={"orientation": orientation, "mode": im.mode},
+        dpi=dpi,
+        colour=colour,
+        grey=dec.space == "L",
+        warnings=warnings,
+        info={"orientation": orientation, "mode": mode},
     )
+
+
+def _tiff_icc(data: bytes) -> bytes | None:
+    """The ICC profile of a TIFF that only tifffile could decode."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tf:
+            tag = tf.pages[0].tags.get(34675)
+            return bytes(tag.value) if tag is not None else None
+    except Exception:  # noqa: BLE001 - the pixels are what matter; a missing profile means sRGB
+        return None

@@ -7,9 +7,8 @@ the source with orientation reset (pixels are upright), pixel dimensions updated
 
 from __future__ import annotations
 
-import io
-import struct
-import zlib
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,15 +16,20 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from .atomic import atomic_write
-from .color import from_srgb, srgb_bytes
+from .color import ProfileError, from_srgb, grey_to_srgb, profile_space, srgb_bytes
 from .errors import PhotoError
-from .orientation import ORIENTATION_TAG
+from .formats import ALPHA_FORMATS, DEEP_FORMATS, FORMATS, format_for
+from .metadata import EXIF_IFD, GPS_IFD, XMP_TAG, load_exif, output_exif, tiff_text_tags
 from .photo import Photo
+from .pixels import as_float, flatten, to_uint8, to_uint16, upscale_alpha
+from .png16 import encode_png16
 
-FORMATS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif"}
-_BY_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".webp": "webp", ".tif": "tiff",
-              ".tiff": "tiff"}  # fmt: skip
-_EXIF_IFD, _PIXEL_X, _PIXEL_Y, _X_RES, _Y_RES = 0x8769, 0xA002, 0xA003, 0x011A, 0x011B
+log = logging.getLogger(__name__)
+
+__all__ = ["FORMATS", "SaveOptions", "format_for", "write_photo"]
+
+_JPEG_MARKER_LIMIT = 65533  # one APP segment
+_JPEG_XMP_LIMIT = _JPEG_MARKER_LIMIT - 29
 
 
 @dataclass(frozen=True)
@@ -33,13 +37,13 @@ class SaveOptions:
     """How to encode. ``format`` None = from the file extension; ``bit_depth`` None = the source's (PNG/TIFF)."""
 
     format: str | None = None  # png, jpeg, webp, tiff
-    bit_depth: int | None = None  # 8 or 16 (PNG and TIFF only)
+    bit_depth: int | None = None  # 8 or 16 (PNG and TIFF only; other formats are always 8)
     quality: int = 95  # JPEG and lossy WebP
     subsampling: str = "4:4:4"  # JPEG chroma subsampling: 4:4:4, 4:2:2, 4:2:0
     lossless: bool = False  # WebP
-    compression: str = "deflate"  # TIFF: none, deflate, lzw
+    compression: str = "deflate"  # TIFF: none, deflate, lzw (16-bit LZW needs imagecodecs, else deflate)
     keep_srgb: bool = False  # do not convert back to the source's profile; embed sRGB instead
-    keep_metadata: bool = True
+    keep_metadata: bool = True  # EXIF, XMP, DPI (the colour profile is kept whenever the colours need it)
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:
@@ -54,101 +58,52 @@ class SaveOptions:
             raise ValueError("TIFF compression must be none, deflate or lzw")
 
 
-def format_for(path: Path, options: SaveOptions) -> str:
-    if options.format:
-        return options.format
-    return _BY_SUFFIX.get(path.suffix.lower(), "png")
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
-def upscale_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bicubic upscale of an alpha plane to (width, height), clipped to [0, 1]."""
-    img = Image.fromarray(np.ascontiguousarray(alpha, dtype=np.float32), mode="F")
-    return np.clip(np.asarray(img.resize(size, Image.Resampling.BICUBIC), dtype=np.float32), 0.0, 1.0)
+def _colour_out(
+    rgb: np.ndarray, like: Photo | None, options: SaveOptions, depth: int
+) -> tuple[np.ndarray, bytes | None]:
+    """The pixels to encode and the profile to embed, from sRGB ``rgb`` and the source photo's colour state."""
+    if like is None or not like.icc_profile:
+        return rgb, None
+    icc = like.icc_profile
+    space = profile_space(icc)
+    if like.colour == "converted":
+        if space == "RGB" and not options.keep_srgb:
+            return from_srgb(rgb, icc, exact_8bit=depth == 8), icc
+        return rgb, srgb_bytes()  # CMYK/Lab/grey sources: an RGB file cannot carry that profile; say sRGB
+    if like.colour == "native" and space == "GRAY":
+        # keep_profile on a grey photo: the grey tone curve maps each channel to sRGB (exact for grey pixels)
+        out = np.stack([grey_to_srgb(rgb[..., c], icc)[..., c] for c in range(3)], axis=-1)
+        return out, srgb_bytes()
+    if space in ("RGB", None):  # sRGB-like, native RGB, or unreadable (kept byte for byte, never dropped)
+        return rgb, icc
+    log.warning("%s: its %s profile does not fit an RGB file; not embedded", like.source, space)
+    return rgb, None
 
 
-def to_uint8(a: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def to_uint16(a: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(a, 0.0, 1.0) * 65535.0).astype(np.uint16)
-
-
-def _updated_exif(exif: bytes, size: tuple[int, int], scale: float) -> bytes:
-    """Source EXIF with orientation 1, the new pixel dimensions and the DPI scaled by ``scale``."""
-    e = Image.Exif()
-    e.load(exif)
-    e[ORIENTATION_TAG] = 1
-    for tag in (_X_RES, _Y_RES):
-        if tag in e:
-            try:
-                e[tag] = float(e[tag]) * scale
-            except (TypeError, ValueError, ZeroDivisionError):
-                del e[tag]
-    sub = e.get_ifd(_EXIF_IFD)
-    sub[_PIXEL_X], sub[_PIXEL_Y] = size
-    return e.tobytes()
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def _write_png16(tmp: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | None, xmp: bytes | None,
-                 dpi: tuple[float, float] | None) -> None:  # fmt: skip
-    """16-bit PNG via pypng (Pillow has no 16-bit RGB), then the metadata chunks inserted after IHDR."""
-    import png
-
-    h, w, c = arr.shape
-    buf = io.BytesIO()
-    png.Writer(w, h, greyscale=False, alpha=c == 4, bitdepth=16, compression=6).write(buf, arr.reshape(h, w * c))
-    data = buf.getvalue()
-    extra = b""
-    if icc:
-        extra += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc))
-    if dpi:
-        ppm = [max(1, round(d / 0.0254)) for d in dpi]
-        extra += _png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1))
-    if exif:
-        extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
-    if xmp:
-        extra += _png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp)
-    ihdr_end = 8 + 8 + 13 + 4
-    tmp.write_bytes(data[:ihdr_end] + extra + data[ihdr_end:])
-
-
-def _tiff_text_tags(exif: bytes | None) -> dict[int, str]:
-    """The EXIF fields TIFF keeps in its first IFD (make, model, date, artist, copyright, title).
-
-    TIFF writers cannot carry a full EXIF sub-IFD from another file, so these are what a TIFF export keeps.
-    """
-    if not exif:
-        return {}
-    e = Image.Exif()
-    e.load(exif)
-    tags = (0x010F, 0x0110, 0x0132, 0x013B, 0x8298, 0x010E)
-    return {t: e[t] for t in tags if isinstance(e.get(t), str) and e[t]}
-
-
-def _write_tiff16(tmp: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | None,
-                  dpi: tuple[float, float] | None, compression: str) -> None:  # fmt: skip
-    """16-bit TIFF via tifffile, with the ICC profile, resolution and the main EXIF text tags in IFD0."""
-    import tifffile
-
-    extratags = [(tag, "s", 0, value, True) for tag, value in _tiff_text_tags(exif).items()]
-    kwargs: dict[str, object] = {}
-    if dpi:
-        kwargs.update(resolution=(dpi[0], dpi[1]), resolutionunit="INCH")
-    if icc:
-        kwargs["iccprofile"] = icc
-    comp = {"none": None, "deflate": "zlib", "lzw": "lzw"}[compression]
-    if comp == "lzw":
-        try:
-            import imagecodecs  # noqa: F401  (tifffile needs it for LZW)
-        except ImportError:
-            comp = "zlib"
-    tifffile.imwrite(tmp, arr, photometric="rgb", compression=comp, extratags=extratags,
-                     extrasamples=("unassalpha",) if arr.shape[2] == 4 else None, **kwargs)  # fmt: skip
+def _check_pixels(path: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    rgb = as_float(rgb)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise PhotoError(path, f"expected H x W x 3 pixels, got {rgb.shape}")
+    if rgb.shape[2] == 4:
+        rgb, alpha = rgb[..., :3], (rgb[..., 3] if alpha is None else alpha)
+    if alpha is not None:
+        alpha = as_float(alpha)
+        if alpha.ndim == 3 and alpha.shape[2] == 1:
+            alpha = alpha[..., 0]
+        if alpha.ndim != 2:
+            raise PhotoError(path, f"expected H x W alpha, got {alpha.shape}")
+        if alpha.shape != rgb.shape[:2]:
+            alpha = upscale_alpha(alpha, (rgb.shape[1], rgb.shape[0]))
+    return rgb, alpha
 
 
 def write_photo(
@@ -160,73 +115,120 @@ def write_photo(
     options: SaveOptions | None = None,
     alpha: np.ndarray | None = None,
 ) -> Path:
-    """Write ``rgb`` (sRGB float32 H x W x 3 in [0, 1]) to ``path`` atomically, with ``like``'s metadata."""
+    """Write ``rgb`` (sRGB float32 H x W x 3 in [0, 1]) to ``path`` atomically, with ``like``'s metadata.
+
+    ``like`` is the source photo: its profile, EXIF, XMP, DPI (times ``scale``), bit depth and alpha (resized
+    to the output when ``alpha`` is None) carry over. Formats without alpha get the picture flattened on
+    white. Raises :class:`PhotoError`; on any failure an existing file at ``path`` is left as it was.
+    """
     path = Path(path)
     options = options or SaveOptions()
-    rgb = np.asarray(rgb, dtype=np.float32)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise PhotoError(path, f"expected H x W x 3 pixels, got {rgb.shape}")
-    if like is not None and path.exists() and path.resolve() == like.source.resolve():
+    rgb, alpha = _check_pixels(path, rgb, alpha)
+    if like is not None and _same_file(path, like.source):
         raise PhotoError(path, "refusing to overwrite the source photo; choose another name")
     fmt = format_for(path, options)
     h, w = rgb.shape[:2]
     if alpha is None and like is not None and like.alpha is not None:
         alpha = upscale_alpha(like.alpha, (w, h))
     depth = options.bit_depth or (like.bit_depth if like is not None else 8)
-    depth = depth if fmt in ("png", "tiff") else 8
+    depth = depth if fmt in DEEP_FORMATS else 8
+    if alpha is not None and fmt not in ALPHA_FORMATS:
+        rgb, alpha = flatten(rgb, alpha), None
 
-    icc: bytes | None = None
-    if like is not None and like.icc_profile:
-        if like.converted_from_icc and not options.keep_srgb:
-            try:
-                rgb = from_srgb(rgb, like.icc_profile, exact_8bit=depth == 8)
-            except Exception as exc:  # noqa: BLE001 - keep the photo, embed sRGB, say so
-                raise PhotoError(path, f"cannot convert back to the photo's colour profile ({exc})") from exc
-            icc = like.icc_profile
-        elif like.converted_from_icc:
-            icc = srgb_bytes()
-        else:
-            icc = like.icc_profile
-    meta = options.keep_metadata and like is not None
-    exif = _updated_exif(like.exif, (w, h), scale) if meta and like.exif else None  # type: ignore[union-attr]
-    xmp = like.xmp if meta else None  # type: ignore[union-attr]
-    dpi = (like.dpi[0] * scale, like.dpi[1] * scale) if meta and like.dpi else None  # type: ignore[union-attr]
-    if not options.keep_metadata:
-        icc = icc if (like is not None and like.converted_from_icc and not options.keep_srgb) else None
-
-    has_alpha = alpha is not None and fmt != "jpeg"
-    pixels = np.dstack([rgb, alpha]) if has_alpha else rgb
+    try:
+        rgb, icc = _colour_out(rgb, like, options, depth)
+    except ProfileError as exc:
+        raise PhotoError(path, f"cannot convert back to the photo's colour profile ({exc})") from exc
+    meta = like if options.keep_metadata and like is not None else None
+    exif = xmp = dpi = None
+    if meta is not None:
+        if meta.exif:
+            limit = _JPEG_MARKER_LIMIT if fmt == "jpeg" else None
+            exif = output_exif(meta.exif, (w, h), scale, max_bytes=limit)
+        xmp = meta.xmp
+        if xmp and fmt == "jpeg" and len(xmp) > _JPEG_XMP_LIMIT:
+            log.warning("%s: XMP of %d bytes does not fit in a JPEG segment; not written", path, len(xmp))
+            xmp = None
+        dpi = (meta.dpi[0] * scale, meta.dpi[1] * scale) if meta.dpi else None
+    pixels = rgb if alpha is None else np.dstack([rgb, alpha])
 
     def write(tmp: Path) -> None:
         if depth == 16 and fmt == "png":
-            _write_png16(tmp, to_uint16(pixels), icc, exif, xmp, dpi)
-            return
-        if depth == 16 and fmt == "tiff":
-            _write_tiff16(tmp, to_uint16(pixels), icc, exif, dpi, options.compression)
-            return
-        img = Image.fromarray(to_uint8(pixels), "RGBA" if has_alpha else "RGB")
-        kw: dict[str, object] = {}
-        if icc:
-            kw["icc_profile"] = icc
-        if exif and fmt != "tiff":
-            kw["exif"] = exif
-        if dpi:
-            kw["dpi"] = dpi
-        if fmt == "png":
-            if xmp:
-                info = PngImagePlugin.PngInfo()
-                info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
-                kw["pnginfo"] = info
-            img.save(tmp, "PNG", compress_level=6, **kw)
-        elif fmt == "jpeg":
-            sub = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}[options.subsampling]
-            img.save(tmp, "JPEG", quality=options.quality, subsampling=sub, optimize=True,
-                     **({"xmp": xmp} if xmp else {}), **kw)  # fmt: skip
-        elif fmt == "webp":
-            img.save(tmp, "WEBP", quality=options.quality, lossless=options.lossless, method=4,
-                     **({"xmp": xmp} if xmp else {}), **kw)  # fmt: skip
+            tmp.write_bytes(encode_png16(to_uint16(pixels), icc=icc, dpi=dpi, exif=exif, xmp=xmp))
+        elif depth == 16 and fmt == "tiff":
+            _write_tiff16(tmp, to_uint16(pixels), icc, exif, xmp, dpi, options.compression)
         else:
-            comp = {"none": None, "deflate": "tiff_deflate", "lzw": "tiff_lzw"}[options.compression]
-            img.save(tmp, "TIFF", compression=comp, tiffinfo=_tiff_text_tags(exif), **kw)
+            _write_pillow(tmp, fmt, to_uint8(pixels), icc, exif, xmp, dpi, options)
 
-    return atomic_write(path, write)
+    try:
+        return atomic_write(path, write)
+    except PhotoError:
+        raise
+    except MemoryError as exc:
+        raise PhotoError(path, f"not enough memory to encode {w} x {h} as {fmt.upper()}") from exc
+    except Exception as exc:  # an encoder refusing these pixels or this metadata: one clear error, no half file
+        raise PhotoError(path, f"cannot encode as {fmt.upper()} ({exc or type(exc).__name__})") from exc
+
+
+def _write_pillow(tmp: Path, fmt: str, pixels: np.ndarray, icc: bytes | None, exif: bytes | None,
+                  xmp: bytes | None, dpi: tuple[float, float] | None, options: SaveOptions) -> None:  # fmt: skip
+    img = Image.fromarray(pixels, "RGBA" if pixels.shape[2] == 4 else "RGB")
+    kw: dict[str, object] = {}
+    if icc:
+        kw["icc_profile"] = icc
+    if dpi:
+        kw["dpi"] = dpi
+    if fmt == "png":
+        if exif:
+            kw["exif"] = exif
+        if xmp:
+            info = PngImagePlugin.PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+            kw["pnginfo"] = info
+        img.save(tmp, "PNG", compress_level=6, **kw)
+    elif fmt == "jpeg":
+        sub = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}[options.subsampling]
+        img.save(tmp, "JPEG", quality=options.quality, subsampling=sub, optimize=True,
+                 **({"exif": exif} if exif else {}), **({"xmp": xmp} if xmp else {}), **kw)  # fmt: skip
+    elif fmt == "webp":
+        img.save(tmp, "WEBP", quality=options.quality, lossless=options.lossless, method=4,
+                 **({"exif": exif} if exif else {}), **({"xmp": xmp} if xmp else {}), **kw)  # fmt: skip
+    else:
+        tags = load_exif(exif) if exif else Image.Exif()
+        if xmp:
+            tags[XMP_TAG] = xmp
+        comp = {"none": None, "deflate": "tiff_adobe_deflate", "lzw": "tiff_lzw"}[options.compression]
+        if comp is None:
+            img.save(tmp, "TIFF", exif=tags, **kw)  # Pillow's own writer keeps the EXIF and GPS sub-IFDs
+        else:  # compression goes through libtiff, which refuses sub-IFDs from a dictionary: keep IFD0's tags
+            ifd0 = {tag: value for tag, value in tags.items() if tag not in (EXIF_IFD, GPS_IFD)}
+            img.save(tmp, "TIFF", compression=comp, tiffinfo=ifd0, **kw)
+
+
+def _write_tiff16(tmp: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | None, xmp: bytes | None,
+                  dpi: tuple[float, float] | None, compression: str) -> None:  # fmt: skip
+    """16-bit TIFF via tifffile, with the ICC profile, resolution, XMP and the EXIF text tags in IFD0.
+
+    tifffile cannot write an EXIF sub-IFD, so exposure data and GPS stay behind in 16-bit TIFFs (8-bit TIFFs,
+    written by Pillow, keep them).
+    """
+    import tifffile
+
+    extratags: list[tuple[int, str, int, object, bool]] = [
+        (tag, "s", 0, value, True) for tag, value in tiff_text_tags(exif).items()
+    ]
+    if xmp:
+        extratags.append((XMP_TAG, "B", len(xmp), xmp, True))
+    kwargs: dict[str, object] = {}
+    if dpi:
+        kwargs.update(resolution=(dpi[0], dpi[1]), resolutionunit="INCH")
+    if icc:
+        kwargs["iccprofile"] = icc
+    comp = {"none": None, "deflate": "zlib", "lzw": "lzw"}[compression]
+    if comp == "lzw":
+        try:
+            import imagecodecs  # noqa: F401  (tifffile needs it to write LZW)
+        except ImportError:
+            comp = "zlib"
+    tifffile.imwrite(tmp, arr, photometric="rgb", compression=comp, predictor=comp is not None, extratags=extratags,
+                     extrasamples=("unassalpha",) if arr.shape[2] == 4 else None, **kwargs)  # fmt: skip

@@ -1,0 +1,49 @@
+"""Which files the app reads and writes, by extension, and the optional HEIF/AVIF plugin.
+
+Kept apart from the decoders so the batch planner can filter a folder without importing numpy-heavy code paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+try:  # optional extra `desktop-sr[heif]`: HEIC/HEIF and AVIF through pillow-heif
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    if hasattr(pillow_heif, "register_avif_opener"):
+        pillow_heif.register_avif_opener()
+    HAVE_HEIF = True
+except ImportError:
+    HAVE_HEIF = False
+
+_BASE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dib"})
+HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif", ".avif"})
+
+#: Lower-case extensions (with the dot) that :func:`read_photo` accepts; HEIC/HEIF/AVIF only with pillow-heif.
+SUPPORTED_READ_EXTENSIONS: frozenset[str] = _BASE_EXTENSIONS | (HEIF_EXTENSIONS if HAVE_HEIF else frozenset())
+
+#: Output formats by key, with the extension a new file gets.
+FORMATS: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif"}
+_BY_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".jfif": "jpeg", ".webp": "webp",
+              ".tif": "tiff", ".tiff": "tiff"}  # fmt: skip
+#: Formats that can hold an alpha channel and 16 bits per channel.
+ALPHA_FORMATS = frozenset({"png", "webp", "tiff"})
+DEEP_FORMATS = frozenset({"png", "tiff"})
+
+
+def is_probably_image(path: str | Path) -> bool:
+    """A cheap filter for batch planning: a supported extension and not a hidden/temp file.
+
+    It does not open the file; the content is checked (and a bad file reported) when it is read.
+    """
+    p = Path(path)
+    return p.suffix.lower() in SUPPORTED_READ_EXTENSIONS and not p.name.startswith(".")
+
+
+def format_for(path: str | Path, options: object | None = None) -> str:
+    """The output format key for ``path``: ``options.format`` if set, else from the extension, else PNG."""
+    fmt = getattr(options, "format", None)
+    if fmt:
+        return str(fmt)
+    return _BY_SUFFIX.get(Path(path).suffix.lower(), "png")
