@@ -1,0 +1,5 @@
+"""``python -m trainer CONFIG``: the same as the ``desktop-sr-train`` command."""
+
+from .cli import main
+
+raise SystemExit(main())
