@@ -277,10 +277,20 @@ class Trainer:
         with open(self.out / "log.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
 
+    def _repair_log(self) -> None:
+        """Drop a half-written last line left by a kill, so every line of log.jsonl stays valid JSON."""
+        path = self.out / "log.jsonl"
+        if not path.is_file():
+            return
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            path.write_bytes(data[: data.rfind(b"\n") + 1])
+
     def run(self, *, fresh: bool = False, export: bool = True) -> list[Path]:
         """Train to the configured step count (resuming unless ``fresh``), then export. Returns exported files."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
+        self._repair_log()
         (self.out / "config.toml").write_text(to_toml(cfg), encoding="utf-8")
         resumed = None if fresh else self.resume()
         if self.ldg is not None and not self.ldg.calibrated:
