@@ -59,52 +59,110 @@ def engine_result(tiny_model, photo_path: Path, params: RenderParams) -> np.ndar
     return to_uint8(session.render(params))
 
 
-def test_open_move_slider_and_see_the_engine_result(qtbot, window, tiny_model, photo_path):
+def record_renders(monkeypatch, window: MainWindow) -> list[tuple[RenderParams, float, float]]:
+    """Wrap the worker's session so every render call logs (params, start, end) from the worker thread."""
+    session = window.worker.session
+    real_render = session.render
+    log: list[tuple[RenderParams, float, float]] = []
+
+    def logged(params, **kw):
+        start = time.perf_counter()
+        try:
+            return real_render(params, **kw)
+        finally:
+            log.append((params, start, time.perf_counter()))
+
+    monkeypatch.setattr(session, "render", logged)
+    return log
+
+
+def test_open_move_slider_and_see_the_engine_result(qtbot, window, tiny_model, photo_path, monkeypatch):
     load(qtbot, window, tiny_model, photo_path)
     wait_exact(qtbot, window, RenderParams())
-    ticks = []
+    renders = record_renders(monkeypatch, window)
+    ticks: list[float] = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    timer.start(5)
+    timer.start(2)
+    window.controls.realism.setCurrentIndex(window.controls.realism.findData(250))  # new UNet passes
     window.controls.pix.slider.setValue(10)  # 0.50
     window.controls.sem.spin.setValue(1.4)
-    params = RenderParams(pix=0.5, sem=1.4)
+    params = RenderParams(pix=0.5, sem=1.4, realism=250)
     assert window.controls.params() == params
     wait_exact(qtbot, window, params)
     timer.stop()
     shown = rgb_from_qimage(window.view.after)
     assert shown.shape == (160, 192, 3)
     assert np.array_equal(shown, engine_result(tiny_model, photo_path, params))
-    assert len(ticks) >= 3  # the event loop kept running while the worker computed
-    assert "Exact" in window.lbl_badge.text()
+    # the event loop kept running while the worker computed: the timer ticked inside the worker's render calls
+    inside = [t for t in ticks if any(a < t < b for _p, a, b in renders)]
+    assert renders and len(inside) >= 2, (len(ticks), [(b - a) for _p, a, b in renders])
+    assert "Exact" in window.lbl_badge.text() and "rendering" not in window.lbl_badge.text()
     assert "48×40 → 192×160" in window.lbl_sizes.text()
+    assert window.lbl_time.text().startswith("Render ")
 
 
 def test_instant_preview_from_cached_corners(qtbot, window, tiny_model, photo_path):
     load(qtbot, window, tiny_model, photo_path)
     wait_exact(qtbot, window, RenderParams())
-    qtbot.waitUntil(lambda: window.corners is not None, timeout=60000)
+    qtbot.waitUntil(lambda: window.blender is not None, timeout=60000)
+    exact_before = rgb_from_qimage(window.view.after)
     start = time.perf_counter()
     window.controls.sem.slider.setValue(30)  # 1.50
     elapsed = time.perf_counter() - start
     assert window.preview_count == 1 and window.shown_kind == "preview"
     assert elapsed < 0.1  # the first update is on screen within 100 ms
+    assert "Preview" in window.view.badge
+    preview = rgb_from_qimage(window.view.after)
+    assert not np.array_equal(preview, exact_before)  # the screen changed at once
+    # the preview is the engine's own corner blend (Corners.blend), converted the same way
+    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    session.set_photo(read_photo(photo_path).rgb)
+    expected = to_uint8(session.corners(RenderParams()).blend(1.0, 1.5))
+    assert np.abs(preview.astype(int) - expected.astype(int)).max() <= 1
     wait_exact(qtbot, window, RenderParams(sem=1.5))
+    assert not np.array_equal(rgb_from_qimage(window.view.after), preview)  # replaced by the exact decode
+    back = RenderParams()
+    window.controls.sem.slider.setValue(20)  # 1.00: a preview at a corner is that corner exactly
+    assert np.array_equal(rgb_from_qimage(window.view.after), exact_before)
+    wait_exact(qtbot, window, back)
 
 
-def test_twenty_rapid_changes_end_in_the_last_without_stale_renders(qtbot, window, tiny_model, photo_path):
+def test_twenty_rapid_changes_end_in_the_last_without_stale_renders(qtbot, window, tiny_model, photo_path,
+                                                                     monkeypatch):  # fmt: skip
     load(qtbot, window, tiny_model, photo_path)
     wait_exact(qtbot, window, RenderParams())
-    before = window.worker.render_count
+    qtbot.waitUntil(lambda: not window.worker.pending() and not window.busy, timeout=30000)
+    renders = record_renders(monkeypatch, window)
     for i in range(20):
-        window.controls.pix.slider.setValue(i + 1)
-    final = RenderParams(pix=1.0, sem=1.0).with_(pix=round(20 * 0.05, 2))
-    window.controls.sem.slider.setValue(19)
-    final = final.with_(sem=0.95)
+        window.controls.pix.slider.setValue(i + 1)  # 0.05 ... 1.00, as fast as a drag delivers them
+        window.controls.sem.slider.setValue(20 - i)  # 1.00 ... 0.05
+    final = RenderParams(pix=1.0, sem=0.05)
+    assert window.controls.params() == final
     wait_exact(qtbot, window, final)
-    qtbot.waitUntil(lambda: not window.worker.pending(), timeout=30000)
-    assert window.shown_params == final
-    assert window.worker.render_count - before < 10  # coalesced, not one render per change
+    qtbot.waitUntil(lambda: not window.worker.pending() and not window.busy, timeout=30000)
+    assert window.shown_params == final and window.shown_kind == "exact"
+    rendered = [p for p, _a, _b in renders if p.pix not in (0.0, 1.0) or p.sem not in (0.0, 1.0) or p == final]
+    assert rendered[-1] == final
+    assert len(rendered) <= 4, rendered  # 40 changes -> a handful of renders, not a queue of stale ones
+    assert np.array_equal(rgb_from_qimage(window.view.after), engine_result(tiny_model, photo_path, final))
+
+
+def test_scale_and_model_changes_keep_the_last_result_on_screen(qtbot, window, tiny_model, photo_path):
+    load(qtbot, window, tiny_model, photo_path)
+    wait_exact(qtbot, window, RenderParams())
+    old = window.view.after
+    window.controls.scale.setCurrentIndex(window.controls.scale.findData(2))
+    qtbot.waitUntil(lambda: window.view.before.width() == 96, timeout=30000)
+    # the x4 result stays visible, stretched onto the x2 frame, labelled as the previous settings
+    assert window.view.after is old and window.shown_kind in ("stale", "partial", "exact")
+    wait_exact(qtbot, window, RenderParams(scale=2))
+    assert (window.view.after.width(), window.view.after.height()) == (96, 80)
+    shown = window.view.after
+    with qtbot.waitSignal(window.worker.model_loaded, timeout=60000):
+        window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["safetensors"]))
+    assert window.view.after is shown  # not the original while the new model renders
+    wait_exact(qtbot, window, RenderParams(scale=2))
 
 
 def test_compare_modes_keep_before_and_after_aligned(qtbot, window, tiny_model, photo_path):
@@ -174,23 +232,45 @@ def test_missing_photo_and_bad_model_give_errors(qtbot, window, tmp_path):
     assert window.model_info is None and window.lbl_model.text() == "No model"
 
 
-def test_starts_without_a_model_and_says_so(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
-    try:
-        import desktop_sr.models.registry as registry
+def test_starts_without_a_model_and_says_so(qtbot, tmp_path, monkeypatch, photo_path):
+    import desktop_sr.ui.main_window as main_window
 
-        monkeypatch.setattr(registry, "default_spec", lambda: None)
-    except ImportError:
-        pass  # no model manager: no default model either
+    monkeypatch.setattr(main_window, "default_model_spec", lambda: None)  # as on a machine with no model at all
+    errors: list[str] = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a: errors.append(text))
     w = MainWindow(settings_dir=tmp_path / "cfg")
     qtbot.addWidget(w)
+    w.show()
     try:
         assert w.model_info is None and w.model_spec is None
         assert w.view.placeholder == NO_MODEL
+        assert w.btn_choose_model.isVisible() and w.btn_choose_model.text() == "Choose model…"
         assert not w.act_save.isEnabled()
         assert w.lbl_model.text() == "No model"
+        with qtbot.waitSignal(w.worker.photo_loaded, timeout=30000):
+            w.open_path(photo_path)  # a photo without a model: shown, with the prompt still there
+        assert w.view.before is not None and w.view.after is None
+        assert "no model" in w.view._after_label() and w.btn_choose_model.isVisible()
+        assert not errors
     finally:
         w.close()
+
+
+def test_default_model_is_the_bundled_one_when_installed(monkeypatch):
+    import importlib.util
+
+    import desktop_sr.ui.main_window as main_window
+
+    real = importlib.util.find_spec
+    monkeypatch.setitem(__import__("sys").modules, "desktop_sr.models.registry", None)  # no model manager
+
+    def finder(found: object):
+        return lambda name, *a: found if name.endswith(".bundled") else real(name, *a)
+
+    monkeypatch.setattr(importlib.util, "find_spec", finder(object()))
+    assert main_window.default_model_spec() == ModelSpec(kind="bundled", name="Real-ESRGAN (bundled)")
+    monkeypatch.setattr(importlib.util, "find_spec", finder(None))
+    assert main_window.default_model_spec() is None
 
 
 def test_settings_round_trip_and_corrupt_file(qtbot, tmp_path, monkeypatch):

@@ -2,18 +2,35 @@
 same place. Modes: split with a draggable divider (vertical or horizontal), side by side, and hold-to-see-original.
 
 Coordinates: ``scale`` is screen pixels per image pixel; ``offset`` is where image (0, 0) lands in the widget
-(in side-by-side mode, in each half). Zooming in uses nearest-neighbour so pixels stay sharp squares, with a
-pixel grid from 800 %; zooming out uses smooth filtering.
+(in side-by-side mode, in each half). Both are in output-image pixels: the "before" (bicubic at the output size)
+defines the size, and any "after" (an instant preview on a coarser grid, or the previous result while a new scale
+renders) is stretched onto that same rectangle, so nothing jumps when the exact result arrives.
+
+Zooming in uses nearest-neighbour so pixels stay sharp squares. From 400 % the zoom snaps to whole numbers and the
+offset to whole screen pixels, so every photo pixel is exactly an N x N block (pixel-grid accurate); from 800 % a
+faint grid outlines the pixels. Zooming out uses smooth filtering.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+import math
+
+from PySide6.QtCore import QPointF, QRect, QRectF, QSizeF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
 from PySide6.QtWidgets import QWidget
 
 MODES = ("split-v", "split-h", "side")
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
+GRID_ACCURATE_FROM = 4.0  # zoom from which scale is a whole number and the offset whole pixels
+GRID_LINES_FROM = 8.0
+
+
+def snap_scale(scale: float, *, down: bool = False) -> float:
+    """Clamp the zoom and, from 400 %, make it a whole number so photo pixels map to equal screen blocks."""
+    scale = max(MIN_SCALE, min(MAX_SCALE, scale))
+    if scale >= GRID_ACCURATE_FROM:
+        scale = float(math.floor(scale) if down else round(scale))
+    return scale
 
 
 class CompareView(QWidget):
@@ -36,19 +53,23 @@ class CompareView(QWidget):
         self.offset = QPointF(0, 0)
         self.placeholder = "Open a photo (File ▸ Open, or drop it here)"
         self.badge = ""  # e.g. "Preview" / "Exact", drawn on the after side
+        self.no_model_hint = ""  # shown on the after side when there is nothing that could render it
+        self.prompt_widget: QWidget | None = None  # e.g. a "Choose model…" button, kept centred by the view
         self._drag: str | None = None
         self._last = QPointF()
         self._fitted = True
 
     # -- content --------------------------------------------------------------------------------------------------
     def image_size(self) -> tuple[int, int]:
-        img = self.after or self.before
+        """The output size everything is laid out at: the "before" defines it (the after may be coarser)."""
+        img = self.before if self.before is not None else self.after
         return (img.width(), img.height()) if img is not None else (0, 0)
 
     def set_images(self, before: QImage | None, after: QImage | None, *, keep_view: bool = True) -> None:
         old = self.image_size()
         self.before, self.after = before, after
         new = self.image_size()
+        self.place_prompt()
         if not keep_view or old == (0, 0) or self._fitted:
             self.fit()
         elif old != new and old[0]:
@@ -56,8 +77,9 @@ class CompareView(QWidget):
             ratio = new[0] / old[0]
             centre = QPointF(self.pane_rect().center())
             img_pt = (centre - self.offset) / self.scale
-            self.scale = max(MIN_SCALE, min(MAX_SCALE, self.scale / ratio))
+            self.scale = snap_scale(self.scale / ratio)
             self.offset = centre - img_pt * ratio * self.scale
+            self._clamp()
         self.update()
 
     def set_after(self, after: QImage | None) -> None:
@@ -65,10 +87,20 @@ class CompareView(QWidget):
         self.update()
 
     def paste_after(self, part: QImage, x: int, y: int) -> None:
-        """Draw a freshly rendered region into the current result (visible part first)."""
-        if self.after is None or self.after.size() != (self.before.size() if self.before else part.size()):
+        """Draw a freshly rendered region into the current result (visible part first).
+
+        A coarser result on screen (preview or previous scale) is first stretched to the output size, so the rest
+        of the picture stays what the user saw instead of flashing back to the original.
+        """
+        w, h = self.image_size()
+        if self.after is None:
             base = self.before.copy() if self.before is not None else part
             self.after = base.convertToFormat(QImage.Format.Format_RGB888)
+        elif (self.after.width(), self.after.height()) != (w, h):
+            smooth = Qt.TransformationMode.SmoothTransformation
+            self.after = self.after.scaled(w, h, Qt.AspectRatioMode.IgnoreAspectRatio, smooth).convertToFormat(
+                QImage.Format.Format_RGB888
+            )
         p = QPainter(self.after)
         p.drawImage(x, y, part)
         p.end()
@@ -117,8 +149,9 @@ class CompareView(QWidget):
         if not w:
             return
         pane = self.pane_rect(0)
-        self.scale = max(MIN_SCALE, min(MAX_SCALE, min(pane.width() / w, pane.height() / h)))
+        self.scale = snap_scale(min(pane.width() / w, pane.height() / h), down=True)
         self.offset = QPointF((pane.width() - w * self.scale) / 2, (pane.height() - h * self.scale) / 2)
+        self._snap_offset()
         self._emit()
 
     def zoom_to(self, scale: float, anchor: QPointF | None = None) -> None:
@@ -130,7 +163,7 @@ class CompareView(QWidget):
         if self.mode == "side" and anchor.x() >= self.pane_rect(1).left():
             anchor = anchor - QPointF(self.pane_rect(1).left() - pane.left(), 0)
         img_pt = (anchor - self.offset) / self.scale
-        self.scale = max(MIN_SCALE, min(MAX_SCALE, scale))
+        self.scale = snap_scale(scale)
         self.offset = anchor - img_pt * self.scale
         self._fitted = False
         self._clamp()
@@ -156,6 +189,12 @@ class CompareView(QWidget):
         x = min(max(self.offset.x(), mx - iw), pane.width() - mx)
         y = min(max(self.offset.y(), my - ih), pane.height() - my)
         self.offset = QPointF(x, y)
+        self._snap_offset()
+
+    def _snap_offset(self) -> None:
+        """Whole screen pixels when zoomed in, so nearest-neighbour blocks all have the same size."""
+        if self.scale >= 1.0:
+            self.offset = QPointF(round(self.offset.x()), round(self.offset.y()))
 
     def _emit(self) -> None:
         self.update()
@@ -165,7 +204,17 @@ class CompareView(QWidget):
     def resizeEvent(self, event: object) -> None:  # noqa: N802
         if self._fitted:
             self.fit()
+        self.place_prompt()
         super().resizeEvent(event)  # type: ignore[arg-type]
+
+    def place_prompt(self) -> None:
+        """Centre the prompt widget under the placeholder text, or near the bottom once a photo is shown."""
+        w = self.prompt_widget
+        if w is None:
+            return
+        w.adjustSize()
+        y = self.height() // 2 + 40 if self.before is None else self.height() - w.height() - 24
+        w.move((self.width() - w.width()) // 2, max(0, y))
 
     # -- painting -------------------------------------------------------------------------------------------------
     def _draw(self, p: QPainter, img: QImage | None, pane: int, clip: QRectF) -> None:
@@ -174,13 +223,14 @@ class CompareView(QWidget):
         p.save()
         p.setClipRect(clip)
         origin = QPointF(self.pane_rect(pane).topLeft())
-        target = QRectF(origin + self.offset, img.size().toSizeF() * self.scale)
+        w, h = self.image_size()
+        target = QRectF(origin + self.offset, QSizeF(w, h) * self.scale)  # coarser images are stretched onto it
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.scale < 1.0)
         p.drawImage(target, img)
         p.restore()
 
     def _draw_grid(self, p: QPainter, pane: int, clip: QRectF) -> None:
-        if self.scale < 8:
+        if self.scale < GRID_LINES_FROM:
             return
         w, h = self.image_size()
         p.save()
@@ -257,8 +307,10 @@ class CompareView(QWidget):
     def _after_label(self) -> str:
         if self.show_original:
             return "Original (release to compare)"
+        if self.no_model_hint:
+            return f"After: {self.no_model_hint}"
         if self.after is None:
-            return "After: not rendered yet"
+            return f"After · {self.badge}" if self.badge else "After: not rendered yet"
         return f"After · {self.badge}" if self.badge else "After"
 
     # -- interaction ----------------------------------------------------------------------------------------------

@@ -20,16 +20,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.api import RenderParams
+from ..engine.api import REALISM_PRESETS, RenderParams
 
 STEP = 0.05
-REALISM_CHOICES = [
-    ("Default (t = 1)", 1),
-    ("Fidelity (t = 250)", 250),
-    ("Neutral (t = 500)", 500),
-    ("Realism (t = 750)", 750),
-    ("Custom…", -1),
-]
+CUSTOM = -1  # item data of the "Custom…" realism entry
+REALISM_TIP = (
+    "Realism level: low keeps close to the original; higher levels trade fidelity for realistic detail.\n"
+    "Models trained with realism grouping respond best at 250 / 500 / 750."
+)
+
+
+def realism_label(t: int) -> str:
+    """'Fidelity (t = 250)' for the RCOD presets, 't = 320' for anything else."""
+    names = {v: k.capitalize() for k, v in REALISM_PRESETS.items()}
+    return f"{names[t]} (t = {t})" if t in names else f"t = {t}"
+
+
+REALISM_CHOICES = [(realism_label(t), t) for t in REALISM_PRESETS.values()] + [("Custom…", CUSTOM)]
 
 
 class StrengthControl(QWidget):
@@ -98,10 +105,7 @@ class ControlsPanel(QWidget):
         self.realism = QComboBox()
         for label, t in REALISM_CHOICES:
             self.realism.addItem(label, t)
-        self.realism.setToolTip(
-            "Realism level: low keeps close to the original; higher levels trade fidelity for realistic detail.\n"
-            "Models trained with realism grouping respond best at 250 / 500 / 750."
-        )
+        self.realism.setToolTip(REALISM_TIP)
         self.custom_t = QSpinBox()
         self.custom_t.setRange(1, 999)
         self.custom_t.setValue(100)
@@ -121,9 +125,10 @@ class ControlsPanel(QWidget):
         )
         self.prompt = QLineEdit()
         self.prompt.setPlaceholderText("optional: a short description, e.g. 'old portrait of a woman'")
-        self.prompt.setToolTip(
+        self._prompt_tip = (
             "Describe the photo in a few words to guide added detail. Leave empty for the neutral default."
         )
+        self.prompt.setToolTip(self._prompt_tip)
         self.realism_note = QLabel("")
         self.realism_note.setWordWrap(True)
         self.realism_note.setStyleSheet("color: gray")
@@ -153,7 +158,7 @@ class ControlsPanel(QWidget):
         self._last_prompt = ""
 
     def _realism_changed(self) -> None:
-        self.custom_t.setVisible(self.realism.currentData() == -1)
+        self.custom_t.setVisible(self.realism.currentData() == CUSTOM)
         self._emit("other")
 
     def _prompt_done(self) -> None:
@@ -163,7 +168,7 @@ class ControlsPanel(QWidget):
 
     def realism_value(self) -> int:
         t = self.realism.currentData()
-        return int(self.custom_t.value()) if t == -1 else int(t)
+        return int(self.custom_t.value()) if t in (CUSTOM, None) else int(t)
 
     def params(self) -> RenderParams:
         return RenderParams(
@@ -186,10 +191,10 @@ class ControlsPanel(QWidget):
             self.sem.slider.setValue(round(p.sem / STEP))
             idx = self.realism.findData(p.realism)
             if idx < 0:
-                idx = self.realism.findData(-1)
+                idx = self.realism.findData(CUSTOM)
                 self.custom_t.setValue(p.realism)
             self.realism.setCurrentIndex(idx)
-            self.custom_t.setVisible(self.realism.currentData() == -1)
+            self.custom_t.setVisible(self.realism.currentData() == CUSTOM)
             self.scale.setCurrentIndex(max(0, self.scale.findData(p.scale)))
             self.color_fix.setCurrentIndex(max(0, self.color_fix.findData(p.color_fix)))
             self.prompt.setText(p.prompt)
@@ -199,27 +204,36 @@ class ControlsPanel(QWidget):
                 w.blockSignals(False)
 
     def configure_for_model(self, supports_realism: bool, supports_prompt: bool, timesteps: tuple[int, ...]) -> None:
-        """Offer exactly what the loaded model can do."""
+        """Offer exactly what the loaded model can do: its trained realism levels, or none at all."""
         self.realism.blockSignals(True)
         current = self.realism_value()
         self.realism.clear()
         if timesteps:
             for t in timesteps:
-                self.realism.addItem(f"Level t = {t}", t)
-            self.realism_note.setText("This model was trained for these realism levels.")
+                self.realism.addItem(realism_label(t), t)
+            self.realism_note.setText("This model was trained for exactly these realism levels.")
         else:
             for label, t in REALISM_CHOICES:
                 self.realism.addItem(label, t)
             self.realism_note.setText("")
-        idx = self.realism.findData(current)
-        self.realism.setCurrentIndex(idx if idx >= 0 else 0)
+        idx = self.realism.findData(current if supports_realism else REALISM_PRESETS["default"])
+        if idx < 0 and not timesteps:
+            idx = self.realism.findData(CUSTOM)
+            self.custom_t.setValue(current)
+        self.realism.setCurrentIndex(max(0, idx))
+        self.custom_t.setVisible(self.realism.currentData() == CUSTOM)
         self.realism.blockSignals(False)
         self.realism.setEnabled(supports_realism)
         self.custom_t.setEnabled(supports_realism)
-        if not supports_realism:
-            self.realism.setToolTip("Realism levels need a diffusion model (PiSA-SR); this model has none.")
-            self.realism_note.setText("Realism needs a diffusion model.")
+        if supports_realism:
+            self.realism.setToolTip(REALISM_TIP)
+        else:
+            self.realism.setToolTip("This model has no realism levels: they need a diffusion model (PiSA-SR).")
+            self.realism_note.setText("Realism levels need a diffusion model.")
         self.prompt.setEnabled(supports_prompt)
+        self.prompt.setToolTip(
+            self._prompt_tip if supports_prompt else "This model does not read descriptions (it has no text encoder)."
+        )
 
     def _emit(self, kind: str) -> None:
         self.changed.emit(self.params(), kind)

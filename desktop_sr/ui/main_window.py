@@ -1,13 +1,20 @@
 """The main window: compare view, controls, menus, status bar, and the render controller that keeps the screen
-responsive (instant preview from cached corners, exact render of the visible region first, then the rest)."""
+responsive (instant preview from cached corners, exact render of the visible region first, then the rest).
+
+What is on screen is always labelled: ``shown_kind`` is "exact" (the result for the current settings), "preview"
+(an instant blend of cached corner images), "partial" (exact where you look, the rest still the preview) or
+"stale" (the previous result, kept on screen while the new one renders, never the original).
+"""
 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import logging
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -17,7 +24,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QWidget,
 )
 
 from .. import __version__
@@ -27,13 +33,20 @@ from ..imaging import SUPPORTED_READ_EXTENSIONS, Photo
 from .compare_view import CompareView
 from .controls import ControlsPanel
 from .export_dialog import ExportDialog
-from .images import blend_corners, colormap, qimage_from_rgb
+from .images import CornerBlend, colormap, qimage_from_rgb
 from .model_dialog import ChooseModelDialog
-from .settings import Settings, load_settings, save_settings
+from .settings import load_settings, save_settings
 from .worker import EngineWorker, Job
 
 log = logging.getLogger(__name__)
 NO_MODEL = "No model loaded.\nChoose one with Model ▸ Choose model… (Stable Diffusion 2.1-base + PiSA-SR adapters)."
+OPEN_PHOTO = "Open a photo (File ▸ Open, or drop it here)"
+BADGES = {
+    "exact": ("Exact", "The exact result for these settings."),
+    "preview": ("Preview", "An instant blend of cached results; the exact render follows."),
+    "partial": ("Exact in view", "The visible part is exact; the rest of the photo is still rendering."),
+    "stale": ("Previous settings", "The last result stays on screen while the new settings render."),
+}
 
 
 def corner_key(p: RenderParams) -> tuple[object, ...]:
@@ -50,7 +63,11 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
 
         self.view = CompareView(self)
-        self.view.placeholder = "Open a photo (File ▸ Open, or drop it here)"
+        self.view.placeholder = OPEN_PHOTO
+        self.btn_choose_model = QPushButton("Choose model…", self.view)
+        self.btn_choose_model.setToolTip("Pick a Stable Diffusion 2.1-base folder and a PiSA-SR adapter file")
+        self.btn_choose_model.clicked.connect(self.choose_model_dialog)
+        self.view.prompt_widget = self.btn_choose_model
         self.setCentralWidget(self.view)
         self.controls = ControlsPanel(self)
         dock = QDockWidget("Adjust", self)
@@ -63,13 +80,16 @@ class MainWindow(QMainWindow):
         self.photo_path: Path | None = None
         self.model_info: ModelInfo | None = None
         self.model_spec: ModelSpec | None = None
-        self.shown_params: RenderParams | None = None  # params of the exact result on screen
-        self.shown_kind = ""  # "preview" | "exact" | ""
-        self.corners: tuple[object, ...] | None = None
+        self.shown_params: RenderParams | None = None  # params of the result (or preview) on screen
+        self.shown_kind = ""  # "" | "preview" | "partial" | "exact" | "stale"
+        self.busy = False
+        self.blender: CornerBlend | None = None
         self.corners_for: tuple[object, ...] | None = None
         self.detail_for: RenderParams | None = None
         self.last_render_seconds: float | None = None
+        self.last_preview_ms: float | None = None
         self.preview_count = 0
+        self._error_open = False
 
         self.worker = EngineWorker()
         self._connect_worker()
@@ -78,9 +98,7 @@ class MainWindow(QMainWindow):
         self._build_status()
         self.controls.set_params(self._settings_params())
         self.controls.changed.connect(self._controls_changed)
-        self.view.view_changed.connect(self._view_changed)
-        self._view_timer = QTimer(self, singleShot=True, interval=250)
-        self._view_timer.timeout.connect(lambda: None)
+        self.view.zoom_changed.connect(lambda z: self.lbl_zoom.setText(f"{z * 100:.0f} %"))
 
         if self.settings.geometry:
             self.restoreGeometry(QByteArray(base64.b64decode(self.settings.geometry)))
@@ -108,7 +126,7 @@ class MainWindow(QMainWindow):
         w.progress.connect(self._progress)
         w.busy_changed.connect(self._busy)
         w.job_failed.connect(self.show_error)
-        w.cancelled.connect(lambda _id: self._set_badge("Cancelled" if self.shown_kind != "exact" else "Exact"))
+        w.cancelled.connect(lambda _id: self.statusBar().showMessage("Render cancelled", 4000))
         w.export_done.connect(lambda p, s: self.statusBar().showMessage(f"Saved {p} ({s:.1f} s)", 10000))
         w.export_failed.connect(lambda msg: self.show_error("Export failed", msg))
 
@@ -141,6 +159,7 @@ class MainWindow(QMainWindow):
         self.act_cancel = self._action("&Cancel render", self.cancel_render, "Esc", "Stop the running render")
         self.act_choose_model = self._action("&Choose model…", self.choose_model_dialog, None,
                                              "Use Stable Diffusion 2.1-base with PiSA-SR adapters")  # fmt: skip
+        self.act_cancel.setEnabled(False)
         self.act_about = self._action("&About", self.about)
         group = QActionGroup(self)
         self.mode_actions: dict[str, QAction] = {}
@@ -182,13 +201,20 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addAction(self.act_original)
         tb.addAction(self.act_detail)
+        tb.addSeparator()
+        tb.addAction(self.act_choose_model)
 
     def _build_status(self) -> None:
         sb = self.statusBar()
         self.lbl_sizes = QLabel("")
+        self.lbl_sizes.setToolTip("Photo size → result size, in pixels")
         self.lbl_model = QLabel("")
+        self.lbl_model.setToolTip("Model · device · number format")
         self.lbl_badge = QLabel("")
         self.lbl_time = QLabel("")
+        self.lbl_time.setToolTip("How long the last exact render took (instant preview time in brackets)")
+        self.lbl_zoom = QLabel("")
+        self.lbl_zoom.setToolTip("Zoom: 100 % is one photo pixel per screen pixel")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(180)
         self.progress.setTextVisible(True)
@@ -197,7 +223,7 @@ class MainWindow(QMainWindow):
         self.btn_cancel.setToolTip("Stop the running render (Esc)")
         self.btn_cancel.clicked.connect(self.cancel_render)
         self.btn_cancel.setVisible(False)
-        for w in (self.lbl_sizes, self.lbl_model, self.lbl_time, self.lbl_badge):
+        for w in (self.lbl_sizes, self.lbl_zoom, self.lbl_model, self.lbl_time, self.lbl_badge):
             sb.addPermanentWidget(w)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.btn_cancel)
@@ -212,6 +238,7 @@ class MainWindow(QMainWindow):
 
     # -- model ----------------------------------------------------------------------------------------------------
     def _load_initial_model(self) -> None:
+        """The model used last time, else the model manager's default, else the bundled upscaler if installed."""
         s = self.settings
         spec: ModelSpec | None = None
         if s.model_kind == "pisa-sr" and s.model_base and s.model_lora:
@@ -219,12 +246,7 @@ class MainWindow(QMainWindow):
         elif s.model_kind and s.model_kind != "pisa-sr":
             spec = ModelSpec(kind=s.model_kind, name=s.model_name)
         else:
-            try:
-                from ..models.registry import default_spec
-
-                spec = default_spec()
-            except ImportError:
-                spec = None
+            spec = default_model_spec()
         if spec is not None:
             self.load_model(spec)
 
@@ -235,6 +257,11 @@ class MainWindow(QMainWindow):
 
     def _model_loaded(self, info: ModelInfo, description: str) -> None:
         self.model_info = info
+        self.blender = self.corners_for = None
+        self.detail_for = None
+        self.view.overlay = None
+        if self.view.after is not None:
+            self.shown_kind = "stale"  # keep the old model's result on screen until the new one is ready
         spec = self.model_spec
         if spec is not None:
             s = self.settings
@@ -242,7 +269,6 @@ class MainWindow(QMainWindow):
             s.model_base = str(spec.base_dir or "")
             s.model_lora = str(spec.lora or "")
         self.controls.configure_for_model(info.supports_realism, info.supports_prompt, info.trained_timesteps)
-        self._invalidate_results()
         self._update_model_state()
         self.statusBar().showMessage(f"Model loaded: {description}", 8000)
         self.request_render("other")
@@ -256,10 +282,14 @@ class MainWindow(QMainWindow):
         info = self.model_info
         if info is None:
             self.lbl_model.setText("No model")
-            self.view.placeholder = NO_MODEL if self.photo is None else self.view.placeholder
+            self.view.placeholder = NO_MODEL if self.photo is None else OPEN_PHOTO
+            self.view.no_model_hint = "no model: choose one to see the result"
         else:
             self.lbl_model.setText(f"{info.name} · {info.device} · {info.dtype}")
-            self.view.placeholder = "Open a photo (File ▸ Open, or drop it here)"
+            self.view.placeholder = OPEN_PHOTO
+            self.view.no_model_hint = ""
+        self.btn_choose_model.setVisible(info is None)
+        self.view.place_prompt()
         self.act_save.setEnabled(info is not None and self.photo is not None)
         self.view.update()
 
@@ -291,14 +321,18 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(self.settings.recent_files))
 
     def _photo_loaded(self, photo: Photo, before: object, scale: int) -> None:
-        new_photo = self.photo is None or photo.source != self.photo.source or photo is not self.photo
+        """A new photo, or the same photo at a new scale (then the old result stays on screen, stretched)."""
+        new_photo = photo is not self.photo
         self.photo = photo
         self.setWindowTitle(f"{photo.source.name} — desktop-sr")
         if new_photo:
             self._invalidate_results()
+        elif self.view.after is not None:
+            self.shown_kind = "stale"
+            self.blender = self.corners_for = None
+            self.view.overlay = None
         before_img = qimage_from_rgb(before)  # type: ignore[arg-type]
-        same_size = self.view.after is not None and self.view.after.size() == before_img.size()
-        self.view.set_images(before_img, self.view.after if same_size else None, keep_view=not new_photo)
+        self.view.set_images(before_img, self.view.after, keep_view=not new_photo)
         h, w = photo.height, photo.width
         self.lbl_sizes.setText(f"{w}×{h} → {w * scale}×{h * scale}")
         self.statusBar().showMessage(f"Opened {photo.source}", 5000)
@@ -306,12 +340,13 @@ class MainWindow(QMainWindow):
         self.request_render("other")
 
     def _invalidate_results(self) -> None:
-        self.corners = self.corners_for = None
+        self.blender = self.corners_for = None
         self.detail_for = None
         self.shown_params = None
+        self.shown_kind = ""
         self.view.overlay = None
         self.view.set_after(None)
-        self._set_badge("")
+        self._refresh_badge()
 
     # -- rendering ------------------------------------------------------------------------------------------------
     def _controls_changed(self, params: RenderParams, kind: str) -> None:
@@ -326,24 +361,36 @@ class MainWindow(QMainWindow):
         self.request_render(kind)
 
     def request_render(self, kind: str = "other") -> None:
-        """Show an instant preview if the corners allow it, then queue the exact render (newest wins)."""
+        """Show an instant preview if the cached corners allow it, then queue the exact render (newest wins).
+
+        The exact render does the visible region first, then the whole photo; a newer request cancels a running
+        render of older settings between tiles, so dragging never builds a queue of stale work.
+        """
         if self.model_info is None or self.photo is None:
             return
         params = self.controls.params()
         if params == self.shown_params and self.shown_kind == "exact":
             return
-        if self.corners is not None and self.corners_for == corner_key(params):
-            self.view.set_after(qimage_from_rgb(blend_corners(self.corners, params.pix, params.sem)))  # type: ignore[arg-type]
-            self.preview_count += 1
-            self._set_badge("Preview", "instant blend of cached results; the exact render follows")
+        if self.blender is not None and self.corners_for == corner_key(params):
+            self.show_preview(params)
+        elif self.view.after is not None:
+            self.shown_kind = "stale"
         region = self.view.visible_image_rect()
         self.worker.supersede_running("render")
         self.worker.submit(Job("render", {"params": params, "region": region}))
         if self.act_detail.isChecked():
             self.worker.submit(Job("detail", {"params": params}))
+        self._refresh_badge()
 
-    def _view_changed(self) -> None:
-        pass  # results cover the whole photo once exact; nothing to re-render on pan/zoom
+    def show_preview(self, params: RenderParams) -> None:
+        """The first update of a strength change: blend the cached corner images (a few ms, on this thread)."""
+        assert self.blender is not None
+        start = time.perf_counter()
+        self.view.set_after(qimage_from_rgb(self.blender.blend(params.pix, params.sem)))
+        self.view.repaint()  # on screen now, not at the next idle moment
+        self.last_preview_ms = (time.perf_counter() - start) * 1000
+        self.preview_count += 1
+        self.shown_params, self.shown_kind = params, "preview"
 
     def _rendered(self, job_id: int, params: RenderParams, image: object, region: object, seconds: float) -> None:
         if params != self.controls.params():
@@ -352,21 +399,23 @@ class MainWindow(QMainWindow):
         if region is not None:
             x0, y0, _x1, _y1 = region  # type: ignore[misc]
             self.view.paste_after(img, x0, y0)
-            self._set_badge("Exact (visible part)", "the visible part is exact; the rest is still rendering")
+            self.shown_params, self.shown_kind = params, "partial"
+            self._refresh_badge()
             return
         self.view.set_after(img)
         self.shown_params = params
         self.shown_kind = "exact"
         self.last_render_seconds = seconds
-        self.lbl_time.setText(f"Render {seconds:.2f} s")
-        self._set_badge("Exact", "the exact result for these settings")
+        preview = f" (preview {self.last_preview_ms:.0f} ms)" if self.last_preview_ms is not None else ""
+        self.lbl_time.setText(f"Render {seconds:.2f} s{preview}")
+        self._refresh_badge()
         self._update_model_state()
         if self.corners_for != corner_key(params) and self.model_info is not None:
             self.worker.submit(Job("corners", {"params": params}))
 
-    def _corners_ready(self, params: RenderParams, corners: object) -> None:
+    def _corners_ready(self, params: RenderParams, blender: CornerBlend) -> None:
         if corner_key(params) == corner_key(self.controls.params()):
-            self.corners = corners  # type: ignore[assignment]
+            self.blender = blender
             self.corners_for = corner_key(params)
 
     def _detail_ready(self, params: RenderParams, values: object) -> None:
@@ -377,9 +426,7 @@ class MainWindow(QMainWindow):
 
     def _toggle_detail(self, on: bool) -> None:
         self.view.show_overlay = on
-        if on and self.model_info is not None and self.photo is not None:
-            if not self.model_info.supports_realism and self.model_info.kind == "bundled":
-                pass
+        if on and self.model_info is not None and self.photo is not None and self.detail_for != self.controls.params():
             self.worker.submit(Job("detail", {"params": self.controls.params()}))
         self.view.update()
 
@@ -390,13 +437,19 @@ class MainWindow(QMainWindow):
         self.progress.setFormat(f"{stage} %v/%m")
 
     def _busy(self, busy: bool) -> None:
+        self.busy = busy
         self.progress.setVisible(busy)
         self.btn_cancel.setVisible(busy)
-        if busy and self.shown_kind != "exact":
+        self.act_cancel.setEnabled(busy)
+        if busy:
             self.progress.setMaximum(0)  # indeterminate until the first report
+        self._refresh_badge()
 
-    def _set_badge(self, text: str, tip: str = "") -> None:
-        self.shown_kind = {"Preview": "preview", "Exact": "exact"}.get(text, self.shown_kind if text else "")
+    def _refresh_badge(self) -> None:
+        """Say on screen what the "after" side shows, and whether something is still rendering."""
+        text, tip = BADGES.get(self.shown_kind, ("", ""))
+        if self.busy and self.shown_kind != "exact":
+            text = f"{text} · rendering…" if text else "rendering…"
         self.view.badge = text
         self.lbl_badge.setText(f"<b>{text}</b>" if text else "")
         self.lbl_badge.setToolTip(tip)
@@ -449,8 +502,15 @@ class MainWindow(QMainWindow):
         )
 
     def show_error(self, title: str, message: str) -> None:
+        """One modal dialog at a time: errors arriving while one is open go to the status bar only."""
         self.statusBar().showMessage(f"{title}: {message}", 10000)
-        QMessageBox.critical(self, title, message)
+        if self._error_open:
+            return
+        self._error_open = True
+        try:
+            QMessageBox.critical(self, title, message)
+        finally:
+            self._error_open = False
 
     # -- view modes, keys, drops, closing ---------------------------------------------------------------------------
     def set_compare_mode(self, mode: str) -> None:
@@ -504,8 +564,22 @@ class MainWindow(QMainWindow):
         self.worker.stop()
 
 
-def current_settings(window: MainWindow) -> Settings:
-    return window.settings
+def default_model_spec() -> ModelSpec | None:
+    """The model manager's default if there is one, else the bundled upscaler if it is installed, else None.
 
-
-__all__ = ["MainWindow", "QWidget"]
+    Only looks for the modules (``find_spec``), never imports them here: importing the engine's model code
+    pulls in torch, which belongs to the worker thread.
+    """
+    try:
+        from ..models.registry import default_spec  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:
+        spec = default_spec()
+        if spec is not None:
+            return spec  # type: ignore[no-any-return]
+    try:
+        found = importlib.util.find_spec("desktop_sr.engine.bundled") is not None
+    except (ImportError, ValueError):
+        found = False
+    return ModelSpec(kind="bundled", name="Real-ESRGAN (bundled)") if found else None

@@ -27,6 +27,7 @@ from ..engine.api import CancelToken, RenderParams, UpscaleSession
 from ..engine.errors import Cancelled, EngineError
 from ..engine.loader import ModelSpec, open_session
 from ..imaging import Photo, PhotoError, SaveOptions, read_photo, to_uint8, write_photo
+from .images import CornerBlend
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
@@ -63,7 +64,7 @@ class EngineWorker(QObject):
     photo_loaded = Signal(object, object, int)  # Photo, before image (uint8 H x W x 3), scale
     photo_failed = Signal(str)
     rendered = Signal(int, object, object, object, float)  # job id, params, uint8 image, region or None, seconds
-    corners_ready = Signal(object, object)  # params (pix/sem ignored), (base, pix, full) uint8 images
+    corners_ready = Signal(object, object)  # params (pix/sem ignored), CornerBlend prepared in this thread
     detail_ready = Signal(object, object)  # params, float32 H x W map in [0, 1]
     progress = Signal(int, int, str)
     busy_changed = Signal(bool)
@@ -262,7 +263,7 @@ class EngineWorker(QObject):
             return
         params: RenderParams = job.payload["params"]  # type: ignore[assignment]
         c = self.session.corners(params, progress=self._progress, cancel=self._token)
-        self._emit["corners_ready"].emit(params, (to_uint8(c.base), to_uint8(c.pix), to_uint8(c.full)))
+        self._emit["corners_ready"].emit(params, CornerBlend(c.base, c.pix, c.full))
 
     def _do_detail(self, job: Job) -> None:
         if self.session is None or self.photo is None:
