@@ -132,3 +132,13 @@ def test_config_defaults_are_pisa_sr_and_errors_name_the_key(tmp_path):
     assert back.model.base == str(tmp_path / "sd") and back.data.folders == [str(tmp_path / "photos")]
     assert back.degradation == cfg.degradation and back.loss == cfg.loss
     assert back.train.output_dir == str(tmp_path / "runs" / "pisa-sr")
+
+
+def test_the_example_config_is_valid_and_spells_out_the_defaults():
+    from pathlib import Path
+
+    example = load_config(Path(__file__).resolve().parents[1] / "examples" / "train_config.toml")
+    defaults = from_dict({})
+    assert example.degradation == defaults.degradation and example.csd == defaults.csd and example.ldg.k == 250
+    assert (example.train.lr, example.train.batch_size, example.train.stage1_steps) == (5e-5, 4, 4000)
+    assert example.loss.lpips_vgg_weights.endswith("vgg16-397923af.pth")
