@@ -250,7 +250,7 @@ def test_starts_without_a_model_and_says_so(qtbot, tmp_path, monkeypatch, photo_
         with qtbot.waitSignal(w.worker.photo_loaded, timeout=30000):
             w.open_path(photo_path)  # a photo without a model: shown, with the prompt still there
         assert w.view.before is not None and w.view.after is None
-        assert "no model" in w.view._after_label() and w.btn_choose_model.isVisible()
+        assert "choose a model" in w.view._after_label() and w.btn_choose_model.isVisible()
         assert not errors
     finally:
         w.close()

@@ -274,6 +274,7 @@ class CompareView(QWidget):
             left, right = QRectF(self.pane_rect(0)), QRectF(self.pane_rect(1))
             self._draw(p, self.before, 0, left)
             self._draw(p, after, 1, right)
+            self._dim_stand_in(p, right)
             self._draw(p, overlay, 1, right)
             for i, clip in ((0, left), (1, right)):
                 self._draw_grid(p, i, clip)
@@ -289,6 +290,7 @@ class CompareView(QWidget):
                 first, second = QRectF(0, 0, full.width(), d), QRectF(0, d, full.width(), full.height() - d)
             self._draw(p, self.before, 0, first)
             self._draw(p, after, 0, second)
+            self._dim_stand_in(p, second)
             self._draw(p, overlay, 0, second)
             self._draw_grid(p, 0, full)
             p.setPen(QPen(QColor(255, 255, 255, 220), 2))
@@ -304,6 +306,11 @@ class CompareView(QWidget):
             self._label(p, self._after_label(), second.topLeft() + QPointF(12, 10))
         p.end()
 
+    def _dim_stand_in(self, p: QPainter, area: QRectF) -> None:
+        """With no result yet the "after" side shows the original as a stand-in: dim it so nobody mistakes it."""
+        if self.after is None and not self.show_original:
+            p.fillRect(area, QColor(38, 38, 40, 150))
+
     def _after_label(self) -> str:
         if self.show_original:
             return "Original (release to compare)"
@@ -311,7 +318,8 @@ class CompareView(QWidget):
             return f"After: {self.no_model_hint}"
         if self.after is None:
             return f"After · {self.badge}" if self.badge else "After: not rendered yet"
-        return f"After · {self.badge}" if self.badge else "After"
+        text = f"After · {self.badge}" if self.badge else "After"
+        return text + " · detail map" if self.show_overlay and self.overlay is not None else text
 
     # -- interaction ----------------------------------------------------------------------------------------------
     def _near_divider(self, pos: QPointF) -> bool:

@@ -124,7 +124,7 @@ class ControlsPanel(QWidget):
             "AdaIN matches overall colour; Wavelet keeps the original's broad tones exactly; None shows the raw model."
         )
         self.prompt = QLineEdit()
-        self.prompt.setPlaceholderText("optional: a short description, e.g. 'old portrait of a woman'")
+        self.prompt.setPlaceholderText("optional, e.g. 'old portrait'")
         self._prompt_tip = (
             "Describe the photo in a few words to guide added detail. Leave empty for the neutral default."
         )
@@ -132,6 +132,7 @@ class ControlsPanel(QWidget):
         self.realism_note = QLabel("")
         self.realism_note.setWordWrap(True)
         self.realism_note.setStyleSheet("color: gray")
+        self.realism_note.setVisible(False)
 
         form = QFormLayout()
         form.addRow("Pixel fidelity", self.pix)
@@ -139,8 +140,10 @@ class ControlsPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.realism, 1)
         row.addWidget(self.custom_t)
-        form.addRow("Realism", row)
-        form.addRow("", self.realism_note)
+        cell = QVBoxLayout()  # the note sits under the choice and takes no space while hidden
+        cell.addLayout(row)
+        cell.addWidget(self.realism_note)
+        form.addRow("Realism", cell)
         form.addRow("Scale", self.scale)
         form.addRow("Colour fix", self.color_fix)
         form.addRow("Description", self.prompt)
@@ -230,6 +233,7 @@ class ControlsPanel(QWidget):
         else:
             self.realism.setToolTip("This model has no realism levels: they need a diffusion model (PiSA-SR).")
             self.realism_note.setText("Realism levels need a diffusion model.")
+        self.realism_note.setVisible(bool(self.realism_note.text()))
         self.prompt.setEnabled(supports_prompt)
         self.prompt.setToolTip(
             self._prompt_tip if supports_prompt else "This model does not read descriptions (it has no text encoder)."

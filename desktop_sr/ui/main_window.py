@@ -216,7 +216,8 @@ class MainWindow(QMainWindow):
         self.lbl_zoom = QLabel("")
         self.lbl_zoom.setToolTip("Zoom: 100 % is one photo pixel per screen pixel")
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(180)
+        self.progress.setMaximumWidth(240)
+        self.progress.setMinimumWidth(200)
         self.progress.setTextVisible(True)
         self.progress.setVisible(False)
         self.btn_cancel = QPushButton("Cancel")
@@ -224,6 +225,7 @@ class MainWindow(QMainWindow):
         self.btn_cancel.clicked.connect(self.cancel_render)
         self.btn_cancel.setVisible(False)
         for w in (self.lbl_sizes, self.lbl_zoom, self.lbl_model, self.lbl_time, self.lbl_badge):
+            w.setContentsMargins(8, 0, 8, 0)
             sb.addPermanentWidget(w)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.btn_cancel)
@@ -283,7 +285,7 @@ class MainWindow(QMainWindow):
         if info is None:
             self.lbl_model.setText("No model")
             self.view.placeholder = NO_MODEL if self.photo is None else OPEN_PHOTO
-            self.view.no_model_hint = "no model: choose one to see the result"
+            self.view.no_model_hint = "choose a model to see the result"
         else:
             self.lbl_model.setText(f"{info.name} · {info.device} · {info.dtype}")
             self.view.placeholder = OPEN_PHOTO
@@ -430,11 +432,12 @@ class MainWindow(QMainWindow):
             self.worker.submit(Job("detail", {"params": self.controls.params()}))
         self.view.update()
 
-    def _progress(self, done: int, total: int, stage: str) -> None:
+    def _progress(self, done: int, total: int, label: str, stage: str) -> None:
         self.progress.setVisible(True)
         self.progress.setMaximum(max(1, total))
         self.progress.setValue(done)
-        self.progress.setFormat(f"{stage} %v/%m")
+        self.progress.setFormat(f"{label} %p%")
+        self.progress.setToolTip(f"{label}: {stage} step {done} of {total}")
 
     def _busy(self, busy: bool) -> None:
         self.busy = busy

@@ -45,6 +45,11 @@ class Job:
         return None if self.kind == "export" else ("photo" if self.kind == "scale" else self.kind)
 
 
+#: What a person reads in the progress bar for each job kind (the engine's stage names go in the tooltip).
+JOB_LABELS = {
+    "model": "Loading model", "photo": "Opening", "scale": "Opening", "render": "Rendering",
+    "corners": "Preparing instant previews", "detail": "Detail map", "export": "Saving",
+}  # fmt: skip
 _PRIORITY = {"model": 0, "photo": 1, "scale": 1, "render": 2, "export": 3, "detail": 4, "corners": 5}
 
 
@@ -66,7 +71,7 @@ class EngineWorker(QObject):
     rendered = Signal(int, object, object, object, float)  # job id, params, uint8 image, region or None, seconds
     corners_ready = Signal(object, object)  # params (pix/sem ignored), CornerBlend prepared in this thread
     detail_ready = Signal(object, object)  # params, float32 H x W map in [0, 1]
-    progress = Signal(int, int, str)
+    progress = Signal(int, int, str, str)  # done, total, what in plain words, engine stage (e.g. 'unet')
     busy_changed = Signal(bool)
     job_failed = Signal(str, str)  # title, message
     cancelled = Signal(int)
@@ -206,7 +211,9 @@ class EngineWorker(QObject):
             self._emit["job_failed"].emit(f"{job.kind.capitalize()} failed", message)
 
     def _progress(self, done: int, total: int, stage: str) -> None:
-        self._emit["progress"].emit(done, total, stage)
+        running = self._running
+        label = JOB_LABELS.get(running.kind, "Working") if running is not None else "Working"
+        self._emit["progress"].emit(done, total, label, stage)
 
     # -- jobs ---------------------------------------------------------------------------------------------------
     def _do_model(self, job: Job) -> None:
