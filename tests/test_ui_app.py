@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF, QTimer
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.loader import ModelSpec
@@ -198,10 +199,57 @@ def test_cancel_stops_a_running_job(qtbot, window, tiny_model, photo_path, monke
 
     monkeypatch.setattr(session, "render", slow_render)
     window.controls.color_fix.setCurrentIndex(2)
-    qtbot.waitUntil(lambda: window.btn_cancel.isVisible(), timeout=10000)
+    qtbot.waitUntil(lambda: window.btn_cancel.isVisible() and window.act_cancel.isEnabled(), timeout=10000)
+    assert window.act_cancel.shortcut() == QKeySequence("Esc")
+    shown = window.view.after
     with qtbot.waitSignal(window.worker.cancelled, timeout=10000):
-        window.cancel_render()
+        window.act_cancel.trigger()  # what Esc does
+    qtbot.waitUntil(lambda: not window.busy, timeout=10000)
     assert window.shown_params != window.controls.params()
+    assert window.view.after is shown and window.shown_kind == "stale"  # the last result stays, labelled
+    assert "Previous settings" in window.view.badge and "rendering" not in window.view.badge
+    monkeypatch.setattr(session, "render", real_render)
+    window.controls.color_fix.setCurrentIndex(1)  # the worker takes new work after a cancel
+    wait_exact(qtbot, window, window.controls.params())
+
+
+def test_drop_a_photo(qtbot, window, photo_path):
+    from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(photo_path))])
+    drop = QDropEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)  # fmt: skip
+    with qtbot.waitSignal(window.worker.photo_loaded, timeout=30000):
+        window.dropEvent(drop)
+    assert window.photo.source == photo_path and window.settings.recent_files[0] == str(photo_path)
+    assert window.recent_menu.actions()[0].text() == str(photo_path)
+
+
+def test_run_gui_opens_the_command_line_photo(qtbot, photo_path, tmp_path, monkeypatch):
+    import desktop_sr.ui.main_window as main_window
+    from desktop_sr.ui.app import run_gui
+
+    monkeypatch.setenv("DESKTOP_SR_CONFIG_DIR", str(tmp_path / "cli-config"))
+    monkeypatch.setattr(main_window, "default_model_spec", lambda: None)
+    seen: list[str] = []
+
+    def check() -> None:
+        for w in QApplication.topLevelWidgets():
+            if isinstance(w, MainWindow) and w.isVisible() and w.photo is not None:
+                seen.append(w.windowTitle())
+                w.close()
+                QApplication.quit()  # other tests' windows may linger, so do not rely on "last window closed"
+
+    timer = QTimer()
+    timer.timeout.connect(check)
+    timer.start(20)
+    QTimer.singleShot(30000, QApplication.quit)
+    assert run_gui([str(photo_path)]) == 0
+    timer.stop()
+    assert seen and seen[0].startswith("astronaut.png")
+    assert (tmp_path / "cli-config" / "settings.json").exists()  # remembered on close
 
 
 def test_engine_error_shows_a_dialog_and_the_window_survives(qtbot, window, tiny_model, photo_path, monkeypatch):

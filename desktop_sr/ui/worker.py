@@ -7,6 +7,8 @@ come back as Qt signals carrying numpy uint8 images, converted here so the GUI t
 The thread never emits Qt signals itself: it puts events in a queue that a GUI-thread timer drains and emits
 from there. Queued cross-thread signals to Python callables crash PySide when the receiving callable is freed
 while an event is still pending (seen with PySide6 6.12); emitting only on the GUI thread rules that out.
+With no Qt object touched off the GUI thread, a plain daemon ``threading.Thread`` does the job of a QThread and
+avoids QThread's one hard failure: destroying it while a long UNet pass is still running aborts the process.
 """
 
 from __future__ import annotations
