@@ -145,7 +145,7 @@ def test_twenty_rapid_changes_end_in_the_last_without_stale_renders(qtbot, windo
     assert window.shown_params == final and window.shown_kind == "exact"
     rendered = [p for p, _a, _b in renders if p.pix not in (0.0, 1.0) or p.sem not in (0.0, 1.0) or p == final]
     assert rendered[-1] == final
-    assert len(rendered) <= 4, rendered  # 40 changes -> a handful of renders, not a queue of stale ones
+    assert len(rendered) <= 6, rendered  # 40 changes -> a handful of renders, not a queue of stale ones
     assert np.array_equal(rgb_from_qimage(window.view.after), engine_result(tiny_model, photo_path, final))
 
 
@@ -237,17 +237,25 @@ def test_run_gui_opens_the_command_line_photo(qtbot, photo_path, tmp_path, monke
 
     def check() -> None:
         for w in QApplication.topLevelWidgets():
-            if isinstance(w, MainWindow) and w.isVisible() and w.photo is not None:
+            if not seen and isinstance(w, MainWindow) and w.isVisible() and w.photo is not None:
                 seen.append(w.windowTitle())
+                timer.stop()  # quit exactly once: a second, late Quit event would end every later test's wait
                 w.close()
                 QApplication.quit()  # other tests' windows may linger, so do not rely on "last window closed"
 
-    timer = QTimer()
+    timer, guard = QTimer(), QTimer(singleShot=True)
     timer.timeout.connect(check)
     timer.start(20)
-    QTimer.singleShot(30000, QApplication.quit)
-    assert run_gui([str(photo_path)]) == 0
-    timer.stop()
+    guard.timeout.connect(QApplication.quit)  # never hang the suite; stopped below so it cannot fire later
+    guard.start(30000)
+    app = QApplication.instance()
+    app.setQuitOnLastWindowClosed(False)  # its late Quit event would otherwise end every later test's event loop
+    try:
+        assert run_gui([str(photo_path)]) == 0
+    finally:
+        timer.stop()
+        guard.stop()
+        app.setQuitOnLastWindowClosed(True)
     assert seen and seen[0].startswith("astronaut.png")
     assert (tmp_path / "cli-config" / "settings.json").exists()  # remembered on close
 
