@@ -1,6 +1,7 @@
-"""Command line: ``desktop-sr`` starts the app; ``desktop-sr upscale ...`` and friends work headless.
+"""Command line: ``desktop-sr`` starts the app; ``desktop-sr upscale ...`` and friends work headless;
+``desktop-sr --selftest`` checks an installation without a display (see :mod:`desktop_sr.selftest`).
 
-Exit codes: 0 success, 1 some input failed, 2 bad usage, 3 the model could not be loaded.
+Exit codes: 0 success, 1 some input failed (or the self-test failed), 2 bad usage, 3 the model could not be loaded.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"desktop-sr {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
+    parser.add_argument(
+        "--selftest",
+        action="store_true",
+        help="check this installation without a display: start the app offscreen, upscale the bundled sample photo "
+        "with the default model, check the result; prints one line and exits 0 when everything works",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_upscale_parser(sub)
     for register in _optional_commands():
@@ -51,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if args.selftest:
+        if args.command is not None:
+            parser.error("--selftest takes no command")
+        from .selftest import run_selftest
+
+        return run_selftest()
     if args.command is None:
         return _run_gui([])
     return int(args.func(args))

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 
 def run_gui(paths: list[str]) -> int:
     """Start the desktop app and open ``paths[0]`` if given. Returns the process exit code."""
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
+    from ..resources import icon_path
     from .main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("desktop-sr")
     app.setOrganizationName("desktop-sr")
+    app.setDesktopFileName("desktop-sr")  # Wayland matches the window to desktop-sr.desktop (menu entry and icon)
+    with contextlib.suppress(FileNotFoundError):  # an incomplete install still starts, with the default icon
+        app.setWindowIcon(QIcon(str(icon_path())))
     window = MainWindow()
     window.show()
     for p in paths[:1]:

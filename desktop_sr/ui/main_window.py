@@ -49,6 +49,15 @@ BADGES = {
 }
 
 
+#: Shown in Help ▸ About: the app's licence and those of the libraries an installer ships (the full list with sources
+#: is in desktop_sr/resources/README.md).
+ABOUT_LICENCES = (
+    "desktop-sr is licensed under Apache-2.0. It ships Qt 6 and PySide6 (LGPL-3.0), PyTorch (BSD-3-Clause), "
+    "NumPy and Pillow (BSD/HPND), Diffusers, Transformers and PEFT (Apache-2.0); the bundled Real-ESRGAN x4plus "
+    "weights are BSD-3-Clause. Sample photo: Chelsea the cat, CC0 (scikit-image)."
+)
+
+
 def corner_key(p: RenderParams) -> tuple[object, ...]:
     """What the corner images depend on: everything but the two strengths."""
     return (p.realism, p.scale, p.color_fix, p.prompt)
@@ -501,7 +510,8 @@ class MainWindow(QMainWindow):
             f"<b>desktop-sr {__version__}</b><br>Diffusion super-resolution for photos.<br>"
             "PiSA-SR (pixel and semantic LoRA on Stable Diffusion 2.1-base) with RCOD-style realism levels.<br>"
             f"Model: {self.model_info.name if self.model_info else 'none'}"
-            + (f" — weights licence: {self.model_info.licence}" if self.model_info and self.model_info.licence else ""),
+            + (f" — weights licence: {self.model_info.licence}" if self.model_info and self.model_info.licence else "")
+            + f"<br><br>{ABOUT_LICENCES}",
         )
 
     def show_error(self, title: str, message: str) -> None:
