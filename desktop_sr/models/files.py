@@ -1,0 +1,139 @@
+"""File plumbing for the model store: sha256 while copying or reading (one pass over gigabytes, not two), with
+progress and cancel between chunks, and atomic small-file writes (temp file, fsync, rename).
+
+Models are large (SD-2.1-base is about 5 GB), so every long loop here reports progress and checks a cancel flag
+at least every :data:`CHUNK` bytes; a cancelled copy deletes its partial output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import OperationCancelled, StoreError
+
+CHUNK = 4 << 20
+
+#: ``progress(done_bytes, total_bytes, label)``; total 0 means unknown.
+ProgressFn = Callable[[int, int, str], None]
+
+
+def check_cancel(cancel: threading.Event | None, path: Path) -> None:
+    if cancel is not None and cancel.is_set():
+        raise OperationCancelled(path)
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def hash_file(
+    path: Path, *, on_bytes: Callable[[int], None] | None = None, cancel: threading.Event | None = None
+) -> tuple[str, int]:
+    """sha256 (hex) and size of ``path``; ``on_bytes(n)`` after each chunk read."""
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                check_cancel(cancel, path)
+                h.update(chunk)
+                size += len(chunk)
+                if on_bytes:
+                    on_bytes(len(chunk))
+    except OSError as exc:
+        raise StoreError(path, f"cannot read: {_os_reason(exc)}") from exc
+    return h.hexdigest(), size
+
+
+def copy_with_hash(
+    src: Path, dst: Path, *, on_bytes: Callable[[int], None] | None = None, cancel: threading.Event | None = None
+) -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` (a new file) and return the sha256 and size of the bytes written.
+
+    The hash is of what was read and written in this pass, so a file changing under us cannot slip through with a
+    stale hash. ``dst`` is flushed to disk; on any failure it is removed.
+    """
+    h = hashlib.sha256()
+    size = 0
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(src, "rb") as fin, open(dst, "xb") as fout:
+            while chunk := fin.read(CHUNK):
+                check_cancel(cancel, src)
+                h.update(chunk)
+                fout.write(chunk)
+                size += len(chunk)
+                if on_bytes:
+                    on_bytes(len(chunk))
+            fout.flush()
+            os.fsync(fout.fileno())
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            dst.unlink()
+        where = Path(exc.filename) if exc.filename else dst  # the file the OS complained about
+        raise StoreError(where, f"cannot copy: {_os_reason(exc)}") from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            dst.unlink()
+        raise
+    return h.hexdigest(), size
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step: readers see the old file or the new one, never half of either."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(path, f"cannot write: {_os_reason(exc)}") from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make renames in ``folder`` durable where the platform allows it (not on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def folder_size(folder: Path) -> int:
+    """Total size of the files under ``folder`` (0 if it does not exist); used for the built-in model's row."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def human_size(n: int) -> str:
+    """``1.2 GB``-style sizes (decimal units, as file managers show them)."""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"

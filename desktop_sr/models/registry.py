@@ -1,0 +1,756 @@
+"""The model store: a folder of models and a JSON registry that lists them, with the sha256 of every file.
+
+Layout of the models folder (see :func:`desktop_sr.models.paths.models_dir`)::
+
+    registry.json              the list of models and the default; replaced atomically, never edited in place
+    <id>/base/...              a copied model: the SD-2.1-base files the engine loads
+    <id>/adapter/<file>        ... and its adapter (plus the .json manifest of a .safetensors adapter)
+    <id>/.desktop-sr-model.json  marker written first, so a folder left by an interrupted import is recognisable
+    .staging/<token>/          imports in progress (each held by a lock file while it runs)
+    .downloads/                partial downloads, kept so a later download resumes
+
+A model imported *by reference* has no folder here: the registry points at the user's files and records their
+hashes; removing it never touches them.
+
+Why imports are staged: copying 5 GB takes minutes and can be interrupted by a crash, a full disk or the user.
+Files go to ``.staging/<token>/`` first, the finished folder is renamed to ``<id>/`` in one step, and the registry
+entry is written last. Until that write the model does not exist for anyone (the GUI, the CLI, ``default_spec``);
+an interrupted import leaves at most a stale staging folder, which the next import deletes, or (killed between
+the rename and the registry write) a marked folder listed as "incomplete" that *Remove* deletes.
+
+This module never imports torch or Qt: the GUI calls :func:`default_spec` at start-up, and ``models list`` should
+be instant. Only :func:`desktop_sr.models.layout.validate_adapter` (called during an import) touches torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from filelock import FileLock, Timeout
+
+from ..engine.errors import ModelError
+from . import files as _files
+from .errors import StoreError, UnknownModel
+from .files import ProgressFn, atomic_write_text, check_cancel, folder_size, hash_file
+from .layout import adapter_files, check_base_folder, select_base_files, validate_adapter
+from .paths import models_dir
+
+if TYPE_CHECKING:
+    from ..engine.loader import ModelSpec
+
+log = logging.getLogger(__name__)
+
+FORMAT = "desktop-sr-models"
+VERSION = 1
+REGISTRY_FILE = "registry.json"
+MARKER = ".desktop-sr-model.json"
+STAGING = ".staging"
+DOWNLOADS = ".downloads"
+BUILTIN_ID = "bundled"
+BUILTIN_NAME = "Real-ESRGAN (bundled)"  # the name desktop_sr.ui.main_window.default_model_spec() uses
+BUILTIN_MODULE = "desktop_sr.engine.bundled"
+
+OK, MISSING, MODIFIED, INCOMPLETE, BUILTIN = "ok", "missing", "modified", "incomplete", "built-in"
+STORAGE_MODES = ("copy", "reference")
+_SPACE_MARGIN = 64 << 20
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file of a model as it was at import: enough to notice a change cheaply (size, mtime) or surely (sha256)."""
+
+    role: str  # "base" or "adapter"
+    path: str  # POSIX path relative to the role's folder (the base folder, or the adapter's folder)
+    size: int
+    sha256: str
+    mtime_ns: int
+
+
+@dataclass
+class ModelEntry:
+    """A registered model. Paths are relative to the model's folder for copies, absolute for references.
+
+    Base and adapter are stored independently (``storage`` and ``adapter_storage``), so a trained adapter can be
+    copied in while it references a base that is already on disk: SD-2.1-base is 5 GB, adapters are small.
+    """
+
+    id: str
+    name: str
+    kind: str
+    storage: str  # the base: "copy" (the store owns the files) or "reference" (the user's files, never deleted)
+    base_dir: str
+    lora: str
+    files: list[FileRecord]
+    added: str = ""
+    source: dict[str, str] = field(default_factory=dict)
+    verified: dict[str, object] = field(default_factory=dict)
+    adapter_storage: str = ""  # "" means the same as ``storage``
+
+    @property
+    def lora_storage(self) -> str:
+        return self.adapter_storage or self.storage
+
+    @property
+    def owns_folder(self) -> bool:
+        """Whether ``<models dir>/<id>/`` holds files of this model (and Remove deletes it)."""
+        return "copy" in (self.storage, self.lora_storage)
+
+    @property
+    def storage_label(self) -> str:
+        if self.storage == self.lora_storage:
+            return self.storage
+        return f"base {self.storage}, adapter {self.lora_storage}"
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["files"] = [asdict(f) for f in self.files]
+        return d
+
+    @staticmethod
+    def from_json(raw: dict[str, object]) -> ModelEntry:
+        files = [FileRecord(**f) for f in raw["files"]]  # type: ignore[union-attr,arg-type]
+        return ModelEntry(
+            id=str(raw["id"]), name=str(raw["name"]), kind=str(raw["kind"]), storage=str(raw["storage"]),
+            base_dir=str(raw["base_dir"]), lora=str(raw["lora"]), files=files, added=str(raw.get("added", "")),
+            source=dict(raw.get("source") or {}), verified=dict(raw.get("verified") or {}),  # type: ignore[arg-type]
+            adapter_storage=str(raw.get("adapter_storage") or ""),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One line of the model manager's table (GUI and ``models list``)."""
+
+    id: str
+    name: str
+    kind: str
+    size: int
+    location: str
+    status: str  # ok / missing / modified / incomplete / built-in
+    storage: str  # copy / reference / built-in
+    is_default: bool = False
+    detail: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.status in (OK, MODIFIED, BUILTIN)
+
+
+@dataclass
+class VerifyReport:
+    """The result of re-hashing a model's files; ``problems`` name each file at fault."""
+
+    id: str
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        if self.note:
+            return self.note
+        if self.ok:
+            return f"{self.id}: all {self.files} files match the sha256 recorded at import"
+        lines = [f"{self.id}: {len(self.problems)} of {self.files} files do not match what was imported"]
+        lines += [f"  {path}: {reason}" for path, reason in self.problems]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    id: str
+    name: str
+    deleted: Path | None  # the folder deleted, None when the model was a reference (nothing deleted)
+    freed: int
+    kept: tuple[Path, ...] = ()  # the user's files a reference pointed at, left untouched
+
+
+@dataclass
+class _Registry:
+    default: str | None = None
+    models: list[ModelEntry] = field(default_factory=list)
+
+    def ids(self) -> list[str]:
+        return [m.id for m in self.models]
+
+
+def bundled_available() -> bool:
+    """Whether the app ships the bundled upscaler; looks for the module without importing it (it needs torch)."""
+    try:
+        return importlib.util.find_spec(BUILTIN_MODULE) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def slugify(name: str) -> str:
+    """A folder-safe id from a display name: lower case letters, digits, ``.``, ``_`` and ``-``."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", name.strip().lower()).strip("-._")
+    return slug[:60] or "model"
+
+
+class ModelStore:
+    """Operations on one models folder. Safe to use from several processes: registry changes take a file lock and
+    re-read the registry, so a CLI import while the GUI verifies loses nothing."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else models_dir()
+
+    @property
+    def registry_path(self) -> Path:
+        return self.root / REGISTRY_FILE
+
+    # -- registry file ----------------------------------------------------------------------------------------------
+    def _read(self) -> _Registry:
+        path = self.registry_path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return _Registry()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StoreError(path, f"cannot read the model registry ({exc})") from exc
+        try:
+            raw = json.loads(text)
+            if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+                raise ValueError(f"not a {FORMAT} file")
+            if int(raw.get("version", 0)) > VERSION:
+                raise StoreError(path, f"written by a newer desktop-sr (version {raw['version']}); update the app")
+            models = [ModelEntry.from_json(m) for m in raw.get("models", [])]
+            default = raw.get("default")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreError(
+                path,
+                f"the model registry is damaged ({exc}); repair or move it aside (the model folders are untouched)",
+            ) from exc
+        return _Registry(default=str(default) if default else None, models=models)
+
+    def _write(self, reg: _Registry) -> None:
+        data = {
+            "format": FORMAT,
+            "version": VERSION,
+            "default": reg.default,
+            "models": [m.to_json() for m in reg.models],
+        }
+        atomic_write_text(self.registry_path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[_Registry]:
+        """Read-modify-write the registry under an inter-process lock; written only if the block succeeds."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(self.root, f"cannot create the models folder ({exc.strerror or exc})") from exc
+        lock = FileLock(str(self.root / ".registry.lock"), timeout=30)
+        try:
+            lock.acquire()
+        except Timeout as exc:
+            raise StoreError(self.root, "another desktop-sr is changing the models; try again") from exc
+        try:
+            reg = self._read()
+            yield reg
+            self._write(reg)
+        finally:
+            lock.release()
+
+    # -- queries ----------------------------------------------------------------------------------------------------
+    def entries(self) -> list[ModelEntry]:
+        return self._read().models
+
+    def default_id(self) -> str | None:
+        return self._read().default
+
+    def resolve(self, key: str, reg: _Registry | None = None) -> ModelEntry:
+        """The entry with id ``key``, else the one whose name is ``key`` (case-insensitive) if only one is."""
+        reg = reg or self._read()
+        for m in reg.models:
+            if m.id == key:
+                return m
+        named = [m for m in reg.models if m.name.lower() == key.lower()]
+        if len(named) == 1:
+            return named[0]
+        if len(named) > 1:
+            raise StoreError(Path(key), f"several models have this name; use an id: {', '.join(m.id for m in named)}")
+        raise UnknownModel(key, reg.ids() + ([BUILTIN_ID] if bundled_available() else []))
+
+    def base_path(self, entry: ModelEntry) -> Path:
+        return self.root / entry.id / entry.base_dir if entry.storage == "copy" else Path(entry.base_dir)
+
+    def lora_path(self, entry: ModelEntry) -> Path:
+        return self.root / entry.id / entry.lora if entry.lora_storage == "copy" else Path(entry.lora)
+
+    def file_path(self, entry: ModelEntry, rec: FileRecord) -> Path:
+        folder = self.base_path(entry) if rec.role == "base" else self.lora_path(entry).parent
+        return folder / rec.path
+
+    def location(self, entry: ModelEntry) -> str:
+        if entry.storage == "copy" and entry.lora_storage == "copy":
+            return str(self.root / entry.id)
+        return f"{self.base_path(entry)} + {self.lora_path(entry)}"
+
+    def quick_status(self, entry: ModelEntry) -> tuple[str, str]:
+        """Status from file sizes and times only (instant, no hashing), plus a plain-words detail.
+
+        "modified" means a file's size or time changed since import (or the last verify found a changed file):
+        *Verify* re-hashes and either confirms the damage, naming the files, or clears the mark.
+        """
+        missing: list[Path] = []
+        changed: list[Path] = []
+        for rec in entry.files:
+            path = self.file_path(entry, rec)
+            try:
+                st = path.stat()
+            except OSError:
+                missing.append(path)
+                continue
+            if st.st_size != rec.size or st.st_mtime_ns != rec.mtime_ns:
+                changed.append(path)
+        if missing:
+            return MISSING, f"{len(missing)} file(s) missing, e.g. {missing[0]}"
+        if entry.verified.get("ok") is False:
+            return MODIFIED, f"the last verify ({entry.verified.get('at', '')}) found: {entry.verified.get('problems')}"
+        if changed:
+            return MODIFIED, f"{len(changed)} file(s) changed since import, e.g. {changed[0]}; verify to check"
+        return OK, ""
+
+    def _orphans(self, reg: _Registry) -> list[tuple[Path, dict[str, object]]]:
+        """Marked model folders without a registry entry: an import killed between its rename and registry write."""
+        found: list[tuple[Path, dict[str, object]]] = []
+        known = set(reg.ids())
+        try:
+            children = sorted(self.root.iterdir())
+        except OSError:
+            return found
+        for d in children:
+            if d.name.startswith(".") or d.name in known or not (d / MARKER).is_file():
+                continue
+            try:
+                info = json.loads((d / MARKER).read_text(encoding="utf-8"))
+            except (OSError, ValueError, UnicodeDecodeError):
+                info = {}
+            found.append((d, info if isinstance(info, dict) else {}))
+        return found
+
+    def rows(self) -> list[ModelRow]:
+        """Everything the manager shows: the built-in model, registered models, unfinished imports."""
+        reg = self._read()
+        effective = self._effective_default(reg)
+        rows: list[ModelRow] = []
+        if bundled_available():
+            spec = importlib.util.find_spec(BUILTIN_MODULE)
+            folders = list(spec.submodule_search_locations or []) if spec else []
+            rows.append(ModelRow(
+                BUILTIN_ID, BUILTIN_NAME, "bundled", sum(folder_size(Path(f)) for f in folders),
+                "installed with the app", BUILTIN, "built-in", effective == BUILTIN_ID,
+                "used when no other default is set",
+            ))  # fmt: skip
+        for m in reg.models:
+            status, detail = self.quick_status(m)
+            rows.append(ModelRow(m.id, m.name, m.kind, m.size, self.location(m), status, m.storage_label,
+                                 effective == m.id, detail))  # fmt: skip
+        for folder, info in self._orphans(reg):
+            rows.append(ModelRow(
+                folder.name, str(info.get("name") or folder.name), str(info.get("kind") or "pisa-sr"),
+                folder_size(folder), str(folder), INCOMPLETE, "copy", False,
+                "the import did not finish; remove it and import again",
+            ))  # fmt: skip
+        return rows
+
+    def _effective_default(self, reg: _Registry) -> str | None:
+        """The id the app will actually load: the default if usable, else the bundled model if installed."""
+        if reg.default and reg.default != BUILTIN_ID:
+            for m in reg.models:
+                if m.id == reg.default and self.quick_status(m)[0] in (OK, MODIFIED):
+                    return m.id
+        return BUILTIN_ID if bundled_available() else None
+
+    # -- specs and the default --------------------------------------------------------------------------------------
+    def spec(self, entry: ModelEntry) -> ModelSpec:
+        from ..engine.loader import ModelSpec  # lazily: keeps this module light for start-up
+
+        return ModelSpec.pisa(self.base_path(entry), self.lora_path(entry), entry.name)
+
+    def spec_for(self, key: str) -> ModelSpec:
+        """The spec of a model by id or name (``bundled`` for the built-in one)."""
+        if key == BUILTIN_ID:
+            if not bundled_available():
+                raise StoreError(Path(key), "the bundled model is not installed with this build")
+            from ..engine.loader import ModelSpec
+
+            return ModelSpec(kind="bundled", name=BUILTIN_NAME)
+        return self.spec(self.resolve(key))
+
+    def default_spec(self) -> ModelSpec | None:
+        """The default model's spec; None when there is none or its files are gone (the app then uses the bundled
+        model). A model whose files changed is still returned: loading it names the broken file if it is broken."""
+        reg = self._read()
+        if reg.default is None:
+            return None
+        if reg.default == BUILTIN_ID:
+            return self.spec_for(BUILTIN_ID) if bundled_available() else None
+        try:
+            entry = self.resolve(reg.default, reg)
+        except UnknownModel:
+            log.warning("the default model %r is not registered in %s", reg.default, self.registry_path)
+            return None
+        status, detail = self.quick_status(entry)
+        if status == MISSING:
+            log.warning("the default model %s cannot be used: %s", entry.name, detail)
+            return None
+        if status == MODIFIED:
+            log.warning("the default model %s: %s", entry.name, detail)
+        return self.spec(entry)
+
+    def set_default(self, key: str | None) -> str | None:
+        """Make ``key`` (id, name or ``bundled``) the default, or clear it with None. Returns the id."""
+        with self._locked() as reg:
+            if key is None:
+                reg.default = None
+            elif key == BUILTIN_ID:
+                if not bundled_available():
+                    raise StoreError(Path(key), "the bundled model is not installed with this build")
+                reg.default = BUILTIN_ID
+            else:
+                entry = self.resolve(key, reg)
+                status, detail = self.quick_status(entry)
+                if status == MISSING:
+                    raise StoreError(Path(entry.id), f"cannot be the default: {detail}")
+                reg.default = entry.id
+            return reg.default
+
+    # -- import -----------------------------------------------------------------------------------------------------
+    def import_pisa(
+        self,
+        base_dir: str | Path,
+        adapter: str | Path,
+        *,
+        name: str = "",
+        mode: str = "copy",
+        adapter_mode: str | None = None,
+        validate: bool = True,
+        make_default: bool = False,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+        source: dict[str, str] | None = None,
+    ) -> ModelEntry:
+        """Add a PiSA-SR model: an SD-2.1-base folder (diffusers layout) plus an adapter file.
+
+        ``mode`` is ``copy`` (into the models folder; the originals are only read), ``reference`` (hash the files
+        where they are; nothing is copied) or ``move`` (for the downloader: its own files are moved in, not
+        copied, to avoid needing twice the disk space); ``adapter_mode`` overrides it for the adapter. ``validate``
+        loads the adapter with the engine first (torch), so a wrong file is refused now rather than at first use.
+        The entry is registered only once every file is in place and hashed; any failure or cancel
+        (``cancel.set()``) leaves nothing usable and no partial files.
+        """
+        adapter_mode = adapter_mode or mode
+        for m in (mode, adapter_mode):
+            if m not in (*STORAGE_MODES, "move"):
+                raise StoreError(Path(m), f"unknown import mode (use one of {', '.join(STORAGE_MODES)})")
+        modes = {"base": mode, "adapter": adapter_mode}
+        base = Path(base_dir).expanduser().absolute()
+        lora = Path(adapter).expanduser().absolute()
+        check_base_folder(base)
+        adapter_names = adapter_files(lora)
+        base_files = select_base_files(base)
+        if validate:
+            validate_adapter(lora)
+        plan = [("base", base, rel) for rel in base_files] + [("adapter", lora.parent, n) for n in adapter_names]
+        try:
+            sizes = [(src / rel).stat().st_size for _role, src, rel in plan]
+        except OSError as exc:
+            raise StoreError(Path(exc.filename or base), f"cannot read ({exc.strerror or exc})") from exc
+        total = sum(sizes)
+        to_copy = sum(n for (role, _src, _rel), n in zip(plan, sizes, strict=True) if modes[role] == "copy")
+        display = name.strip() or lora.stem
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(self.root, f"cannot create the models folder ({exc.strerror or exc})") from exc
+        if to_copy:
+            free = shutil.disk_usage(self.root).free
+            if free < to_copy + _SPACE_MARGIN:
+                raise StoreError(self.root, f"not enough free space: the copy needs {_files.human_size(to_copy)}, "
+                                            f"{_files.human_size(free)} is free; import by reference instead, or "
+                                            "choose another models folder")  # fmt: skip
+        self.cleanup()
+        staging_root = self.root / STAGING
+        staging_root.mkdir(exist_ok=True)
+        staging = staging_root / secrets.token_hex(6)
+        lock = FileLock(str(staging) + ".lock", timeout=0)
+        lock.acquire()
+        final: Path | None = None
+        moved: list[tuple[Path, Path]] = []
+        try:
+            staging.mkdir()
+            marker = {"name": display, "kind": "pisa-sr", "started": _now(), "source": {"base_dir": str(base),
+                      "lora": str(lora)}}  # fmt: skip
+            atomic_write_text(staging / MARKER, json.dumps(marker, indent=2))
+            records = self._bring_in(plan, total, modes, staging, progress, cancel)
+            moved = self._move_in(base, lora, adapter_names, staging, modes)
+            check_cancel(cancel, lora)
+            owned = {role: m != "reference" for role, m in modes.items()}
+            with self._locked() as reg:
+                ident = self._unique_id(slugify(display), reg)
+                if any(owned.values()):
+                    final = self.root / ident
+                    os.replace(staging, final)
+                    _files.fsync_folder(self.root)
+                entry = ModelEntry(
+                    id=ident, name=display, kind="pisa-sr", storage="copy" if owned["base"] else "reference",
+                    base_dir="base" if owned["base"] else str(base),
+                    lora=f"adapter/{lora.name}" if owned["adapter"] else str(lora),
+                    files=records, added=_now(), source={"base_dir": str(base), "lora": str(lora), **(source or {})},
+                    adapter_storage="copy" if owned["adapter"] else "reference",
+                )  # fmt: skip
+                reg.models.append(entry)
+                if make_default:
+                    reg.default = entry.id
+            return entry
+        except BaseException:
+            if final is not None and final.exists():
+                with contextlib.suppress(OSError):
+                    os.replace(final, staging)  # registered nothing: undo the rename, then clean up below
+                    final = None
+            for src, dst in reversed(moved):  # the downloader's files go back where they were, for a retry
+                with contextlib.suppress(OSError):
+                    os.replace(dst, src)
+            for folder in (staging, final):
+                if folder is not None:
+                    shutil.rmtree(folder, ignore_errors=True)
+            raise
+        finally:
+            lock.release()
+            with contextlib.suppress(OSError):
+                Path(str(staging) + ".lock").unlink()
+            with contextlib.suppress(OSError):
+                staging_root.rmdir()  # only when empty: another import may be staging too
+
+    def _bring_in(
+        self,
+        plan: list[tuple[str, Path, str]],
+        total: int,
+        modes: dict[str, str],
+        staging: Path,
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+    ) -> list[FileRecord]:
+        """Copy (or hash in place) every planned file, returning its record; reports progress over all bytes."""
+        done = 0
+        records: list[FileRecord] = []
+
+        for role, src_root, rel in plan:
+            src = src_root / rel
+            mode = modes[role]
+            label = f"{'Copying' if mode == 'copy' else 'Checking'} {role}/{rel}"
+            if progress:
+                progress(done, total, label)
+
+            def on_bytes(n: int, label: str = label) -> None:
+                nonlocal done
+                done += n
+                if progress:
+                    progress(done, total, label)
+
+            check_cancel(cancel, src)
+            if mode == "copy":
+                dst = staging / role / rel
+                sha, size = _files.copy_with_hash(src, dst, on_bytes=on_bytes, cancel=cancel)
+                mtime = dst.stat().st_mtime_ns
+            else:
+                before = src.stat()
+                sha, size = hash_file(src, on_bytes=on_bytes, cancel=cancel)
+                after = src.stat()
+                if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or size != after.st_size:
+                    raise StoreError(src, "the file changed while it was being read; try again when nothing writes it")
+                mtime = after.st_mtime_ns
+            records.append(FileRecord(role, rel, size, sha, mtime))
+        if progress:
+            progress(total, total, "Registering")
+        return records
+
+    @staticmethod
+    def _move_in(
+        base: Path, lora: Path, adapter_names: list[str], staging: Path, modes: dict[str, str]
+    ) -> list[tuple[Path, Path]]:
+        """Rename the downloader's files into the staging folder (same file system: instant, no extra space)."""
+        moved: list[tuple[Path, Path]] = []
+        if modes["base"] == "move":
+            shutil.rmtree(base / ".cache", ignore_errors=True)  # huggingface_hub's resume bookkeeping, now unneeded
+            os.replace(base, staging / "base")
+            moved.append((base, staging / "base"))
+        if modes["adapter"] == "move":
+            (staging / "adapter").mkdir(exist_ok=True)
+            for n in adapter_names:
+                os.replace(lora.parent / n, staging / "adapter" / n)
+                moved.append((lora.parent / n, staging / "adapter" / n))
+        return moved
+
+    def _unique_id(self, slug: str, reg: _Registry) -> str:
+        taken = set(reg.ids()) | {BUILTIN_ID}
+        ident, n = slug, 1
+        while ident in taken or (self.root / ident).exists():
+            n += 1
+            ident = f"{slug}-{n}"
+        return ident
+
+    def cleanup(self) -> list[Path]:
+        """Delete staging folders of imports that are no longer running (their lock is free). Returns them."""
+        removed: list[Path] = []
+        staging_root = self.root / STAGING
+        if not staging_root.is_dir():
+            return removed
+        for d in sorted(staging_root.iterdir()):
+            if not d.is_dir():
+                continue
+            lock = FileLock(str(d) + ".lock", timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                continue  # an import in progress (this or another process)
+            try:
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+            finally:
+                lock.release()
+                with contextlib.suppress(OSError):
+                    Path(str(d) + ".lock").unlink()
+        return removed
+
+    # -- verify and remove ------------------------------------------------------------------------------------------
+    def verify(
+        self, key: str, *, progress: ProgressFn | None = None, cancel: threading.Event | None = None
+    ) -> VerifyReport:
+        """Re-hash every file of a model and compare with the sha256 recorded at import; records the outcome.
+
+        A passing verify also refreshes the recorded file times, so a file that was merely touched stops showing
+        as "modified".
+        """
+        if key == BUILTIN_ID and bundled_available():
+            return VerifyReport(
+                BUILTIN_ID, note=f"{BUILTIN_ID}: the built-in model is part of the app; nothing to check"
+            )
+        entry = self.resolve(key)
+        report = VerifyReport(entry.id)
+        total, done = entry.size, 0
+        fresh: dict[tuple[str, str], int] = {}
+        for rec in entry.files:
+            path = self.file_path(entry, rec)
+            label = f"Verifying {rec.role}/{rec.path}"
+            if progress:
+                progress(done, total, label)
+            report.files += 1
+            if not path.is_file():
+                report.problems.append((path, "missing"))
+                done += rec.size
+                continue
+
+            def on_bytes(n: int, label: str = label) -> None:
+                nonlocal done
+                done += n
+                if progress:
+                    progress(done, total, label)
+
+            try:
+                sha, size = hash_file(path, on_bytes=on_bytes, cancel=cancel)
+            except StoreError as exc:
+                report.problems.append((path, exc.reason))
+                continue
+            report.bytes += size
+            if size != rec.size:
+                report.problems.append((path, f"size changed from {rec.size} to {size} bytes"))
+            elif sha != rec.sha256:
+                report.problems.append((path, "content changed: sha256 differs from the one recorded at import"))
+            else:
+                fresh[(rec.role, rec.path)] = path.stat().st_mtime_ns
+        with self._locked() as reg:
+            for m in reg.models:
+                if m.id != entry.id:
+                    continue
+                if report.ok:
+                    m.files = [FileRecord(f.role, f.path, f.size, f.sha256, fresh.get((f.role, f.path), f.mtime_ns))
+                               for f in m.files]  # fmt: skip
+                problems = "; ".join(f"{p.name}: {r}" for p, r in report.problems[:3])
+                m.verified = {"at": _now(), "ok": report.ok, **({"problems": problems} if problems else {})}
+        return report
+
+    def remove(self, key: str) -> RemoveResult:
+        """Unregister a model and delete the files the store owns; a reference's files are never touched.
+
+        The registry entry goes first, so an interruption leaves at most a marked folder ("incomplete"), never an
+        entry pointing at half-deleted files.
+        """
+        if key == BUILTIN_ID and bundled_available():
+            raise StoreError(Path(key), "the built-in model comes with the app and cannot be removed")
+        with self._locked() as reg:
+            try:
+                entry: ModelEntry | None = self.resolve(key, reg)
+            except UnknownModel:
+                entry = None
+                orphan = next((d for d, _ in self._orphans(reg) if d.name == key), None)
+                if orphan is None:
+                    raise
+            if entry is not None:
+                reg.models = [m for m in reg.models if m.id != entry.id]
+                if reg.default == entry.id:
+                    reg.default = None
+        if entry is None:
+            return self._delete_owned(key, key, ())
+        kept = tuple(p for p, st in ((self.base_path(entry), entry.storage), (self.lora_path(entry),
+                     entry.lora_storage)) if st == "reference")  # fmt: skip
+        if not entry.owns_folder:
+            return RemoveResult(entry.id, entry.name, None, 0, kept)
+        return self._delete_owned(entry.id, entry.name, kept)
+
+    def _delete_owned(self, ident: str, name: str, kept: tuple[Path, ...]) -> RemoveResult:
+        folder = self.root / ident
+        if "/" in ident or "\\" in ident or ident in ("", ".", "..") or folder.is_symlink():
+            raise StoreError(folder, "refusing to delete: not a folder owned by the model store")
+        if not folder.exists():
+            return RemoveResult(ident, name, None, 0, kept)
+        freed = folder_size(folder)
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            reason = f"{exc.filename}: {exc.strerror or exc}"
+            raise StoreError(
+                folder,
+                f"the model was removed from the list, but its folder could not be deleted ({reason}); "
+                "delete it by hand",
+            ) from exc
+        return RemoveResult(ident, name, folder, freed, kept)
+
+
+def default_spec() -> ModelSpec | None:
+    """The default model of the models folder, or None (then the app falls back to the bundled model).
+
+    Called by the GUI at start-up and by the CLI when no ``--model`` is given, so it never raises: a damaged
+    registry is logged and treated as "no default".
+    """
+    try:
+        return ModelStore().default_spec()
+    except (ModelError, OSError) as exc:
+        log.warning("no default model: %s", exc)
+        return None
