@@ -63,19 +63,16 @@ def params_from_args(args: argparse.Namespace) -> RenderParams:
 
 
 def spec_from_args(args: argparse.Namespace) -> ModelSpec:
-    """The model to use; raises ModelError with a message that says what to pass."""
+    """--model/--lora, else the model manager's default, else the bundled upscaler (so a fresh install works).
+
+    Raises ModelError with a message that says what to pass."""
     if args.model is None and args.lora is None:
         try:
             from .models.registry import default_spec  # the model manager, when installed
         except ImportError:
             default_spec = None  # type: ignore[assignment]
         spec = default_spec() if default_spec else None
-        if spec is None:
-            raise ModelError(
-                Path("--model"),
-                "no model given: pass --model SD21_FOLDER --lora PISA_SR_FILE (no default model is installed)",
-            )
-        return spec
+        return spec if spec is not None else ModelSpec.bundled()  # the bundled upscaler ships with the app
     if args.model is None or args.lora is None:
         missing = "--model" if args.model is None else "--lora"
         raise ModelError(

@@ -6,6 +6,7 @@ prompt, tiling), so a different photo, model, t or tiling can never be served st
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable
 
@@ -13,6 +14,14 @@ import numpy as np
 import torch
 
 Value = torch.Tensor | np.ndarray
+
+
+def photo_hash(rgb: np.ndarray) -> str:
+    """Content hash of a photo array: the part of every cache key that says which photo a value belongs to."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(rgb.shape).encode())
+    h.update(np.ascontiguousarray(rgb).tobytes())
+    return h.hexdigest()
 
 
 def nbytes(value: Value) -> int:

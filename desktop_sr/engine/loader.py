@@ -25,6 +25,11 @@ class ModelSpec:
     options: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @staticmethod
+    def bundled() -> ModelSpec:
+        """The upscaler that ships with the app (Real-ESRGAN x4plus); the name matches the GUI's default."""
+        return ModelSpec("bundled", "Real-ESRGAN (bundled)")
+
+    @staticmethod
     def pisa(base_dir: str | Path, lora: str | Path, name: str = "") -> ModelSpec:
         return ModelSpec("pisa-sr", name or Path(lora).stem, Path(base_dir), Path(lora))
 
@@ -51,8 +56,9 @@ def open_session(
         return load_pisa_session(spec.base_dir, spec.lora, device=device, dtype=dtype, cache_mb=cache_mb, tiles=tiles)
     if spec.kind == "bundled":
         try:
-            from .bundled import load_bundled_session  # type: ignore[attr-defined]
+            from .bundled import load_bundled_session
         except ImportError as exc:
             raise ModelError(Path(spec.name or "bundled"), f"the bundled model is not available ({exc})") from exc
-        return load_bundled_session(device=device, **spec.options)  # type: ignore[no-any-return]
+        # PiSA-SR's latent tile settings do not apply: the bundled model sizes its own tiles (options tile/overlap).
+        return load_bundled_session(device=device, dtype=dtype, cache_mb=cache_mb, **spec.options)
     raise ModelError(Path(spec.name or spec.kind), f"unknown model kind {spec.kind!r}")

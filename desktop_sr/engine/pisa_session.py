@@ -9,7 +9,6 @@ a VAE decode (of the visible region first, if the caller asks). Only the branche
 from __future__ import annotations
 
 import gc
-import hashlib
 import math
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .api import CancelToken, Corners, ModelInfo, ProgressFn, Region, RenderParams, check_photo
-from .cache import LRUCache
+from .cache import LRUCache, photo_hash
 from .device import empty_cache, memory_budget
 from .pisa_model import PisaModel
 from .processing import bicubic_upscale, color_fix, pad_to_multiple, to_numpy, to_tensor
@@ -33,13 +32,6 @@ def needed_branches(pix: float, sem: float) -> tuple[str, ...]:
     if sem != 0:
         out.append("full")
     return tuple(out)
-
-
-def photo_hash(rgb: np.ndarray) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str(rgb.shape).encode())
-    h.update(np.ascontiguousarray(rgb).tobytes())
-    return h.hexdigest()
 
 
 class PisaSession:

@@ -1,0 +1,302 @@
+"""The bundled upscaler behind the same session API as PiSA-SR, so the GUI, CLI and batch treat both alike.
+
+Per photo the network runs once (x4, tile by tile, only where a render needs it); everything else - other scales,
+the (pix, sem) plane, corners, the detail map - is array arithmetic on that cached output (see :mod:`.compose`).
+x2 and x3 are the x4 output resized down with Lanczos, as Real-ESRGAN's own ``--outscale`` does: the network was
+trained for x4 only.
+
+What the shared parameters mean here:
+- ``pix``/``sem``: strengths of the low- and high-frequency parts of the correction to bicubic (see compose.py);
+- ``realism`` and ``prompt``: ignored (a feed-forward network has neither); ``ModelInfo`` says so, so the GUI
+  disables those controls;
+- ``color_fix``: ignored. Real-ESRGAN keeps colours (it has no latent-space drift for a fix to undo), and a fix
+  measured on the whole result would make the (pix, sem) plane non-linear, breaking the exact corner preview.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..api import CancelToken, Corners, ModelInfo, ProgressFn, Region, RenderParams, check_photo
+from ..cache import LRUCache, photo_hash
+from ..device import dtype_name, empty_cache, memory_budget, select_device, select_dtype
+from ..errors import ModelError
+from ..processing import bicubic_upscale, resize_rgb
+from ..tiling import retry_on_oom
+from .compose import compose, detail_map, radius_for, split_bands
+from .rrdbnet import RRDBNet
+from .tiled import SCALE, NetTiles, TiledOutput
+from .weights import LICENCE, MODEL_NAME, build_model, load_weights
+
+log = logging.getLogger(__name__)
+
+Bands = tuple[np.ndarray, np.ndarray, np.ndarray]  # bicubic, low, high
+
+
+class BundledSession:
+    """Implements :class:`~desktop_sr.engine.api.UpscaleSession` for the bundled RRDBNet (Real-ESRGAN x4plus)."""
+
+    def __init__(
+        self,
+        model: RRDBNet,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        tiles: NetTiles | None = None,
+        cache_mb: int = 1024,
+        weights_path: Path | None = None,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        if tiles is None:
+            itemsize = torch.finfo(dtype).bits // 8
+            tiles = NetTiles.for_budget(memory_budget(device), itemsize, gpu=device.type != "cpu")
+        self.tiles = tiles
+        self.weights_path = weights_path
+        #: Cheap derived arrays (bicubic, resized outputs, frequency bands): recomputed when evicted.
+        self.cache = LRUCache(cache_mb * 1024 * 1024)
+        #: Finished network outputs of earlier photos: costly to recompute, so kept apart from the derived arrays.
+        self.outputs = LRUCache(cache_mb * 1024 * 1024)
+        self.info = ModelInfo(
+            name=f"{MODEL_NAME} (bundled)",
+            kind="bundled",
+            device=str(device),
+            dtype=dtype_name(dtype),
+            supports_realism=False,
+            supports_prompt=False,
+            licence=LICENCE,
+        )
+        self._rgb: np.ndarray | None = None
+        self._hash = ""
+        self._tiled: TiledOutput | None = None  # the current photo's partial network output
+        self._net: np.ndarray | None = None  # the current photo's whole network output, once complete
+        self.network_passes = 0  # tiles actually run, for tests and benchmarks
+
+    # -- photo ------------------------------------------------------------------------------------------------------
+    def set_photo(self, rgb: np.ndarray) -> None:
+        rgb = check_photo(rgb)
+        digest = photo_hash(rgb)
+        if digest == self._hash:
+            return
+        self._rgb, self._hash = rgb, digest
+        self._tiled = None
+        found = self.outputs.get(self._net_key())
+        self._net = found if isinstance(found, np.ndarray) else None
+
+    @property
+    def photo(self) -> np.ndarray:
+        if self._rgb is None:
+            raise RuntimeError("no photo set: call set_photo first")
+        return self._rgb
+
+    def output_size(self, scale: int) -> tuple[int, int]:
+        h, w = self.photo.shape[:2]
+        return w * scale, h * scale
+
+    def _net_key(self) -> tuple[object, ...]:
+        return (self._hash, "net", self.tiles.key())
+
+    def _key(self, *parts: object) -> tuple[object, ...]:
+        return (self._hash, self.tiles.key(), *parts)
+
+    def bicubic(self, scale: int) -> np.ndarray:
+        key = self._key("bicubic", scale)
+        cached = self.cache.get(key)
+        if cached is None:
+            cached = bicubic_upscale(self.photo, scale)
+            self.cache.put(key, cached)
+        return cached  # type: ignore[return-value]
+
+    # -- the network -------------------------------------------------------------------------------------------------
+    def _run_tile(self, x: torch.Tensor, cancel: CancelToken | None) -> torch.Tensor:
+        self.network_passes += 1
+        x = x.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            y = self.model(x, cancel.check if cancel is not None else None)
+        return y.to(torch.float32).cpu().contiguous()
+
+    def _network(
+        self, window: tuple[int, int, int, int] | None, progress: ProgressFn | None, cancel: CancelToken | None
+    ) -> np.ndarray:
+        """The x4 network output over ``window`` (y0, y1, x0, x1 in x4 pixels; None = whole photo)."""
+        if self._net is not None:
+            if window is None:
+                return self._net
+            y0, y1, x0, x1 = window
+            return self._net[y0:y1, x0:x1]
+
+        def run(tile: int) -> torch.Tensor:
+            if tile != self.tiles.tile:  # out of memory: a smaller grid (the tiles done so far do not fit it)
+                self.tiles = replace(self.tiles, tile=tile, overlap=min(self.tiles.overlap, tile // 4))
+                self._tiled = None
+            if self._tiled is None:
+                self._tiled = TiledOutput(self.photo, self.tiles)
+            return torch.from_numpy(self._tiled.window(self._run_tile, window, progress, cancel))
+
+        out = retry_on_oom(run, self.tiles.tile, self.device, minimum=32).numpy()
+        if window is None:
+            self._net, self._tiled = out, None
+            self.outputs.put(self._net_key(), out)
+        return out
+
+    def is_cached(self, params: RenderParams) -> bool:
+        """True once the network has covered the whole photo: every scale and strength is arithmetic from there."""
+        if self._rgb is None:
+            return False
+        return self._net is not None or (self._tiled is not None and self._tiled.complete)
+
+    def model_output(
+        self, scale: int, progress: ProgressFn | None = None, cancel: CancelToken | None = None
+    ) -> np.ndarray:
+        """The network's result at ``scale`` for the whole photo (x4 resized down with Lanczos for x2, x3)."""
+        if scale == SCALE:
+            return self._network(None, progress, cancel)
+        key = self._key("model", scale)
+        cached = self.cache.get(key)
+        if cached is None:
+            net = self._network(None, progress, cancel)
+            cached = resize_rgb(net, self.output_size(scale), Image.Resampling.LANCZOS)
+            np.clip(cached, 0.0, 1.0, out=cached)
+            self.cache.put(key, cached)
+        return cached  # type: ignore[return-value]
+
+    # -- bands -------------------------------------------------------------------------------------------------------
+    def _full_bands(self, scale: int, progress: ProgressFn | None, cancel: CancelToken | None) -> Bands:
+        low, high = self.cache.get(self._key("low", scale)), self.cache.get(self._key("high", scale))
+        if low is None or high is None:
+            low, high = split_bands(self.model_output(scale, progress, cancel), self.bicubic(scale), scale)
+            self.cache.put(self._key("low", scale), low)
+            self.cache.put(self._key("high", scale), high)
+        return self.bicubic(scale), low, high  # type: ignore[return-value]
+
+    def _region_bands(
+        self, scale: int, region: Region, progress: ProgressFn | None, cancel: CancelToken | None
+    ) -> Bands:
+        """Bands of a region only, running just the tiles under it (the GUI's visible region first).
+
+        The window is widened by the low-pass radius plus the Lanczos support so the crop equals the same crop of
+        the whole-photo bands, and aligned to multiples of ``scale`` so it maps to whole x4 pixels and the resize
+        samples the same positions as on the whole photo.
+        """
+        w, h = self.output_size(scale)
+        x0, y0, x1, y1 = region
+        m = radius_for(scale) + (0 if scale == SCALE else 4)
+        ex0, ey0 = max(0, (x0 - m) // scale * scale), max(0, (y0 - m) // scale * scale)
+        ex1, ey1 = min(w, math.ceil((x1 + m) / scale) * scale), min(h, math.ceil((y1 + m) / scale) * scale)
+        # ex0 = k * scale maps to the whole x4 pixel 4k (for scale 4 the window is the region itself)
+        window = (ey0 * SCALE // scale, ey1 * SCALE // scale, ex0 * SCALE // scale, ex1 * SCALE // scale)
+        model = self._network(window, progress, cancel)
+        if scale != SCALE:
+            model = resize_rgb(model, (ex1 - ex0, ey1 - ey0), Image.Resampling.LANCZOS)
+            np.clip(model, 0.0, 1.0, out=model)
+        bic = self.bicubic(scale)[ey0:ey1, ex0:ex1]
+        low, high = split_bands(model, bic, scale)
+        crop = (slice(y0 - ey0, y1 - ey0), slice(x0 - ex0, x1 - ex0))
+        return bic[crop], low[crop], high[crop]
+
+    def _bands_cached(self, scale: int) -> bool:
+        return self._key("low", scale) in self.cache and self._key("high", scale) in self.cache
+
+    # -- the session API ---------------------------------------------------------------------------------------------
+    def render(
+        self,
+        params: RenderParams,
+        *,
+        region: Region | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        if cancel is not None:
+            cancel.check()
+        scale = params.scale
+        if region is not None:
+            w, h = self.output_size(scale)
+            x0, y0, x1, y1 = region
+            if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+                raise ValueError(f"region {region} is outside the {w} x {h} result")
+            if region == (0, 0, w, h):
+                region = None
+        if region is None or self._bands_cached(scale) or self.is_cached(params):
+            bic, low, high = self._full_bands(scale, progress, cancel)
+            if region is not None:
+                x0, y0, x1, y1 = region
+                bic, low, high = (a[y0:y1, x0:x1] for a in (bic, low, high))
+        else:
+            bic, low, high = self._region_bands(scale, region, progress, cancel)
+        return compose(bic, low, high, params.pix, params.sem)
+
+    def corners(
+        self, params: RenderParams, *, progress: ProgressFn | None = None, cancel: CancelToken | None = None
+    ) -> Corners:
+        """bicubic (0, 0), bicubic + low (1, 0), bicubic + low + high (1, 1): ``Corners.blend`` is then exact."""
+        bic, low, high = self._full_bands(params.scale, progress, cancel)
+        pix = bic + low
+        return Corners(base=bic.copy(), pix=pix, full=pix + high)
+
+    def detail_map(
+        self, params: RenderParams, *, progress: ProgressFn | None = None, cancel: CancelToken | None = None
+    ) -> np.ndarray:
+        """|high-frequency correction|: where the network adds detail finer than the photo's pixels."""
+        _, _, high = self._full_bands(params.scale, progress, cancel)
+        return detail_map(high)
+
+    def close(self) -> None:
+        self.cache.clear()
+        self.outputs.clear()
+        self._tiled = self._net = None
+        del self.model
+        gc.collect()
+        empty_cache(self.device)
+
+
+def _int_option(name: str, value: object, low: int, high: int) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ModelError(Path(name), f"option {name} must be a whole number, not {value!r}") from None
+    if not low <= number <= high:
+        raise ModelError(Path(name), f"option {name} must be between {low} and {high}, not {number}")
+    return number
+
+
+def load_bundled_session(
+    device: str | torch.device = "auto",
+    dtype: str = "auto",
+    *,
+    cache_mb: int | str = 1024,
+    weights: str | Path | None = None,
+    models_dir: str | Path | None = None,
+    tile: int | str | None = None,
+    overlap: int | str | None = None,
+    **unknown: object,
+) -> BundledSession:
+    """Load the bundled Real-ESRGAN x4plus upscaler (converting its weights on first use; see weights.py).
+
+    Options may arrive as strings (they come from ``ModelSpec.options`` and settings files): ``weights`` = an
+    explicit converted ``.safetensors`` or official ``RealESRGAN_x4plus.pth``; ``models_dir`` = where the converted
+    copy lives; ``tile``/``overlap`` = input-pixel tile geometry (default: from free memory).
+    """
+    if unknown:
+        raise ModelError(Path("bundled"), f"unknown option(s) for the bundled model: {', '.join(sorted(unknown))}")
+    dev = select_device(device)
+    dt = select_dtype(dtype, dev)
+    loaded = load_weights(Path(weights) if weights else None, Path(models_dir) if models_dir else None)
+    if loaded.converted_now:
+        log.info("converted the bundled weights into %s", loaded.path)
+    tiles = None
+    if tile is not None or overlap is not None:
+        t = _int_option("tile", tile, 32, 4096) if tile is not None else NetTiles().tile
+        o = _int_option("overlap", overlap, 0, t // 2) if overlap is not None else min(NetTiles().overlap, t // 4)
+        tiles = NetTiles(tile=t, overlap=o)
+    budget_mb = _int_option("cache_mb", cache_mb, 1, 1 << 20)
+    model = build_model(loaded.state, dev, dt)
+    return BundledSession(model, device=dev, dtype=dt, tiles=tiles, cache_mb=budget_mb, weights_path=loaded.path)

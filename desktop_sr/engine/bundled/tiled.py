@@ -1,0 +1,138 @@
+"""The network's x4 output for one photo, computed tile by tile on demand and kept.
+
+Why tiles on a fixed grid: RRDBNet on a CPU costs seconds per output megapixel, so the GUI's "visible region first"
+only helps if a region costs only the tiles under it. The grid depends on the photo and the tile settings alone,
+never on the region asked for, so every pixel is always blended from the same tiles: a region rendered first and
+the whole photo rendered later agree exactly, and the tiles the region computed are not computed again.
+
+Seams: each tile's output is blended with cosine ramps (:func:`~desktop_sr.engine.tiling.ramp_weights`, zero at a
+tile's inner border where convolution padding disturbs it) over an overlap. RRDBNet sees far (23 blocks of dense
+3x3 convolutions), so a tile's border pixels differ from an untiled run; with 32 input pixels of overlap the tiled
+result is within about 55 dB PSNR of the untiled one on a real photo (``bench/bundled_quality.py`` measures it).
+The whole photo is first reflect-padded by 10 pixels like Real-ESRGAN's and ncnn's own code, because zero padding
+at the photo's edges visibly darkens and streaks the outer pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..api import CancelToken, ProgressFn
+from ..tiling import ramp_weights, tile_starts
+
+SCALE = 4  # the network's own factor
+#: Bytes per input pixel of one forward pass at fp32: three 64-channel maps at 16x the pixels dominate.
+BYTES_PER_INPUT_PX = 16 * 1024
+
+
+@dataclass(frozen=True)
+class NetTiles:
+    """Tile geometry in input pixels. Part of every cache key: tiles change the result slightly."""
+
+    tile: int = 192
+    overlap: int = 32
+    pad: int = 10
+
+    def key(self) -> tuple[int, int, int]:
+        return (self.tile, self.overlap, self.pad)
+
+    @staticmethod
+    def for_budget(budget_bytes: int, dtype_bytes: int = 4, gpu: bool = False) -> NetTiles:
+        """The largest tile that fits half the budget, capped: 192 on the CPU (one tile then takes seconds, not
+        minutes, so progress moves) and 512 on a GPU. Out-of-memory still halves the tile and retries."""
+        side = int(math.sqrt(max(budget_bytes, 1) * 0.5 / (BYTES_PER_INPUT_PX * dtype_bytes / 4)))
+        tile = max(64, min(512 if gpu else 192, side // 16 * 16))
+        return NetTiles(tile=tile, overlap=min(32, tile // 4))
+
+
+#: Runs the network on one input tile (1 x 3 x h x w, CPU float32, [0, 1]) -> 1 x 3 x 4h x 4w CPU float32.
+TileFn = Callable[[torch.Tensor, CancelToken | None], torch.Tensor]
+
+
+class TiledOutput:
+    """The network output of one photo on a fixed tile grid; tiles are run when a region first needs them."""
+
+    def __init__(self, rgb: np.ndarray, tiles: NetTiles) -> None:
+        self.tiles = tiles
+        self.height, self.width = rgb.shape[:2]
+        x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+        p = tiles.pad
+        mode = "reflect" if p < min(self.height, self.width) else "replicate"  # reflect needs more pixels than pad
+        self.x = F.pad(x, (p, p, p, p), mode=mode) if p > 0 else x
+        hp, wp = self.x.shape[-2:]
+        self.ys = tile_starts(hp, tiles.tile, tiles.overlap)
+        self.xs = tile_starts(wp, tiles.tile, tiles.overlap)
+        self.th, self.tw = min(tiles.tile, hp), min(tiles.tile, wp)
+        self.done: dict[tuple[int, int], torch.Tensor] = {}
+
+    @property
+    def total(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.done) == self.total
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.done.values())
+
+    def _tiles_for(self, y0: int, y1: int, x0: int, x1: int) -> list[tuple[int, int]]:
+        """Grid tiles whose output overlaps the padded-output window [y0, y1) x [x0, x1)."""
+        s = SCALE
+        return [(ty, tx) for ty in self.ys for tx in self.xs
+                if s * ty < y1 and s * (ty + self.th) > y0 and s * tx < x1 and s * (tx + self.tw) > x0]  # fmt: skip
+
+    def missing(self, region: tuple[int, int, int, int] | None = None) -> int:
+        """How many tiles a window (y0, y1, x0, x1 in output pixels) still needs: the network passes it costs."""
+        return sum(1 for t in self._tiles_for(*self._padded(region)) if t not in self.done)
+
+    def _padded(self, region: tuple[int, int, int, int] | None) -> tuple[int, int, int, int]:
+        y0, y1, x0, x1 = region if region is not None else (0, self.height * SCALE, 0, self.width * SCALE)
+        o = SCALE * self.tiles.pad
+        return y0 + o, y1 + o, x0 + o, x1 + o
+
+    def window(
+        self,
+        run: TileFn,
+        region: tuple[int, int, int, int] | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        """The output window (y0, y1, x0, x1 in x4 output pixels of the photo; None = all) as H x W x 3 in [0, 1].
+
+        Missing tiles are run first, with a progress report after each and a cancel check before each (and, through
+        ``run``, inside each); a cancelled call keeps the tiles it finished, which are exact and reusable.
+        """
+        py0, py1, px0, px1 = self._padded(region)
+        needed = self._tiles_for(py0, py1, px0, px1)
+        todo = [t for t in needed if t not in self.done]
+        for i, (ty, tx) in enumerate(todo):
+            if cancel is not None:
+                cancel.check()
+            self.done[(ty, tx)] = run(self.x[:, :, ty : ty + self.th, tx : tx + self.tw], cancel)
+            if progress is not None:
+                progress(i + 1, len(todo), "upscale")
+        s, hp, wp = SCALE, *self.x.shape[-2:]
+        acc = torch.zeros((3, py1 - py0, px1 - px0), dtype=torch.float32)
+        norm = torch.zeros((1, py1 - py0, px1 - px0), dtype=torch.float32)
+        ramp = s * self.tiles.overlap
+        for ty, tx in needed:
+            out = self.done[(ty, tx)][0]
+            sides = (ty > 0, ty + self.th < hp, tx > 0, tx + self.tw < wp)
+            wgt = ramp_weights(out.shape[-2], out.shape[-1], ramp, sides, torch.device("cpu"))[0]
+            # intersection of this tile's output with the window, in window and in tile coordinates
+            oy0, ox0 = s * ty, s * tx
+            a0, a1 = max(py0, oy0), min(py1, oy0 + out.shape[-2])
+            b0, b1 = max(px0, ox0), min(px1, ox0 + out.shape[-1])
+            tile_part = (slice(None), slice(a0 - oy0, a1 - oy0), slice(b0 - ox0, b1 - ox0))
+            win_part = (slice(None), slice(a0 - py0, a1 - py0), slice(b0 - px0, b1 - px0))
+            acc[win_part] += out[tile_part] * wgt[tile_part]
+            norm[win_part] += wgt[tile_part]
+        result = (acc / norm.clamp_min(1e-8)).clamp_(0.0, 1.0)
+        return np.ascontiguousarray(result.permute(1, 2, 0).numpy())
