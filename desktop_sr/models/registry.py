@@ -623,6 +623,10 @@ class ModelStore:
         if not staging_root.is_dir():
             return removed
         for d in sorted(staging_root.iterdir()):
+            if d.suffix == ".lock" and not d.with_suffix("").exists():
+                with contextlib.suppress(OSError, Timeout), FileLock(str(d), timeout=0):
+                    d.unlink()  # left by an import killed after its folder was renamed into place
+                continue
             if not d.is_dir():
                 continue
             lock = FileLock(str(d) + ".lock", timeout=0)
@@ -637,6 +641,8 @@ class ModelStore:
                 lock.release()
                 with contextlib.suppress(OSError):
                     Path(str(d) + ".lock").unlink()
+        with contextlib.suppress(OSError):
+            staging_root.rmdir()  # only when empty
         return removed
 
     # -- verify and remove ------------------------------------------------------------------------------------------
@@ -704,6 +710,7 @@ class ModelStore:
         """
         if key == BUILTIN_ID and bundled_available():
             raise StoreError(Path(key), "the built-in model comes with the app and cannot be removed")
+        self.cleanup()
         with self._locked() as reg:
             try:
                 entry: ModelEntry | None = self.resolve(key, reg)

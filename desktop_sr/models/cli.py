@@ -1,0 +1,273 @@
+"""``desktop-sr models list|import|verify|remove|default|download``: the model manager without the GUI.
+
+Exit codes (those of desktop_sr.cli): 0 success; 1 the operation failed (a verify found changed files, a download
+failed, interrupted); 2 bad usage (unknown model id, malformed checksum); 3 the model files are not a usable
+PiSA-SR model (wrong folder layout, unreadable adapter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..engine.errors import ModelError
+from .errors import DownloadError, OperationCancelled, StoreError, UnknownModel
+from .files import ProgressFn, human_size
+from .paths import ENV_MODELS_DIR
+from .registry import BUILTIN_ID, ModelStore
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+
+
+def add_models_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models",
+        help="list, import, verify, remove and download models; choose the default",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--dir", type=Path, metavar="DIR",
+        help=f"models folder (default: ${ENV_MODELS_DIR}, else the app's setting, else the user data folder)",
+    )  # fmt: skip
+    p.set_defaults(func=lambda args: _no_action(p))
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION")
+
+    q = msub.add_parser("list", help="the models, their size, location and status (no hashing: instant)")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=cmd_list)
+
+    q = msub.add_parser("import", help="add a PiSA-SR model: an SD-2.1-base folder plus an adapter file")
+    q.add_argument("base", type=Path, metavar="SD21_FOLDER", help="Stable Diffusion 2.1-base in diffusers layout")
+    q.add_argument("adapter", type=Path, metavar="ADAPTER", help="official .pkl or the app's .safetensors (+ .json)")
+    q.add_argument("--name", default="", help="display name (default: the adapter's file name)")
+    q.add_argument("--reference", action="store_true",
+                   help="use the files where they are instead of copying them (they must stay there)")  # fmt: skip
+    q.add_argument("--reference-base", action="store_true",
+                   help="reference the base folder, copy the adapter (SD-2.1 is 5 GB; adapters are small)")  # fmt: skip
+    q.add_argument("--default", action="store_true", help="make it the default model")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_import)
+
+    q = msub.add_parser("verify", help="re-hash files and compare with the sha256 recorded at import")
+    q.add_argument("ids", nargs="*", metavar="ID", help="models to check (default: all)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_verify)
+
+    q = msub.add_parser("remove", help="unregister a model; deletes copied files, never referenced originals")
+    q.add_argument("id", metavar="ID")
+    q.set_defaults(func=cmd_remove)
+
+    q = msub.add_parser("default", help="show or set the default model (used when no --model is given)")
+    q.add_argument("id", nargs="?", metavar="ID", help=f"model id or name, or {BUILTIN_ID!r}")
+    q.add_argument("--clear", action="store_true", help="no default: the app falls back to the bundled model")
+    q.set_defaults(func=cmd_default)
+
+    from .download import BASE_REPO
+
+    q = msub.add_parser("download", help="download SD-2.1-base from the Hub and the adapter from a URL, then import")
+    q.add_argument("--adapter-url", required=True, metavar="URL", help="address of the .pkl or .safetensors adapter")
+    q.add_argument("--sha256", metavar="HEX", help="expected sha256 of the adapter file (strongly recommended)")
+    q.add_argument("--adapter-name", default="", metavar="FILE", help="file name, if the URL does not end in one")
+    q.add_argument(
+        "--repo", default=BASE_REPO, metavar="REPO_ID", help=f"Hub repository of the base (default {BASE_REPO})"
+    )
+    q.add_argument("--revision", metavar="REV", help="branch, tag or commit of the base repository")
+    q.add_argument("--base", type=Path, metavar="SD21_FOLDER", help="use this local base instead of downloading it")
+    q.add_argument("--reference-base", action="store_true", help="with --base: reference it instead of copying it")
+    q.add_argument("--name", default="", help="display name (default: the adapter's file name)")
+    q.add_argument("--default", action="store_true", help="make it the default model")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_download)
+
+
+def _no_action(parser: argparse.ArgumentParser) -> int:
+    parser.print_usage(sys.stderr)
+    _err("choose an action: list, import, verify, remove, default or download")
+    return EXIT_USAGE
+
+
+def _err(message: str) -> None:
+    print(f"desktop-sr models: {message}", file=sys.stderr)
+
+
+def _store(args: argparse.Namespace) -> ModelStore:
+    return ModelStore(args.dir)
+
+
+def _code(exc: ModelError) -> int:
+    """Exit code for an error: usage mistakes, unusable model files, or a failed operation."""
+    if isinstance(exc, UnknownModel):
+        return EXIT_USAGE
+    if isinstance(exc, OperationCancelled | DownloadError | StoreError):
+        return EXIT_FAILED
+    return EXIT_MODEL
+
+
+@contextmanager
+def _bar(enabled: bool, desc: str) -> Iterator[ProgressFn]:
+    """A byte progress bar on stderr fed by the store's ``progress(done, total, label)`` callbacks."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit="B", unit_scale=True, disable=not enabled, file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int, label: str) -> None:
+        if total and bar.total != total:
+            bar.reset(total=total)
+        bar.set_postfix_str(label[-50:], refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        yield progress
+    finally:
+        bar.close()
+
+
+def _guard(run: Callable[[], int], interrupted: str) -> int:
+    """Run a command; errors become one line on stderr and an exit code, Ctrl-C a plain message."""
+    try:
+        return run()
+    except KeyboardInterrupt:
+        _err(interrupted)
+        return EXIT_FAILED
+    except ModelError as exc:
+        _err(str(exc))
+        return _code(exc)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    def run() -> int:
+        store = _store(args)
+        if store.root.is_dir():
+            store.cleanup()  # stale staging folders of imports killed earlier
+        rows = store.rows()
+        if args.json:
+            print(json.dumps({"models_dir": str(store.root), "models": [r.__dict__ for r in rows]}, indent=2))
+            return EXIT_OK
+        print(f"models folder: {store.root}")
+        if not rows:
+            print("no models (import one with 'desktop-sr models import SD21_FOLDER ADAPTER')")
+            return EXIT_OK
+        width = max(len(r.id) for r in rows)
+        for r in rows:
+            mark = "*" if r.is_default else " "
+            print(f"{mark} {r.id:<{width}}  {r.status:<10} {human_size(r.size):>9}  {r.kind:<8} {r.name}")
+            print(f"  {'':<{width}}  {r.location} ({r.storage})")
+            if r.detail and r.status not in ("ok", "built-in"):
+                print(f"  {'':<{width}}  {r.detail}")
+        print("(* = the model the app uses by default)")
+        return EXIT_OK
+
+    return _guard(run, "interrupted")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    def run() -> int:
+        store = _store(args)
+        mode = "reference" if args.reference or args.reference_base else "copy"
+        adapter_mode = "reference" if args.reference else "copy"
+        with _bar(not args.quiet, "import") as progress:
+            entry = store.import_pisa(
+                args.base, args.adapter, name=args.name, mode=mode, adapter_mode=adapter_mode,
+                make_default=args.default, progress=progress,
+            )  # fmt: skip
+        how = entry.storage_label
+        print(f"imported {entry.id} ({entry.name}): {len(entry.files)} files, {human_size(entry.size)}, {how}")
+        print(f"  location: {store.location(entry)}")
+        if args.default:
+            print(f"  {entry.id} is now the default model")
+        return EXIT_OK
+
+    return _guard(run, "interrupted: nothing was imported")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    def run() -> int:
+        store = _store(args)
+        ids = args.ids or [e.id for e in store.entries()]
+        if not ids:
+            print("no imported models to verify")
+            return EXIT_OK
+        worst = EXIT_OK
+        for key in ids:
+            try:
+                with _bar(not args.quiet, f"verify {key}") as progress:
+                    report = store.verify(key, progress=progress)
+            except UnknownModel as exc:
+                _err(str(exc))
+                worst = max(worst, EXIT_USAGE)
+                continue
+            print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+            if not report.ok:
+                worst = max(worst, EXIT_FAILED)
+        return worst
+
+    return _guard(run, "interrupted")
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    def run() -> int:
+        result = _store(args).remove(args.id)
+        if result.deleted is not None:
+            print(f"removed {result.id}: deleted {result.deleted} ({human_size(result.freed)})")
+        else:
+            print(f"removed {result.id} from the list")
+        for path in result.kept:
+            print(f"  left untouched (referenced, not copied): {path}")
+        return EXIT_OK
+
+    return _guard(run, "interrupted")
+
+
+def cmd_default(args: argparse.Namespace) -> int:
+    def run() -> int:
+        store = _store(args)
+        if args.clear:
+            store.set_default(None)
+            print("no default model: the app uses the bundled model")
+            return EXIT_OK
+        if args.id is None:
+            current = store.default_id()
+            print(current if current else "no default model set (the app uses the bundled model)")
+            return EXIT_OK
+        ident = store.set_default(args.id)
+        print(f"default model: {ident}")
+        return EXIT_OK
+
+    return _guard(run, "interrupted")
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .download import download_model, normalise_sha256
+
+    def run() -> int:
+        store = _store(args)
+        if args.reference_base and args.base is None:
+            _err("--reference-base needs --base")
+            return EXIT_USAGE
+        if not args.sha256:
+            print("warning: no --sha256 given; the adapter file cannot be checked", file=sys.stderr)
+        cancel = threading.Event()
+        with _bar(not args.quiet, "download") as progress:
+            entry = download_model(
+                store, args.adapter_url, adapter_sha256=args.sha256, adapter_name=args.adapter_name,
+                repo_id=args.repo, revision=args.revision, base_dir=args.base,
+                base_mode="reference" if args.reference_base else "copy", name=args.name,
+                make_default=args.default, progress=progress, cancel=cancel,
+            )  # fmt: skip
+        print(f"downloaded and imported {entry.id} ({entry.name}): {human_size(entry.size)} in {store.location(entry)}")
+        if args.default:
+            print(f"  {entry.id} is now the default model")
+        return EXIT_OK
+
+    try:
+        normalise_sha256(args.sha256)
+    except DownloadError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    return _guard(run, "interrupted: run the same command again to resume the download")
