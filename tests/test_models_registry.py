@@ -352,3 +352,43 @@ def test_the_registry_is_torch_free_and_qt_free():
            "print(sorted(m for m in ('torch', 'PySide6') if m in sys.modules))"  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr[-2000:]
+
+
+def test_cli_import_list_verify_default_remove(tmp_path, src, capsys, monkeypatch):
+    from desktop_sr.cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE, main
+
+    monkeypatch.setattr(registry_mod, "bundled_available", lambda: False)
+    root = tmp_path / "cli-models"
+    m = ["models", "--dir", str(root)]
+    assert main([*m, "import", str(src["base"]), str(src["pkl"]), "--name", "Tiny", "--default", "--quiet"]) == EXIT_OK
+    assert "imported tiny" in capsys.readouterr().out
+    assert main([*m, "import", str(src["base"]), str(src["safetensors"]), "--reference", "--quiet"]) == EXIT_OK
+    capsys.readouterr()
+    assert main([*m, "list"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "* tiny " in out and "pisa_tiny" in out and "(reference)" in out
+    assert main([*m, "list", "--json"]) == EXIT_OK
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["status"], r["is_default"]) for r in listed["models"]] == [
+        ("tiny", "ok", True), ("pisa_tiny", "ok", False)
+    ]  # fmt: skip
+    weights = root / "tiny" / "adapter" / src["pkl"].name
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert main([*m, "verify", "--quiet"]) == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert str(weights) in captured.err and "pisa_tiny: all" in captured.out
+    assert main([*m, "default"]) == EXIT_OK and capsys.readouterr().out.strip() == "tiny"
+    assert main([*m, "default", "nope"]) == EXIT_USAGE and "no such model" in capsys.readouterr().err
+    assert main([*m, "default", "pisa_tiny"]) == EXIT_OK
+    assert main([*m, "remove", "pisa_tiny"]) == EXIT_OK
+    assert "left untouched" in capsys.readouterr().out and src["safetensors"].is_file()
+    assert main([*m, "remove", "tiny"]) == EXIT_OK and not (root / "tiny").exists()
+    shutil.rmtree(src["base"] / "scheduler")
+    assert main([*m, "import", str(src["base"]), str(src["pkl"]), "--quiet"]) == EXIT_MODEL
+    assert "missing: scheduler/" in capsys.readouterr().err
+    url = "http://127.0.0.1:9/a.pkl"
+    assert main([*m, "download", "--adapter-url", url, "--sha256", "xyz", "--base", str(src["base"])]) == EXIT_USAGE
+    assert "sha256" in capsys.readouterr().err
+    assert main([*m]) == EXIT_USAGE
