@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -168,6 +169,8 @@ class MainWindow(QMainWindow):
         self.act_cancel = self._action("&Cancel render", self.cancel_render, "Esc", "Stop the running render")
         self.act_choose_model = self._action("&Choose model…", self.choose_model_dialog, None,
                                              "Use Stable Diffusion 2.1-base with PiSA-SR adapters")  # fmt: skip
+        self.act_models = self._action("&Models…", self.open_model_manager, None,
+                                       "Import, verify, download and remove models; choose the default")  # fmt: skip
         self.act_cancel.setEnabled(False)
         self.act_about = self._action("&About", self.about)
         group = QActionGroup(self)
@@ -198,6 +201,7 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.act_detail)
         model_menu = mb.addMenu("&Model")
         model_menu.addAction(self.act_choose_model)
+        model_menu.addAction(self.act_models)
         model_menu.addAction(self.act_cancel)
         mb.addMenu("&Help").addAction(self.act_about)
 
@@ -308,6 +312,25 @@ class MainWindow(QMainWindow):
         dlg = ChooseModelDialog(self, self.settings.model_base, self.settings.model_lora)
         if dlg.exec():
             self.load_model(dlg.spec())
+
+    def open_model_manager(self) -> QDialog:
+        """The model manager (non-modal). A new default is loaded at once; a new models folder is saved."""
+        from .model_manager_dialog import ModelManagerDialog
+
+        dlg = ModelManagerDialog(self, self.settings.models_dir)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.default_changed.connect(self._default_model_changed)
+        dlg.models_dir_changed.connect(self._models_dir_changed)
+        dlg.show()
+        return dlg
+
+    def _default_model_changed(self, spec: ModelSpec | None) -> None:
+        if spec is not None and spec != self.model_spec:
+            self.load_model(spec)
+
+    def _models_dir_changed(self, folder: str) -> None:
+        self.settings.models_dir = folder
+        save_settings(self.settings, self.settings_dir)
 
     # -- photo ----------------------------------------------------------------------------------------------------
     def open_dialog(self) -> None:

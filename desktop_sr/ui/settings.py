@@ -44,6 +44,7 @@ class Settings:
     model_lora: str = ""
     model_name: str = ""
     device: str = "auto"
+    models_dir: str = ""  # the model manager's folder; empty = the platform's user data folder (desktop_sr.models)
     export_format: str = "png"
     export_bit_depth: int = 8
     export_quality: int = 95
