@@ -361,11 +361,12 @@ class ModelStore:
         rows: list[ModelRow] = []
         if bundled_available():
             spec = importlib.util.find_spec(BUILTIN_MODULE)
-            folders = list(spec.submodule_search_locations or []) if spec else []
+            folders = [Path(f) for f in (spec.submodule_search_locations or [])] if spec else []
+            converted = self.root / BUILTIN_ID  # where the bundled model keeps its weights converted at first use
+            where = "installed with the app" + (f"; converted weights in {converted}" if converted.is_dir() else "")
             rows.append(ModelRow(
-                BUILTIN_ID, BUILTIN_NAME, "bundled", sum(folder_size(Path(f)) for f in folders),
-                "installed with the app", BUILTIN, "built-in", effective == BUILTIN_ID,
-                "used when no other default is set",
+                BUILTIN_ID, BUILTIN_NAME, "bundled", sum(folder_size(f) for f in [*folders, converted]), where,
+                BUILTIN, "built-in", effective == BUILTIN_ID, "used when no other default is set",
             ))  # fmt: skip
         for m in reg.models:
             status, detail = self.quick_status(m)
