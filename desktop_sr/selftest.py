@@ -235,7 +235,9 @@ def run_selftest(*, device: str = "auto") -> int:
     clash on Windows and some Linux distributions), then Qt offscreen and the main window, then the model. The
     model is the one the app picks when nothing was chosen before (``default_model_spec``): what a new user gets.
     """
-    os.environ["QT_QPA_PLATFORM"] = "offscreen"  # no display needed, and never a window popping up on one
+    # Offscreen: no display needed, and never a window popping up on one. DESKTOP_SR_SELFTEST_PLATFORM=xcb (or
+    # wayland) checks the real platform plugin and its system libraries instead, e.g. under Xvfb.
+    os.environ["QT_QPA_PLATFORM"] = os.environ.get("DESKTOP_SR_SELFTEST_PLATFORM") or "offscreen"
     report = SelftestReport(facts=environment_facts())
     try:
         already = "torch" in sys.modules  # the command line's parser usually imported it already

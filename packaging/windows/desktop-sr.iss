@@ -3,7 +3,7 @@
 ; Build the one-folder bundle first on Windows (python packaging\build.py), then either let build.py call the
 ; compiler (it does when ISCC.exe is on PATH or in the default Inno Setup folder), or run it by hand:
 ;
-;   iscc /DAppVersion=0.1.0 /DVariant=cpu /DSourceDir=..\..\dist\desktop-sr /DOutputDir=..\..\dist packaging\windows\desktop-sr.iss
+;   iscc /DAppVersion=X.Y.Z /DVariant=cpu /DSourceDir=..\..\dist\desktop-sr /DOutputDir=..\..\dist packaging\windows\desktop-sr.iss
 ;
 ; The version must be desktop_sr.__version__ (build.py passes it); it is never written here, so it lives in one place.
 ; Installs per user by default (no administrator rights needed; the bundle is ~1 GB CPU, ~4 GB CUDA), or for all
