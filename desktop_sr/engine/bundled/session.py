@@ -287,16 +287,16 @@ def load_bundled_session(
     """
     if unknown:
         raise ModelError(Path("bundled"), f"unknown option(s) for the bundled model: {', '.join(sorted(unknown))}")
-    dev = select_device(device)
-    dt = select_dtype(dtype, dev)
-    loaded = load_weights(Path(weights) if weights else None, Path(models_dir) if models_dir else None)
-    if loaded.converted_now:
-        log.info("converted the bundled weights into %s", loaded.path)
     tiles = None
     if tile is not None or overlap is not None:
         t = _int_option("tile", tile, 32, 4096) if tile is not None else NetTiles().tile
         o = _int_option("overlap", overlap, 0, t // 2) if overlap is not None else min(NetTiles().overlap, t // 4)
         tiles = NetTiles(tile=t, overlap=o)
     budget_mb = _int_option("cache_mb", cache_mb, 1, 1 << 20)
+    dev = select_device(device)
+    dt = select_dtype(dtype, dev)
+    loaded = load_weights(Path(weights) if weights else None, Path(models_dir) if models_dir else None)
+    if loaded.converted_now:
+        log.info("converted the bundled weights into %s", loaded.path)
     model = build_model(loaded.state, dev, dt)
     return BundledSession(model, device=dev, dtype=dt, tiles=tiles, cache_mb=budget_mb, weights_path=loaded.path)

@@ -51,6 +51,18 @@ class NetTiles:
         return NetTiles(tile=tile, overlap=min(32, tile // 4))
 
 
+def balanced_tile(size: int, tile: int, overlap: int) -> int:
+    """The smallest tile that covers ``size`` in as few tiles as ``tile`` would, all overlapping by ``overlap``.
+
+    With plain tiles the last one is pushed back to the border and may overlap its neighbour by far more than needed
+    (a 276 px side in 192 px tiles computes 384 px); equal tiles of 154 px cost a third less on such a photo.
+    """
+    if size <= tile:
+        return size
+    n = math.ceil((size - overlap) / (tile - overlap))
+    return min(tile, math.ceil((size + (n - 1) * overlap) / n))
+
+
 #: Runs the network on one input tile (1 x 3 x h x w, CPU float32, [0, 1]) -> 1 x 3 x 4h x 4w CPU float32.
 TileFn = Callable[[torch.Tensor, CancelToken | None], torch.Tensor]
 
@@ -66,9 +78,9 @@ class TiledOutput:
         mode = "reflect" if p < min(self.height, self.width) else "replicate"  # reflect needs more pixels than pad
         self.x = F.pad(x, (p, p, p, p), mode=mode) if p > 0 else x
         hp, wp = self.x.shape[-2:]
-        self.ys = tile_starts(hp, tiles.tile, tiles.overlap)
-        self.xs = tile_starts(wp, tiles.tile, tiles.overlap)
-        self.th, self.tw = min(tiles.tile, hp), min(tiles.tile, wp)
+        self.th, self.tw = balanced_tile(hp, tiles.tile, tiles.overlap), balanced_tile(wp, tiles.tile, tiles.overlap)
+        self.ys = tile_starts(hp, self.th, tiles.overlap)
+        self.xs = tile_starts(wp, self.tw, tiles.overlap)
         self.done: dict[tuple[int, int], torch.Tensor] = {}
 
     @property
