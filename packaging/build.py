@@ -139,6 +139,8 @@ def largest_parts(bundle: Path, top: int = 12) -> dict[str, int]:
     internal = bundle / "_internal" if (bundle / "_internal").is_dir() else bundle
     sizes = {}
     for child in internal.iterdir():
+        if child.is_symlink():  # PyInstaller links top-level names to libraries inside packages: count those once
+            continue
         sizes[child.name] = dir_size(child) if child.is_dir() else child.stat().st_size
     return dict(sorted(sizes.items(), key=lambda kv: -kv[1])[:top])
 

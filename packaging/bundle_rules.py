@@ -49,7 +49,6 @@ HIDDEN_IMPORTS = [
     "transformers.models.clip.modeling_clip",
     "transformers.models.clip.configuration_clip",
     "transformers.models.clip.tokenization_clip",
-    "transformers.models.clip.tokenization_clip_fast",
 ]
 
 #: Distributions whose metadata is read at run time (importlib.metadata version checks in diffusers/transformers).

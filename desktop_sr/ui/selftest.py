@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication
 
 from ..engine.loader import ModelSpec
 from ..resources import icon_path
-from ..selftest import SelftestFailure, SelftestReport
+from ..selftest import SelftestFailure, SelftestReport, process_age
 from .main_window import MainWindow, default_model_spec
 
 #: Warnings the offscreen platform always prints for a normal window; they say nothing about the installation.
@@ -66,6 +66,9 @@ def _check_gui(report: SelftestReport) -> ModelSpec | None:
             shot = window.grab()
             if shot.isNull() or shot.width() < 100 or shot.height() < 100:
                 raise SelftestFailure(f"the main window did not paint (got a {shot.width()}x{shot.height()} image)")
+            age = process_age()
+            if age is not None:  # what a person waits for before the window appears (torch and Qt loaded)
+                report.facts["window"] = f"painted {age:.2f}s after process start"
         finally:
             window.close()  # saves settings into the temporary folder and stops the worker thread
             window.deleteLater()
