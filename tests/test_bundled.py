@@ -303,9 +303,12 @@ def test_cli_upscales_with_the_bundled_model_when_none_is_given(tmp_path, monkey
 
     monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(models_root))  # converted already by the session fixture
     monkeypatch.setitem(sys.modules, "desktop_sr.models.registry", None)  # no model manager default
+    converted = W.converted_path(models_root)
+    stamp = converted.stat().st_mtime_ns
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     Image.open(DATA / "astronaut_64.png").convert("RGB").crop((8, 8, 32, 28)).save(src)
     assert main(["upscale", str(src), "-o", str(out), "--device", "cpu", "--quiet", "--sem", "0.5"]) == EXIT_OK
+    assert converted.stat().st_mtime_ns == stamp  # found through DESKTOP_SR_MODELS_DIR and reused
     img = Image.open(out)
     assert img.size == (96, 80)
     session.set_photo(np.asarray(Image.open(src), np.float32) / 255.0)

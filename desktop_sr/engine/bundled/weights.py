@@ -60,9 +60,14 @@ OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
 
 
 def models_dir() -> Path:
-    """The folder models live in: ``$DESKTOP_SR_MODELS_DIR`` if set, else the platform's user data folder."""
-    env = os.environ.get("DESKTOP_SR_MODELS_DIR")
-    return Path(env) if env else Path(platformdirs.user_data_dir("desktop-sr")) / "models"
+    """The models folder the model manager uses (``$DESKTOP_SR_MODELS_DIR``, else the app setting, else the platform's
+    user data folder), so the converted weights sit beside the other models and move with them."""
+    try:
+        from ...models.paths import models_dir as manager_models_dir
+    except ImportError:  # a build without the model manager
+        env = os.environ.get("DESKTOP_SR_MODELS_DIR")
+        return Path(env) if env else Path(platformdirs.user_data_dir("desktop-sr")) / "models"
+    return manager_models_dir()
 
 
 def converted_path(root: Path | None = None) -> Path:
