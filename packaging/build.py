@@ -240,9 +240,16 @@ Check an installation without a display (loads the bundled model and upscales a 
 Remove it again with ./install.sh --uninstall (add the same --prefix if you used one). Models and settings stay in
 ~/.local/share/desktop-sr and ~/.config/desktop-sr.
 
-Requirements: a 64-bit Linux with glibc 2.28 or newer (Debian 10+, Ubuntu 20.04+, RHEL 8+) and an X11 or Wayland
-desktop (on X11 Qt needs the system's libxcb-cursor0). {VARIANT_NOTES[variant]}
+Requirements: a 64-bit Linux with glibc {glibc()} or newer (the build machine's: a frozen app needs at least the C
+library it was built against) and an X11 or Wayland desktop (on X11 Qt needs the system's libxcb-cursor0).
+{VARIANT_NOTES[variant]}
 """
+
+
+def glibc() -> str:
+    """The build machine's glibc version: the oldest one the bundle runs on."""
+    name, ver = platform.libc_ver()
+    return ver if name == "glibc" and ver else "(unknown)"
 
 
 def linux_archive(dist: Path, ver: str, variant: str) -> Path:
