@@ -34,7 +34,9 @@ def strength(text: str) -> float:
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", type=Path, metavar="DIR", help="Stable Diffusion 2.1-base folder (diffusers layout)")
+    g.add_argument("--model", type=Path, metavar="DIR",
+                   help="Stable Diffusion 2.1-base folder (diffusers layout); without --model and --lora: the default "
+                   "model of 'desktop-sr models', else the bundled Real-ESRGAN x4plus")  # fmt: skip
     g.add_argument("--lora", type=Path, metavar="FILE", help="PiSA-SR adapters: official .pkl or .safetensors")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     g.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="auto = fp16 on GPU")
