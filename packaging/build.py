@@ -113,6 +113,58 @@ def run_pyinstaller(variant: str, dist: Path, work: Path) -> None:
         raise BuildError(f"PyInstaller failed (exit code {proc.returncode}); its log is above")
 
 
+NOTICES = "THIRD-PARTY-NOTICES.txt"
+
+
+def write_notices(bundle: Path) -> Path:
+    """THIRD-PARTY-NOTICES.txt next to the executable: the licences of what the bundle redistributes.
+
+    BSD-style licences (the Real-ESRGAN weights, torch, NumPy) require the notice to travel with binary copies, and
+    the LGPL requires telling users that Qt is in there and how to replace it. Each installer copies the whole
+    folder, so a file here reaches every user. Full licence texts that the packages ship stay in their
+    ``*.dist-info`` folders inside ``_internal``.
+    """
+    from importlib import metadata
+
+    from desktop_sr.engine.bundled.weights import LICENCE as REALESRGAN
+
+    internal = bundle / "_internal" if (bundle / "_internal").is_dir() else bundle
+    rows = []
+    for info in sorted(internal.glob("*.dist-info"), key=lambda p: p.name.lower()):
+        try:
+            meta = metadata.PathDistribution(info).metadata
+        except Exception:  # noqa: BLE001 - a damaged dist-info must not stop the build
+            continue
+        licence = meta.get("License-Expression") or (meta.get("License") or "").split("\n")[0][:80] or "see its files"
+        texts = sorted(
+            p.relative_to(internal).as_posix()
+            for p in info.rglob("*")
+            if p.is_file() and ("licen" in p.name.lower() or "licen" in p.parent.name.lower())
+        )[:3]
+        rows.append(f"- {meta['Name']} {meta['Version']}: {licence}" + (f" ({', '.join(texts)})" if texts else ""))
+    text = f"""desktop-sr {version()} is licensed under the Apache License 2.0.
+
+This folder also contains third-party software and data, unchanged, under their own licences.
+
+Qt 6 and PySide6 (LGPL-3.0-only): the Qt libraries are separate shared libraries in _internal/PySide6/Qt/lib
+(_internal/PySide6 on Windows) and may be replaced by compatible builds of the same Qt version. Qt's source code and
+licence texts: https://www.qt.io/licensing and https://www.gnu.org/licenses/lgpl-3.0.txt ; PySide6:
+https://code.qt.io/cgit/pyside/pyside-setup.git
+
+The bundled default model:
+{REALESRGAN}
+
+Python distributions in this bundle (licence texts, where the package ships them, are in the files named):
+"""
+    text += "\n".join(rows) + "\n"
+    out = bundle / NOTICES
+    out.write_text(text, encoding="utf-8")
+    app_resources = bundle.parent / f"{NAME}.app" / "Contents" / "Resources"
+    if app_resources.is_dir():  # macOS: the .app is what users get
+        shutil.copy2(out, app_resources / NOTICES)
+    return out
+
+
 def executable(dist: Path) -> Path:
     """The frozen program to run for --version and --selftest (on Windows the console twin, which has a stdout)."""
     if IS_MAC and (dist / f"{NAME}.app").is_dir():
@@ -388,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         check_contents(bundle, args.variant)
         report.bundle_bytes = dir_size(bundle)
         report.largest = largest_parts(bundle)
+        write_notices(bundle)
         print(f"bundle {bundle}: {human(report.bundle_bytes)} (built in {report.build_seconds:.0f} s)", flush=True)
         if not args.no_selftest:
             selftest(dist, report)

