@@ -37,7 +37,7 @@ def _qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -> N
 def check_gui(report: SelftestReport) -> ModelSpec | None:
     """Create (or reuse) the QApplication, build, show and paint the main window, then close it.
 
-    Returns the default model's spec, chosen exactly as the app chooses it at start-up, for the engine check.
+    Returns the spec of the model a new user gets (``default_model_spec``, as on a first start), for the engine check.
     Raises :class:`SelftestFailure` when the window cannot be painted or the app icon cannot be loaded.
     """
     previous = qInstallMessageHandler(_qt_message)
