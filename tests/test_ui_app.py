@@ -108,11 +108,9 @@ def test_instant_preview_from_cached_corners(qtbot, window, tiny_model, photo_pa
     wait_exact(qtbot, window, RenderParams())
     qtbot.waitUntil(lambda: window.blender is not None, timeout=60000)
     exact_before = rgb_from_qimage(window.view.after)
-    start = time.perf_counter()
     window.controls.sem.slider.setValue(30)  # 1.50
-    elapsed = time.perf_counter() - start
+    # on screen before control returns to the event loop: no worker round trip (bench/ui_latency.py times it)
     assert window.preview_count == 1 and window.shown_kind == "preview"
-    assert elapsed < 0.1  # the first update is on screen within 100 ms
     assert "Preview" in window.view.badge
     preview = rgb_from_qimage(window.view.after)
     assert not np.array_equal(preview, exact_before)  # the screen changed at once
