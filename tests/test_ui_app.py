@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF, QTimer
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QImage, QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop_sr.engine.api import RenderParams
@@ -366,3 +366,48 @@ def test_export_keeps_metadata_and_never_overwrites_the_source(qtbot, window, ti
         window.export_to(out, SaveOptions(format="png"))
     img = Image.open(out)
     assert img.size == (128, 128) and img.getexif()[0x010F] == "TestCam"
+
+
+def test_ab_between_models_keeps_one_result_as_before(qtbot, window, tiny_model, photo_path):
+    """Bundled vs PiSA-SR: the PiSA result stays on the before side, the bundled result renders on the after side,
+    the realism control turns off, and both sides are painted where the user looks."""
+    from desktop_sr.engine.bundled import load_bundled_session
+
+    load(qtbot, window, tiny_model, photo_path)
+    wait_exact(qtbot, window, RenderParams())
+    pisa = rgb_from_qimage(window.view.after)
+    assert window.controls.realism.isEnabled()
+    window.compare_with_model(ModelSpec.bundled())
+    assert window.view.reference is not None and "pixel 1.00" in window.view.reference_label
+    with qtbot.waitSignal(window.worker.model_loaded, timeout=120000):
+        pass
+    wait_exact(qtbot, window, RenderParams())
+    assert window.model_info.kind == "bundled"
+    assert not window.controls.realism.isEnabled() and "diffusion model" in window.controls.realism.toolTip()
+    session = load_bundled_session(device="cpu")  # the models folder the window converted the weights into
+    session.set_photo(read_photo(photo_path).rgb)
+    bundled = to_uint8(session.render(RenderParams()))
+    after = rgb_from_qimage(window.view.after)
+    assert np.abs(after.astype(int) - bundled).max() <= 1  # the cache was dropped: the new model's result
+    assert np.array_equal(rgb_from_qimage(window.view.reference), pisa)  # the old model's result is kept
+
+    # what is painted: the left pane shows the PiSA result, the right pane the bundled one, at the same point
+    window.set_compare_mode("side")
+    window.view.actual_size()
+    shot = rgb_from_qimage(window.view.grab().toImage().convertToFormat(QImage.Format.Format_RGB888))
+    h, w = pisa.shape[:2]
+    for pane, expected in ((0, pisa), (1, bundled)):
+        origin = window.view.image_to_widget(QPointF(0, 0), pane)
+        x, y = round(origin.x()), round(origin.y())
+        painted = shot[y + 40 : y + h, x : x + w].astype(int)  # below the label
+        assert np.abs(painted - expected[40:]).mean() < 2
+    assert np.abs(pisa.astype(int) - bundled).mean() > 20  # the two sides really differ
+
+    # the models menu offers the way back; a new photo goes back to comparing with the original
+    window._fill_compare_menu()
+    assert [a.text() for a in window.compare_menu.actions()] == [
+        ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]).name
+    ]
+    window.open_path(photo_path)  # opened again: a new photo object
+    qtbot.waitUntil(lambda: window.view.reference is None, timeout=30000)
+    assert not window.act_unpin.isEnabled()

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .api import UpscaleSession
 from .errors import ModelError
-from .tiling import TileSettings
+
+if TYPE_CHECKING:  # the GUI imports this module on its own thread: torch stays out of it
+    from .tiling import TileSettings
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ class CompareView(QWidget):
         self.before: QImage | None = None
         self.after: QImage | None = None
         self.overlay: QImage | None = None
+        # A/B: a pinned result (another model's or other settings') shown on the "before" side instead of the
+        # original; ``before`` still defines the layout and is what "show original" shows.
+        self.reference: QImage | None = None
+        self.reference_label = ""
         self.mode = "split-v"
         self.divider = 0.5  # fraction of the widget (split modes)
         self.show_original = False
@@ -80,6 +84,11 @@ class CompareView(QWidget):
             self.scale = snap_scale(self.scale / ratio)
             self.offset = centre - img_pt * ratio * self.scale
             self._clamp()
+        self.update()
+
+    def set_reference(self, image: QImage | None, label: str = "") -> None:
+        """Compare against ``image`` (same size as the result) instead of the original; None goes back."""
+        self.reference, self.reference_label = image, label if image is not None else ""
         self.update()
 
     def set_after(self, after: QImage | None) -> None:
@@ -268,11 +277,13 @@ class CompareView(QWidget):
             p.end()
             return
         after = self.before if self.show_original or self.after is None else self.after
+        before = self.reference if self.reference is not None else self.before
+        before_label = f"Before · {self.reference_label}" if self.reference is not None else "Before"
         full = QRectF(self.rect())
         overlay = self.overlay if self.show_overlay and not self.show_original else None
         if self.mode == "side":
             left, right = QRectF(self.pane_rect(0)), QRectF(self.pane_rect(1))
-            self._draw(p, self.before, 0, left)
+            self._draw(p, before, 0, left)
             self._draw(p, after, 1, right)
             self._dim_stand_in(p, right)
             self._draw(p, overlay, 1, right)
@@ -280,7 +291,7 @@ class CompareView(QWidget):
                 self._draw_grid(p, i, clip)
             p.setPen(QPen(QColor(20, 20, 20), 2))
             p.drawLine(right.topLeft(), right.bottomLeft())
-            self._label(p, "Before", left.topLeft() + QPointF(12, 10))
+            self._label(p, before_label, left.topLeft() + QPointF(12, 10))
             self._label(p, self._after_label(), right.topLeft() + QPointF(12, 10))
         else:
             d = self.divider_pos()
@@ -288,7 +299,7 @@ class CompareView(QWidget):
                 first, second = QRectF(0, 0, d, full.height()), QRectF(d, 0, full.width() - d, full.height())
             else:
                 first, second = QRectF(0, 0, full.width(), d), QRectF(0, d, full.width(), full.height() - d)
-            self._draw(p, self.before, 0, first)
+            self._draw(p, before, 0, first)
             self._draw(p, after, 0, second)
             self._dim_stand_in(p, second)
             self._draw(p, overlay, 0, second)
@@ -302,7 +313,7 @@ class CompareView(QWidget):
                 p.drawLine(QPointF(0, d), QPointF(full.width(), d))
                 p.setBrush(QColor(255, 255, 255, 220))
                 p.drawEllipse(QPointF(full.width() / 2, d), 7, 7)
-            self._label(p, "Before", first.topLeft() + QPointF(12, 10))
+            self._label(p, before_label, first.topLeft() + QPointF(12, 10))
             self._label(p, self._after_label(), second.topLeft() + QPointF(12, 10))
         p.end()
 

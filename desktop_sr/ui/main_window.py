@@ -99,6 +99,8 @@ class MainWindow(QMainWindow):
         self.last_render_seconds: float | None = None
         self.last_preview_ms: float | None = None
         self.preview_count = 0
+        self.loaded_specs: list[ModelSpec] = []  # models loaded in this run, offered for A/B even if unregistered
+        self.reference_for: tuple[int, int] | None = None  # (photo id, scale) of the pinned "before" result
         self._error_open = False
 
         self.worker = EngineWorker()
@@ -171,6 +173,13 @@ class MainWindow(QMainWindow):
                                              "Use Stable Diffusion 2.1-base with PiSA-SR adapters")  # fmt: skip
         self.act_models = self._action("&Models…", self.open_model_manager, None,
                                        "Import, verify, download and remove models; choose the default")  # fmt: skip
+        self.act_pin = self._action("&Keep result as before", self.pin_result, "Ctrl+Shift+A",
+                                    "Show the current result on the before side; then change the model or the "
+                                    "settings to compare against it (A/B)")  # fmt: skip
+        self.act_unpin = self._action("Compare with &original", self.unpin_result, None,
+                                      "Show the original photo on the before side again")  # fmt: skip
+        self.act_pin.setEnabled(False)
+        self.act_unpin.setEnabled(False)
         self.act_cancel.setEnabled(False)
         self.act_about = self._action("&About", self.about)
         group = QActionGroup(self)
@@ -199,6 +208,12 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(self.act_original)
         view_menu.addAction(self.act_detail)
+        view_menu.addSeparator()
+        view_menu.addAction(self.act_pin)
+        view_menu.addAction(self.act_unpin)
+        self.compare_menu = view_menu.addMenu("Compare with &model")
+        self.compare_menu.setToolTipsVisible(True)
+        self.compare_menu.aboutToShow.connect(self._fill_compare_menu)
         model_menu = mb.addMenu("&Model")
         model_menu.addAction(self.act_choose_model)
         model_menu.addAction(self.act_models)
@@ -278,6 +293,8 @@ class MainWindow(QMainWindow):
         if self.view.after is not None:
             self.shown_kind = "stale"  # keep the old model's result on screen until the new one is ready
         spec = self.model_spec
+        if spec is not None and spec not in self.loaded_specs:
+            self.loaded_specs.append(spec)
         if spec is not None:
             s = self.settings
             s.model_kind, s.model_name = spec.kind, spec.name
@@ -359,6 +376,10 @@ class MainWindow(QMainWindow):
         new_photo = photo is not self.photo
         self.photo = photo
         self.setWindowTitle(f"{photo.source.name} — desktop-sr")
+        if self.reference_for is not None and self.reference_for != (id(photo), scale):
+            self.unpin_result()
+            if not new_photo:
+                self.statusBar().showMessage("The kept result was for another scale: comparing with the original", 8000)
         if new_photo:
             self._invalidate_results()
         elif self.view.after is not None:
@@ -374,6 +395,7 @@ class MainWindow(QMainWindow):
         self.request_render("other")
 
     def _invalidate_results(self) -> None:
+        self.act_pin.setEnabled(False)
         self.blender = self.corners_for = None
         self.detail_for = None
         self.shown_params = None
@@ -439,6 +461,7 @@ class MainWindow(QMainWindow):
         self.view.set_after(img)
         self.shown_params = params
         self.shown_kind = "exact"
+        self.act_pin.setEnabled(True)
         self.last_render_seconds = seconds
         preview = f" (preview {self.last_preview_ms:.0f} ms)" if self.last_preview_ms is not None else ""
         self.lbl_time.setText(f"Render {seconds:.2f} s{preview}")
@@ -493,6 +516,62 @@ class MainWindow(QMainWindow):
     def cancel_render(self) -> None:
         self.worker.cancel()
         self.statusBar().showMessage("Render cancelled", 4000)
+
+    # -- A/B: another result on the "before" side -----------------------------------------------------------------
+    def pin_result(self) -> None:
+        """Keep the result on screen as the "before" side, labelled with the model and settings that made it."""
+        if self.shown_kind != "exact" or self.view.after is None or self.photo is None or self.shown_params is None:
+            self.statusBar().showMessage("Wait for the render to finish, then keep it as the before side", 6000)
+            return
+        p = self.shown_params
+        name = self.model_info.name if self.model_info is not None else "result"
+        label = f"{name} · pixel {p.pix:.2f} · semantic {p.sem:.2f}"
+        if self.model_info is not None and self.model_info.supports_realism:
+            label += f" · realism {p.realism}"
+        self.view.set_reference(self.view.after.copy(), label)
+        self.reference_for = (id(self.photo), p.scale)
+        self.act_unpin.setEnabled(True)
+        self.statusBar().showMessage(f"Before: {label}. Change the model or settings to compare.", 8000)
+
+    def unpin_result(self) -> None:
+        self.view.set_reference(None)
+        self.reference_for = None
+        self.act_unpin.setEnabled(False)
+
+    def compare_with_model(self, spec: ModelSpec) -> None:
+        """A/B between models in one step: keep this model's result as "before", then load the other model.
+
+        One model is in memory at a time (PiSA-SR alone holds several GB), so the "before" is a kept image.
+        """
+        self.pin_result()
+        if self.reference_for is not None:
+            self.load_model(spec)
+
+    def other_models(self) -> list[ModelSpec]:
+        """The usable models of the model manager (the bundled one included), except the one loaded now."""
+        specs: list[ModelSpec] = []
+        try:
+            from ..models.paths import models_dir
+            from ..models.registry import ModelStore
+
+            store = ModelStore(models_dir(self.settings.models_dir))
+            specs = [store.spec_for(r.id) for r in store.rows() if r.usable]
+        except Exception as exc:  # noqa: BLE001 - a damaged registry must not break a menu
+            log.warning("cannot list models: %s", exc)
+            specs = [ModelSpec.bundled()] if default_model_spec() == ModelSpec.bundled() else []
+        specs += [s for s in self.loaded_specs if s not in specs]
+        return [s for s in specs if s != self.model_spec]
+
+    def _fill_compare_menu(self) -> None:
+        self.compare_menu.clear()
+        can = self.shown_kind == "exact" and self.photo is not None
+        specs = self.other_models()
+        for spec in specs:
+            a = self.compare_menu.addAction(spec.name, lambda s=spec: self.compare_with_model(s))
+            a.setEnabled(can)
+            a.setToolTip(f"Keep this result as before, then render with {spec.describe()}")
+        if not specs:
+            self.compare_menu.addAction("No other model: add one in Model ▸ Models…").setEnabled(False)
 
     # -- export, batch, about -------------------------------------------------------------------------------------
     def export_dialog(self) -> None:
@@ -618,4 +697,4 @@ def default_model_spec() -> ModelSpec | None:
         found = importlib.util.find_spec("desktop_sr.engine.bundled") is not None
     except (ImportError, ValueError):
         found = False
-    return ModelSpec(kind="bundled", name="Real-ESRGAN (bundled)") if found else None
+    return ModelSpec.bundled() if found else None
