@@ -225,7 +225,8 @@ def test_drop_a_photo(qtbot, window, photo_path):
     assert window.recent_menu.actions()[0].text() == str(photo_path)
 
 
-def test_run_gui_opens_the_command_line_photo(qtbot, photo_path, tmp_path, monkeypatch):
+@pytest.mark.parametrize("with_path", [True, False], ids=["command-line photo", "first run: sample photo"])
+def test_run_gui_opens_the_command_line_photo(qtbot, photo_path, tmp_path, monkeypatch, with_path):
     import desktop_sr.ui.main_window as main_window
     from desktop_sr.ui.app import run_gui
 
@@ -249,13 +250,15 @@ def test_run_gui_opens_the_command_line_photo(qtbot, photo_path, tmp_path, monke
     app = QApplication.instance()
     app.setQuitOnLastWindowClosed(False)  # its late Quit event would otherwise end every later test's event loop
     try:
-        assert run_gui([str(photo_path)]) == 0
+        assert run_gui([str(photo_path)] if with_path else []) == 0
     finally:
         timer.stop()
         guard.stop()
         app.setQuitOnLastWindowClosed(True)
-    assert seen and seen[0].startswith("astronaut.png")
-    assert (tmp_path / "cli-config" / "settings.json").exists()  # remembered on close
+    assert seen and seen[0].startswith("astronaut.png" if with_path else "sample_chelsea.png")
+    settings = json.loads((tmp_path / "cli-config" / "settings.json").read_text())  # remembered on close
+    # the sample is not a recent file of the user's, so it does not push their photos out of the list
+    assert settings["recent_files"] == ([str(photo_path)] if with_path else [])
 
 
 def test_engine_error_shows_a_dialog_and_the_window_survives(qtbot, window, tiny_model, photo_path, monkeypatch):

@@ -8,7 +8,11 @@ from pathlib import Path
 
 
 def run_gui(paths: list[str]) -> int:
-    """Start the desktop app and open ``paths[0]`` if given. Returns the process exit code."""
+    """Start the desktop app and open ``paths[0]`` if given. Returns the process exit code.
+
+    With no photo and none opened before (a first run), the bundled sample photo opens, so a new user sees the
+    app do real work at once instead of an empty window.
+    """
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -28,4 +32,6 @@ def run_gui(paths: list[str]) -> int:
             window.open_path(p)
         else:
             window.statusBar().showMessage(f"{p}: file not found", 10000)
+    if not paths and not window.settings.recent_files:
+        window.open_sample()
     return int(app.exec())

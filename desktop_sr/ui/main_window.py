@@ -182,6 +182,8 @@ class MainWindow(QMainWindow):
         self.act_unpin.setEnabled(False)
         self.act_cancel.setEnabled(False)
         self.act_about = self._action("&About", self.about)
+        self.act_sample = self._action("Open &sample photo", self.open_sample, None,
+                                       "A small photo shipped with the app, to try the controls")  # fmt: skip
         group = QActionGroup(self)
         self.mode_actions: dict[str, QAction] = {}
         for key, label in (("split-v", "Split &vertical"), ("split-h", "Split &horizontal"), ("side", "&Side by side")):
@@ -218,7 +220,9 @@ class MainWindow(QMainWindow):
         model_menu.addAction(self.act_choose_model)
         model_menu.addAction(self.act_models)
         model_menu.addAction(self.act_cancel)
-        mb.addMenu("&Help").addAction(self.act_about)
+        help_menu = mb.addMenu("&Help")
+        help_menu.addAction(self.act_sample)
+        help_menu.addAction(self.act_about)
 
         tb = self.addToolBar("Main")
         tb.setObjectName("main-toolbar")
@@ -356,14 +360,25 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
-    def open_path(self, path: str | Path) -> None:
+    def open_path(self, path: str | Path, *, remember: bool = True) -> None:
+        """Open a photo; ``remember=False`` keeps it out of the recent files and the last folder (the sample)."""
         path = Path(path)
         self.photo_path = path
-        self.settings.last_folder = str(path.parent)
-        self.settings.add_recent(path)
-        self._fill_recent()
+        if remember:
+            self.settings.last_folder = str(path.parent)
+            self.settings.add_recent(path)
+            self._fill_recent()
         self.statusBar().showMessage(f"Opening {path}…")
         self.worker.submit(Job("photo", {"path": str(path), "scale": self.controls.params().scale}))
+
+    def open_sample(self) -> None:
+        """Open the sample photo shipped with the app (an incomplete install says so instead)."""
+        from ..resources import sample_photo_path
+
+        try:
+            self.open_path(sample_photo_path(), remember=False)
+        except FileNotFoundError as exc:
+            self.statusBar().showMessage(str(exc), 10000)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
