@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .engine.api import COLOR_FIXES, REALISM_PRESETS, SCALES, ProgressFn, RenderParams, UpscaleSession
+from .engine.api import COLOR_FIXES, REALISM_PRESETS, SCALES, ModelInfo, ProgressFn, RenderParams, UpscaleSession
 from .engine.errors import ModelError
 from .engine.loader import ModelSpec, open_session
 from .engine.tiling import TileSettings
@@ -62,6 +62,25 @@ def params_from_args(args: argparse.Namespace) -> RenderParams:
     return RenderParams(
         pix=args.pix, sem=args.sem, realism=args.realism, scale=args.scale, color_fix=args.color_fix, prompt=args.prompt
     )
+
+
+def ignored_options(info: ModelInfo, params: RenderParams) -> list[str]:
+    """The options the loaded model cannot honour, so the user is told instead of getting a silently different
+    result (e.g. ``--realism 750`` with the bundled upscaler, which has no diffusion timestep)."""
+    notes = []
+    if params.realism != RenderParams().realism and not info.supports_realism:
+        notes.append(f"--realism {params.realism} is ignored: {info.name} has no realism levels (they need PiSA-SR)")
+    elif info.trained_timesteps and params.realism not in info.trained_timesteps:
+        levels = ", ".join(map(str, info.trained_timesteps))
+        notes.append(f"--realism {params.realism}: {info.name} was trained for {levels} only")
+    if params.prompt and not info.supports_prompt:
+        notes.append(f"--prompt is ignored: {info.name} does not read descriptions")
+    return notes
+
+
+def warn_ignored(info: ModelInfo, params: RenderParams) -> None:
+    for note in ignored_options(info, params):
+        print(f"desktop-sr: note: {note}", file=sys.stderr)
 
 
 def spec_from_args(args: argparse.Namespace) -> ModelSpec:

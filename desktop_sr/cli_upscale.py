@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli_common import StageBar, add_model_args, add_render_args, params_from_args, session_from_args
+from .cli_common import StageBar, add_model_args, add_render_args, params_from_args, session_from_args, warn_ignored
 from .engine.errors import EngineError, ModelError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
@@ -54,6 +54,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     except (ModelError, ValueError) as exc:
         print(f"desktop-sr: cannot load the model: {exc}", file=sys.stderr)
         return EXIT_MODEL
+    warn_ignored(session.info, params_from_args(args))
     failed = len(missing)
     for src in todo:
         dst = output_path(src, args, single)

@@ -315,3 +315,19 @@ def test_cli_upscales_with_the_bundled_model_when_none_is_given(tmp_path, monkey
     session.set_photo(np.asarray(Image.open(src), np.float32) / 255.0)
     expected = np.round(session.render(RenderParams(sem=0.5)) * 255.0)
     assert np.abs(np.asarray(img, np.float32) - expected).max() <= 1.0
+
+
+def test_cli_says_which_options_the_bundled_model_ignores(tmp_path, monkeypatch, models_root, session, capsys):
+    from desktop_sr.cli import EXIT_OK, main
+
+    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(models_root))
+    monkeypatch.setitem(sys.modules, "desktop_sr.models.registry", None)
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    Image.open(DATA / "astronaut_64.png").convert("RGB").crop((8, 8, 32, 28)).save(src)
+    args = ["upscale", str(src), "-o", str(out), "--device", "cpu", "--quiet"]
+    assert main([*args, "--realism", "realism", "--prompt", "old portrait"]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "--realism 750 is ignored" in err and "--prompt is ignored" in err
+    out.unlink()
+    assert main(args) == EXIT_OK  # defaults: nothing to warn about
+    assert "ignored" not in capsys.readouterr().err

@@ -15,7 +15,15 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..cli_common import StageBar, add_model_args, add_render_args, params_from_args, spec_from_args, tiles_from_args
+from ..cli_common import (
+    StageBar,
+    add_model_args,
+    add_render_args,
+    params_from_args,
+    spec_from_args,
+    tiles_from_args,
+    warn_ignored,
+)
 from ..engine.api import UpscaleSession
 from ..engine.errors import ModelError
 from ..imaging import SaveOptions
@@ -186,7 +194,10 @@ def run_batch(args: argparse.Namespace) -> int:
     def load() -> UpscaleSession:
         from ..engine.loader import open_session
 
-        return open_session(spec, device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles)
+        session = open_session(spec, device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles)
+        if not args.quiet:
+            warn_ignored(session.info, params_from_args(args))
+        return session
 
     control = BatchControl()
     listener = _CliListener(len(plan.items), enabled=not args.quiet)
