@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -73,7 +74,9 @@ def main() -> int:
     for size in args.sizes:
         path = OUT / f"astronaut_{size // 4}.png"
         Image.fromarray(data.astronaut()).resize((size // 4, size // 4), Image.Resampling.LANCZOS).save(path)
-        w = MainWindow(settings_dir=OUT / "ui-config", load_model=False)
+        config = OUT / f"ui-config-{size}"
+        shutil.rmtree(config, ignore_errors=True)  # default controls: the last run's settings must not carry over
+        w = MainWindow(settings_dir=config, load_model=False)
         w.resize(1280, 820)
         w.show()
         w.load_model(ModelSpec.pisa(base, pkl))

@@ -108,6 +108,22 @@ class Corners:
         return np.clip(out, 0.0, 1.0, out=out)
 
 
+class PhotoHolder:
+    """The photo part every session shares: the current photo and the output size it gives."""
+
+    _rgb: np.ndarray | None = None
+
+    @property
+    def photo(self) -> np.ndarray:
+        if self._rgb is None:
+            raise RuntimeError("no photo set: call set_photo first")
+        return self._rgb
+
+    def output_size(self, scale: int) -> tuple[int, int]:
+        h, w = self.photo.shape[:2]
+        return w * scale, h * scale
+
+
 @runtime_checkable
 class UpscaleSession(Protocol):
     """One loaded model plus its per-photo cache. Not thread-safe: one worker thread owns it."""

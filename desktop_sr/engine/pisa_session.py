@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .api import CancelToken, Corners, ModelInfo, ProgressFn, Region, RenderParams, check_photo
+from .api import CancelToken, Corners, ModelInfo, PhotoHolder, ProgressFn, Region, RenderParams, check_photo
 from .cache import LRUCache, photo_hash
 from .device import empty_cache, memory_budget
 from .pisa_model import PisaModel
@@ -34,7 +34,7 @@ def needed_branches(pix: float, sem: float) -> tuple[str, ...]:
     return tuple(out)
 
 
-class PisaSession:
+class PisaSession(PhotoHolder):
     """Implements :class:`~desktop_sr.engine.api.UpscaleSession` for a :class:`PisaModel`."""
 
     def __init__(self, model: PisaModel, *, cache_mb: int = 1024, tiles: TileSettings | None = None) -> None:
@@ -62,16 +62,6 @@ class PisaSession:
     def set_photo(self, rgb: np.ndarray) -> None:
         self._rgb = check_photo(rgb)
         self._hash = photo_hash(self._rgb)
-
-    @property
-    def photo(self) -> np.ndarray:
-        if self._rgb is None:
-            raise RuntimeError("no photo set: call set_photo first")
-        return self._rgb
-
-    def output_size(self, scale: int) -> tuple[int, int]:
-        h, w = self.photo.shape[:2]
-        return w * scale, h * scale
 
     def _key(self, *parts: object) -> tuple[object, ...]:
         return (self._hash, self.model.model_id, self.tiles.key(), *parts)

@@ -58,7 +58,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Make the rename itself durable; not possible on every platform (Windows), where it is skipped."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -105,5 +105,5 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     except BaseException:
         _discard(tmp)
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
     return path

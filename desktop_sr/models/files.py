@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from ..imaging.atomic import fsync_folder
 from .errors import OperationCancelled, StoreError
 
 CHUNK = 4 << 20
@@ -103,20 +104,6 @@ def atomic_write_text(path: Path, text: str) -> None:
             tmp.unlink()
         raise
     fsync_folder(path.parent)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make renames in ``folder`` durable where the platform allows it (not on Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def folder_size(folder: Path) -> int:

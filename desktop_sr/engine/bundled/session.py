@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..api import CancelToken, Corners, ModelInfo, ProgressFn, Region, RenderParams, check_photo
+from ..api import CancelToken, Corners, ModelInfo, PhotoHolder, ProgressFn, Region, RenderParams, check_photo
 from ..cache import LRUCache, photo_hash
 from ..device import dtype_name, empty_cache, memory_budget, select_device, select_dtype
 from ..errors import ModelError
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 Bands = tuple[np.ndarray, np.ndarray, np.ndarray]  # bicubic, low, high
 
 
-class BundledSession:
+class BundledSession(PhotoHolder):
     """Implements :class:`~desktop_sr.engine.api.UpscaleSession` for the bundled RRDBNet (Real-ESRGAN x4plus)."""
 
     def __init__(
@@ -91,16 +91,6 @@ class BundledSession:
         self._tiled = None
         found = self.outputs.get(self._net_key())
         self._net = found if isinstance(found, np.ndarray) else None
-
-    @property
-    def photo(self) -> np.ndarray:
-        if self._rgb is None:
-            raise RuntimeError("no photo set: call set_photo first")
-        return self._rgb
-
-    def output_size(self, scale: int) -> tuple[int, int]:
-        h, w = self.photo.shape[:2]
-        return w * scale, h * scale
 
     def _net_key(self) -> tuple[object, ...]:
         return (self._hash, "net", self.tiles.key())
