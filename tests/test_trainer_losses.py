@@ -142,3 +142,18 @@ def test_the_example_config_is_valid_and_spells_out_the_defaults():
     assert example.degradation == defaults.degradation and example.csd == defaults.csd and example.ldg.k == 250
     assert (example.train.lr, example.train.batch_size, example.train.stage1_steps) == (5e-5, 4, 4000)
     assert example.loss.lpips_vgg_weights.endswith("vgg16-397923af.pth")
+
+
+def test_the_readme_config_loads(tmp_path):
+    """The config printed in the README is what a user copies first: it must load as written."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    assert blocks, "the README lost its example training config"
+    path = tmp_path / "config.toml"
+    path.write_text(blocks[0], encoding="utf-8")
+    cfg = load_config(path)
+    assert cfg.ldg.enabled and cfg.export.name == "collection-pisa-sr"
+    assert cfg.data.folders == [str(tmp_path / "photos" / "collection-a"), str(tmp_path / "photos" / "collection-b")]
