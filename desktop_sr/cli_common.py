@@ -9,7 +9,7 @@ from pathlib import Path
 from .engine.api import COLOR_FIXES, REALISM_PRESETS, SCALES, ModelInfo, ProgressFn, RenderParams, UpscaleSession
 from .engine.errors import ModelError
 from .engine.loader import ModelSpec, open_session
-from .engine.tiling import TileSettings
+from .engine.tile_settings import TileSettings
 
 
 def realism_value(text: str) -> int:

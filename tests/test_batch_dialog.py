@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from desktop_sr.engine.api import RenderParams  # noqa: E402
 from desktop_sr.engine.loader import ModelSpec  # noqa: E402
-from desktop_sr.engine.tiling import TileSettings  # noqa: E402
+from desktop_sr.engine.tile_settings import TileSettings  # noqa: E402
 from desktop_sr.ui.batch_dialog import CONFLICT_COLOUR, BatchDialog  # noqa: E402
 
 

@@ -59,3 +59,24 @@ def test_gui_code_never_imports_torch_directly():
             if any(n.split(".")[0] == "torch" for n in names):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_gui_modules_load_without_torch():
+    """The window's modules, dialogs included, import with torch blocked: the GUI holds only plain data (specs,
+    parameters, tile sizes) and its worker thread imports the engine's compute code. (The launcher still imports
+    torch before Qt, for the load order of their native libraries; that is a start-up choice, not a dependency.)"""
+    code = """
+import importlib.abc, os, sys
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'diffusers', 'peft', 'transformers'):
+            raise ImportError('imported on the GUI thread: ' + name)
+sys.meta_path.insert(0, Block())
+import desktop_sr.cli, desktop_sr.cli_common
+import desktop_sr.ui.main_window, desktop_sr.ui.batch_dialog, desktop_sr.ui.model_manager_dialog
+import desktop_sr.ui.export_dialog, desktop_sr.ui.model_dialog
+print('ok')
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]

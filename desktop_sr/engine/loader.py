@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .api import UpscaleSession
 from .errors import ModelError
-
-if TYPE_CHECKING:  # the GUI imports this module on its own thread: torch stays out of it
-    from .tiling import TileSettings
+from .tile_settings import TileSettings
 
 
 @dataclass(frozen=True)

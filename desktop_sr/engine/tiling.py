@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,36 +21,9 @@ import torch.nn.functional as F
 from .api import CancelToken, ProgressFn
 from .device import empty_cache, is_out_of_memory
 from .errors import OutOfMemory
+from .tile_settings import TileSettings
 
-
-@dataclass(frozen=True)
-class TileSettings:
-    """Tile sizes, in latent pixels (one latent pixel = 8 image pixels for SD). Part of every cache key."""
-
-    unet_tile: int = 96
-    unet_overlap: int = 32
-    vae_tile: int = 128
-    vae_overlap: int = 16
-    #: GroupNorm statistics are measured on the latent downsampled to at most this size.
-    stats_size: int = 96
-
-    def key(self) -> tuple[int, ...]:
-        return (self.unet_tile, self.unet_overlap, self.vae_tile, self.vae_overlap, self.stats_size)
-
-    @staticmethod
-    def for_budget(budget_bytes: int, dtype_bytes: int = 4) -> TileSettings:
-        """Tiles sized to a memory budget (free GPU memory, or a share of RAM).
-
-        The VAE decoder dominates: at full resolution it holds a few 128-channel maps of 64 output pixels per
-        latent pixel, about ``4 * 128 * 64 * dtype_bytes`` bytes per latent pixel; half the budget goes to it.
-        The UNet's activations per latent pixel are smaller but its attention grows with the square of the tile,
-        so it keeps the reference's 96 unless the budget is tight. Out-of-memory still halves a tile and retries.
-        """
-        per_latent_px = 4 * 128 * 64 * dtype_bytes
-        side = int(math.sqrt(max(budget_bytes, 1) * 0.5 / per_latent_px))
-        vae = max(32, min(256, side // 8 * 8))
-        unet = 96 if vae >= 96 else max(32, vae)
-        return TileSettings(unet_tile=unet, unet_overlap=unet // 3, vae_tile=vae, stats_size=vae)
+__all__ = ["TileSettings", "gaussian_weights", "retry_on_oom", "tile_starts", "tiled_eps", "tiled_vae"]
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:

@@ -58,7 +58,7 @@ from ..batch import (
 from ..batch.runner import FAILED
 from ..engine.api import COLOR_FIXES, SCALES, RenderParams
 from ..engine.loader import ModelSpec
-from ..engine.tiling import TileSettings
+from ..engine.tile_settings import TileSettings
 from ..imaging import SUPPORTED_READ_EXTENSIONS, SaveOptions
 from .batch_worker import BatchWorker
 from .settings import config_dir, load_settings

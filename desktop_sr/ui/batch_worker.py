@@ -22,7 +22,7 @@ from ..batch.plan import PlanItem
 from ..batch.progress import Progress
 from ..engine.api import UpscaleSession
 from ..engine.loader import ModelSpec, open_session
-from ..engine.tiling import TileSettings
+from ..engine.tile_settings import TileSettings
 
 log = logging.getLogger(__name__)
 
