@@ -279,7 +279,10 @@ def test_engine_error_shows_a_dialog_and_the_window_survives(qtbot, window, tiny
     wait_exact(qtbot, window, RenderParams(pix=0.3))
 
 
-def test_missing_photo_and_bad_model_give_errors(qtbot, window, tmp_path):
+def test_missing_photo_and_bad_model_give_errors(qtbot, window, tmp_path, monkeypatch):
+    import desktop_sr.ui.main_window as main_window
+
+    monkeypatch.setattr(main_window, "default_model_spec", lambda: None)  # nothing to fall back to
     with qtbot.waitSignal(window.worker.photo_failed, timeout=10000):
         window.open_path(tmp_path / "nope.jpg")
     with qtbot.waitSignal(window.worker.model_failed, timeout=10000):
@@ -287,6 +290,24 @@ def test_missing_photo_and_bad_model_give_errors(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: len(window.errors) == 2, timeout=5000)
     assert "not found" in window.errors[0][1]
     assert window.model_info is None and window.lbl_model.text() == "No model"
+
+
+def test_a_model_that_fails_to_load_gives_way_to_the_one_before(qtbot, window, tiny_model, photo_path, tmp_path):
+    """A wrong adapter file must not leave the user without a model: the error says so and the previous model
+    comes back, with the photo rendered again."""
+    load(qtbot, window, tiny_model, photo_path)
+    wait_exact(qtbot, window, RenderParams())
+    good = window.model_spec
+    bad = tmp_path / "broken.pkl"
+    bad.write_bytes(b"not a checkpoint")
+    with qtbot.waitSignal(window.worker.model_failed, timeout=30000):
+        window.load_model(ModelSpec.pisa(tiny_model["base"], bad))
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=5000)
+    assert "broken.pkl" in window.errors[0][1] and f"Using {good.name} instead" in window.errors[0][1]
+    qtbot.waitUntil(lambda: window.model_info is not None, timeout=60000)
+    assert window.model_spec == good
+    wait_exact(qtbot, window, RenderParams())
+    assert len(window.errors) == 1
 
 
 def test_starts_without_a_model_and_says_so(qtbot, tmp_path, monkeypatch, photo_path):

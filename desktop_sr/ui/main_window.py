@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self.last_preview_ms: float | None = None
         self.preview_count = 0
         self.loaded_specs: list[ModelSpec] = []  # models loaded in this run, offered for A/B even if unregistered
+        self._falling_back = False  # a fallback model is loading after a failed load (never chain fallbacks)
         self.reference_for: tuple[int, int] | None = None  # (photo id, scale) of the pinned "before" result
         self._error_open = False
 
@@ -297,8 +298,9 @@ class MainWindow(QMainWindow):
         if self.view.after is not None:
             self.shown_kind = "stale"  # keep the old model's result on screen until the new one is ready
         spec = self.model_spec
-        if spec is not None and spec not in self.loaded_specs:
-            self.loaded_specs.append(spec)
+        self._falling_back = False
+        if spec is not None:
+            self.loaded_specs = [s for s in self.loaded_specs if s != spec] + [spec]  # the last one worked last
         if spec is not None:
             s = self.settings
             s.model_kind, s.model_name = spec.kind, spec.name
@@ -310,7 +312,21 @@ class MainWindow(QMainWindow):
         self.request_render("other")
 
     def _model_failed(self, message: str) -> None:
+        """Say why, then get back to a working model: the one that worked before this attempt, else the default
+        (bundled) one. Loading a model releases the previous one first (two diffusion models rarely fit), so
+        without this a typo in a path, or a model removed since last time, would leave the user with none."""
         self.model_info = None
+        failed = self.model_spec
+        fallback = None
+        if not self._falling_back:
+            for candidate in (self.loaded_specs[-1] if self.loaded_specs else None, default_model_spec()):
+                if candidate is not None and candidate != failed:
+                    fallback = candidate
+                    break
+        self._falling_back = fallback is not None
+        if fallback is not None:
+            self.load_model(fallback)
+            message += f"\n\nUsing {fallback.name} instead."
         self._update_model_state()
         self.show_error("Cannot load the model", message)
 
