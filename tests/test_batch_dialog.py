@@ -149,3 +149,62 @@ def test_the_main_window_opens_the_dialog_with_its_photo_and_sliders(qtbot, tmp_
         dlg.close()
     finally:
         window.close()
+
+
+def test_one_batch_dialog_and_realism_follows_the_model(qtbot, tmp_path, monkeypatch):
+    from desktop_sr.engine.api import ModelInfo
+    from desktop_sr.ui.main_window import MainWindow
+
+    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
+    window = MainWindow(settings_dir=tmp_path / "config", load_model=False)
+    qtbot.addWidget(window)
+    try:
+        window.model_spec = ModelSpec.bundled()
+        window.model_info = ModelInfo("Real-ESRGAN x4plus (bundled)", "bundled", "cpu", "fp32", False, False)
+        window.open_batch_dialog()
+        window.open_batch_dialog()  # brings the open one to the front instead of a second batch
+        (dlg,) = window.findChildren(BatchDialog)
+        assert not dlg.realism.isEnabled() and "diffusion model" in dlg.realism.toolTip()
+        assert dlg.model_label.text() == "Model: Real-ESRGAN (bundled)"
+        assert dlg.color_fix.currentText() == "AdaIN (match colours)"
+        dlg._set_running(False)
+        assert not dlg.realism.isEnabled()  # re-enabling the form after a run keeps it off
+    finally:
+        window.close()
+
+
+def test_closing_the_window_during_a_batch_asks_then_cancels_cleanly(qtbot, tmp_path, tiny_model, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop_sr.ui.main_window import MainWindow
+
+    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text, *a: asked.append(text) or answers.pop(0))
+    photos(tmp_path / "in", 3, seed=6)
+    out = tmp_path / "out"
+    window = MainWindow(settings_dir=tmp_path / "config", load_model=False)
+    qtbot.addWidget(window)
+    window.show()
+    window.model_spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
+    window.settings.device = "cpu"
+    window.open_batch_dialog()
+    dlg = window.batch_dialog
+    dlg.tiles = TileSettings(unet_tile=8, unet_overlap=2, vae_tile=8, vae_overlap=2, stats_size=8)
+    dlg.set_inputs([tmp_path / "in"])
+    dlg.output.setText(str(out))
+    assert dlg.refresh_plan() is not None
+    dlg.start()
+    worker = dlg.worker
+    with qtbot.waitSignal(worker.tile_progress, timeout=60000, check_params_cb=lambda p: p.stage.startswith("unet")):
+        pass
+    assert not window.close()  # "No": the window and the batch go on
+    assert window.isVisible() and dlg.worker is worker and len(asked) == 1
+    assert window.close()  # "Yes": cancelled within a tile, the worker stopped, then the window closes
+    assert not window.isVisible() and not worker.isRunning()
+    leftovers = [p.name for p in out.iterdir() if not p.name.startswith(".desktop-sr-batch")] if out.exists() else []
+    for name in leftovers:  # whole results only: every file there opens at full size
+        with Image.open(out / name) as im:
+            assert im.size == (128, 128)
+    assert len(leftovers) < 3

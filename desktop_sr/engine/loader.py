@@ -36,7 +36,7 @@ class ModelSpec:
     def describe(self) -> str:
         if self.kind == "pisa-sr":
             return f"{self.name} (PiSA-SR: {self.base_dir} + {self.lora})"
-        return f"{self.name} ({self.kind})"
+        return self.name if self.kind in self.name.lower() else f"{self.name} ({self.kind})"
 
 
 def open_session(

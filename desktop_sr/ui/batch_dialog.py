@@ -61,6 +61,7 @@ from ..engine.loader import ModelSpec
 from ..engine.tile_settings import TileSettings
 from ..imaging import SUPPORTED_READ_EXTENSIONS, SaveOptions
 from .batch_worker import BatchWorker
+from .controls import COLOR_FIX_LABELS
 from .settings import config_dir, load_settings
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class BatchDialog(QDialog):
         settings_dir: Path | None,
         device: str = "auto",
         tiles: TileSettings | None = None,
+        supports_realism: bool = True,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Batch export")
@@ -101,6 +103,7 @@ class BatchDialog(QDialog):
         self.model_spec, self.current_photo = model_spec, current_photo
         self.prompt = params.prompt
         self.device, self.tiles = device, tiles
+        self.supports_realism = supports_realism
         self.settings_path = (settings_dir or config_dir()) / "batch.json"
         self.inputs: list[Path] = []
         self.plan: Plan | None = None
@@ -203,13 +206,17 @@ class BatchDialog(QDialog):
         self.realism = QSpinBox()
         self.realism.setRange(1, 999)
         self.realism.setValue(params.realism)
+        if self.supports_realism:
+            self.realism.setToolTip("Realism level: the diffusion timestep (1 default, 250 / 500 / 750 presets).")
+        else:
+            self.realism.setToolTip("This model has no realism levels: they need a diffusion model (PiSA-SR).")
         self.scale = QComboBox()
         for s in SCALES:
             self.scale.addItem(f"×{s}", s)
         self.scale.setCurrentIndex(max(0, self.scale.findData(params.scale)))
         self.color_fix = QComboBox()
         for c in COLOR_FIXES:
-            self.color_fix.addItem(c, c)
+            self.color_fix.addItem(COLOR_FIX_LABELS.get(c, c), c)
         self.color_fix.setCurrentIndex(max(0, self.color_fix.findData(params.color_fix)))
         res_row = QHBoxLayout()
         for label, w in (("Pixel", self.pix), ("Semantic", self.sem), ("Realism", self.realism),
@@ -217,7 +224,7 @@ class BatchDialog(QDialog):
             res_row.addWidget(QLabel(label))
             res_row.addWidget(w)
         res_row.addStretch(1)
-        self.model_label = QLabel(self.model_spec.describe() if self.model_spec else "No model chosen")
+        self.model_label = QLabel(f"Model: {self.model_spec.describe()}" if self.model_spec else "No model chosen")
         self.model_label.setWordWrap(True)
         res_box = QGroupBox("Result")
         rl = QVBoxLayout(res_box)
@@ -455,6 +462,7 @@ class BatchDialog(QDialog):
                   self.recursive, self.output, self.template, self.format, self.depth, self.quality, self.conflict,
                   self.keep_meta, self.pix, self.sem, self.realism, self.scale, self.color_fix):  # fmt: skip
             w.setEnabled(not running)
+        self.realism.setEnabled(not running and self.supports_realism)
         self.btn_add_current.setEnabled(not running and self.current_photo is not None)
         self.btn_pause.setEnabled(running)
         self.btn_cancel.setEnabled(running)

@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
 from ..engine.api import REALISM_PRESETS, RenderParams
 
 STEP = 0.05
+#: The colour-fix choices in plain words (the window and the batch dialog show the same).
+COLOR_FIX_LABELS = {"adain": "AdaIN (match colours)", "wavelet": "Wavelet (keep tones)", "none": "None"}
 CUSTOM = -1  # item data of the "Custom…" realism entry
 REALISM_TIP = (
     "Realism level: low keeps close to the original; higher levels trade fidelity for realistic detail.\n"
@@ -117,7 +119,7 @@ class ControlsPanel(QWidget):
         self.scale.setCurrentIndex(2)
         self.scale.setToolTip("How many times larger the result is than the photo.")
         self.color_fix = QComboBox()
-        for label, key in (("AdaIN (match colours)", "adain"), ("Wavelet (keep tones)", "wavelet"), ("None", "none")):
+        for key, label in COLOR_FIX_LABELS.items():
             self.color_fix.addItem(label, key)
         self.color_fix.setToolTip(
             "Colour correction after the model: keeps the photo's colours.\n"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self.last_preview_ms: float | None = None
         self.preview_count = 0
         self.loaded_specs: list[ModelSpec] = []  # models loaded in this run, offered for A/B even if unregistered
+        self.batch_dialog: QDialog | None = None  # one at a time: two batches would hold two models
         self._falling_back = False  # a fallback model is loading after a failed load (never chain fallbacks)
         self.reference_for: tuple[int, int] | None = None  # (photo id, scale) of the pinned "before" result
         self._error_open = False
@@ -622,6 +623,13 @@ class MainWindow(QMainWindow):
         self.worker.submit(Job("export", {"params": self.controls.params(), "path": str(path), "options": options}))
 
     def open_batch_dialog(self) -> None:
+        """Open the batch dialog with this photo and these settings; an open one is brought to the front."""
+        if self.batch_dialog is not None and self.batch_dialog.isVisible():
+            self.batch_dialog.raise_()
+            self.batch_dialog.activateWindow()
+            return
+        if self.batch_dialog is not None:
+            self.batch_dialog.deleteLater()
         try:
             from .batch_dialog import BatchDialog
         except ImportError:
@@ -633,7 +641,10 @@ class MainWindow(QMainWindow):
             params=self.controls.params(),
             current_photo=self.photo_path,
             settings_dir=self.settings_dir,
+            device=self.settings.device,
+            supports_realism=self.model_info.supports_realism if self.model_info is not None else True,
         )
+        self.batch_dialog = dlg
         dlg.show()
 
     def about(self) -> None:
@@ -699,10 +710,14 @@ class MainWindow(QMainWindow):
         self.settings.window_state = base64.b64encode(bytes(self.saveState().data())).decode()
         save_settings(self.settings, self.settings_dir)
 
-    def closeEvent(self, event: object) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        """A running batch is asked about first (its dialog cancels it cleanly or the window stays open)."""
+        if self.batch_dialog is not None and self.batch_dialog.isVisible() and not self.batch_dialog.close():
+            event.ignore()
+            return
         self.save_settings()
         self.shutdown_worker()
-        super().closeEvent(event)  # type: ignore[arg-type]
+        super().closeEvent(event)
 
     def shutdown_worker(self) -> None:
         """Stop the worker thread; nothing it reported after this point reaches the window."""
