@@ -225,6 +225,23 @@ def test_drop_a_photo(qtbot, window, photo_path):
     assert window.recent_menu.actions()[0].text() == str(photo_path)
 
 
+def test_drop_a_folder_and_photos_for_a_batch(qtbot, window, photo_path, tmp_path):
+    from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder)), QUrl.fromLocalFile(str(photo_path))])
+    drop = QDropEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)  # fmt: skip
+    window.dropEvent(drop)
+    dlg = window.batch_dialog
+    assert dlg is not None and dlg.isVisible() and dlg.inputs == [folder, photo_path]
+    assert window.photo is None  # nothing was opened in the window itself
+    dlg.close()
+
+
 @pytest.mark.parametrize("with_path", [True, False], ids=["command-line photo", "first run: sample photo"])
 def test_run_gui_opens_the_command_line_photo(qtbot, photo_path, tmp_path, monkeypatch, with_path):
     import desktop_sr.ui.main_window as main_window

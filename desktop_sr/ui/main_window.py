@@ -700,10 +700,22 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if files:
-            self.open_path(files[0])
-            event.acceptProposedAction()
+        """One photo opens here; several, or a folder, go to the batch dialog (the way people drop a shoot)."""
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            return
+        event.acceptProposedAction()
+        if len(paths) == 1 and not paths[0].is_dir():
+            self.open_path(paths[0])
+            return
+        self.open_batch_dialog()
+        dlg = self.batch_dialog
+        if dlg is None:
+            return
+        if getattr(dlg, "running", False):
+            self.statusBar().showMessage("A batch is running: add the photos when it has finished", 8000)
+        else:
+            dlg.add_paths(paths)  # type: ignore[attr-defined]
 
     def save_settings(self) -> None:
         self.settings.geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
