@@ -175,7 +175,7 @@ class MainWindow(QMainWindow):
                                              "Use Stable Diffusion 2.1-base with PiSA-SR adapters")  # fmt: skip
         self.act_models = self._action("&Models…", self.open_model_manager, None,
                                        "Import, verify, download and remove models; choose the default")  # fmt: skip
-        self.act_pin = self._action("&Keep result as before", self.pin_result, "Ctrl+Shift+A",
+        self.act_pin = self._action("&Keep as before", self.pin_result, "Ctrl+Shift+A",
                                     "Show the current result on the before side; then change the model or the "
                                     "settings to compare against it (A/B)")  # fmt: skip
         self.act_unpin = self._action("Compare with &original", self.unpin_result, None,
@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addAction(self.act_original)
         tb.addAction(self.act_detail)
+        tb.addAction(self.act_pin)
         tb.addSeparator()
         tb.addAction(self.act_choose_model)
 
