@@ -103,7 +103,7 @@ def run_pyinstaller(variant: str, dist: Path, work: Path) -> None:
     try:
         import PyInstaller  # noqa: F401
     except ImportError as exc:
-        raise BuildError("PyInstaller is not installed: pip install pyinstaller") from exc
+        raise BuildError('PyInstaller is not installed: pip install -e ".[package]"') from exc
     env = dict(os.environ, DESKTOP_SR_VARIANT=variant)
     cmd = [sys.executable, "-m", "PyInstaller", str(SPEC), "--noconfirm", "--clean", "--log-level", "WARN",
            "--distpath", str(dist), "--workpath", str(work)]  # fmt: skip
