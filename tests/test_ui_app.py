@@ -452,3 +452,22 @@ def test_ab_between_models_keeps_one_result_as_before(qtbot, window, tiny_model,
     window.open_path(photo_path)  # opened again: a new photo object
     qtbot.waitUntil(lambda: window.view.reference is None, timeout=30000)
     assert not window.act_unpin.isEnabled()
+
+
+def test_a_result_too_large_for_memory_is_explained_and_a_smaller_scale_works(
+    qtbot, window, tiny_model, photo_path, monkeypatch
+):
+    from desktop_sr.engine import memory
+
+    with qtbot.waitSignal(window.worker.model_loaded, timeout=60000):
+        window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
+    per_px = window.worker.session.BYTES_PER_OUTPUT_PX
+    monkeypatch.setattr(memory, "available_ram", lambda: 48 * 2 * 40 * 2 * per_px + 1)  # x2 fits, x4 does not
+    window.open_path(photo_path)
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=60000)
+    assert "192 × 160 pixels" in window.errors[0][1] and "Choose ×2" in window.errors[0][1]
+    assert window.view.before is not None and window.isVisible()  # the photo is open; nothing crashed
+    window.controls.scale.setCurrentIndex(window.controls.scale.findData(2))
+    wait_exact(qtbot, window, RenderParams(scale=2))
+    assert (window.view.after.width(), window.view.after.height()) == (96, 80)
+    assert len(window.errors) == 1  # one dialog, not one per queued job

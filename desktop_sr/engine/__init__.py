@@ -8,7 +8,7 @@ from .api import (
     RenderParams,
     UpscaleSession,
 )
-from .errors import Cancelled, EngineError, ModelError, OutOfMemory
+from .errors import Cancelled, EngineError, ModelError, OutOfMemory, TooLarge
 
 __all__ = [
     "REALISM_PRESETS",
@@ -19,6 +19,7 @@ __all__ = [
     "ModelError",
     "ModelInfo",
     "OutOfMemory",
+    "TooLarge",
     "RenderParams",
     "UpscaleSession",
 ]

@@ -112,6 +112,15 @@ class PhotoHolder:
     """The photo part every session shares: the current photo and the output size it gives."""
 
     _rgb: np.ndarray | None = None
+    #: Memory per output pixel while rendering (results, corner images, colour fix); measured per model kind.
+    BYTES_PER_OUTPUT_PX = 260
+
+    def check_fits(self, scale: int) -> None:
+        """Refuse a result that cannot fit in memory, before any work (see :mod:`desktop_sr.engine.memory`)."""
+        from .memory import check_output_fits
+
+        h, w = self.photo.shape[:2]
+        check_output_fits(w, h, scale, self.BYTES_PER_OUTPUT_PX)
 
     @property
     def photo(self) -> np.ndarray:

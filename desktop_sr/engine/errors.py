@@ -30,3 +30,11 @@ class Cancelled(EngineError):
 
 class OutOfMemory(EngineError):
     """Even the smallest tile did not fit; the message says which setting to lower."""
+
+
+class TooLarge(EngineError):
+    """The result would not fit in memory: refused before any work, with the scale that would fit."""
+
+    def __init__(self, message: str, need: int, have: int) -> None:
+        self.need, self.have = need, have
+        super().__init__(message)
