@@ -50,9 +50,14 @@ class ChooseModelDialog(QDialog):
             QLabel("PiSA-SR needs the Stable Diffusion 2.1-base model (diffusers layout) and the adapter file.")
         )
         lay.addLayout(form)
+        hint = QLabel("This loads the model for now. To keep it in the list, check its files later and compare it "
+                      "with other models, import it in Model ▸ Models….")  # fmt: skip
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: gray")
+        lay.addWidget(hint)
         lay.addWidget(self.error)
         lay.addWidget(buttons)
-        self.resize(640, 180)
+        self.resize(640, 210)
 
     def _pick_base(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Stable Diffusion 2.1-base folder", self.base.text())
