@@ -348,3 +348,38 @@ def test_failed_files_are_retried_and_reported_per_file(tmp_path, session):
     save_photo(tmp_path / "in" / "broken.jpg", 5)  # fixed by the user
     again = BatchRunner(make_plan([tmp_path / "in"], settings, Manifest(out)), session).run()
     assert [r.status for r in again.results] == [WRITTEN] and again.ok
+
+
+def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(tmp_path, session, monkeypatch):
+    """Every later photo would render and then fail the same way: stop at the first "no space left", keep what
+    was written, and let a rerun (after freeing space) do the rest."""
+    import errno
+
+    from desktop_sr.batch import runner as runner_mod
+    from desktop_sr.imaging import PhotoError
+
+    src = tmp_path / "in"
+    for i in range(4):
+        save_photo(src / f"p{i}.jpg", i)
+    out = tmp_path / "out"
+    settings = BatchSettings(out, RenderParams(scale=2))
+    real_write = runner_mod._write
+    writes = []
+
+    def full_after_one(target, *a, **kw):
+        writes.append(target.name)
+        if len(writes) >= 2:
+            raise PhotoError(target, "the disk is full") from OSError(errno.ENOSPC, "No space left on device")
+        return real_write(target, *a, **kw)
+
+    monkeypatch.setattr(runner_mod, "_write", full_after_one)
+    summary = BatchRunner(make_plan([src], settings), session).run()
+    assert [r.status for r in summary.results] == [WRITTEN, FAILED]
+    assert "disk is full" in summary.results[1].reason and summary.not_reached == 2
+    assert "stopped (the output disk is full" in summary.describe() and not summary.ok
+    assert sorted(p.name for p in out.glob("*.png")) == ["p0_x2.png"]
+
+    monkeypatch.setattr(runner_mod, "_write", real_write)  # space was freed
+    again = BatchRunner(make_plan([src], settings, Manifest(out)), session).run()
+    assert [r.status for r in again.results] == [DONE_BEFORE, WRITTEN, WRITTEN, WRITTEN] and again.ok
+    assert sorted(p.name for p in out.glob("*.png")) == [f"p{i}_x2.png" for i in range(4)]

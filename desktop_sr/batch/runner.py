@@ -9,6 +9,7 @@ dialog's worker thread). It talks back through a :class:`BatchListener`, and is 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import time
 import traceback
@@ -22,7 +23,7 @@ from ..engine.api import UpscaleSession
 from ..engine.errors import Cancelled, EngineError
 from ..imaging import Photo, PhotoError, read_photo, write_photo
 from .control import BatchControl
-from .manifest import Manifest
+from .manifest import Manifest, ManifestError
 from .plan import DONE, OVERWRITE, RENAME, SKIP, WRITE, BatchSettings, Plan, PlanItem, path_key, resolve_target
 from .progress import EtaEstimator, Progress, stage_fraction
 from .sources import Refused
@@ -41,6 +42,7 @@ class FileResult:
     reason: str = ""
     seconds: float = 0.0  # read + render + write
     model_seconds: float = 0.0  # inside session.render only
+    disk_full: bool = False  # the write failed for lack of space: the runner stops rather than fail every file
 
 
 @dataclass
@@ -51,7 +53,8 @@ class BatchSummary:
     seconds: float = 0.0  # wall clock, model loading included
     load_seconds: float = 0.0  # loading the model
     output_dir: Path | None = None
-    not_reached: int = 0  # items a cancel left untouched
+    not_reached: int = 0  # items a cancel (or a stop) left untouched
+    stopped: str = ""  # why the batch stopped early on its own (e.g. the output disk is full)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -69,7 +72,7 @@ class BatchSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.cancelled
+        return not self.failures and not self.cancelled and not self.stopped
 
     def describe(self) -> str:
         parts = [f"{self.count(WRITTEN)} written"]
@@ -80,6 +83,8 @@ class BatchSummary:
             parts.append(f"{len(self.failures)} failed")
         if self.cancelled:
             parts.append(f"cancelled with {self.count(CANCELLED) + self.not_reached} not done")
+        if self.stopped:
+            parts.append(f"stopped ({self.stopped}) with {self.not_reached} not done")
         return ", ".join(parts) + f" in {self.seconds:.1f} s (model {self.load_seconds + self.model_seconds:.1f} s)"
 
 
@@ -205,6 +210,11 @@ class BatchRunner:
                     self.summary.results.append(result)
                     break
                 self._settle(result)
+                if result.status == FAILED and result.disk_full:
+                    # every later file would render for minutes and then fail the same way
+                    self.summary.stopped = "the output disk is full: free some space and run again to continue"
+                    self.summary.not_reached = len(self.plan.items) - index - 1
+                    break
         finally:
             self.manifest.close()
             if self._factory is not None and self._session is not None:
@@ -262,10 +272,21 @@ class BatchRunner:
             if not isinstance(exc, (PhotoError, EngineError, OSError, ValueError, MemoryError)):
                 log.error("%s failed unexpectedly:\n%s", item.source, traceback.format_exc())
             self._eta.file_abandoned()
-            self.manifest.failed(item.source, self.signature, target, reason)
-            return FileResult(item.source, target, FAILED, reason, time.perf_counter() - start, model_seconds)
+            with contextlib.suppress(OSError, ManifestError):  # the manifest may be on the same full disk
+                self.manifest.failed(item.source, self.signature, target, reason)
+            return FileResult(item.source, target, FAILED, reason, time.perf_counter() - start, model_seconds,
+                              disk_full=_disk_full(exc))  # fmt: skip
         self._eta.file_rendered()
         return FileResult(item.source, target, WRITTEN, "", time.perf_counter() - start, model_seconds)
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """True if ``exc`` or what caused it is "no space left on device" (the imaging layer wraps OSError)."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _is_session(obj: object) -> bool:

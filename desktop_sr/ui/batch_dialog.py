@@ -557,10 +557,14 @@ class BatchDialog(QDialog):
     def _done(self, summary: BatchSummary) -> None:
         self.summary = summary
         self._finish_worker()
-        self.file_bar.setValue(self.file_bar.maximum() if not summary.cancelled else 0)
-        if not summary.cancelled:
+        early = summary.cancelled or bool(summary.stopped)
+        self.file_bar.setValue(self.file_bar.maximum() if not early else 0)
+        if not early:
             self.total_bar.setValue(1000)
-        self.current_label.setText("Cancelled." if summary.cancelled else "Finished.")
+        if summary.stopped:
+            self.current_label.setText(f"Stopped: {summary.stopped}.")
+        else:
+            self.current_label.setText("Cancelled." if summary.cancelled else "Finished.")
         self.eta_label.setText(summary.describe())
         lines = [summary.describe()]
         if summary.failures:
