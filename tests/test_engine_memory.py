@@ -21,14 +21,15 @@ def test_the_machine_reports_its_free_memory():
 
 
 def test_the_message_names_the_size_and_the_scale_that_fits():
-    with pytest.raises(TooLarge) as err:  # 4000 x 3000 at x4 with 100 bytes a pixel: 19.2 GB; x2 needs 4.8 GB
-        check_output_fits(4000, 3000, 4, 100, available=6 * 1024**3)
+    gb = 1024**3
+    with pytest.raises(TooLarge) as err:  # 4000 x 3000 at x4, 100 bytes a pixel + 1 GB: 18.9 GB; x2 needs 5.5 GB
+        check_output_fits(4000, 3000, 4, 100, available=6 * gb, overhead=gb)
     text = str(err.value)
-    assert "16000 × 12000 pixels (192 MP)" in text and "17.9 GB" in text and "6.0 GB is free" in text
+    assert "16000 × 12000 pixels (192 MP)" in text and "18.9 GB" in text and "6.0 GB is free" in text
     assert "Choose ×2" in text
     with pytest.raises(TooLarge, match="Crop or downsize"):
-        check_output_fits(4000, 3000, 4, 100, available=1024**3)
-    check_output_fits(4000, 3000, 2, 100, available=6 * 1024**3)  # fits: no error
+        check_output_fits(4000, 3000, 4, 100, available=5 * gb, overhead=gb)
+    check_output_fits(4000, 3000, 2, 100, available=6 * gb, overhead=gb)  # fits: no error
 
 
 def test_a_session_refuses_before_any_network_pass(tiny_model, monkeypatch):
@@ -38,8 +39,8 @@ def test_a_session_refuses_before_any_network_pass(tiny_model, monkeypatch):
     calls = []
     session.model.unet.register_forward_hook(lambda *a: calls.append(1))
     session.set_photo(np.random.default_rng(0).random((40, 48, 3), dtype=np.float32))
-    need_x4 = 48 * 4 * 40 * 4 * session.BYTES_PER_OUTPUT_PX
-    monkeypatch.setattr(memory, "available_ram", lambda: need_x4 * 6 // 10)
+    result_x4 = 48 * 4 * 40 * 4 * session.BYTES_PER_OUTPUT_PX
+    monkeypatch.setattr(memory, "available_ram", lambda: session.RENDER_OVERHEAD + result_x4 * 6 // 10)
     with pytest.raises(TooLarge, match="Choose ×3"):
         session.render(RenderParams(scale=4))
     assert calls == []  # refused before the UNet ran
@@ -58,7 +59,8 @@ def test_the_batch_fails_only_the_photo_that_does_not_fit(tmp_path, tiny_model, 
     for name, side in (("small.png", 16), ("huge.png", 64), ("other.png", 16)):
         Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(src / name)
     session = open_session(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device="cpu")
-    monkeypatch.setattr(memory, "available_ram", lambda: 64 * 64 * 4 * 4 * session.BYTES_PER_OUTPUT_PX // 2)
+    huge = 64 * 4 * 64 * 4 * session.BYTES_PER_OUTPUT_PX
+    monkeypatch.setattr(memory, "available_ram", lambda: session.RENDER_OVERHEAD + huge // 2)
     out = tmp_path / "out"
     summary = BatchRunner(make_plan([src], BatchSettings(out, RenderParams(scale=4))), session).run()
     status = {r.source.name: r for r in summary.results}

@@ -461,8 +461,9 @@ def test_a_result_too_large_for_memory_is_explained_and_a_smaller_scale_works(
 
     with qtbot.waitSignal(window.worker.model_loaded, timeout=60000):
         window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
-    per_px = window.worker.session.BYTES_PER_OUTPUT_PX
-    monkeypatch.setattr(memory, "available_ram", lambda: 48 * 2 * 40 * 2 * per_px + 1)  # x2 fits, x4 does not
+    session = window.worker.session
+    x2 = 48 * 2 * 40 * 2 * session.BYTES_PER_OUTPUT_PX + session.RENDER_OVERHEAD
+    monkeypatch.setattr(memory, "available_ram", lambda: x2 + 1)  # x2 fits, x4 does not
     window.open_path(photo_path)
     qtbot.waitUntil(lambda: bool(window.errors), timeout=60000)
     assert "192 × 160 pixels" in window.errors[0][1] and "Choose ×2" in window.errors[0][1]

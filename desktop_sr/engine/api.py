@@ -112,15 +112,17 @@ class PhotoHolder:
     """The photo part every session shares: the current photo and the output size it gives."""
 
     _rgb: np.ndarray | None = None
-    #: Memory per output pixel while rendering (results, corner images, colour fix); measured per model kind.
-    BYTES_PER_OUTPUT_PX = 260
+    #: Memory per output pixel while rendering (results, corner images, colour fix), and the working space that
+    #: tiling bounds; measured per model kind.
+    BYTES_PER_OUTPUT_PX = 140
+    RENDER_OVERHEAD = 1024**3
 
     def check_fits(self, scale: int) -> None:
         """Refuse a result that cannot fit in memory, before any work (see :mod:`desktop_sr.engine.memory`)."""
         from .memory import check_output_fits
 
         h, w = self.photo.shape[:2]
-        check_output_fits(w, h, scale, self.BYTES_PER_OUTPUT_PX)
+        check_output_fits(w, h, scale, self.BYTES_PER_OUTPUT_PX, overhead=self.RENDER_OVERHEAD)
 
     @property
     def photo(self) -> np.ndarray:

@@ -55,19 +55,22 @@ def _amount(n: int) -> str:
     return f"{n / GB:.1f} GB" if n >= GB else f"{n / 1024**2:.0f} MB"
 
 
-def check_output_fits(width: int, height: int, scale: int, bytes_per_px: int, available: int | None = None) -> None:
+def check_output_fits(
+    width: int, height: int, scale: int, bytes_per_px: int, available: int | None = None, overhead: int = 0
+) -> None:
     """Raise :class:`TooLarge` if a ``scale`` result of a ``width`` x ``height`` photo needs more memory than is free.
 
     ``bytes_per_px`` is the model's measured cost per output pixel (its full-resolution buffers: the result, the
-    corner images, the colour fix). The message names the largest scale that fits, so the user knows what to do.
+    corner images, the colour fix); ``overhead`` its working space, which tiling bounds whatever the photo's size.
+    The message names the largest scale that fits, so the user knows what to do.
     """
     have = available_ram() if available is None else available
     if have is None:
         return
-    need = width * scale * height * scale * bytes_per_px
+    need = width * scale * height * scale * bytes_per_px + overhead
     if need <= have:
         return
-    fits = [s for s in range(scale - 1, 1, -1) if width * s * height * s * bytes_per_px <= have]
+    fits = [s for s in range(scale - 1, 1, -1) if width * s * height * s * bytes_per_px + overhead <= have]
     advice = (
         f"Choose ×{fits[0]}, or crop the photo first."
         if fits

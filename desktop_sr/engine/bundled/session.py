@@ -46,6 +46,7 @@ class BundledSession(PhotoHolder):
 
     #: Measured: 91 bytes per output pixel above the tile-bound cost (1 and 2.4 MP results, fp32 CPU).
     BYTES_PER_OUTPUT_PX = 100
+    RENDER_OVERHEAD = 400 * 1024**2
 
     def __init__(
         self,
