@@ -472,3 +472,23 @@ def test_a_result_too_large_for_memory_is_explained_and_a_smaller_scale_works(
     wait_exact(qtbot, window, RenderParams(scale=2))
     assert (window.view.after.width(), window.view.after.height()) == (96, 80)
     assert len(window.errors) == 1  # one dialog, not one per queued job
+
+
+def test_undo_and_redo_bring_back_settings_and_their_result(qtbot, window, tiny_model, photo_path):
+    load(qtbot, window, tiny_model, photo_path)
+    wait_exact(qtbot, window, RenderParams())
+    first = rgb_from_qimage(window.view.after)
+    assert not window.act_undo.isEnabled()
+    for v in (21, 22, 23, 24):  # one drag to 1.20
+        window.controls.sem.slider.setValue(v)
+    window.controls.color_fix.setCurrentIndex(window.controls.color_fix.findData("wavelet"))
+    wait_exact(qtbot, window, RenderParams(sem=1.2, color_fix="wavelet"))
+    window.act_undo.trigger()
+    assert window.controls.params() == RenderParams(sem=1.2)
+    window.act_undo.trigger()
+    assert window.controls.params() == RenderParams() and not window.act_undo.isEnabled()
+    wait_exact(qtbot, window, RenderParams())
+    assert np.array_equal(rgb_from_qimage(window.view.after), first)  # the result on screen is the first one again
+    window.act_redo.trigger()
+    wait_exact(qtbot, window, RenderParams(sem=1.2))
+    assert window.settings.sem == 1.2  # remembered like any change

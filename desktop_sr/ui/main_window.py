@@ -34,6 +34,7 @@ from ..imaging import SUPPORTED_READ_EXTENSIONS, Photo
 from .compare_view import CompareView
 from .controls import ControlsPanel
 from .export_dialog import ExportDialog
+from .history import ParamsHistory
 from .images import CornerBlend, colormap, qimage_from_rgb
 from .model_dialog import ChooseModelDialog
 from .settings import load_settings, save_settings
@@ -111,6 +112,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_status()
         self.controls.set_params(self._settings_params())
+        self.history = ParamsHistory(self.controls.params())
         self.controls.changed.connect(self._controls_changed)
         self.view.zoom_changed.connect(lambda z: self.lbl_zoom.setText(f"{z * 100:.0f} %"))
 
@@ -182,6 +184,10 @@ class MainWindow(QMainWindow):
                                       "Show the original photo on the before side again")  # fmt: skip
         self.act_pin.setEnabled(False)
         self.act_unpin.setEnabled(False)
+        self.act_undo = self._action("&Undo", self.undo, QKeySequence.StandardKey.Undo, "Undo the last change")
+        self.act_redo = self._action("&Redo", self.redo, QKeySequence.StandardKey.Redo, "Redo what was undone")
+        self.act_undo.setEnabled(False)
+        self.act_redo.setEnabled(False)
         self.act_cancel.setEnabled(False)
         self.act_about = self._action("&About", self.about)
         self.act_sample = self._action("Open &sample photo", self.open_sample, None,
@@ -203,6 +209,9 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.act_batch)
         file_menu.addSeparator()
         file_menu.addAction(self.act_quit)
+        edit_menu = mb.addMenu("&Edit")
+        edit_menu.addAction(self.act_undo)
+        edit_menu.addAction(self.act_redo)
         view_menu = mb.addMenu("&View")
         for a in (self.act_fit, self.act_100, self.act_zoom_in, self.act_zoom_out):
             view_menu.addAction(a)
@@ -309,6 +318,7 @@ class MainWindow(QMainWindow):
             s.model_base = str(spec.base_dir or "")
             s.model_lora = str(spec.lora or "")
         self.controls.configure_for_model(info.supports_realism, info.supports_prompt, info.trained_timesteps)
+        self.history.reset(self.controls.params())
         self._update_model_state()
         self.statusBar().showMessage(f"Model loaded: {description}", 8000)
         self.request_render("other")
@@ -439,6 +449,29 @@ class MainWindow(QMainWindow):
 
     # -- rendering ------------------------------------------------------------------------------------------------
     def _controls_changed(self, params: RenderParams, kind: str) -> None:
+        self.history.record(params, kind, time.monotonic())
+        self._update_history_actions()
+        self._apply_params(params, kind)
+
+    def undo(self) -> None:
+        self._restore_params(self.history.undo())
+
+    def redo(self) -> None:
+        self._restore_params(self.history.redo())
+
+    def _restore_params(self, params: RenderParams | None) -> None:
+        if params is not None:
+            before = self.controls.params()
+            self.controls.set_params(params)
+            only_strengths = params.with_(pix=before.pix, sem=before.sem) == before
+            self._apply_params(self.controls.params(), "strength" if only_strengths else "other")
+        self._update_history_actions()
+
+    def _update_history_actions(self) -> None:
+        self.act_undo.setEnabled(self.history.can_undo())
+        self.act_redo.setEnabled(self.history.can_redo())
+
+    def _apply_params(self, params: RenderParams, kind: str) -> None:
         s = self.settings
         s.pix, s.sem, s.realism, s.scale = params.pix, params.sem, params.realism, params.scale
         s.color_fix, s.prompt = params.color_fix, params.prompt

@@ -1,0 +1,60 @@
+"""Undo and redo of the controls, as in any photo editor.
+
+One drag of a slider is one step, not fifty: strength changes that follow each other within a short pause merge
+into the step they continue. Plain Python (no Qt) so the rules are tested on their own.
+"""
+
+from __future__ import annotations
+
+from ..engine.api import RenderParams
+
+#: Strength changes closer together than this belong to one gesture (a drag, or arrow keys held down).
+MERGE_SECONDS = 0.8
+LIMIT = 200
+
+
+class ParamsHistory:
+    def __init__(self, current: RenderParams) -> None:
+        self.current = current
+        self._undo: list[RenderParams] = []
+        self._redo: list[RenderParams] = []
+        self._last: tuple[str, float] | None = None  # kind and time of the last recorded change
+
+    def record(self, params: RenderParams, kind: str, now: float) -> None:
+        """The user changed the controls to ``params``."""
+        if params == self.current:
+            return
+        merge = self._last is not None and kind == self._last[0] == "strength" and now - self._last[1] < MERGE_SECONDS
+        if not merge or not self._undo:
+            self._undo.append(self.current)
+            del self._undo[:-LIMIT]
+        self.current = params
+        self._redo.clear()
+        self._last = (kind, now)
+
+    def reset(self, current: RenderParams) -> None:
+        """Follow a change the user did not make (settings restored, a model that offers other realism levels)."""
+        self.current = current
+        self._last = None
+
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> RenderParams | None:
+        if not self._undo:
+            return None
+        self._redo.append(self.current)
+        self.current = self._undo.pop()
+        self._last = None
+        return self.current
+
+    def redo(self) -> RenderParams | None:
+        if not self._redo:
+            return None
+        self._undo.append(self.current)
+        self.current = self._redo.pop()
+        self._last = None
+        return self.current
