@@ -497,3 +497,21 @@ def test_undo_and_redo_bring_back_settings_and_their_result(qtbot, window, tiny_
     window.act_redo.trigger()
     wait_exact(qtbot, window, RenderParams(sem=1.2))
     assert window.settings.sem == 1.2  # remembered like any change
+
+
+def test_save_the_comparison_view_as_shown(qtbot, window, tiny_model, photo_path, tmp_path):
+    load(qtbot, window, tiny_model, photo_path)
+    wait_exact(qtbot, window, RenderParams())
+    window.set_compare_mode("side")
+    assert window.act_save_view.isEnabled()
+    target = tmp_path / "shared" / "comparison.png"
+    target.parent.mkdir()
+    assert window.save_comparison_to(target)
+    saved = np.asarray(Image.open(target).convert("RGB"))
+    shown = rgb_from_qimage(window.view.grab().toImage())
+    assert saved.shape == shown.shape and np.abs(saved.astype(int) - shown).max() <= 1
+    assert [p.name for p in target.parent.iterdir()] == ["comparison.png"]  # no temp file left beside it
+    assert not window.save_comparison_to(tmp_path / "missing-folder" / "x.png")  # a clear error, no crash
+    assert "Cannot save" in window.errors[-1][0]
+    original = photo_path.read_bytes()
+    assert not window.save_comparison_to(photo_path) and photo_path.read_bytes() == original  # never the source

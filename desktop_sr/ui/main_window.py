@@ -14,6 +14,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -35,7 +36,7 @@ from .compare_view import CompareView
 from .controls import ControlsPanel
 from .export_dialog import ExportDialog
 from .history import ParamsHistory
-from .images import CornerBlend, colormap, qimage_from_rgb
+from .images import CornerBlend, colormap, qimage_from_rgb, rgb_from_qimage
 from .model_dialog import ChooseModelDialog
 from .settings import load_settings, save_settings
 from .worker import EngineWorker, Job
@@ -160,6 +161,9 @@ class MainWindow(QMainWindow):
         self.act_open = self._action("&Open…", self.open_dialog, QKeySequence.StandardKey.Open, "Open a photo")
         self.act_save = self._action("&Save result as…", self.export_dialog, QKeySequence.StandardKey.SaveAs,
                                      "Save the result with the photo's metadata")  # fmt: skip
+        self.act_save_view = self._action("Save &comparison view…", self.save_comparison_dialog, None,
+                                          "Save the before/after view as you see it (labels included), to "
+                                          "show someone the difference")  # fmt: skip
         self.act_batch = self._action("&Batch…", self.open_batch_dialog, "Ctrl+B", "Upscale a whole folder")
         self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_fit = self._action("&Fit", self.view.fit, "Ctrl+0", "Fit the photo in the window")
@@ -206,6 +210,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &recent")
         self._fill_recent()
         file_menu.addAction(self.act_save)
+        file_menu.addAction(self.act_save_view)
         file_menu.addAction(self.act_batch)
         file_menu.addSeparator()
         file_menu.addAction(self.act_quit)
@@ -355,6 +360,7 @@ class MainWindow(QMainWindow):
         self.btn_choose_model.setVisible(info is None)
         self.view.place_prompt()
         self.act_save.setEnabled(info is not None and self.photo is not None)
+        self.act_save_view.setEnabled(self.photo is not None)
         self.view.update()
 
     def choose_model_dialog(self) -> None:
@@ -651,6 +657,31 @@ class MainWindow(QMainWindow):
             self.export_to(dlg.target(), dlg.options())
             s.export_format, s.export_quality = dlg.fmt(), dlg.quality.value()
             s.export_bit_depth = int(dlg.depth.currentData())
+
+    def save_comparison_dialog(self) -> None:
+        if self.view.before is None:
+            return
+        stem = self.photo.source.stem if self.photo is not None else "comparison"
+        start = str(Path(self.settings.last_folder or Path.home()) / f"{stem}_comparison.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Save comparison view", start, "PNG (*.png);;JPEG (*.jpg)")
+        if path:
+            self.save_comparison_to(Path(path))
+
+    def save_comparison_to(self, path: Path) -> bool:
+        """Write the compare view as shown, through the imaging layer (atomic: never a half-written file)."""
+        from ..imaging import PhotoError, SaveOptions, write_photo
+
+        if self.photo is not None and path.exists() and path.resolve() == self.photo.source.resolve():
+            self.show_error("Cannot save the comparison", f"{path}: that is the photo itself; choose another name")
+            return False
+        rgb = rgb_from_qimage(self.view.grab().toImage()).astype(np.float32) / 255.0
+        try:
+            write_photo(path, rgb, options=SaveOptions(bit_depth=8))
+        except PhotoError as exc:
+            self.show_error("Cannot save the comparison", str(exc))
+            return False
+        self.statusBar().showMessage(f"Saved {path}", 6000)
+        return True
 
     def export_to(self, path: Path, options: object) -> None:
         self.statusBar().showMessage(f"Saving {path}…")
