@@ -14,7 +14,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -32,11 +31,12 @@ from .. import __version__
 from ..engine.api import ModelInfo, RenderParams
 from ..engine.loader import ModelSpec
 from ..imaging import SUPPORTED_READ_EXTENSIONS, Photo
+from .ab_compare import ABCompare
 from .compare_view import CompareView
 from .controls import ControlsPanel
 from .export_dialog import ExportDialog
 from .history import ParamsHistory
-from .images import CornerBlend, colormap, qimage_from_rgb, rgb_from_qimage
+from .images import CornerBlend, colormap, qimage_from_rgb
 from .model_dialog import ChooseModelDialog
 from .settings import load_settings, save_settings
 from .worker import EngineWorker, Job
@@ -66,7 +66,7 @@ def corner_key(p: RenderParams) -> tuple[object, ...]:
     return (p.realism, p.scale, p.color_fix, p.prompt)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ABCompare, QMainWindow):
     def __init__(self, settings_dir: Path | None = None, *, load_model: bool = True) -> None:
         super().__init__()
         self.settings_dir = settings_dir
@@ -104,7 +104,7 @@ class MainWindow(QMainWindow):
         self.loaded_specs: list[ModelSpec] = []  # models loaded in this run, offered for A/B even if unregistered
         self.batch_dialog: QDialog | None = None  # one at a time: two batches would hold two models
         self._falling_back = False  # a fallback model is loading after a failed load (never chain fallbacks)
-        self.reference_for: tuple[int, int] | None = None  # (photo id, scale) of the pinned "before" result
+        self.reference_for = None
         self._error_open = False
 
         self.worker = EngineWorker()
@@ -425,10 +425,7 @@ class MainWindow(QMainWindow):
         new_photo = photo is not self.photo
         self.photo = photo
         self.setWindowTitle(f"{photo.source.name} — desktop-sr")
-        if self.reference_for is not None and self.reference_for != (id(photo), scale):
-            self.unpin_result()
-            if not new_photo:
-                self.statusBar().showMessage("The kept result was for another scale: comparing with the original", 8000)
+        self.drop_stale_reference(photo, scale, new_photo)
         if new_photo:
             self._invalidate_results()
         elif self.view.after is not None:
@@ -589,62 +586,6 @@ class MainWindow(QMainWindow):
         self.worker.cancel()
         self.statusBar().showMessage("Render cancelled", 4000)
 
-    # -- A/B: another result on the "before" side -----------------------------------------------------------------
-    def pin_result(self) -> None:
-        """Keep the result on screen as the "before" side, labelled with the model and settings that made it."""
-        if self.shown_kind != "exact" or self.view.after is None or self.photo is None or self.shown_params is None:
-            self.statusBar().showMessage("Wait for the render to finish, then keep it as the before side", 6000)
-            return
-        p = self.shown_params
-        name = self.model_info.name if self.model_info is not None else "result"
-        label = f"{name} · pixel {p.pix:.2f} · semantic {p.sem:.2f}"
-        if self.model_info is not None and self.model_info.supports_realism:
-            label += f" · realism {p.realism}"
-        self.view.set_reference(self.view.after.copy(), label)
-        self.reference_for = (id(self.photo), p.scale)
-        self.act_unpin.setEnabled(True)
-        self.statusBar().showMessage(f"Before: {label}. Change the model or settings to compare.", 8000)
-
-    def unpin_result(self) -> None:
-        self.view.set_reference(None)
-        self.reference_for = None
-        self.act_unpin.setEnabled(False)
-
-    def compare_with_model(self, spec: ModelSpec) -> None:
-        """A/B between models in one step: keep this model's result as "before", then load the other model.
-
-        One model is in memory at a time (PiSA-SR alone holds several GB), so the "before" is a kept image.
-        """
-        self.pin_result()
-        if self.reference_for is not None:
-            self.load_model(spec)
-
-    def other_models(self) -> list[ModelSpec]:
-        """The usable models of the model manager (the bundled one included), except the one loaded now."""
-        specs: list[ModelSpec] = []
-        try:
-            from ..models.paths import models_dir
-            from ..models.registry import ModelStore
-
-            store = ModelStore(models_dir(self.settings.models_dir))
-            specs = [store.spec_for(r.id) for r in store.rows() if r.usable]
-        except Exception as exc:  # noqa: BLE001 - a damaged registry must not break a menu
-            log.warning("cannot list models: %s", exc)
-            specs = [ModelSpec.bundled()] if default_model_spec() == ModelSpec.bundled() else []
-        specs += [s for s in self.loaded_specs if s not in specs]
-        return [s for s in specs if s != self.model_spec]
-
-    def _fill_compare_menu(self) -> None:
-        self.compare_menu.clear()
-        can = self.shown_kind == "exact" and self.photo is not None
-        specs = self.other_models()
-        for spec in specs:
-            a = self.compare_menu.addAction(spec.name, lambda s=spec: self.compare_with_model(s))
-            a.setEnabled(can)
-            a.setToolTip(f"Keep this result as before, then render with {spec.describe()}")
-        if not specs:
-            self.compare_menu.addAction("No other model: add one in Model ▸ Models…").setEnabled(False)
-
     # -- export, batch, about -------------------------------------------------------------------------------------
     def export_dialog(self) -> None:
         if self.photo is None or self.model_info is None:
@@ -657,31 +598,6 @@ class MainWindow(QMainWindow):
             self.export_to(dlg.target(), dlg.options())
             s.export_format, s.export_quality = dlg.fmt(), dlg.quality.value()
             s.export_bit_depth = int(dlg.depth.currentData())
-
-    def save_comparison_dialog(self) -> None:
-        if self.view.before is None:
-            return
-        stem = self.photo.source.stem if self.photo is not None else "comparison"
-        start = str(Path(self.settings.last_folder or Path.home()) / f"{stem}_comparison.png")
-        path, _ = QFileDialog.getSaveFileName(self, "Save comparison view", start, "PNG (*.png);;JPEG (*.jpg)")
-        if path:
-            self.save_comparison_to(Path(path))
-
-    def save_comparison_to(self, path: Path) -> bool:
-        """Write the compare view as shown, through the imaging layer (atomic: never a half-written file)."""
-        from ..imaging import PhotoError, SaveOptions, write_photo
-
-        if self.photo is not None and path.exists() and path.resolve() == self.photo.source.resolve():
-            self.show_error("Cannot save the comparison", f"{path}: that is the photo itself; choose another name")
-            return False
-        rgb = rgb_from_qimage(self.view.grab().toImage()).astype(np.float32) / 255.0
-        try:
-            write_photo(path, rgb, options=SaveOptions(bit_depth=8))
-        except PhotoError as exc:
-            self.show_error("Cannot save the comparison", str(exc))
-            return False
-        self.statusBar().showMessage(f"Saved {path}", 6000)
-        return True
 
     def export_to(self, path: Path, options: object) -> None:
         self.statusBar().showMessage(f"Saving {path}…")

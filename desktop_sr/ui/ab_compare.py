@@ -1,0 +1,141 @@
+"""A/B in the compare view: a kept result (another model's, or other settings') on the "before" side, and saving
+the view as shown.
+
+One model is in memory at a time (PiSA-SR alone holds several GB), so the "before" of an A/B is a kept image, not
+a second live model. A mixin of the main window, kept apart so the window's module stays about the window.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtWidgets import QFileDialog
+
+from ..engine.loader import ModelSpec
+from .images import rgb_from_qimage
+
+if TYPE_CHECKING:
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QMenu, QStatusBar
+
+    from ..engine.api import ModelInfo, RenderParams
+    from ..imaging import Photo
+    from .compare_view import CompareView
+    from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ABCompare:
+    """Needs, from the window: the view, the photo, the model, the shown result and the actions below."""
+
+    if TYPE_CHECKING:
+        view: CompareView
+        photo: Photo | None
+        model_info: ModelInfo | None
+        model_spec: ModelSpec | None
+        loaded_specs: list[ModelSpec]
+        shown_params: RenderParams | None
+        shown_kind: str
+        settings: Settings
+        act_unpin: QAction
+        compare_menu: QMenu
+
+        def statusBar(self) -> QStatusBar: ...  # noqa: N802
+        def load_model(self, spec: ModelSpec) -> None: ...
+        def show_error(self, title: str, message: str) -> None: ...
+
+    reference_for: tuple[int, int] | None = None  # (photo id, scale) of the kept "before" result
+
+    def pin_result(self) -> None:
+        """Keep the result on screen as the "before" side, labelled with the model and settings that made it."""
+        if self.shown_kind != "exact" or self.view.after is None or self.photo is None or self.shown_params is None:
+            self.statusBar().showMessage("Wait for the render to finish, then keep it as the before side", 6000)
+            return
+        p = self.shown_params
+        name = self.model_info.name if self.model_info is not None else "result"
+        label = f"{name} · pixel {p.pix:.2f} · semantic {p.sem:.2f}"
+        if self.model_info is not None and self.model_info.supports_realism:
+            label += f" · realism {p.realism}"
+        self.view.set_reference(self.view.after.copy(), label)
+        self.reference_for = (id(self.photo), p.scale)
+        self.act_unpin.setEnabled(True)
+        self.statusBar().showMessage(f"Before: {label}. Change the model or settings to compare.", 8000)
+
+    def unpin_result(self) -> None:
+        self.view.set_reference(None)
+        self.reference_for = None
+        self.act_unpin.setEnabled(False)
+
+    def drop_stale_reference(self, photo: Photo, scale: int, new_photo: bool) -> None:
+        """A kept result belongs to one photo at one scale: another photo or scale goes back to the original."""
+        if self.reference_for is not None and self.reference_for != (id(photo), scale):
+            self.unpin_result()
+            if not new_photo:
+                self.statusBar().showMessage("The kept result was for another scale: comparing with the original", 8000)
+
+    def compare_with_model(self, spec: ModelSpec) -> None:
+        """A/B between models in one step: keep this model's result as "before", then load the other model."""
+        self.pin_result()
+        if self.reference_for is not None:
+            self.load_model(spec)
+
+    def other_models(self) -> list[ModelSpec]:
+        """The usable models of the model manager (the bundled one included) and those loaded in this run, except
+        the one loaded now."""
+        specs: list[ModelSpec] = []
+        try:
+            from ..models.paths import models_dir
+            from ..models.registry import ModelStore
+
+            store = ModelStore(models_dir(self.settings.models_dir))
+            specs = [store.spec_for(r.id) for r in store.rows() if r.usable]
+        except Exception as exc:  # noqa: BLE001 - a damaged registry must not break a menu
+            log.warning("cannot list models: %s", exc)
+        specs += [s for s in self.loaded_specs if s not in specs]
+        return [s for s in specs if s != self.model_spec]
+
+    def _fill_compare_menu(self) -> None:
+        self.compare_menu.clear()
+        can = self.shown_kind == "exact" and self.photo is not None
+        specs = self.other_models()
+        for spec in specs:
+            a = self.compare_menu.addAction(spec.name, lambda s=spec: self.compare_with_model(s))
+            a.setEnabled(can)
+            a.setToolTip(f"Keep this result as before, then render with {spec.describe()}")
+        if not specs:
+            self.compare_menu.addAction("No other model: add one in Model ▸ Models…").setEnabled(False)
+
+    # -- saving the view ------------------------------------------------------------------------------------------
+    def save_comparison_dialog(self) -> None:
+        if self.view.before is None:
+            return
+        stem = self.photo.source.stem if self.photo is not None else "comparison"
+        start = str(Path(self.settings.last_folder or Path.home()) / f"{stem}_comparison.png")
+        path, _ = QFileDialog.getSaveFileName(
+            self,  # type: ignore[arg-type]
+            "Save comparison view",
+            start,
+            "PNG (*.png);;JPEG (*.jpg)",
+        )
+        if path:
+            self.save_comparison_to(Path(path))
+
+    def save_comparison_to(self, path: Path) -> bool:
+        """Write the compare view as shown, through the imaging layer (atomic: never a half-written file)."""
+        from ..imaging import PhotoError, SaveOptions, write_photo
+
+        if self.photo is not None and path.exists() and path.resolve() == self.photo.source.resolve():
+            self.show_error("Cannot save the comparison", f"{path}: that is the photo itself; choose another name")
+            return False
+        rgb = rgb_from_qimage(self.view.grab().toImage()).astype(np.float32) / 255.0
+        try:
+            write_photo(path, rgb, options=SaveOptions(bit_depth=8))
+        except PhotoError as exc:
+            self.show_error("Cannot save the comparison", str(exc))
+            return False
+        self.statusBar().showMessage(f"Saved {path}", 6000)
+        return True
