@@ -44,17 +44,15 @@ class ParamsHistory:
         return bool(self._redo)
 
     def undo(self) -> RenderParams | None:
-        if not self._undo:
-            return None
-        self._redo.append(self.current)
-        self.current = self._undo.pop()
-        self._last = None
-        return self.current
+        return self._step(self._undo, self._redo)
 
     def redo(self) -> RenderParams | None:
-        if not self._redo:
+        return self._step(self._redo, self._undo)
+
+    def _step(self, take: list[RenderParams], keep: list[RenderParams]) -> RenderParams | None:
+        if not take:
             return None
-        self._undo.append(self.current)
-        self.current = self._redo.pop()
+        keep.append(self.current)
+        self.current = take.pop()
         self._last = None
         return self.current
