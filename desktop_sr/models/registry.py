@@ -195,12 +195,17 @@ class _Registry:
         return [m.id for m in self.models]
 
 
-def bundled_available() -> bool:
-    """Whether the app ships the bundled upscaler; looks for the module without importing it (it needs torch)."""
+def bundled_available(root: Path | None = None) -> bool:
+    """Whether the bundled upscaler can run here: its code ships with the app, and its weights are installed (or
+    were converted into ``root``, the models folder). Looks without importing anything that needs torch."""
     try:
-        return importlib.util.find_spec(BUILTIN_MODULE) is not None
+        if importlib.util.find_spec(BUILTIN_MODULE) is None:
+            return False
     except (ImportError, ValueError):
         return False
+    from ..engine.bundled_files import weights_available
+
+    return weights_available(root)
 
 
 def _now() -> str:
@@ -294,7 +299,7 @@ class ModelStore:
             return named[0]
         if len(named) > 1:
             raise StoreError(Path(key), f"several models have this name; use an id: {', '.join(m.id for m in named)}")
-        raise UnknownModel(key, reg.ids() + ([BUILTIN_ID] if bundled_available() else []))
+        raise UnknownModel(key, reg.ids() + ([BUILTIN_ID] if bundled_available(self.root) else []))
 
     def base_path(self, entry: ModelEntry) -> Path:
         return self.root / entry.id / entry.base_dir if entry.storage == "copy" else Path(entry.base_dir)
@@ -359,7 +364,7 @@ class ModelStore:
         reg = self._read()
         effective = self._effective_default(reg)
         rows: list[ModelRow] = []
-        if bundled_available():
+        if bundled_available(self.root):
             spec = importlib.util.find_spec(BUILTIN_MODULE)
             folders = [Path(f) for f in (spec.submodule_search_locations or [])] if spec else []
             converted = self.root / BUILTIN_ID  # where the bundled model keeps its weights converted at first use
@@ -386,7 +391,7 @@ class ModelStore:
             for m in reg.models:
                 if m.id == reg.default and self.quick_status(m)[0] in (OK, MODIFIED):
                     return m.id
-        return BUILTIN_ID if bundled_available() else None
+        return BUILTIN_ID if bundled_available(self.root) else None
 
     # -- specs and the default --------------------------------------------------------------------------------------
     def spec(self, entry: ModelEntry) -> ModelSpec:
@@ -397,7 +402,7 @@ class ModelStore:
     def spec_for(self, key: str) -> ModelSpec:
         """The spec of a model by id or name (``bundled`` for the built-in one)."""
         if key == BUILTIN_ID:
-            if not bundled_available():
+            if not bundled_available(self.root):
                 raise StoreError(Path(key), "the bundled model is not installed with this build")
             from ..engine.loader import ModelSpec
 
@@ -411,7 +416,7 @@ class ModelStore:
         if reg.default is None:
             return None
         if reg.default == BUILTIN_ID:
-            return self.spec_for(BUILTIN_ID) if bundled_available() else None
+            return self.spec_for(BUILTIN_ID) if bundled_available(self.root) else None
         try:
             entry = self.resolve(reg.default, reg)
         except UnknownModel:
@@ -431,7 +436,7 @@ class ModelStore:
             if key is None:
                 reg.default = None
             elif key == BUILTIN_ID:
-                if not bundled_available():
+                if not bundled_available(self.root):
                     raise StoreError(Path(key), "the bundled model is not installed with this build")
                 reg.default = BUILTIN_ID
             else:
@@ -655,7 +660,7 @@ class ModelStore:
         A passing verify also refreshes the recorded file times, so a file that was merely touched stops showing
         as "modified".
         """
-        if key == BUILTIN_ID and bundled_available():
+        if key == BUILTIN_ID and bundled_available(self.root):
             return VerifyReport(
                 BUILTIN_ID, note=f"{BUILTIN_ID}: the built-in model is part of the app; nothing to check"
             )
@@ -709,7 +714,7 @@ class ModelStore:
         The registry entry goes first, so an interruption leaves at most a marked folder ("incomplete"), never an
         entry pointing at half-deleted files.
         """
-        if key == BUILTIN_ID and bundled_available():
+        if key == BUILTIN_ID and bundled_available(self.root):
             raise StoreError(Path(key), "the built-in model comes with the app and cannot be removed")
         self.cleanup()
         with self._locked() as reg:

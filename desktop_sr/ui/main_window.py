@@ -9,7 +9,6 @@ What is on screen is always labelled: ``shown_kind`` is "exact" (the result for 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import logging
 import time
 from pathlib import Path
@@ -719,21 +718,15 @@ class MainWindow(ABCompare, QMainWindow):
 
 
 def default_model_spec() -> ModelSpec | None:
-    """The model manager's default if there is one, else the bundled upscaler if it is installed, else None.
+    """The model manager's default if there is one, else the bundled upscaler if it can run here, else None (then
+    the window asks for a model instead of failing to load one).
 
-    Only looks for the modules (``find_spec``), never imports them here: importing the engine's model code
-    pulls in torch, which belongs to the worker thread.
+    Only looks for files and modules, never imports the engine's model code here: that pulls in torch, which
+    belongs to the worker thread.
     """
-    try:
-        from ..models.registry import default_spec  # type: ignore[import-not-found]
-    except ImportError:
-        pass
-    else:
-        spec = default_spec()
-        if spec is not None:
-            return spec  # type: ignore[no-any-return]
-    try:
-        found = importlib.util.find_spec("desktop_sr.engine.bundled") is not None
-    except (ImportError, ValueError):
-        found = False
-    return ModelSpec.bundled() if found else None
+    from ..models.registry import bundled_available, default_spec
+
+    spec = default_spec()
+    if spec is not None:
+        return spec
+    return ModelSpec.bundled() if bundled_available() else None

