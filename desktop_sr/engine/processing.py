@@ -60,8 +60,10 @@ def adain_fix(out: np.ndarray, ref: np.ndarray, eps: float = 1e-5) -> np.ndarray
     """Match each channel's mean and standard deviation of ``out`` to ``ref`` (both H x W x 3 in [0, 1])."""
     o_mean, o_std = out.mean(axis=(0, 1)), out.std(axis=(0, 1))
     r_mean, r_std = ref.mean(axis=(0, 1)), ref.std(axis=(0, 1))
-    fixed = (out - o_mean) / (o_std + eps) * r_std + r_mean
-    return np.clip(fixed, 0.0, 1.0).astype(np.float32)
+    fixed = np.subtract(out, o_mean, dtype=np.float32)  # one full-size buffer, worked in place: results are large
+    fixed *= (r_std / (o_std + eps)).astype(np.float32)
+    fixed += r_mean.astype(np.float32)
+    return np.clip(fixed, 0.0, 1.0, out=fixed)
 
 
 def _wavelet_blur(x: torch.Tensor, radius: int) -> torch.Tensor:
