@@ -187,11 +187,11 @@ class PisaSession(PhotoHolder):
             cancel.check()
         full_key = self._key("img", params)
         full = self.cache.get(full_key)
-        if full is not None:
+        if full is not None:  # read-only (see below): no full-size copy for a result seen before
             if region is None:
-                return full.copy()  # type: ignore[union-attr]
+                return full  # type: ignore[return-value]
             x0, y0, x1, y1 = region
-            return full[y0:y1, x0:x1].copy()  # type: ignore[index]
+            return full[y0:y1, x0:x1]  # type: ignore[index]
         self.check_fits(params.scale)
         zh = self.latent_result(params, progress, cancel)
         y = self._decode(zh, params.scale, region, progress, cancel)
@@ -201,8 +201,10 @@ class PisaSession(PhotoHolder):
             ref = ref[y0:y1, x0:x1]
         y = color_fix(y, ref, params.color_fix)
         if region is None:
+            # Results are large (12 bytes a pixel): the caller gets the cached array itself, made read-only so a
+            # caller that wants to change it must copy, and the cache can never be corrupted by one that forgets.
+            y.flags.writeable = False
             self.cache.put(full_key, y)
-            return y.copy()
         return y
 
     def corners(
