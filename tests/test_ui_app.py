@@ -519,3 +519,31 @@ def test_save_the_comparison_view_as_shown(qtbot, window, tiny_model, photo_path
     assert "Cannot save" in window.errors[-1][0]
     original = photo_path.read_bytes()
     assert not window.save_comparison_to(photo_path) and photo_path.read_bytes() == original  # never the source
+
+
+def test_detail_map_overlay_shows_where_the_semantic_branch_adds_content(qtbot, window, tiny_model, photo_path):
+    from desktop_sr.ui.images import colormap
+
+    load(qtbot, window, tiny_model, photo_path)
+    wait_exact(qtbot, window, RenderParams())
+    window.set_compare_mode("side")
+    window.view.actual_size()
+    plain = rgb_from_qimage(window.view.grab().toImage())
+    window.act_detail.setChecked(True)
+    qtbot.waitUntil(lambda: window.detail_for == RenderParams(), timeout=60000)
+    overlay = window.view.overlay
+    assert (overlay.width(), overlay.height()) == (192, 160)  # one value per output pixel, aligned with the result
+    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    session.set_photo(read_photo(photo_path).rgb)
+    expected = colormap(session.detail_map(RenderParams()))
+    shown = np.frombuffer(overlay.constBits(), np.uint8).reshape(160, overlay.bytesPerLine())[:, : 192 * 4]
+    assert np.abs(shown.reshape(160, 192, 4).astype(int) - expected).max() <= 1  # |eps_full - eps_pix|, colour-mapped
+    assert "detail map" in window.view._after_label()
+    painted = rgb_from_qimage(window.view.grab().toImage())
+    h, w = plain.shape[:2]
+    assert np.abs(painted[:, w // 2 :].astype(int) - plain[:, w // 2 :]).mean() > 1  # the after side is tinted
+    assert np.array_equal(painted[:, : w // 2 - 8], plain[:, : w // 2 - 8])  # the before side is not
+    window.controls.sem.slider.setValue(30)  # new settings: the map follows them
+    qtbot.waitUntil(lambda: window.detail_for == RenderParams(sem=1.5), timeout=60000)
+    window.act_detail.setChecked(False)
+    assert "detail map" not in window.view._after_label()
