@@ -43,9 +43,17 @@ def capture_rng() -> dict[str, Any]:
         "numpy": np.random.get_state(),
         "python": random.getstate(),
     }
+    # every accelerator present keeps its own generator; the device the run trains on was chosen elsewhere
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
+    if _mps_available():
+        state["mps"] = torch.mps.get_rng_state()
     return state
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
 
 
 def restore_rng(state: dict[str, Any]) -> None:
@@ -57,6 +65,8 @@ def restore_rng(state: dict[str, Any]) -> None:
         random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    if "mps" in state and _mps_available():
+        torch.mps.set_rng_state(state["mps"])
 
 
 def checkpoint_dir(root: Path, step: int) -> Path:
