@@ -8,6 +8,13 @@ and the ratios lambda/full and realism/full, plus the peak resident memory of th
 
     python bench/engine.py                 # 512 and 1024 px outputs, 3 repeats, best device
     python bench/engine.py --sizes 512 --repeats 1 --device cpu
+    python bench/engine.py --sizes --tiling 2048  # only the tiled VAE: fidelity and the cost of exact statistics
+
+``--tiling W`` encodes and decodes a real photo (scikit-image's astronaut, from tests/data) to a W x 3/4 W result
+untiled, tiled with exact whole-image GroupNorm statistics (the engine) and tiled with the statistics of a
+downsampled copy (the approximation the engine used before), and prints PSNR against untiled and the time ratio
+exact / approximate from the same run. With random weights the PSNR shows the tiler's exactness on SD-2.1's real
+architecture, not photo fidelity (tests/test_engine_fidelity.py measures that with a trained VAE).
 """
 
 from __future__ import annotations
@@ -61,9 +68,71 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def tiling_report(model: PisaModel, width: int, tiles_arg: int | None) -> None:
+    """Tiled vs untiled encode + decode, exact vs approximate statistics (see the module docstring)."""
+    import math
+
+    import torch
+    from PIL import Image
+
+    from desktop_sr.engine import pisa_session, vae_tiling
+    from desktop_sr.engine.device import memory_budget
+    from desktop_sr.engine.tile_settings import TileSettings
+
+    height = width * 3 // 4
+    img = Image.open(Path(__file__).parent.parent / "tests" / "data" / "astronaut_512.jpg").convert("RGB")
+    img = img.resize((width // 4, height // 4), Image.Resampling.LANCZOS)
+    small = np.asarray(img, dtype=np.float32) / 255.0
+    params = RenderParams(pix=0.0, sem=0.0, color_fix="none")
+    tiles = TileSettings(vae_tile=tiles_arg) if tiles_arg else TileSettings.for_budget(memory_budget(model.device))
+    tiles = TileSettings(vae_tile=min(tiles.vae_tile, width // 16), vae_overlap=tiles.vae_overlap)  # >= 4 tiles
+
+    def run(settings: TileSettings) -> tuple[np.ndarray, float]:
+        session = PisaSession(model, tiles=settings)
+        session.set_photo(small)
+        start = time.perf_counter()
+        out = np.array(session.render(params))
+        return out, time.perf_counter() - start
+
+    untiled, t_untiled = run(TileSettings(vae_tile=4096, unet_tile=4096))
+    exact, t_exact = run(tiles)
+    original = vae_tiling.tiled_vae
+
+    def approximate(fn, net, x, **kw):  # type: ignore[no-untyped-def]
+        """The old method: statistics of the input downsampled to one tile, then every tile with them."""
+        limit = kw["tile"]
+        h, w = x.shape[-2:]
+        f = min(1.0, limit / max(h, w))
+        xs = torch.nn.functional.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
+        return original(fn, net, x, stats=vae_tiling.gather_stats(fn, net, xs), **kw)
+
+    pisa_session.tiled_vae = approximate
+    try:
+        approx, t_approx = run(tiles)
+    finally:
+        pisa_session.tiled_vae = original
+
+    def psnr(a: np.ndarray) -> float:
+        return 10 * math.log10(1 / max(float(np.mean((a - untiled) ** 2)), 1e-12))
+
+    def shift(a: np.ndarray) -> float:
+        return float(np.abs(a.mean(axis=(0, 1)) - untiled.mean(axis=(0, 1))).max() * 255)
+
+    print(f"tiled VAE, {width} x {height} result, {tiles.vae_tile * 8} px tiles (untiled {t_untiled:.1f} s):")
+    print(
+        f"  exact stats          PSNR {psnr(exact):6.2f} dB, mean shift {shift(exact):5.2f} levels, {t_exact:.1f} s"
+    )
+    print(
+        f"  approx. stats        PSNR {psnr(approx):6.2f} dB, mean shift {shift(approx):5.2f} levels, {t_approx:.1f} s"
+    )
+    print(f"  time exact / approximate {t_exact / t_approx:.2f}, exact / untiled {t_exact / t_untiled:.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024], help="output sizes in pixels")
+    ap.add_argument("--sizes", type=int, nargs="*", default=[512, 1024], help="output sizes in pixels")
+    ap.add_argument("--tiling", type=int, metavar="W", help="also compare tiled VAE statistics at a W px wide result")
+    ap.add_argument("--vae-tile", type=int, metavar="N", help="VAE tile (latent px) for --tiling; default: as the app")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="auto")
@@ -86,6 +155,8 @@ def main() -> int:
             real.append(timed(lambda s=session, t=500 + r: s.render(RenderParams(pix=0.8, sem=1.2, realism=t))))
         f, la, re = (statistics.median(v) for v in (full, lam, real))
         print(f"{size:>6}px {f:>8.2f} {la:>9.2f} {re:>10.2f} {la / f:>12.3f} {re / f:>13.3f}")
+    if args.tiling:
+        tiling_report(model, args.tiling, args.vae_tile)
     print(f"peak RSS {peak_rss_mb():.0f} MB")
     return 0
 

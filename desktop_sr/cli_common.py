@@ -53,7 +53,13 @@ def add_render_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--realism", type=realism_value, default=1, help="1..999 or default/fidelity/neutral/realism (default 1)"
     )
-    g.add_argument("--scale", type=int, default=4, choices=SCALES, help="upscale factor (default 4)")
+    g.add_argument(
+        "--scale",
+        type=int,
+        default=4,
+        choices=SCALES,
+        help="upscale factor (default 4); 1 restores the photo at its own size",
+    )
     g.add_argument("--color-fix", default="adain", choices=COLOR_FIXES, help="colour correction (default adain)")
     g.add_argument("--prompt", default="", help="optional short description of the photo")
 
@@ -70,6 +76,11 @@ def ignored_options(info: ModelInfo, params: RenderParams) -> list[str]:
     notes = []
     if params.realism != RenderParams().realism and not info.supports_realism:
         notes.append(f"--realism {params.realism} is ignored: {info.name} has no realism levels (they need PiSA-SR)")
+    elif tuple(info.trained_timesteps) == (1,) and params.realism != 1:
+        notes.append(
+            f"--realism {params.realism} is experimental: {info.name}'s adapters were trained at t = 1 only "
+            "(realism levels need a model trained with realism grouping)"
+        )
     elif info.trained_timesteps and params.realism not in info.trained_timesteps:
         levels = ", ".join(map(str, info.trained_timesteps))
         notes.append(f"--realism {params.realism}: {info.name} was trained for {levels} only")
@@ -109,7 +120,7 @@ def tiles_from_args(args: argparse.Namespace) -> TileSettings | None:
     unet = args.tile or 96
     overlap = args.tile_overlap if args.tile_overlap is not None else unet // 3
     vae = args.vae_tile or 128
-    return TileSettings(unet_tile=unet, unet_overlap=min(overlap, unet // 2), vae_tile=vae, stats_size=vae)
+    return TileSettings(unet_tile=unet, unet_overlap=min(overlap, unet // 2), vae_tile=vae)
 
 
 def session_from_args(args: argparse.Namespace) -> UpscaleSession:

@@ -145,11 +145,24 @@ def test_prompt_loads_the_text_encoder_only_when_needed_and_keys_the_cache(model
     assert model.prompts.encoder_loads == loads + 1
 
 
-def test_empty_prompt_embedding_is_stored_beside_the_model(tiny_model, model):
-    from desktop_sr.engine.prompt import EMPTY_FILE
+def test_empty_prompt_embedding_lives_in_the_cache_folder_never_the_model_folder(tiny_model, tmp_path):
+    import torch
 
-    model.prompts.get("")
-    assert (tiny_model["base"] / EMPTY_FILE).is_file()
+    from desktop_sr.engine.prompt import PromptEmbeddings
+
+    before = sorted(p.relative_to(tiny_model["base"]) for p in tiny_model["base"].rglob("*"))
+    first = PromptEmbeddings(tiny_model["base"], torch.device("cpu"), torch.float32, cache_dir=tmp_path / "prompts")
+    emb = first.get("")
+    assert first.encoder_loads == 1
+    assert [p.suffix for p in (tmp_path / "prompts").iterdir()] == [".safetensors"]
+    assert sorted(p.relative_to(tiny_model["base"]) for p in tiny_model["base"].rglob("*")) == before
+    again = PromptEmbeddings(tiny_model["base"], torch.device("cpu"), torch.float32, cache_dir=tmp_path / "prompts")
+    assert torch.equal(again.get(""), emb)
+    assert again.encoder_loads == 0  # read back without loading the text encoder
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would go")
+    unwritable = PromptEmbeddings(tiny_model["base"], torch.device("cpu"), torch.float32, cache_dir=blocked)
+    assert torch.equal(unwritable.get(""), emb)  # cannot store it: still works, only encodes again next time
 
 
 def test_corners_blend_is_exact_at_the_corners(model, photo):

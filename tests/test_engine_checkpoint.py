@@ -139,3 +139,18 @@ def test_trained_timesteps_reach_the_ui(tmp_path, tiny_model):
     path = save_app(ckpt, tmp_path / "rcod.safetensors")
     session = PisaSession(PisaModel(tiny_model["base"], path, device="cpu"))
     assert session.info.trained_timesteps == (250, 500, 750)
+    official = PisaSession(PisaModel(tiny_model["base"], tiny_model["pkl"], device="cpu"))
+    assert official.info.trained_timesteps == (1,)  # records none: t = 1, other levels are experimental
+
+
+def test_cli_warns_that_other_levels_are_experimental_for_t1_weights():
+    from desktop_sr.cli_common import ignored_options
+    from desktop_sr.engine.api import ModelInfo, RenderParams
+
+    official = ModelInfo("pisa_sr", "pisa-sr", "cpu", "fp32", trained_timesteps=(1,))
+    notes = ignored_options(official, RenderParams(realism=500))
+    assert len(notes) == 1 and "experimental" in notes[0] and "t = 1 only" in notes[0]
+    assert ignored_options(official, RenderParams()) == []
+    grouped = ModelInfo("mine", "pisa-sr", "cpu", "fp32", trained_timesteps=(250, 500, 750))
+    assert ignored_options(grouped, RenderParams(realism=500)) == []
+    assert "trained for 250, 500, 750 only" in ignored_options(grouped, RenderParams(realism=600))[0]

@@ -37,6 +37,7 @@ def reference(tiny_model, photo):
     base = tiny_model["base"]
     ckpt = load_official(tiny_model["pkl"])
     session = load_pisa_session(base, tiny_model["pkl"], device="cpu", dtype="fp32")
+    session.process_size = 0  # the composition at the photo's own size (small photos: test_engine_fidelity.py)
     session.set_photo(photo)
     x = torch.from_numpy(session.bicubic(4).transpose(2, 0, 1)).unsqueeze(0) * 2 - 1  # 192 x 256: a multiple of 8
     vae = load_vae(base).eval()

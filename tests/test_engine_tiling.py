@@ -12,7 +12,7 @@ from desktop_sr.engine.pisa_model import PisaModel
 from desktop_sr.engine.pisa_session import PisaSession
 from desktop_sr.engine.tiling import TileSettings, gaussian_weights, retry_on_oom, tile_starts
 
-UNTILED = TileSettings(unet_tile=512, vae_tile=512, stats_size=512)
+UNTILED = TileSettings(unet_tile=512, vae_tile=512)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_tiled_vae_matches_untiled_without_seams(model, photo128, name):
     params = RenderParams(pix=0.0, sem=0.0, color_fix="none")  # z_L decoded: isolates the VAE tiling
     ref = PisaSession(model, tiles=UNTILED)
     ref.set_photo(img)
-    tiles = TileSettings(unet_tile=512, vae_tile=24, vae_overlap=8, stats_size=512)
+    tiles = TileSettings(unet_tile=512, vae_tile=24, vae_overlap=8)
     tiled = PisaSession(model, tiles=tiles)
     tiled.set_photo(img)
     a, b = ref.render(params), tiled.render(params)
@@ -88,7 +88,7 @@ def test_tiled_unet_matches_untiled_without_seams(model, photo128):
     params = RenderParams(color_fix="none")
     ref = PisaSession(model, tiles=UNTILED)
     ref.set_photo(photo128)
-    tiled = PisaSession(model, tiles=TileSettings(unet_tile=24, unet_overlap=12, vae_tile=512, stats_size=512))
+    tiled = PisaSession(model, tiles=TileSettings(unet_tile=24, unet_overlap=12, vae_tile=512))
     tiled.set_photo(photo128)
     a, b = ref.render(params), tiled.render(params)
     assert tiled.unet_passes > 1 and ref.unet_passes == 1
@@ -110,7 +110,7 @@ def test_elongated_latent_64_by_640(model):
 
 
 def test_region_equals_the_crop_of_the_full_result(model, photo128):
-    session = PisaSession(model, tiles=TileSettings(vae_tile=24, vae_overlap=8, stats_size=512))
+    session = PisaSession(model, tiles=TileSettings(vae_tile=24, vae_overlap=8))
     session.set_photo(photo128)
     params = RenderParams(color_fix="wavelet")
     region = session.render(params, region=(40, 30, 200, 150))

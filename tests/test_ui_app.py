@@ -383,7 +383,7 @@ def test_settings_round_trip_and_corrupt_file(qtbot, tmp_path, monkeypatch):
     w = MainWindow(settings_dir=cfg, load_model=False)
     qtbot.addWidget(w)
     w.controls.pix.slider.setValue(7)
-    w.controls.scale.setCurrentIndex(0)
+    w.controls.scale.setCurrentIndex(w.controls.scale.findData(2))
     w.set_compare_mode("side")
     w.settings.add_recent("/photos/a.jpg")
     w.close()

@@ -121,15 +121,21 @@ def test_controls_steps_reset_and_realism_per_model(qtbot):
     assert c.pix.slider.value() == 8
     qtbot.mouseDClick(c.pix.slider, Qt.MouseButton.LeftButton)
     assert c.params().pix == 1.0  # double-click resets
+    c.configure_for_model(True, True, (1,))  # the official weights: trained at t = 1 only
     labels = [c.realism.itemText(i) for i in range(c.realism.count())]
-    assert labels == ["Default (t = 1)", "Fidelity (t = 250)", "Neutral (t = 500)", "Realism (t = 750)", "Custom…"]
+    assert labels == ["Default (t = 1)", "Fidelity (t = 250) — experimental", "Neutral (t = 500) — experimental",
+                      "Realism (t = 750) — experimental", "Custom… — experimental"]  # fmt: skip
+    assert "trained at t = 1 only" in c.realism.toolTip()
+    assert not c.realism_note.isVisibleTo(c)  # nothing to warn about at t = 1
     c.realism.setCurrentIndex(c.realism.findData(-1))
     c.custom_t.setValue(320)
     assert c.params().realism == 320 and seen[-1][1] == "other"
+    assert c.realism_note.isVisibleTo(c) and "Experimental" in c.realism_note.text()
     c.configure_for_model(True, True, (250, 500, 750))  # a realism-grouped model: exactly its levels
     assert [c.realism.itemData(i) for i in range(c.realism.count())] == [250, 500, 750]
+    assert "experimental" not in c.realism.currentText() and "trained for exactly" in c.realism_note.text()
     c.configure_for_model(False, False, ())  # e.g. the bundled upscaler
     assert not c.realism.isEnabled() and "no realism" in c.realism.toolTip()
     assert c.params().realism == 1 and not c.prompt.isEnabled()
-    c.configure_for_model(True, True, ())
+    c.configure_for_model(True, True, (250, 500, 750))
     assert c.realism.isEnabled() and "Realism level" in c.realism.toolTip()

@@ -17,7 +17,8 @@ import numpy as np
 from .errors import Cancelled
 
 COLOR_FIXES = ("adain", "wavelet", "none")
-SCALES = (2, 3, 4)
+#: x1 restores at the original size (noise, blur, JPEG) through the same path as an upscale.
+SCALES = (1, 2, 3, 4)
 #: Realism presets of RCOD (t = 1 is PiSA-SR's own training timestep).
 REALISM_PRESETS: dict[str, int] = {"default": 1, "fidelity": 250, "neutral": 500, "realism": 750}
 

@@ -20,8 +20,28 @@ from .api import CancelToken, Corners, ModelInfo, PhotoHolder, ProgressFn, Regio
 from .cache import LRUCache, photo_hash
 from .device import empty_cache, memory_budget
 from .pisa_model import PisaModel
-from .processing import bicubic_upscale, color_fix, pad_to_multiple, to_numpy, to_tensor
-from .tiling import TileSettings, retry_on_oom, tiled_eps, tiled_vae
+from .processing import (
+    PROCESS_SIZE,
+    bicubic_upscale,
+    channel_stats,
+    color_fix,
+    enlarged_size,
+    pad_to_multiple,
+    resize_rgb,
+    to_numpy,
+    to_tensor,
+)
+from .tiling import TileSettings, retry_on_oom, tiled_eps
+from .vae_tiling import tiled_vae, vae_state_bytes_per_px
+
+#: Output pixels decoded around a region so the wavelet colour fix (5 levels, dilation up to 16) sees its context.
+WAVELET_MARGIN = 32
+#: A region covering at least this share of the result is rendered whole (exact, and cached for the full render).
+WHOLE_REGION_SHARE = 0.4
+
+
+#: (pix, sem) of the corner images: base = decode(z_L), pix = decode(z_L - eps_pix), full = decode(z_L - eps_full).
+CORNER_POINTS = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0))
 
 
 def needed_branches(pix: float, sem: float) -> tuple[str, ...]:
@@ -42,13 +62,24 @@ class PisaSession(PhotoHolder):
     BYTES_PER_OUTPUT_PX = 70
     RENDER_OVERHEAD = 1024**3
 
-    def __init__(self, model: PisaModel, *, cache_mb: int = 1024, tiles: TileSettings | None = None) -> None:
+    def __init__(
+        self,
+        model: PisaModel,
+        *,
+        cache_mb: int = 1024,
+        tiles: TileSettings | None = None,
+        process_size: int = PROCESS_SIZE,
+    ) -> None:
         self.model = model
+        #: Photos with a side under process_size // scale run enlarged, as the reference script's ``process_size``.
+        self.process_size = process_size
         if tiles is None:
             itemsize = torch.finfo(model.dtype).bits // 8
             tiles = TileSettings.for_budget(memory_budget(model.device), itemsize)
         self.tiles = tiles
         self.cache = LRUCache(cache_mb * 1024 * 1024)
+        #: Bytes the VAE's lockstep tiles may keep alive between GroupNorms (beyond it: sampled statistics).
+        self.state_budget = memory_budget(model.device)
         timesteps = tuple(model.ckpt.timesteps)
         self.info = ModelInfo(
             name=model.name,
@@ -57,7 +88,7 @@ class PisaSession(PhotoHolder):
             dtype=model.dtype_name,
             supports_realism=True,
             supports_prompt=True,
-            trained_timesteps=() if timesteps == (1,) else timesteps,
+            trained_timesteps=timesteps,
         )
         self._rgb: np.ndarray | None = None
         self._hash = ""
@@ -79,6 +110,32 @@ class PisaSession(PhotoHolder):
             self.cache.put(key, cached)
         return cached  # type: ignore[return-value]
 
+    def enlarged(self, scale: int) -> bool:
+        """Whether this photo is too small for the model at ``scale`` and runs enlarged, as the reference does."""
+        h, w = self.photo.shape[:2]
+        return enlarged_size(w, h, scale, self.process_size) is not None
+
+    def model_input(self, scale: int) -> np.ndarray:
+        """What the VAE encodes and the colour fix matches: the bicubic upscale of the photo, or for a photo whose
+        short side is under 512 / scale, of the photo first enlarged (Pillow bicubic) to a short side of
+        512 // scale, exactly as the reference script does. The result is resized back to scale x the photo."""
+        h, w = self.photo.shape[:2]
+        size = enlarged_size(w, h, scale, self.process_size)
+        if size is None:
+            return self.bicubic(scale)
+        key = self._key("input", scale)
+        cached = self.cache.get(key)
+        if cached is None:
+            small = np.clip(resize_rgb(self.photo, size), 0.0, 1.0)
+            cached = bicubic_upscale(small, scale)
+            self.cache.put(key, cached)
+        return cached  # type: ignore[return-value]
+
+    def _work_size(self, scale: int) -> tuple[int, int]:
+        """(width, height) the network works at: the output size, or the enlarged one for small photos."""
+        x = self.model_input(scale)
+        return x.shape[1], x.shape[0]
+
     # -- cached latents ------------------------------------------------------------------------------------------
     def latent(self, scale: int, progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> torch.Tensor:
         """z_L of the padded bicubic input."""
@@ -86,15 +143,15 @@ class PisaSession(PhotoHolder):
         z = self.cache.get(key)
         if z is not None:
             return z  # type: ignore[return-value]
-        x, _ = pad_to_multiple(to_tensor(self.bicubic(scale)), self.model.vae_scale)
+        x, _ = pad_to_multiple(to_tensor(self.model_input(scale)), self.model.vae_scale)
         x = x.to(self.model.device, self.model.dtype)
         f = self.model.vae_scale
 
         def run(tile: int) -> torch.Tensor:
             return tiled_vae(
                 self.model.encode, self.model.vae.encoder, x, factor=1 / f, tile=tile * f,
-                overlap=self.tiles.vae_overlap * f, stats_size=self.tiles.stats_size * f,
-                progress=progress, cancel=cancel, stage="encode",
+                overlap=self.tiles.vae_overlap * f, align=f, state_bytes_per_px=self._state_bytes_per_px(),
+                state_budget=self.state_budget, progress=progress, cancel=cancel, stage="encode",
             )  # fmt: skip
 
         z = retry_on_oom(run, self.tiles.vae_tile, self.model.device)
@@ -148,6 +205,9 @@ class PisaSession(PhotoHolder):
         return out.to(z.dtype)
 
     # -- decoding ------------------------------------------------------------------------------------------------
+    def _state_bytes_per_px(self) -> float:
+        return vae_state_bytes_per_px(self.model.vae, self.model.dtype)
+
     def _decode(
         self,
         zh: torch.Tensor,
@@ -156,8 +216,9 @@ class PisaSession(PhotoHolder):
         progress: ProgressFn | None,
         cancel: CancelToken | None,
     ) -> np.ndarray:
+        """Decode z_H (the whole work-size image, or the output ``region`` of it) to H x W x 3 in [0, 1]."""
         f = self.model.vae_scale
-        w, h = self.output_size(scale)
+        w, h = self._work_size(scale)
         x0, y0, x1, y1 = region if region is not None else (0, 0, w, h)
         if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
             raise ValueError(f"region {region} is outside the {w} x {h} result")
@@ -166,14 +227,58 @@ class PisaSession(PhotoHolder):
 
         def run(tile: int) -> torch.Tensor:
             return tiled_vae(
-                self.model.decode, self.model.vae.decoder, zh, factor=f, tile=tile,
-                overlap=self.tiles.vae_overlap, stats_size=self.tiles.stats_size, region=lat_region,
+                self.model.decode, self.model.vae.decoder, zh, factor=f, tile=tile, overlap=self.tiles.vae_overlap,
+                region=lat_region, state_bytes_per_px=self._state_bytes_per_px(), state_budget=self.state_budget,
                 progress=progress, cancel=cancel, stage="decode",
             )  # fmt: skip
 
         y = to_numpy(retry_on_oom(run, self.tiles.vae_tile, self.model.device))
         oy, ox = (lat[0] * f, lat[2] * f) if region is not None else (0, 0)
         return y[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+
+    def region_is_exact(self, params: RenderParams, region: Region) -> bool:
+        """Whether :meth:`render` of this region is exactly the crop of the full render: it is when the full
+        result is cached, or when the region is rendered whole (small photos, one VAE tile, a large share)."""
+        if self._key("img", params) in self.cache:
+            return True
+        return self._render_whole(params.scale, region)
+
+    def _render_whole(self, scale: int, region: Region) -> bool:
+        if self.enlarged(scale):
+            return True
+        w, h = self.output_size(scale)
+        x0, y0, x1, y1 = region
+        tile_px = self.tiles.vae_tile * self.model.vae_scale
+        if w <= tile_px and h <= tile_px:
+            return True
+        return (x1 - x0) * (y1 - y0) >= WHOLE_REGION_SHARE * w * h
+
+    def _raw_key(self, params: RenderParams, pix: float, sem: float) -> tuple[object, ...]:
+        return self._key("raw", params.scale, params.realism, params.prompt.strip(), pix, sem)
+
+    def _output_stats(self, params: RenderParams) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-channel mean and std of the whole decoded result before the colour fix, as the blend of the cached
+        corner images (the instant preview of these params) has them; None when the corners were not rendered.
+
+        The blend is a + p (b - a) + s (c - b) per pixel, so its mean and variance follow exactly from the corners'
+        means and 3 x 3 covariance per channel, which are computed once and kept (a few numbers)."""
+        key = self._key("corner-stats", params.scale, params.realism, params.prompt.strip())
+        stats = self.cache.get(key)
+        if stats is None:
+            imgs = [self.cache.get(self._raw_key(params, p, s)) for p, s in CORNER_POINTS]
+            if any(i is None for i in imgs):
+                return None
+            flat = np.stack([np.asarray(i, dtype=np.float64).reshape(-1, 3) for i in imgs])  # 3 x N x C
+            means = flat.mean(axis=1)  # 3 x C
+            centred = flat - means[:, None, :]
+            cov = np.einsum("inc,jnc->cij", centred, centred) / flat.shape[1]  # C x 3 x 3
+            stats = np.concatenate([means.T[:, None, :], cov], axis=1)  # C x 4 x 3: one array for the cache
+            self.cache.put(key, stats)
+        means, cov = stats[:, 0, :].T, stats[:, 1:, :]
+        a = np.array([1.0 - params.pix, params.pix - params.sem, params.sem])
+        mean = a @ means
+        var = np.einsum("i,cij,j->c", a, cov, a)
+        return mean.astype(np.float32), np.sqrt(np.maximum(var, 0.0)).astype(np.float32)
 
     def render(
         self,
@@ -187,6 +292,8 @@ class PisaSession(PhotoHolder):
             cancel.check()
         full_key = self._key("img", params)
         full = self.cache.get(full_key)
+        if full is None and region is not None and self._render_whole(params.scale, region):
+            full = self.render(params, progress=progress, cancel=cancel)
         if full is not None:  # read-only (see below): no full-size copy for a result seen before
             if region is None:
                 return full  # type: ignore[return-value]
@@ -194,24 +301,48 @@ class PisaSession(PhotoHolder):
             return full[y0:y1, x0:x1]  # type: ignore[index]
         self.check_fits(params.scale)
         zh = self.latent_result(params, progress, cancel)
-        y = self._decode(zh, params.scale, region, progress, cancel)
-        ref = self.bicubic(params.scale)
-        if region is not None:
-            x0, y0, x1, y1 = region
-            ref = ref[y0:y1, x0:x1]
-        y = color_fix(y, ref, params.color_fix)
         if region is None:
+            y = self._decode(zh, params.scale, None, progress, cancel)
+            if (params.pix, params.sem) in CORNER_POINTS:  # the colour fix of later region renders needs them
+                self.cache.put(self._raw_key(params, params.pix, params.sem), y)
+            y = color_fix(y, self.model_input(params.scale), params.color_fix)
+            if self.enlarged(params.scale):
+                y = np.clip(resize_rgb(y, self.output_size(params.scale)), 0.0, 1.0)
             # Results are large (12 bytes a pixel): the caller gets the cached array itself, made read-only so a
             # caller that wants to change it must copy, and the cache can never be corrupted by one that forgets.
             y.flags.writeable = False
             self.cache.put(full_key, y)
-        return y
+            return y
+        return self._render_region(params, zh, region, progress, cancel)
+
+    def _render_region(
+        self,
+        params: RenderParams,
+        zh: torch.Tensor,
+        region: Region,
+        progress: ProgressFn | None,
+        cancel: CancelToken | None,
+    ) -> np.ndarray:
+        """A window of a photo too large to render whole first: the VAE's GroupNorm statistics come from a spread
+        sample of tiles (see :mod:`.vae_tiling`), the colour fix matches the whole image's statistics (the input's,
+        and the output's from the cached corners when there are any), and the wavelet fix sees a margin."""
+        w, h = self.output_size(params.scale)
+        x0, y0, x1, y1 = region
+        m = WAVELET_MARGIN if params.color_fix == "wavelet" else 0
+        ex0, ey0, ex1, ey1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+        y = self._decode(zh, params.scale, (ex0, ey0, ex1, ey1), progress, cancel)
+        ref = self.model_input(params.scale)
+        if params.color_fix == "adain":
+            out_stats = self._output_stats(params)
+            y = color_fix(y, ref[ey0:ey1, ex0:ex1], "adain", ref_stats=channel_stats(ref), out_stats=out_stats)
+        else:
+            y = color_fix(y, ref[ey0:ey1, ex0:ex1], params.color_fix)
+        return y[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
 
     def corners(
         self, params: RenderParams, *, progress: ProgressFn | None = None, cancel: CancelToken | None = None
     ) -> Corners:
-        imgs = [self.render(params.with_(pix=p, sem=s), progress=progress, cancel=cancel) for p, s in
-                ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0))]  # fmt: skip
+        imgs = [self.render(params.with_(pix=p, sem=s), progress=progress, cancel=cancel) for p, s in CORNER_POINTS]
         return Corners(base=imgs[0], pix=imgs[1], full=imgs[2])
 
     def detail_map(

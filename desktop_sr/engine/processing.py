@@ -27,6 +27,23 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int], resample: int = Image.Res
     return np.stack(planes, axis=-1)
 
 
+#: The reference script enlarges photos whose short side is under this over the scale (its ``process_size``).
+PROCESS_SIZE = 512
+
+
+def enlarged_size(width: int, height: int, scale: int, process_size: int = PROCESS_SIZE) -> tuple[int, int] | None:
+    """The size the reference script enlarges a small photo to before a ``scale`` upscale, or None.
+
+    PiSA-SR's test script enlarges any photo with a side under ``512 // scale`` so its short side becomes exactly
+    that (Pillow bicubic), runs the model, and resizes the result back to scale x the original: the model was
+    trained on 512 px crops and a tiny latent is far outside what it saw."""
+    side = process_size // scale
+    if width >= side and height >= side:
+        return None
+    f = side / min(width, height)
+    return int(f * width), int(f * height)
+
+
 def bicubic_upscale(rgb: np.ndarray, scale: int) -> np.ndarray:
     """The model input and the 'before' image: bicubic to exactly ``scale`` times the size, clipped to [0, 1]."""
     h, w = rgb.shape[:2]
@@ -56,10 +73,29 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 
 
 # -- colour fix -------------------------------------------------------------------------------------------------------
-def adain_fix(out: np.ndarray, ref: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    """Match each channel's mean and standard deviation of ``out`` to ``ref`` (both H x W x 3 in [0, 1])."""
-    o_mean, o_std = out.mean(axis=(0, 1)), out.std(axis=(0, 1))
-    r_mean, r_std = ref.mean(axis=(0, 1)), ref.std(axis=(0, 1))
+Stats = tuple[np.ndarray, np.ndarray]
+
+
+def channel_stats(rgb: np.ndarray) -> Stats:
+    """Per-channel mean and standard deviation of an H x W x C image (float64 sums)."""
+    flat = rgb.reshape(-1, rgb.shape[-1])
+    return flat.mean(axis=0, dtype=np.float64), flat.std(axis=0, dtype=np.float64)
+
+
+def adain_fix(
+    out: np.ndarray,
+    ref: np.ndarray,
+    eps: float = 1e-5,
+    *,
+    ref_stats: Stats | None = None,
+    out_stats: Stats | None = None,
+) -> np.ndarray:
+    """Match each channel's mean and standard deviation of ``out`` to ``ref`` (both H x W x 3 in [0, 1]).
+
+    A window of a larger image passes the whole image's statistics (``ref_stats``, ``out_stats``) so the window
+    gets exactly the correction the whole image gets."""
+    o_mean, o_std = out_stats if out_stats is not None else channel_stats(out)
+    r_mean, r_std = ref_stats if ref_stats is not None else channel_stats(ref)
     fixed = np.subtract(out, o_mean, dtype=np.float32)  # one full-size buffer, worked in place: results are large
     fixed *= (r_std / (o_std + eps)).astype(np.float32)
     fixed += r_mean.astype(np.float32)
@@ -92,9 +128,11 @@ def wavelet_fix(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(fixed, dtype=np.float32)
 
 
-def color_fix(out: np.ndarray, ref: np.ndarray, method: str) -> np.ndarray:
+def color_fix(
+    out: np.ndarray, ref: np.ndarray, method: str, *, ref_stats: Stats | None = None, out_stats: Stats | None = None
+) -> np.ndarray:
     if method == "adain":
-        return adain_fix(out, ref)
+        return adain_fix(out, ref, ref_stats=ref_stats, out_stats=out_stats)
     if method == "wavelet":
         return wavelet_fix(out, ref)
     if method == "none":

@@ -1,8 +1,9 @@
 """CLIP text embeddings for the UNet's cross-attention, without keeping the text encoder in memory.
 
-The empty prompt (the paper's inference default) is encoded once and stored beside the model (or in the user
-cache when the model folder is read-only). A typed description loads the text encoder on demand, encodes, and
-frees it again; the last few prompts stay memoised.
+The empty prompt (the paper's inference default) is encoded once and stored in the app's cache folder
+(platformdirs), keyed by a fingerprint of the text encoder: never in the model folder, which may be read-only,
+shared between users, or under a checksum its owner keeps. A typed description loads the text encoder on
+demand, encodes, and frees it again; the last few prompts stay memoised.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import gc
 import hashlib
 import json
 import logging
+import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -22,11 +24,12 @@ from safetensors.torch import load_file, save_file
 from .errors import ModelError
 
 log = logging.getLogger(__name__)
-EMPTY_FILE = "desktop_sr_empty_prompt.safetensors"
 
 
 def _encoder_fingerprint(base_dir: Path) -> str:
-    """Identifies the text encoder + tokenizer so a stored embedding is never reused for another model."""
+    """Identifies the text encoder + tokenizer so a stored embedding is never reused for another model: their
+    configs and vocabularies by content, the weight files by name, size and modification time (hashing 1.4 GB of
+    weights at every start would cost seconds)."""
     h = hashlib.sha256()
     for rel in ("text_encoder/config.json", "tokenizer/vocab.json", "tokenizer/merges.txt"):
         p = base_dir / rel
@@ -37,7 +40,7 @@ def _encoder_fingerprint(base_dir: Path) -> str:
         (base_dir / "text_encoder").glob("*.bin")
     ):
         st = weights.stat()
-        h.update(f"{weights.name}:{st.st_size}".encode())
+        h.update(f"{weights.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 
 
@@ -65,14 +68,10 @@ class PromptEmbeddings:
         return emb
 
     # -- the stored empty-prompt embedding --------------------------------------------------------------------
-    def _candidates(self, fingerprint: str) -> list[Path]:
-        return [self.base_dir / EMPTY_FILE, self.cache_dir / f"{fingerprint}.safetensors"]
-
     def _load_or_make_empty(self) -> torch.Tensor:
         fingerprint = _encoder_fingerprint(self.base_dir)
-        for path in self._candidates(fingerprint):
-            if not path.is_file():
-                continue
+        path = self.cache_dir / f"{fingerprint}.safetensors"
+        if path.is_file():
             try:
                 tensors = load_file(str(path))
                 with open(path, "rb") as fh:  # the fingerprint lives in the header metadata
@@ -80,19 +79,17 @@ class PromptEmbeddings:
                     meta = json.loads(fh.read(header_len)).get("__metadata__", {})
             except (SafetensorError, OSError, ValueError) as exc:
                 log.warning("ignoring unreadable stored prompt embedding %s: %s", path, exc)
-                continue
-            if meta.get("fingerprint") == fingerprint and "embeds" in tensors:
-                return tensors["embeds"]
+            else:
+                if meta.get("fingerprint") == fingerprint and "embeds" in tensors:
+                    return tensors["embeds"]
         emb = self._encode([""])[0:1].contiguous()
-        for path in self._candidates(fingerprint):
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.name + ".tmp")
-                save_file({"embeds": emb}, str(tmp), metadata={"fingerprint": fingerprint, "prompt": ""})
-                tmp.replace(path)
-                break
-            except OSError as exc:
-                log.info("cannot store the prompt embedding at %s (%s); trying the next place", path, exc)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            save_file({"embeds": emb}, str(tmp), metadata={"fingerprint": fingerprint, "prompt": ""})
+            tmp.replace(path)
+        except OSError as exc:  # a full or read-only cache only costs an encode next time
+            log.info("cannot store the prompt embedding at %s (%s)", path, exc)
         return emb
 
     # -- the text encoder, loaded only while needed --------------------------------------------------------------

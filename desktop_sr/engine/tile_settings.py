@@ -15,11 +15,9 @@ class TileSettings:
     unet_overlap: int = 32
     vae_tile: int = 128
     vae_overlap: int = 16
-    #: GroupNorm statistics are measured on the latent downsampled to at most this size.
-    stats_size: int = 96
 
     def key(self) -> tuple[int, ...]:
-        return (self.unet_tile, self.unet_overlap, self.vae_tile, self.vae_overlap, self.stats_size)
+        return (self.unet_tile, self.unet_overlap, self.vae_tile, self.vae_overlap)
 
     @staticmethod
     def for_budget(budget_bytes: int, dtype_bytes: int = 4) -> TileSettings:
@@ -34,4 +32,4 @@ class TileSettings:
         side = int(math.sqrt(max(budget_bytes, 1) * 0.5 / per_latent_px))
         vae = max(32, min(256, side // 8 * 8))
         unet = 96 if vae >= 96 else max(32, vae)
-        return TileSettings(unet_tile=unet, unet_overlap=unet // 3, vae_tile=vae, stats_size=vae)
+        return TileSettings(unet_tile=unet, unet_overlap=unet // 3, vae_tile=vae)

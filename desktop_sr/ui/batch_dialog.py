@@ -212,7 +212,7 @@ class BatchDialog(QDialog):
             self.realism.setToolTip(NO_REALISM_TIP)
         self.scale = QComboBox()
         for s in SCALES:
-            self.scale.addItem(f"×{s}", s)
+            self.scale.addItem(f"×{s} (restore)" if s == 1 else f"×{s}", s)
         self.scale.setCurrentIndex(max(0, self.scale.findData(params.scale)))
         self.color_fix = QComboBox()
         for c in COLOR_FIXES:

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.api import REALISM_PRESETS, RenderParams
+from ..engine.api import REALISM_PRESETS, SCALES, RenderParams
 
 STEP = 0.05
 #: The colour-fix choices in plain words (the window and the batch dialog show the same).
@@ -28,9 +28,14 @@ COLOR_FIX_LABELS = {"adain": "AdaIN (match colours)", "wavelet": "Wavelet (keep 
 NO_REALISM_TIP = "This model has no realism levels: they need a diffusion model (PiSA-SR)."
 CUSTOM = -1  # item data of the "Custom…" realism entry
 REALISM_TIP = (
-    "Realism level: low keeps close to the original; higher levels trade fidelity for realistic detail.\n"
-    "Models trained with realism grouping respond best at 250 / 500 / 750."
+    "Realism level (the UNet timestep): this model was trained with realism grouping, so its levels trade\n"
+    "fidelity (low) for realistic detail (high)."
 )
+EXPERIMENTAL_TIP = (
+    "These adapters were trained at t = 1 only (like the official PiSA-SR weights). Other levels are experimental:\n"
+    "the fidelity/realism trade of RCOD needs a model trained with realism grouping (desktop-sr-train --ldg)."
+)
+EXPERIMENTAL = " — experimental"
 
 
 def realism_label(t: int) -> str:
@@ -39,7 +44,12 @@ def realism_label(t: int) -> str:
     return f"{names[t]} (t = {t})" if t in names else f"t = {t}"
 
 
-REALISM_CHOICES = [(realism_label(t), t) for t in REALISM_PRESETS.values()] + [("Custom…", CUSTOM)]
+#: For adapters trained at t = 1 only: the default, then the RCOD presets and any t, marked experimental.
+REALISM_CHOICES = (
+    [(realism_label(1), 1)]
+    + [(realism_label(t) + EXPERIMENTAL, t) for t in REALISM_PRESETS.values() if t != 1]
+    + [("Custom…" + EXPERIMENTAL, CUSTOM)]
+)
 
 
 class StrengthControl(QWidget):
@@ -115,10 +125,13 @@ class ControlsPanel(QWidget):
         self.custom_t.setToolTip("Custom realism level (diffusion timestep 1-999).")
         self.custom_t.setVisible(False)
         self.scale = QComboBox()
-        for s in (2, 3, 4):
-            self.scale.addItem(f"×{s}", s)
-        self.scale.setCurrentIndex(2)
-        self.scale.setToolTip("How many times larger the result is than the photo.")
+        for s in SCALES:
+            self.scale.addItem(f"×{s} (restore)" if s == 1 else f"×{s}", s)
+        self.scale.setCurrentIndex(self.scale.findData(4))
+        self.scale.setToolTip(
+            "How many times larger the result is than the photo. ×1 restores the photo at its own size\n"
+            "(noise, blur, JPEG artefacts) through the same model."
+        )
         self.color_fix = QComboBox()
         for key, label in COLOR_FIX_LABELS.items():
             self.color_fix.addItem(label, key)
@@ -157,7 +170,7 @@ class ControlsPanel(QWidget):
         self.pix.value_changed.connect(lambda _: self._emit("strength"))
         self.sem.value_changed.connect(lambda _: self._emit("strength"))
         self.realism.currentIndexChanged.connect(self._realism_changed)
-        self.custom_t.valueChanged.connect(lambda _: self._emit("other"))
+        self.custom_t.valueChanged.connect(lambda _: (self._update_realism_note(), self._emit("other")))
         self.scale.currentIndexChanged.connect(lambda _: self._emit("other"))
         self.color_fix.currentIndexChanged.connect(lambda _: self._emit("other"))
         self.prompt.editingFinished.connect(self._prompt_done)
@@ -165,6 +178,7 @@ class ControlsPanel(QWidget):
 
     def _realism_changed(self) -> None:
         self.custom_t.setVisible(self.realism.currentData() == CUSTOM)
+        self._update_realism_note()
         self._emit("other")
 
     def _prompt_done(self) -> None:
@@ -214,16 +228,15 @@ class ControlsPanel(QWidget):
         self.realism.blockSignals(True)
         current = self.realism_value()
         self.realism.clear()
-        if timesteps:
+        grouped = bool(timesteps) and tuple(timesteps) != (1,)
+        if grouped:
             for t in timesteps:
                 self.realism.addItem(realism_label(t), t)
-            self.realism_note.setText("This model was trained for exactly these realism levels.")
         else:
             for label, t in REALISM_CHOICES:
                 self.realism.addItem(label, t)
-            self.realism_note.setText("")
         idx = self.realism.findData(current if supports_realism else REALISM_PRESETS["default"])
-        if idx < 0 and not timesteps:
+        if idx < 0 and not grouped:
             idx = self.realism.findData(CUSTOM)
             self.custom_t.setValue(current)
         self.realism.setCurrentIndex(max(0, idx))
@@ -231,16 +244,30 @@ class ControlsPanel(QWidget):
         self.realism.blockSignals(False)
         self.realism.setEnabled(supports_realism)
         self.custom_t.setEnabled(supports_realism)
-        if supports_realism:
-            self.realism.setToolTip(REALISM_TIP)
-        else:
+        self._grouped = grouped
+        self._supports_realism = supports_realism
+        if not supports_realism:
             self.realism.setToolTip(NO_REALISM_TIP)
-            self.realism_note.setText("Realism levels need a diffusion model.")
-        self.realism_note.setVisible(bool(self.realism_note.text()))
+        else:
+            self.realism.setToolTip(REALISM_TIP if grouped else EXPERIMENTAL_TIP)
+        self._update_realism_note()
         self.prompt.setEnabled(supports_prompt)
         self.prompt.setToolTip(
             self._prompt_tip if supports_prompt else "This model does not read descriptions (it has no text encoder)."
         )
+
+    def _update_realism_note(self) -> None:
+        """Say what the chosen level is: one the model was trained for, or an experiment."""
+        if not getattr(self, "_supports_realism", True):
+            text = "Realism levels need a diffusion model."
+        elif getattr(self, "_grouped", False):
+            text = "This model was trained for exactly these realism levels."
+        elif self.realism_value() != 1:
+            text = "Experimental: these weights were trained at t = 1 only."
+        else:
+            text = ""
+        self.realism_note.setText(text)
+        self.realism_note.setVisible(bool(text))
 
     def _emit(self, kind: str) -> None:
         self.changed.emit(self.params(), kind)

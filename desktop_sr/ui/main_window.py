@@ -46,7 +46,11 @@ OPEN_PHOTO = "Open a photo (File ▸ Open, or drop it here)"
 BADGES = {
     "exact": ("Exact", "The exact result for these settings."),
     "preview": ("Preview", "An instant blend of cached results; the exact render follows."),
-    "partial": ("Exact in view", "The visible part is exact; the rest of the photo is still rendering."),
+    "partial": (
+        "Visible part first",
+        "The part in view is rendered first (on a large photo its tone comes from a sample of the photo, so it can\n"
+        "differ very slightly); the exact result of the whole photo replaces it when it is ready.",
+    ),
     "stale": ("Previous settings", "The last result stays on screen while the new settings render."),
 }
 
