@@ -45,12 +45,12 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_config(path: Path, base: Path, photos: Path, out: Path, **sections: dict[str, object]) -> Path:
-    """A tiny-but-complete config: 32 px crops, batch 2, checkpoint/sample settings overridable per test."""
+    """A tiny-but-complete config: 32 px crops, batch 2 without accumulation, other settings overridable per test."""
     cfg: dict[str, dict[str, object]] = {
         "model": {"base": str(base)},
         "data": {"folders": [str(photos)], "crop": 32, "num_workers": 0},
-        "train": {"output_dir": str(out), "stage1_steps": 2, "stage2_steps": 2, "batch_size": 2, "seed": 7,
-                  "sample_every": 1000, "sample_count": 2, "checkpoint_every": 1000, "device": "cpu"},
+        "train": {"output_dir": str(out), "stage1_steps": 2, "stage2_steps": 2, "batch_size": 2, "grad_accum": 1,
+                  "seed": 7, "sample_every": 1000, "sample_count": 2, "checkpoint_every": 1000, "device": "cpu"},
         "ldg": {"calibration_samples": 6},
     }  # fmt: skip
     for name, values in sections.items():
@@ -67,7 +67,7 @@ def make_trainer(tmp_path: Path, tiny_model: dict[str, Path], photos: Path, **se
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = load_config(write_config(tmp_path / "cfg.toml", tiny_model["base"], photos, tmp_path / "run", **sections))
     with pytest.warns(RuntimeWarning, match="RANDOM weights"):
-        return Trainer(cfg, progress=False)
+        return Trainer(cfg, progress=False, allow_random_lpips=True)
 
 
 def test_dataset_crops_captions_and_skips_unreadable_files(photos):
