@@ -9,7 +9,6 @@ from pathlib import Path
 
 from .config import Config, ConfigError, load_config, to_toml
 
-
 DEFAULTS_HEADER = """desktop-sr-train: every setting with its default. The defaults are PiSA-SR's published recipe
 (csslc/PiSA-SR train_pisasr.sh, training_utils.py and src/datasets/params.yml); docs/training.md lists what differs.
 Save it as a file, set model.base, data.folders and the two loss.lpips_*_weights files; keys left at their
@@ -27,10 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log.jsonl)")
     p.add_argument("--no-export", action="store_true", help="train only; do not write the exported adapters")
     p.add_argument("--export-only", action="store_true", help="export the latest checkpoint without training")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the full effective config (CONFIG with every default filled in) as TOML and exit")
-    p.add_argument("--show-defaults", action="store_true",
-                   help="print every setting with its default (PiSA-SR's published recipe) as TOML and exit")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the full effective config (CONFIG with every default filled in) as TOML and exit",
+    )
+    p.add_argument(
+        "--show-defaults",
+        action="store_true",
+        help="print every setting with its default (PiSA-SR's published recipe) as TOML and exit",
+    )
     return p
 
 

@@ -133,8 +133,11 @@ class DegradationConfig:
         if name == "pisa-sr":
             return cls()
         if name == "realesrgan":
-            return dataclasses.replace(cls(), preset=name, **{k: list(v) if isinstance(v, list) else v
-                                                               for k, v in REALESRGAN_OVERRIDES.items()})
+            return dataclasses.replace(
+                cls(),
+                preset=name,
+                **{k: list(v) if isinstance(v, list) else v for k, v in REALESRGAN_OVERRIDES.items()},
+            )
         raise ConfigError(f"unknown degradation preset {name!r} (known: {', '.join(DEGRADATION_PRESETS)})")
 
 

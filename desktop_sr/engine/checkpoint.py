@@ -189,7 +189,12 @@ def load_official(path: str | Path) -> LoraCheckpoint:
     if not timesteps or not all(1 <= t <= 999 for t in timesteps) or not all(a > 0 for a in alphas.values()):
         raise ModelError(path, f"implausible lora_alpha {alphas} or timesteps {list(timesteps)}")
     ckpt = LoraCheckpoint(
-        modules=modules, ranks=ranks, alphas=alphas, state_dict=dict(state), timesteps=timesteps, source=path,
+        modules=modules,
+        ranks=ranks,
+        alphas=alphas,
+        state_dict=dict(state),
+        timesteps=timesteps,
+        source=path,
         name=path.stem,
     )
     ckpt.validate()
