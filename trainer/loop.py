@@ -161,6 +161,15 @@ class Trainer:
         if self.ldg is not None and state.ldg:
             self.ldg.load_state(state.ldg)
         restore_rng(state.rng)
+        saved = state.config.get("train", {})
+        before = int(saved.get("batch_size", 0)) * int(saved.get("grad_accum", 0))
+        now = self.cfg.train.batch_size * self.cfg.train.grad_accum
+        if before and before != now:
+            log.warning(
+                "%s was trained with %d photos per step, this run uses %d: the steps, the learning rate schedule "
+                "and the data position continue by step count, so the effective batch changes from here on",
+                path, before, now,
+            )  # fmt: skip
         return path
 
     # -- one step ----------------------------------------------------------------------------------------------------
