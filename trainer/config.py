@@ -60,7 +60,7 @@ class DataConfig:
     extensions: list[str] = field(default_factory=lambda: list(IMAGE_EXTENSIONS))
 
 
-#: Real-ESRGAN x4plus's strengths (its ``train_realesrnet_x4plus.yml``) where they differ from PiSA-SR's: stronger
+#: Real-ESRGAN x4plus's strengths (its ``train_realesrgan_x4plus.yml``) where they differ from PiSA-SR's: stronger
 #: resize, noise and JPEG, more often a second blur. For collections that are badly degraded.
 REALESRGAN_OVERRIDES: dict[str, Any] = {
     "resize_range": [0.15, 1.5],
