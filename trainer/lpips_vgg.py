@@ -133,11 +133,12 @@ def build_lpips(vgg_path: str = "", lin_path: str = "", *, allow_random: bool = 
     if vgg_path and lin_path:
         net.load_weights(vgg_path, lin_path)
         return net
-    missing = " and ".join(k for k, v in (("loss.lpips_vgg_weights", vgg_path), ("loss.lpips_lin_weights", lin_path))
-                           if not v)  # fmt: skip
+    unset = [k for k, v in (("loss.lpips_vgg_weights", vgg_path), ("loss.lpips_lin_weights", lin_path)) if not v]
+    missing = " and ".join(unset)
     if not allow_random:
         raise LpipsWeightsMissing(
-            f"stage 2 needs the real LPIPS weights and {missing} is not set: {WEIGHTS_HELP}. With random weights "
+            f"stage 2 needs the real LPIPS weights, and {missing} {'is' if len(unset) == 1 else 'are'} not set. "
+            f"The two files: {WEIGHTS_HELP}. With random weights "
             "the perceptual loss (weight loss.lpips) would train the semantic LoRA towards noise; to train without "
             "LPIPS on purpose, set loss.lpips = 0."
         )
