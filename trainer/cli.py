@@ -9,6 +9,11 @@ from pathlib import Path
 
 from .config import Config, ConfigError, load_config, to_toml
 
+DEFAULTS_HEADER = """desktop-sr-train: every setting with its default. The defaults are PiSA-SR's published recipe
+(csslc/PiSA-SR train_pisasr.sh, training_utils.py and src/datasets/params.yml); docs/training.md lists what differs.
+Save it as a file, set model.base, data.folders and the two loss.lpips_*_weights files; keys left at their
+default may be deleted."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -21,12 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log.jsonl)")
     p.add_argument("--no-export", action="store_true", help="train only; do not write the exported adapters")
     p.add_argument("--export-only", action="store_true", help="export the latest checkpoint without training")
-    p.add_argument("--print-config", action="store_true", help="print the full config with defaults and exit")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the full effective config (CONFIG with every default filled in) as TOML and exit",
+    )
+    p.add_argument(
+        "--show-defaults",
+        action="store_true",
+        help="print every setting with its default (PiSA-SR's published recipe) as TOML and exit",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.show_defaults:
+        print(to_toml(Config(), header=DEFAULTS_HEADER))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(args.config) if args.config else Config()
@@ -39,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(to_toml(cfg))
         return 0
     if args.config is None:
-        print("desktop-sr-train: a config file is required (try --print-config for a template)", file=sys.stderr)
+        print("desktop-sr-train: a config file is required (try --show-defaults for a template)", file=sys.stderr)
         return 2
 
     from desktop_sr.engine.errors import EngineError

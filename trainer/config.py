@@ -1,9 +1,13 @@
-"""The training configuration: one TOML file, every setting with the PiSA-SR / Real-ESRGAN default.
+"""The training configuration: one TOML file, every setting with PiSA-SR's published default.
 
 A run is fully described by its config file (plus the photos), so a studio can keep it next to the exported
 adapters and re-run it. Unknown keys are errors, not silently ignored: a typo such as ``stage1_step`` would
 otherwise train with the default and nobody would notice. Relative paths are resolved against the config file's
 folder so a config and its data can be moved together.
+
+The defaults are the official recipe (csslc/PiSA-SR: ``scripts/train/train_pisasr.sh``, the argument defaults of
+``src/my_utils/training_utils.py`` and ``src/datasets/params.yml``); where this trainer differs, docs/training.md
+says where and why. ``tests/test_trainer_recipe.py`` holds the published numbers and compares them key by key.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 installs tomli through the `train` extra
     import tomli as tomllib
 
-#: The negative prompt of the official PiSA-SR training (used for the unconditional branch of CSD).
+#: The negative prompt of the official PiSA-SR training (``--neg_prompt_csd``, the unconditional branch of CSD),
+#: verbatim: "oil painting" appears twice there, and a different string is a different text embedding.
 DEFAULT_NEGATIVE_PROMPT = (
-    "painting, oil painting, illustration, drawing, art, sketch, cartoon, CG Style, 3D render, unreal engine, "
-    "blurring, dirty, messy, worst quality, low quality, frames, watermark, signature, jpeg artifacts, deformed, "
-    "lowres, over-smooth"
+    "painting, oil painting, illustration, drawing, art, sketch, oil painting, cartoon, CG Style, 3D render, "
+    "unreal engine, blurring, dirty, messy, worst quality, low quality, frames, watermark, signature, jpeg artifacts, "
+    "deformed, lowres, over-smooth"
 )
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+LR_SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")
 
 
 class ConfigError(ValueError):
@@ -49,14 +55,37 @@ class DataConfig:
     hflip: bool = True
     vflip: bool = False
     null_text_ratio: float = 0.5  # the SR UNet sees the caption half of the time (official null_text_ratio)
+    default_caption: str = ""  # the caption of every photo without its own .txt (e.g. "old family photograph")
     num_workers: int = 2
     extensions: list[str] = field(default_factory=lambda: list(IMAGE_EXTENSIONS))
 
 
+#: Real-ESRGAN x4plus's strengths (its ``train_realesrgan_x4plus.yml``) where they differ from PiSA-SR's: stronger
+#: resize, noise and JPEG, more often a second blur. For collections that are badly degraded.
+REALESRGAN_OVERRIDES: dict[str, Any] = {
+    "resize_range": [0.15, 1.5],
+    "noise_range": [1.0, 30.0],
+    "poisson_scale_range": [0.05, 3.0],
+    "jpeg_range": [30.0, 95.0],
+    "second_blur_prob": 0.8,
+    "resize_range2": [0.3, 1.2],
+    "noise_range2": [1.0, 25.0],
+    "poisson_scale_range2": [0.05, 2.5],
+    "jpeg_range2": [30.0, 95.0],
+}
+DEGRADATION_PRESETS = ("pisa-sr", "realesrgan")
+
+
 @dataclass
 class DegradationConfig:
-    """Real-ESRGAN second-order degradation (x4plus settings, as used by OSEDiff and PiSA-SR)."""
+    """Real-ESRGAN's second-order pipeline with PiSA-SR's strengths (``src/datasets/params.yml``, x4).
 
+    ``preset`` picks the starting values (``"pisa-sr"``, the default, or ``"realesrgan"``); any key set beside it
+    in the config overrides that one value. PiSA-SR's params.yml also has ``color_jitter_prob`` and ``gray_prob``,
+    both 0: those steps are off in the official training and have no keys here.
+    """
+
+    preset: str = "pisa-sr"
     scale: int = 4
     kernel_range: list[int] = field(default_factory=lambda: [7, 9, 11, 13, 15, 17, 19, 21])
     # first degradation
@@ -69,14 +98,14 @@ class DegradationConfig:
     betag_range: list[float] = field(default_factory=lambda: [0.5, 4.0])
     betap_range: list[float] = field(default_factory=lambda: [1.0, 2.0])
     resize_prob: list[float] = field(default_factory=lambda: [0.2, 0.7, 0.1])  # up, down, keep
-    resize_range: list[float] = field(default_factory=lambda: [0.15, 1.5])
+    resize_range: list[float] = field(default_factory=lambda: [0.3, 1.5])
     gaussian_noise_prob: float = 0.5
-    noise_range: list[float] = field(default_factory=lambda: [1.0, 30.0])
-    poisson_scale_range: list[float] = field(default_factory=lambda: [0.05, 3.0])
+    noise_range: list[float] = field(default_factory=lambda: [1.0, 15.0])
+    poisson_scale_range: list[float] = field(default_factory=lambda: [0.05, 2.0])
     gray_noise_prob: float = 0.4
-    jpeg_range: list[float] = field(default_factory=lambda: [30.0, 95.0])
+    jpeg_range: list[float] = field(default_factory=lambda: [60.0, 95.0])
     # second degradation
-    second_blur_prob: float = 0.8
+    second_blur_prob: float = 0.5
     kernel_list2: list[str] = field(
         default_factory=lambda: ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
     )
@@ -86,17 +115,30 @@ class DegradationConfig:
     betag_range2: list[float] = field(default_factory=lambda: [0.5, 4.0])
     betap_range2: list[float] = field(default_factory=lambda: [1.0, 2.0])
     resize_prob2: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.3])
-    resize_range2: list[float] = field(default_factory=lambda: [0.3, 1.2])
+    resize_range2: list[float] = field(default_factory=lambda: [0.6, 1.2])
     gaussian_noise_prob2: float = 0.5
-    noise_range2: list[float] = field(default_factory=lambda: [1.0, 25.0])
-    poisson_scale_range2: list[float] = field(default_factory=lambda: [0.05, 2.5])
+    noise_range2: list[float] = field(default_factory=lambda: [1.0, 12.0])
+    poisson_scale_range2: list[float] = field(default_factory=lambda: [0.05, 1.0])
     gray_noise_prob2: float = 0.4
-    jpeg_range2: list[float] = field(default_factory=lambda: [30.0, 95.0])
+    jpeg_range2: list[float] = field(default_factory=lambda: [60.0, 100.0])
     # final sinc (applied in one of the two orders with the last JPEG, 50/50)
     final_sinc_prob: float = 0.8
     # bring the LQ back to the HR size before 8-bit quantisation; "random" picks area/bilinear/bicubic per sample
     # as the PiSA-SR data pipeline does, a fixed mode makes the input look exactly like the app's bicubic upscale
     resize_back_mode: str = "random"
+
+    @classmethod
+    def from_preset(cls, name: str) -> DegradationConfig:
+        """The named preset's values: ``"pisa-sr"`` (PiSA-SR's params.yml) or ``"realesrgan"`` (x4plus)."""
+        if name == "pisa-sr":
+            return cls()
+        if name == "realesrgan":
+            return dataclasses.replace(
+                cls(),
+                preset=name,
+                **{k: list(v) if isinstance(v, list) else v for k, v in REALESRGAN_OVERRIDES.items()},
+            )
+        raise ConfigError(f"unknown degradation preset {name!r} (known: {', '.join(DEGRADATION_PRESETS)})")
 
 
 @dataclass
@@ -107,8 +149,10 @@ class TrainConfig:
     stage1_steps: int = 4000  # pixel LoRA (PiSA-SR's pix_steps)
     stage2_steps: int = 4000  # semantic LoRA
     batch_size: int = 4
-    grad_accum: int = 1
+    grad_accum: int = 4  # 4 x 4 = 16 photos per optimizer step, the published 4 GPUs x batch 4
     lr: float = 5e-5
+    lr_schedule: str = "constant"  # official default; or constant_with_warmup, linear, cosine (over optimizer steps)
+    lr_warmup_steps: int = 0  # optimizer steps of linear warm-up (ignored by "constant", as in the official code)
     weight_decay: float = 1e-2
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     adam_eps: float = 1e-8
@@ -127,6 +171,7 @@ class LossConfig:
     mse: float = 1.0
     lpips: float = 2.0
     csd: float = 1.0
+    # both are required for stage 2 while lpips > 0: the trainer refuses to run LPIPS with random weights
     lpips_vgg_weights: str = ""  # torchvision vgg16 ImageNet state dict (vgg16-397923af.pth) or .safetensors
     lpips_lin_weights: str = ""  # the lpips package's weights/v0.1/vgg.pth (the five linear heads)
 
@@ -182,6 +227,26 @@ class Config:
             return tuple(self.ldg.k * i for i in range(1, self.ldg.n + 1))
         return (self.model.unet_timestep,)
 
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimizer step ``step`` (0-based; steps count after gradient accumulation).
+
+        A pure function of the step, so a resumed run (or one with a different ``grad_accum``) needs no scheduler
+        state to stay on the schedule. The schedule spans the whole run, both stages, as the official single
+        scheduler does; warm-up rises linearly to ``lr`` over ``lr_warmup_steps``.
+        """
+        t = self.train
+        if t.lr_schedule == "constant":
+            return t.lr
+        if step < t.lr_warmup_steps:
+            return t.lr * (step + 1) / t.lr_warmup_steps
+        if t.lr_schedule == "constant_with_warmup":
+            return t.lr
+        span = max(1, self.total_steps - t.lr_warmup_steps)
+        progress = min(1.0, (step - t.lr_warmup_steps) / span)
+        if t.lr_schedule == "linear":
+            return t.lr * (1.0 - progress)
+        return t.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("source", None)
@@ -198,6 +263,8 @@ class Config:
             (t.stage1_steps >= 0 and t.stage2_steps >= 0, "train.stage1_steps/stage2_steps must be >= 0"),
             (t.batch_size >= 1 and t.grad_accum >= 1, "train.batch_size and train.grad_accum must be >= 1"),
             (t.lr > 0, "train.lr must be positive"),
+            (t.lr_schedule in LR_SCHEDULES, f"train.lr_schedule: {', '.join(LR_SCHEDULES)}"),
+            (t.lr_warmup_steps >= 0, "train.lr_warmup_steps must be >= 0"),
             (len(t.adam_betas) == 2, "train.adam_betas must have two numbers"),
             (t.mixed_precision in ("auto", "no", "fp16", "bf16"), "train.mixed_precision: auto, no, fp16 or bf16"),
             (t.checkpoint_every >= 1 and t.sample_every >= 1, "train.checkpoint_every/sample_every must be >= 1"),
@@ -205,6 +272,7 @@ class Config:
             (1 <= self.csd.t_min < self.csd.t_max <= 1000, "csd.t_min < csd.t_max within 1..1000"),
             (ldg.k >= 1 and ldg.n >= 1 and ldg.k * ldg.n <= 999, "ldg.k * ldg.n must be within 1..999"),
             (0 <= ldg.das_min <= ldg.das_max <= 999, "ldg.das_min <= ldg.das_max within 0..999"),
+            (deg.preset in DEGRADATION_PRESETS, f"degradation.preset: {', '.join(DEGRADATION_PRESETS)}"),
             (deg.resize_back_mode in ("random", "area", "bilinear", "bicubic"),
              "degradation.resize_back_mode: random, area, bilinear or bicubic"),
             (len(deg.kernel_list) == len(deg.kernel_prob), "degradation.kernel_list and kernel_prob differ in length"),
@@ -256,18 +324,33 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
 
 
 def from_dict(data: dict[str, Any], source: str = "", base_dir: Path | None = None) -> Config:
-    """Build a config from parsed TOML, checking every key; ``base_dir`` resolves relative paths."""
+    """Build a config from parsed TOML, checking every key; ``base_dir`` resolves relative paths.
+
+    ``degradation = "realesrgan"`` (a string instead of the table) is short for ``[degradation] preset = ...``;
+    in the table, ``preset`` sets the starting values and every other key overrides one of them.
+    """
     cfg = Config(source=source)
+    where = source or "config"
     for section, values in data.items():
         if section not in _SECTIONS:
-            raise ConfigError(f"{source or 'config'}: unknown section [{section}] (known: {', '.join(_SECTIONS)})")
+            raise ConfigError(f"{where}: unknown section [{section}] (known: {', '.join(_SECTIONS)})")
+        if section == "degradation" and isinstance(values, str):
+            values = {"preset": values}
         if not isinstance(values, dict):
-            raise ConfigError(f"{source or 'config'}: [{section}] must be a table")
+            raise ConfigError(f"{where}: [{section}] must be a table")
+        if section == "degradation":
+            preset = values.get("preset", "pisa-sr")
+            if not isinstance(preset, str):
+                raise ConfigError(f"{where}: degradation.preset must be a string, not {preset!r}")
+            try:
+                cfg.degradation = DegradationConfig.from_preset(preset)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
         target = getattr(cfg, section)
         known = {f.name for f in dataclasses.fields(_section_class(section))}
         for key, value in values.items():
             if key not in known:
-                raise ConfigError(f"{source or 'config'}: unknown key {section}.{key}")
+                raise ConfigError(f"{where}: unknown key {section}.{key}")
             setattr(target, key, _coerce(value, getattr(target, key), f"{section}.{key}"))
     if base_dir is not None:
         _resolve_paths(cfg, base_dir)
@@ -303,9 +386,12 @@ def load_config(path: str | Path) -> Config:
     return from_dict(data, source=str(path), base_dir=path.resolve().parent)
 
 
-def to_toml(cfg: Config) -> str:
-    """Write a config as TOML (every key, defaults included), for ``--print-config`` and the run folder."""
-    lines: list[str] = []
+def to_toml(cfg: Config, header: str = "") -> str:
+    """Write a config as TOML (every key, defaults included), for ``--print-config``, ``--show-defaults`` and the
+    run folder; :func:`from_dict` reads it back to an equal config (``nan`` marks an LDG bound still to calibrate)."""
+    lines: list[str] = [f"# {line}".rstrip() for line in header.splitlines()]
+    if lines:
+        lines.append("")
     for section, values in cfg.to_dict().items():
         lines.append(f"[{section}]")
         for key, value in values.items():

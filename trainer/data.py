@@ -62,6 +62,26 @@ def read_caption(image: Path) -> str:
         return ""
 
 
+@dataclass
+class CaptionCount:
+    """How many training photos have a caption, and where the captions come from."""
+
+    photos: int
+    own: int  # photos with their own .txt
+    default: int  # photos that take data.default_caption
+
+    @property
+    def captioned(self) -> int:
+        return self.own + self.default
+
+
+def count_captions(files: list[Path], default_caption: str) -> CaptionCount:
+    """Count the photos with a non-empty caption (their ``.txt``, else the folder-wide default)."""
+    own = sum(1 for f in files if read_caption(f))
+    default = len(files) - own if default_caption.strip() else 0
+    return CaptionCount(photos=len(files), own=own, default=default)
+
+
 def load_rgb(path: Path) -> torch.Tensor:
     """(3, H, W) float in [0, 1], EXIF orientation applied. Raises OSError/ValueError for unreadable files."""
     with Image.open(path) as im:
@@ -148,7 +168,11 @@ class PairDataset(torch.utils.data.Dataset):
             hr = hr.flip(-2)
         hr = hr.contiguous()
         lq = self.degrade(hr, gen)
-        return Sample(hr=hr, lq=lq, caption=read_caption(path), index=int(index), path=str(path))
+        caption = read_caption(path) or " ".join(self.cfg.default_caption.split())
+        return Sample(hr=hr, lq=lq, caption=caption, index=int(index), path=str(path))
+
+    def caption_count(self) -> CaptionCount:
+        return count_captions(self.files, self.cfg.default_caption)
 
 
 @dataclass

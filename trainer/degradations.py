@@ -1,8 +1,9 @@
 """The Real-ESRGAN second-order degradation, written in plain torch (plus Pillow for JPEG), seeded per sample.
 
 Real-world LQ photos are blurred, resized, noisy and JPEG-compressed, often twice (a photo of a screen, a re-shared
-JPEG). Real-ESRGAN's pipeline synthesises that from a clean HR crop and PiSA-SR trains on it, so the adapters learn
-to undo realistic damage rather than a plain bicubic downscale. Everything random is drawn from one
+JPEG). Real-ESRGAN's pipeline synthesises that from a clean HR crop and PiSA-SR trains on it (with milder strengths
+than Real-ESRGAN's own, see :class:`~trainer.config.DegradationConfig`), so the adapters learn to undo realistic
+damage rather than a plain bicubic downscale. Everything random is drawn from one
 ``torch.Generator`` per sample: the same seed gives the same LQ on any machine and after a resume.
 
 Order (Real-ESRGAN ``feed_data``): blur(k1) -> random resize -> Gaussian/Poisson noise -> JPEG ->
@@ -186,7 +187,7 @@ def jpeg(img: torch.Tensor, quality: float) -> torch.Tensor:
 
 # -- the pipeline --------------------------------------------------------------------------------------------------
 class Degrader:
-    """Makes an LQ image from an HR crop with the configured Real-ESRGAN second-order pipeline."""
+    """Makes an LQ image from an HR crop with the configured second-order pipeline (PiSA-SR's strengths by default)."""
 
     def __init__(self, cfg: DegradationConfig) -> None:
         self.cfg = cfg

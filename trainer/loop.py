@@ -1,9 +1,11 @@
 """The two-stage training loop: data -> PiSA-SR forward -> stage loss -> AdamW step, with logs, grids, resume.
 
-Steps are optimizer steps (after gradient accumulation). Steps ``[0, stage1_steps)`` train the pixel LoRA,
-``[stage1_steps, total)`` the semantic LoRA; each stage has its own AdamW, created when the stage starts (the
-semantic LoRA's optimizer must not inherit the pixel LoRA's moments). Everything random is derived from the seed
-and the step or sample index, so a resumed run continues exactly where the killed one would have.
+Steps are optimizer steps: each one accumulates gradients over ``grad_accum`` micro-batches of ``batch_size``
+photos (4 x 4 = the published 16). Steps ``[0, stage1_steps)`` train the pixel LoRA, ``[stage1_steps, total)`` the
+semantic LoRA; each stage has its own AdamW, created when the stage starts (the semantic LoRA's optimizer must not
+inherit the pixel LoRA's moments). The learning rate, the stage, the data position and every random draw are
+functions of the seed and the step or sample index, and checkpoints are only taken between optimizer steps, so a
+run killed anywhere (even between two micro-batches) and resumed trains exactly like an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from desktop_sr.engine.errors import ModelError
 from .checkpointing import TrainState, capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
 from .config import Config, to_toml
 from .csd import CsdTerms, csd_loss
-from .data import Batch, PairDataset, batches, fixed_batch, mix_seed
+from .data import Batch, CaptionCount, PairDataset, batches, fixed_batch, mix_seed
 from .export import export_adapters
 from .ldg import LatentGrouping
 from .losses import LossTerms, pixel_loss, semantic_loss
-from .lpips_vgg import LpipsVGG, build_lpips
+from .lpips_vgg import LpipsVGG, LpipsWeightsMissing, build_lpips
 from .model import TrainModel
 from .samples import save_grid
 from .text import CaptionEncoder
@@ -59,9 +61,12 @@ def resolve_mixed_precision(setting: str, device: torch.device) -> torch.dtype |
 class Trainer:
     """Owns the model, data, optimizer and run folder of one training run."""
 
-    def __init__(self, cfg: Config, *, progress: bool = True) -> None:
+    def __init__(self, cfg: Config, *, progress: bool = True, allow_random_lpips: bool = False) -> None:
+        """``allow_random_lpips`` is for tests only: stage 2 may then run LPIPS with random weights (with a warning)
+        instead of refusing to start without the two weight files."""
         self.cfg = cfg
         self.progress = progress
+        self.allow_random_lpips = allow_random_lpips
         self.out = Path(cfg.train.output_dir)
         self.device = select_device(cfg.train.device)
         self.amp_dtype = resolve_mixed_precision(cfg.train.mixed_precision, self.device)
@@ -78,8 +83,9 @@ class Trainer:
         self.dataset = PairDataset(cfg.data, cfg.degradation, cfg.train.seed)
         self.ldg = LatentGrouping(cfg.ldg) if cfg.ldg.enabled else None
         self.lpips: LpipsVGG | None = None
-        if cfg.train.stage2_steps > 0 and cfg.loss.lpips > 0:
-            self.lpips = build_lpips(cfg.loss.lpips_vgg_weights, cfg.loss.lpips_lin_weights).to(self.device)
+        given = cfg.loss.lpips_vgg_weights and cfg.loss.lpips_lin_weights
+        if self.needs_lpips and (given or allow_random_lpips):
+            self.require_lpips()  # now, so a wrong file fails before any training; missing ones fail in run()
         self.empty_emb = self.text([""])
         self.negative_emb = self.text([cfg.csd.negative_prompt])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -88,6 +94,24 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.params: list[torch.nn.Parameter] = []
         self.opt_stage = 0
+
+    # -- LPIPS -------------------------------------------------------------------------------------------------------
+    @property
+    def needs_lpips(self) -> bool:
+        return self.cfg.train.stage2_steps > 0 and self.cfg.loss.lpips > 0
+
+    def require_lpips(self) -> None:
+        """Load LPIPS-VGG for stage 2, or stop with the names of the two weight files and where they come from."""
+        if self.lpips is not None or not self.needs_lpips:
+            return
+        loss = self.cfg.loss
+        try:
+            net = build_lpips(loss.lpips_vgg_weights, loss.lpips_lin_weights, allow_random=self.allow_random_lpips)
+        except LpipsWeightsMissing as exc:
+            raise TrainingError(str(exc)) from None
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise TrainingError(f"cannot load the LPIPS weights: {exc}") from exc
+        self.lpips = net.to(self.device)
 
     # -- stages and optimizer ----------------------------------------------------------------------------------------
     def stage_for(self, step: int) -> int:
@@ -137,6 +161,15 @@ class Trainer:
         if self.ldg is not None and state.ldg:
             self.ldg.load_state(state.ldg)
         restore_rng(state.rng)
+        saved = state.config.get("train", {})
+        before = int(saved.get("batch_size", 0)) * int(saved.get("grad_accum", 0))
+        now = self.cfg.train.batch_size * self.cfg.train.grad_accum
+        if before and before != now:
+            log.warning(
+                "%s was trained with %d photos per step, this run uses %d: the steps, the learning rate schedule "
+                "and the data position continue by step count, so the effective batch changes from here on",
+                path, before, now,
+            )  # fmt: skip
         return path
 
     # -- one step ----------------------------------------------------------------------------------------------------
@@ -193,8 +226,13 @@ class Trainer:
     def train_step(self, micro_batches: list[Batch]) -> dict[str, Any]:
         """One optimizer step over ``micro_batches`` (gradient accumulation); returns what the log records."""
         stage = self.stage_for(self.step)
+        if stage == 2:
+            self.require_lpips()
         self.ensure_stage(stage)
         assert self.optimizer is not None
+        lr = self.cfg.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         started = time.perf_counter()
         parts: dict[str, float] = {}
         total = 0.0
@@ -286,9 +324,26 @@ class Trainer:
         if data and not data.endswith(b"\n"):
             path.write_bytes(data[: data.rfind(b"\n") + 1])
 
+    def report_captions(self) -> CaptionCount:
+        """Say how many photos have a caption; below half, warn that CSD then loses its semantic condition."""
+        count = self.dataset.caption_count()
+        log.info("%d of %d training photos have a caption (%d from their own .txt, %d from data.default_caption)",
+                 count.captioned, count.photos, count.own, count.default)  # fmt: skip
+        uses_csd = self.cfg.train.stage2_steps > 0 and self.cfg.loss.csd > 0
+        if uses_csd and count.captioned * 2 < count.photos:
+            log.warning(
+                "only %d of %d training photos have a caption: for the others CSD runs without a semantic condition "
+                "(the official training tags every crop, so its condition is never empty; with an empty one CSD only "
+                "pushes away from the negative prompt). Add captions: a .txt beside each photo with a few words or "
+                "tags (beach.jpg + beach.txt), or one caption for all the others with data.default_caption in the "
+                "config.", count.captioned, count.photos,
+            )  # fmt: skip
+        return count
+
     def run(self, *, fresh: bool = False, export: bool = True) -> list[Path]:
         """Train to the configured step count (resuming unless ``fresh``), then export. Returns exported files."""
         cfg = self.cfg
+        self.require_lpips()  # refuse before stage 1, not hours later when stage 2 begins
         self.out.mkdir(parents=True, exist_ok=True)
         self._repair_log()
         (self.out / "config.toml").write_text(to_toml(cfg), encoding="utf-8")
@@ -296,8 +351,11 @@ class Trainer:
         if self.ldg is not None and not self.ldg.calibrated:
             self.calibrate_ldg()
         total = cfg.total_steps
+        captions = self.report_captions()
         self.log_event({"event": "resume" if resumed else "start", "step": self.step, "total": total,
                         "device": str(self.device), "checkpoint": str(resumed) if resumed else None,
+                        "effective_batch": cfg.train.batch_size * cfg.train.grad_accum,
+                        "captions": {"photos": captions.photos, "own": captions.own, "default": captions.default},
                         **({"ldg": self.ldg.state()} if self.ldg else {})})  # fmt: skip
         per_step = cfg.train.batch_size * cfg.train.grad_accum
         data = batches(self.dataset, cfg.train.batch_size, self.step * per_step, cfg.data.num_workers)

@@ -8,7 +8,8 @@ linear heads (``lin0..lin4.model.1.weight``). Real weights load from two files n
 * ``loss.lpips_vgg_weights``: torchvision's ImageNet VGG16 (``vgg16-397923af.pth``);
 * ``loss.lpips_lin_weights``: the lpips package's ``lpips/weights/v0.1/vgg.pth``.
 
-Without them the network has random weights, which only makes sense in tests; the trainer warns loudly.
+Without them the network would have random weights, and stage 2 would train the semantic LoRA (at weight 2)
+towards the features of a random network: :func:`build_lpips` refuses, unless a test opts in explicitly.
 """
 
 from __future__ import annotations
@@ -114,17 +115,37 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module.").removeprefix("net."): v for k, v in state.items()}
 
 
-def build_lpips(vgg_path: str = "", lin_path: str = "") -> LpipsVGG:
-    """LPIPS-VGG with real weights when both paths are given, else random weights and a loud warning."""
+WEIGHTS_HELP = (
+    "loss.lpips_vgg_weights = torchvision's ImageNet VGG16, vgg16-397923af.pth (https://download.pytorch.org/models/"
+    "vgg16-397923af.pth, or torch.save(torchvision.models.vgg16(weights='IMAGENET1K_V1').state_dict(), ...)), and "
+    "loss.lpips_lin_weights = the LPIPS linear heads, vgg.pth from the lpips package (lpips/weights/v0.1/vgg.pth "
+    "inside the wheel from `pip download lpips --no-deps`). See docs/training.md"
+)
+
+
+class LpipsWeightsMissing(ValueError):
+    """Stage 2 needs LPIPS and the config does not name both weight files."""
+
+
+def build_lpips(vgg_path: str = "", lin_path: str = "", *, allow_random: bool = False) -> LpipsVGG:
+    """LPIPS-VGG with real weights from both files; without them refuse, or (``allow_random``, tests only) warn."""
     net = LpipsVGG()
     if vgg_path and lin_path:
         net.load_weights(vgg_path, lin_path)
-    else:
-        message = (
-            "LPIPS runs with RANDOM weights: the semantic stage's perceptual loss is meaningless. Set "
-            "loss.lpips_vgg_weights (torchvision vgg16-397923af.pth) and loss.lpips_lin_weights (lpips "
-            "weights/v0.1/vgg.pth); see docs/training.md."
+        return net
+    unset = [k for k, v in (("loss.lpips_vgg_weights", vgg_path), ("loss.lpips_lin_weights", lin_path)) if not v]
+    missing = " and ".join(unset)
+    if not allow_random:
+        raise LpipsWeightsMissing(
+            f"stage 2 needs the real LPIPS weights, and {missing} {'is' if len(unset) == 1 else 'are'} not set. "
+            f"The two files: {WEIGHTS_HELP}. With random weights "
+            "the perceptual loss (weight loss.lpips) would train the semantic LoRA towards noise; to train without "
+            "LPIPS on purpose, set loss.lpips = 0."
         )
-        log.warning(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    message = (
+        f"LPIPS runs with RANDOM weights ({missing} not set; allowed explicitly, for tests): the semantic stage's "
+        "perceptual loss is meaningless."
+    )
+    log.warning(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=2)
     return net

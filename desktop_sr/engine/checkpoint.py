@@ -3,6 +3,9 @@
 Both load into one :class:`LoraCheckpoint`, so the rest of the engine never cares where weights came from.
 The official file does not store LoRA alpha; its training code used peft's default ``lora_alpha = 8`` with
 rank 4, i.e. a scale of 2.0. Using alpha = rank would silently halve the effect, so the default alpha is 8.
+A ``.pkl`` written here (by the trainer's export) adds two keys the official loader ignores: ``lora_alpha`` and
+``timesteps`` (the realism levels it was trained for); they are read when present, so a model trained with another
+alpha or with RCOD grouping means the same from its ``.pkl`` as from its ``.safetensors``.
 """
 
 from __future__ import annotations
@@ -177,9 +180,22 @@ def load_official(path: str | Path) -> LoraCheckpoint:
         raise ModelError(path, f"not a PiSA-SR checkpoint: key {exc.args[0]!r} is missing") from exc
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(path, "state_dict_unet is not a dict of tensors")
-    alphas = {b: float(sd.get(f"lora_alpha_unet_{b}", OFFICIAL_LORA_ALPHA)) for b in BRANCHES}
+    try:
+        alpha = float(sd.get("lora_alpha", OFFICIAL_LORA_ALPHA))
+        alphas = {b: float(sd.get(f"lora_alpha_unet_{b}", alpha)) for b in BRANCHES}
+        timesteps = tuple(int(t) for t in sd.get("timesteps", (1,)))
+    except (TypeError, ValueError) as exc:
+        raise ModelError(path, f"lora_alpha / timesteps are not numbers ({exc})") from exc
+    if not timesteps or not all(1 <= t <= 999 for t in timesteps) or not all(a > 0 for a in alphas.values()):
+        raise ModelError(path, f"implausible lora_alpha {alphas} or timesteps {list(timesteps)}")
     ckpt = LoraCheckpoint(
-        modules=modules, ranks=ranks, alphas=alphas, state_dict=dict(state), source=path, name=path.stem
+        modules=modules,
+        ranks=ranks,
+        alphas=alphas,
+        state_dict=dict(state),
+        timesteps=timesteps,
+        source=path,
+        name=path.stem,
     )
     ckpt.validate()
     return ckpt
@@ -246,14 +262,26 @@ def save_app(ckpt: LoraCheckpoint, path: str | Path) -> Path:
     return path
 
 
-def save_official(ckpt: LoraCheckpoint, path: str | Path) -> Path:
-    """Write the official ``.pkl`` layout so adapters trained here also open in the reference code."""
+def save_official(ckpt: LoraCheckpoint, path: str | Path, *, extras: bool = True) -> Path:
+    """Write the official ``.pkl`` layout so adapters trained here also open in the reference code.
+
+    With ``extras``, ``lora_alpha`` and ``timesteps`` are added (the reference loader ignores them); branches with
+    different alphas get ``lora_alpha_unet_pix`` / ``_sem`` instead, named like the official rank keys. Without,
+    the file holds exactly the keys a released PiSA-SR ``.pkl`` holds.
+    """
     path = Path(path)
     sd: dict[str, object] = {}
     for b in BRANCHES:
         for g in GROUPS:
             sd[f"unet_lora_{g}_modules_{b}"] = list(ckpt.modules[b][g])
         sd[f"lora_rank_unet_{b}"] = ckpt.ranks[b]
+    if extras and len({float(ckpt.alphas[b]) for b in BRANCHES}) == 1:
+        sd["lora_alpha"] = float(ckpt.alphas[BRANCHES[0]])
+    elif extras:
+        for b in BRANCHES:
+            sd[f"lora_alpha_unet_{b}"] = float(ckpt.alphas[b])
+    if extras:
+        sd["timesteps"] = [int(t) for t in ckpt.timesteps]
     sd["state_dict_unet"] = {k: v.detach().cpu() for k, v in ckpt.state_dict.items()}
     _atomic(path, lambda tmp: torch.save(sd, tmp))
     return path

@@ -133,7 +133,7 @@ def random_lora(
 
 
 def write_official_pkl(ckpt: LoraCheckpoint, path: str | Path) -> Path:
-    """Save exactly the official layout (no alpha stored)."""
+    """Save exactly the official layout (no alpha or timesteps stored)."""
     from .checkpoint import save_official
 
-    return save_official(ckpt, path)
+    return save_official(ckpt, path, extras=False)
