@@ -32,7 +32,7 @@ from .processing import (
     to_tensor,
 )
 from .tiling import TileSettings, retry_on_oom, tiled_eps
-from .vae_tiling import tiled_vae, vae_state_bytes_per_px
+from .vae_tiling import GroupStats, blend_stats, tiled_vae, vae_state_bytes_per_px
 
 #: Output pixels decoded around a region so the wavelet colour fix (5 levels, dilation up to 16) sees its context.
 WAVELET_MARGIN = 32
@@ -92,12 +92,15 @@ class PisaSession(PhotoHolder):
         )
         self._rgb: np.ndarray | None = None
         self._hash = ""
+        #: The decoder's GroupNorm statistics of the corner renders (a few numbers each), for region renders.
+        self._corner_stats: dict[tuple[object, ...], GroupStats] = {}
         self.unet_passes = 0  # tile passes actually run, for tests and benchmarks
 
     # -- photo ------------------------------------------------------------------------------------------------------
     def set_photo(self, rgb: np.ndarray) -> None:
         self._rgb = check_photo(rgb)
         self._hash = photo_hash(self._rgb)
+        self._corner_stats.clear()
 
     def _key(self, *parts: object) -> tuple[object, ...]:
         return (self._hash, self.model.model_id, self.tiles.key(), *parts)
@@ -215,8 +218,12 @@ class PisaSession(PhotoHolder):
         region: Region | None,
         progress: ProgressFn | None,
         cancel: CancelToken | None,
+        *,
+        stats: GroupStats | None = None,
+        record: GroupStats | None = None,
     ) -> np.ndarray:
-        """Decode z_H (the whole work-size image, or the output ``region`` of it) to H x W x 3 in [0, 1]."""
+        """Decode z_H (the whole work-size image, or the output ``region`` of it) to H x W x 3 in [0, 1], with the
+        given GroupNorm ``stats`` if any; ``record`` receives the statistics a tiled decode used."""
         f = self.model.vae_scale
         w, h = self._work_size(scale)
         x0, y0, x1, y1 = region if region is not None else (0, 0, w, h)
@@ -229,7 +236,7 @@ class PisaSession(PhotoHolder):
             return tiled_vae(
                 self.model.decode, self.model.vae.decoder, zh, factor=f, tile=tile, overlap=self.tiles.vae_overlap,
                 region=lat_region, state_bytes_per_px=self._state_bytes_per_px(), state_budget=self.state_budget,
-                progress=progress, cancel=cancel, stage="decode",
+                stats=stats, record=record, progress=progress, cancel=cancel, stage="decode",
             )  # fmt: skip
 
         y = to_numpy(retry_on_oom(run, self.tiles.vae_tile, self.model.device))
@@ -302,9 +309,13 @@ class PisaSession(PhotoHolder):
         self.check_fits(params.scale)
         zh = self.latent_result(params, progress, cancel)
         if region is None:
-            y = self._decode(zh, params.scale, None, progress, cancel)
-            if (params.pix, params.sem) in CORNER_POINTS:  # the colour fix of later region renders needs them
+            corner = (params.pix, params.sem) in CORNER_POINTS
+            record: GroupStats = {}
+            y = self._decode(zh, params.scale, None, progress, cancel, record=record if corner else None)
+            if corner:  # later region renders take their tone from the corners (see _render_region)
                 self.cache.put(self._raw_key(params, params.pix, params.sem), y)
+                if record:
+                    self._corner_stats[self._raw_key(params, params.pix, params.sem)] = record
             y = color_fix(y, self.model_input(params.scale), params.color_fix)
             if self.enlarged(params.scale):
                 y = np.clip(resize_rgb(y, self.output_size(params.scale)), 0.0, 1.0)
@@ -323,14 +334,20 @@ class PisaSession(PhotoHolder):
         progress: ProgressFn | None,
         cancel: CancelToken | None,
     ) -> np.ndarray:
-        """A window of a photo too large to render whole first: the VAE's GroupNorm statistics come from a spread
-        sample of tiles (see :mod:`.vae_tiling`), the colour fix matches the whole image's statistics (the input's,
-        and the output's from the cached corners when there are any), and the wavelet fix sees a margin."""
+        """A window of a photo too large to render whole first. Once the corners are rendered (the GUI's instant
+        previews), the decoder's GroupNorm statistics are blended from theirs and the colour fix matches the whole
+        result's statistics, blended likewise; before that the statistics come from a spread sample of tiles (see
+        :mod:`.vae_tiling`). The wavelet fix sees a margin. Each tile's attention sees the tile."""
         w, h = self.output_size(params.scale)
         x0, y0, x1, y1 = region
         m = WAVELET_MARGIN if params.color_fix == "wavelet" else 0
         ex0, ey0, ex1, ey1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
-        y = self._decode(zh, params.scale, (ex0, ey0, ex1, ey1), progress, cancel)
+        corners = [self._corner_stats.get(self._raw_key(params, p, s)) for p, s in CORNER_POINTS]
+        stats = None
+        if all(c is not None for c in corners):
+            weights = (1.0 - params.pix, params.pix - params.sem, params.sem)
+            stats = blend_stats(corners, weights)  # type: ignore[arg-type]
+        y = self._decode(zh, params.scale, (ex0, ey0, ex1, ey1), progress, cancel, stats=stats)
         ref = self.model_input(params.scale)
         if params.color_fix == "adain":
             out_stats = self._output_stats(params)
@@ -352,8 +369,11 @@ class PisaSession(PhotoHolder):
         diff = (self.eps(params, "full", progress, cancel) - self.eps(params, "pix", progress, cancel)).abs()
         d = diff.to(torch.float32).sum(dim=1, keepdim=True)
         f = self.model.vae_scale
+        ww, wh = self._work_size(params.scale)
+        d = F.interpolate(d, scale_factor=f, mode="bilinear", align_corners=False)[0, 0, :wh, :ww].cpu().numpy()
         w, h = self.output_size(params.scale)
-        d = F.interpolate(d, scale_factor=f, mode="bilinear", align_corners=False)[0, 0, :h, :w].cpu().numpy()
+        if (ww, wh) != (w, h):  # a small photo ran enlarged
+            d = resize_rgb(d[..., None], (w, h))[..., 0]
         top = float(np.percentile(d, 99)) or 1.0
         return np.clip(d / top, 0.0, 1.0).astype(np.float32)
 

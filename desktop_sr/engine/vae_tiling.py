@@ -100,6 +100,14 @@ def _normalise(x: torch.Tensor, gn: torch.nn.GroupNorm, mean: torch.Tensor, var:
     return y
 
 
+def _core_rect(h: int, w: int, tile: Tile) -> tuple[int, int, int, int]:
+    """The tile's core in the coordinates of an h x w activation of that tile (any layer's resolution)."""
+    sy, sx = h / (tile.y1 - tile.y0), w / (tile.x1 - tile.x0)
+    ry0, ry1 = round((tile.cy0 - tile.y0) * sy), round((tile.cy1 - tile.y0) * sy)
+    rx0, rx1 = round((tile.cx0 - tile.x0) * sx), round((tile.cx1 - tile.x0) * sx)
+    return ry0, ry1, rx0, rx1
+
+
 def _core_sums(x: torch.Tensor, gn: torch.nn.GroupNorm, tile: Tile) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Per-group sum and sum of squares (float64) of ``x`` over the tile's core, and the element count.
 
@@ -108,10 +116,7 @@ def _core_sums(x: torch.Tensor, gn: torch.nn.GroupNorm, tile: Tile) -> tuple[tor
         th, tw = tile.y1 - tile.y0, tile.x1 - tile.x0
         s = math.sqrt(x.shape[2] / (th * tw))
         x = x.reshape(x.shape[0], x.shape[1], round(th * s), round(tw * s))
-    h, w = x.shape[-2:]
-    sy, sx = h / (tile.y1 - tile.y0), w / (tile.x1 - tile.x0)
-    ry0, ry1 = round((tile.cy0 - tile.y0) * sy), round((tile.cy1 - tile.y0) * sy)
-    rx0, rx1 = round((tile.cx0 - tile.x0) * sx), round((tile.cx1 - tile.x0) * sx)
+    ry0, ry1, rx0, rx1 = _core_rect(x.shape[-2], x.shape[-1], tile)
     core = x[:, :, ry0:ry1, rx0:rx1].to(torch.float32)
     per_channel = core.sum(dim=(0, 2, 3), dtype=torch.float64)
     per_channel_sq = core.square().sum(dim=(0, 2, 3), dtype=torch.float64)
@@ -132,7 +137,7 @@ def _patched_group_norms(net: torch.nn.Module, frozen: GroupStats | None = None)
         def forward(x: torch.Tensor) -> torch.Tensor:
             lockstep = _ctx.lockstep
             if lockstep is not None and _ctx.tile is not None:
-                mean, var = lockstep.exchange(_ctx.index, gn, _core_sums(x, gn, _ctx.tile))
+                mean, var = lockstep.group_stats(_ctx.index, gn, _core_sums(x, gn, _ctx.tile))
                 return _normalise(x, gn, mean, var)
             if frozen is not None and gn in frozen:
                 return _normalise(x, gn, *frozen[gn])
@@ -149,12 +154,82 @@ def _patched_group_norms(net: torch.nn.Module, frozen: GroupStats | None = None)
             del m.forward
 
 
-class _Lockstep:
-    """Runs one thread per tile, one at a time, meeting at every GroupNorm to combine the statistics.
+class _WholeImageAttention:
+    """Self-attention of a tile's queries over the keys and values of the whole image (every tile's core tokens,
+    gathered in lockstep), so the VAE's mid-block attention sees what it sees untiled. Outside a lockstep run, or for
+    any call it does not handle, it defers to the processor it replaced."""
 
-    Tiles take turns in index order. Tile i runs until its next GroupNorm, adds its core sums and hands the turn to
-    tile i + 1; the last tile combines the sums into the round's (mean, var) and hands the turn back to tile 0.
-    Every tile runs the same network, so all meet at the same GroupNorms in the same order.
+    def __init__(self, fallback: Callable[..., torch.Tensor]) -> None:
+        self.fallback = fallback
+
+    def __call__(
+        self,
+        attn: torch.nn.Module,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        lockstep, tile = _ctx.lockstep, _ctx.tile
+        plain = encoder_hidden_states is None and attention_mask is None and temb is None
+        if lockstep is None or tile is None or not plain or hidden_states.ndim != 4 or attn.spatial_norm is not None:
+            return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        residual = hidden_states
+        b, c, h, w = hidden_states.shape
+        x = hidden_states.view(b, c, h * w).transpose(1, 2)
+        if attn.group_norm is not None:
+            x = attn.group_norm(x.transpose(1, 2)).transpose(1, 2)
+        q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
+        ry0, ry1, rx0, rx1 = _core_rect(h, w, tile)
+
+        def core(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, h, w, -1)[:, ry0:ry1, rx0:rx1].reshape(b, -1, t.shape[-1])
+
+        def combine(parts: list[object]) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)  # type: ignore[index]
+
+        keys, values = lockstep.meet(_ctx.index, (core(k), core(v)), combine)  # type: ignore[misc]
+        heads = attn.heads
+        hd = q.shape[-1] // heads
+        q = q.view(b, -1, heads, hd).transpose(1, 2)
+        keys = keys.view(b, -1, heads, hd).transpose(1, 2)
+        values = values.view(b, -1, heads, hd).transpose(1, 2)
+        if attn.norm_q is not None:
+            q = attn.norm_q(q)
+        if attn.norm_k is not None:
+            keys = attn.norm_k(keys)
+        out = torch.nn.functional.scaled_dot_product_attention(q, keys, values)
+        out = out.transpose(1, 2).reshape(b, -1, heads * hd).to(q.dtype)
+        out = attn.to_out[1](attn.to_out[0](out))
+        out = out.transpose(-1, -2).reshape(b, c, h, w)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+
+@contextlib.contextmanager
+def _whole_image_attention(net: torch.nn.Module, enabled: bool) -> Iterator[None]:
+    """Give every attention module of ``net`` the whole-image processor while the lockstep runs."""
+    from diffusers.models.attention_processor import Attention
+
+    swapped = [m for m in net.modules() if isinstance(m, Attention)] if enabled else []
+    saved = [m.processor for m in swapped]
+    for m, proc in zip(swapped, saved, strict=True):
+        m.processor = _WholeImageAttention(proc)
+    try:
+        yield
+    finally:
+        for m, proc in zip(swapped, saved, strict=True):
+            m.processor = proc
+
+
+class _Lockstep:
+    """Runs one thread per tile, one at a time, meeting wherever the network needs the whole image.
+
+    Tiles take turns in index order. Tile i runs until its next meeting point (a GroupNorm, or the mid-block
+    attention), leaves its contribution and hands the turn to tile i + 1; the last tile combines the contributions
+    (sums into mean and variance; keys and values into the whole image's) and hands the turn back to tile 0. Every
+    tile runs the same network, so all meet at the same points in the same order.
     """
 
     def __init__(self, n: int, cancel: CancelToken | None, on_round: Callable[[int], None]) -> None:
@@ -164,8 +239,8 @@ class _Lockstep:
         self.cond = threading.Condition()
         self.turn = 0
         self.round = 0
-        self.acc: list[torch.Tensor | int] = []
-        self.stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.parts: list[object] = []
+        self.result: object = None
         self.recorded: GroupStats = {}
         self.error: BaseException | None = None
 
@@ -176,28 +251,23 @@ class _Lockstep:
             if self.error is not None:
                 raise _Aborted()
 
-    def exchange(
-        self, i: int, gn: torch.nn.GroupNorm, sums: tuple[torch.Tensor, torch.Tensor, int]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        s, ss, count = sums
+    def meet(self, i: int, part: object, combine: Callable[[list[object]], object]) -> object:
+        """Leave ``part``; once every tile has, all get ``combine(parts)`` (computed once, by the last tile)."""
         with self.cond:
             if self.cancel is not None and self.cancel.cancelled:
                 self.error = Cancelled()
                 self.cond.notify_all()
                 raise _Aborted()
-            if not self.acc:
-                self.acc = [torch.zeros_like(s), torch.zeros_like(ss), 0]
-            self.acc[0] = self.acc[0] + s.cpu()  # type: ignore[operator]
-            self.acc[1] = self.acc[1] + ss.cpu()  # type: ignore[operator]
-            self.acc[2] = int(self.acc[2]) + count
+            self.parts.append(part)
             mine = self.round
             if i == self.n - 1:
-                total = max(1, int(self.acc[2]))
-                mean = self.acc[0] / total  # type: ignore[operator]
-                var = (self.acc[1] / total - mean.square()).clamp_min(0.0)  # type: ignore[operator]
-                self.stats = (mean.to(torch.float32), var.to(torch.float32))
-                self.recorded[gn] = self.stats
-                self.acc = []
+                try:
+                    self.result = combine(self.parts)
+                except BaseException as exc:
+                    self.error = exc
+                    self.cond.notify_all()
+                    raise _Aborted() from exc
+                self.parts = []
                 self.round += 1
                 self.turn = 0
                 self.on_round(self.round)
@@ -205,8 +275,22 @@ class _Lockstep:
                 self.turn = i + 1
             self.cond.notify_all()
         self._wait_turn(i, mine + 1)
-        assert self.stats is not None
-        return self.stats
+        return self.result
+
+    def group_stats(
+        self, i: int, gn: torch.nn.GroupNorm, sums: tuple[torch.Tensor, torch.Tensor, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole image's per-group mean and variance from every tile's core sums."""
+
+        def combine(parts: list[object]) -> tuple[torch.Tensor, torch.Tensor]:
+            total = max(1, sum(int(p[2]) for p in parts))  # type: ignore[index]
+            mean = sum(p[0].cpu() for p in parts) / total  # type: ignore[index]
+            var = (sum(p[1].cpu() for p in parts) / total - mean.square()).clamp_min(0.0)  # type: ignore[index]
+            stats = (mean.to(torch.float32), var.to(torch.float32))
+            self.recorded[gn] = stats
+            return stats
+
+        return self.meet(i, sums, combine)  # type: ignore[return-value]
 
     def finish(self, i: int) -> None:
         with self.cond:
@@ -280,7 +364,9 @@ def tiled_vae(
     state_bytes_per_px: float = 0.0,
     state_budget: int | None = None,
     region_sample: int = 4,
+    attention_tokens: int = 160_000,
     stats: GroupStats | None = None,
+    record: GroupStats | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     stage: str = "decode",
@@ -294,7 +380,10 @@ def tiled_vae(
     ``region_sample`` tiles spread over the whole image (a preview: the full render is exact).
     ``state_bytes_per_px`` (bytes kept per full-resolution pixel between GroupNorms) and ``state_budget`` bound
     the lockstep's memory; beyond it the statistics come from a spread sample of tiles. ``stats`` given (see
-    :func:`gather_stats`) are used as they are, for every tile.
+    :func:`gather_stats`, :func:`blend_stats`) are used as they are, for every tile; ``record`` receives the
+    statistics used. When every tile runs in lockstep and the attention layer has at most ``attention_tokens``
+    positions, the attention also sees the whole image (its cost then stays below the decoder's convolutions:
+    about 32 N FLOP per output pixel against about 5 M); beyond that, each tile's attention sees the tile.
     """
     _, _, h, w = x.shape
     y0, y1, x0, x1 = region if region is not None else (0, h, 0, w)
@@ -368,11 +457,15 @@ def tiled_vae(
         add(tiles[sample[i]], out)
 
     if stats is None:
-        with _patched_group_norms(net):
+        exact = whole and len(sample) == len(tiles)
+        tokens = h * w * min(factor, 1.0) ** 2
+        with _patched_group_norms(net), _whole_image_attention(net, exact and tokens <= attention_tokens):
             stats = _run_lockstep(fn, x, [tiles[i] for i in sample], cancel, on_round, on_tile)
     else:
         rounds = 0
         total = len(rest)
+    if record is not None:
+        record.update(stats)
     with _patched_group_norms(net, frozen=stats):
         for i in rest:
             if cancel:
@@ -389,6 +482,17 @@ def tiled_vae(
     return result[:, :, cy0:cy1, cx0:cx1].to(x.dtype)
 
 
+def blend_stats(corners: Sequence[GroupStats], weights: Sequence[float]) -> GroupStats:
+    """Statistics of a linear blend of latents, estimated from those of its corners: means and second moments
+    combined with the blend's weights (exact at a corner, close between them: the statistics vary smoothly)."""
+    out: GroupStats = {}
+    for gn in corners[0]:
+        mean = sum(w * c[gn][0] for w, c in zip(weights, corners, strict=True))
+        second = sum(w * (c[gn][1] + c[gn][0].square()) for w, c in zip(weights, corners, strict=True))
+        out[gn] = (mean, (second - mean.square()).clamp_min(0.0))  # type: ignore[union-attr]
+    return out
+
+
 def gather_stats(fn: Callable[[torch.Tensor], torch.Tensor], net: torch.nn.Module, x: torch.Tensor) -> GroupStats:
     """The GroupNorm statistics of one untiled forward of ``fn`` on ``x`` (e.g. a downsampled copy of an image)."""
     h, w = x.shape[-2:]
@@ -403,4 +507,13 @@ def vae_state_bytes_per_px(vae: torch.nn.Module, dtype: torch.dtype) -> float:
     return 3.0 * channels * torch.finfo(dtype).bits / 8
 
 
-__all__ = ["GroupStats", "Tile", "gather_stats", "plan_tiles", "spread_sample", "tiled_vae", "vae_state_bytes_per_px"]
+__all__ = [
+    "GroupStats",
+    "Tile",
+    "blend_stats",
+    "gather_stats",
+    "plan_tiles",
+    "spread_sample",
+    "tiled_vae",
+    "vae_state_bytes_per_px",
+]
