@@ -1,8 +1,8 @@
 """Qt-free photo I/O that loses nothing: orientation, ICC, EXIF, XMP, DPI, 16-bit, alpha, atomic writes.
 
-Read with :func:`read_photo` (pixels upright, in sRGB, as float32; camera RAW and DNG developed through LibRaw), write with :func:`write_photo` (back to the
-source's colour profile, with its metadata updated for the new size). Every failure is a :class:`PhotoError`
-whose message starts with the file's path.
+Read with :func:`read_photo` (pixels upright, in sRGB, as float32; camera RAW and DNG developed through LibRaw),
+write with :func:`write_photo` (back to the source's colour profile, with its metadata updated for the new size).
+Every failure is a :class:`PhotoError` whose message starts with the file's path.
 """
 
 from .atomic import atomic_write
