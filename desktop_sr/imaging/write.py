@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["FORMATS", "SaveOptions", "format_for", "write_photo"]
 
+DPI_POLICIES = ("keep-print-size", "keep-dpi")
 _JPEG_MARKER_LIMIT = 65533  # one APP segment
 _JPEG_XMP_LIMIT = _JPEG_MARKER_LIMIT - 29
 
@@ -44,6 +45,10 @@ class SaveOptions:
     compression: str = "deflate"  # TIFF: none, deflate, lzw (16-bit LZW needs imagecodecs, else deflate)
     keep_srgb: bool = False  # do not convert back to the source's profile; embed sRGB instead
     keep_metadata: bool = True  # EXIF, XMP, DPI (the colour profile is kept whenever the colours need it)
+    #: keep-print-size: the DPI grows with the picture, so it prints at the source's size (sharper);
+    #: keep-dpi: the source's DPI is kept, so it prints larger.
+    dpi_policy: str = "keep-print-size"
+    dpi: float | None = None  # write this DPI whatever the source had (a print target; sensors have none)
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:
@@ -56,6 +61,10 @@ class SaveOptions:
             raise ValueError("subsampling must be 4:4:4, 4:2:2 or 4:2:0")
         if self.compression not in ("none", "deflate", "lzw"):
             raise ValueError("TIFF compression must be none, deflate or lzw")
+        if self.dpi_policy not in DPI_POLICIES:
+            raise ValueError(f"DPI policy must be one of {', '.join(DPI_POLICIES)}")
+        if self.dpi is not None and not 1 <= self.dpi <= 100000:
+            raise ValueError("DPI must be between 1 and 100000")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -117,9 +126,12 @@ def write_photo(
 ) -> Path:
     """Write ``rgb`` (sRGB float32 H x W x 3 in [0, 1]) to ``path`` atomically, with ``like``'s metadata.
 
-    ``like`` is the source photo: its profile, EXIF, XMP, DPI (times ``scale``), bit depth and alpha (resized
-    to the output when ``alpha`` is None) carry over. Formats without alpha get the picture flattened on
-    white. Raises :class:`PhotoError`; on any failure an existing file at ``path`` is left as it was.
+    ``like`` is the source photo: its profile, EXIF, XMP, DPI, bit depth and alpha (resized to the output when
+    ``alpha`` is None) carry over. ``scale`` is output pixels per source pixel: the DPI (in the file and its EXIF)
+    is multiplied by it under the ``keep-print-size`` policy and kept under ``keep-dpi``; ``options.dpi`` overrides
+    both (and is written even without the source's metadata, since the user asked for it). Formats without alpha
+    get the picture flattened on white. Raises :class:`PhotoError`; on any failure an existing file at ``path`` is
+    left as it was.
     """
     path = Path(path)
     options = options or SaveOptions()
@@ -140,16 +152,19 @@ def write_photo(
     except ProfileError as exc:
         raise PhotoError(path, f"cannot convert back to the photo's colour profile ({exc})") from exc
     meta = like if options.keep_metadata and like is not None else None
-    exif = xmp = dpi = None
+    exif = xmp = None
+    factor = scale if options.dpi_policy == "keep-print-size" else 1.0
+    dpi = (float(options.dpi), float(options.dpi)) if options.dpi else None
     if meta is not None:
         if meta.exif:
             limit = _JPEG_MARKER_LIMIT if fmt == "jpeg" else None
-            exif = output_exif(meta.exif, (w, h), scale, max_bytes=limit)
+            exif = output_exif(meta.exif, (w, h), factor, max_bytes=limit, dpi=options.dpi)
         xmp = meta.xmp
         if xmp and fmt == "jpeg" and len(xmp) > _JPEG_XMP_LIMIT:
             log.warning("%s: XMP of %d bytes does not fit in a JPEG segment; not written", path, len(xmp))
             xmp = None
-        dpi = (meta.dpi[0] * scale, meta.dpi[1] * scale) if meta.dpi else None
+        if dpi is None and meta.dpi:
+            dpi = (meta.dpi[0] * factor, meta.dpi[1] * factor)
     pixels = rgb if alpha is None else np.dstack([rgb, alpha])
 
     def write(tmp: Path) -> None:
