@@ -222,16 +222,16 @@ def _write_pillow(tmp: Path, fmt: str, pixels: np.ndarray, icc: bytes | None, ex
 
 def _write_tiff16(tmp: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | None, xmp: bytes | None,
                   dpi: tuple[float, float] | None, compression: str) -> None:  # fmt: skip
-    """16-bit TIFF via tifffile, with the ICC profile, resolution, XMP and the EXIF text tags in IFD0.
-
-    tifffile cannot write an EXIF sub-IFD, so exposure data and GPS stay behind in 16-bit TIFFs (8-bit TIFFs,
-    written by Pillow, keep them).
+    """16-bit TIFF via tifffile, with the ICC profile, resolution, XMP, the EXIF text tags in IFD0, and the EXIF and
+    GPS sub-IFDs (exposure, lens, dates, position) appended after the picture by :func:`_append_sub_ifds`.
     """
     import tifffile
 
     extratags: list[tuple[int, str, int, object, bool]] = [
         (tag, "s", 0, value, True) for tag, value in tiff_text_tags(exif).items()
     ]
+    subs = _sub_ifds(exif)
+    extratags += [(_PLACEHOLDER[tag], "I", 1, 0, True) for tag in subs]  # see _append_sub_ifds
     if xmp:
         extratags.append((XMP_TAG, "B", len(xmp), xmp, True))
     kwargs: dict[str, object] = {}
@@ -246,4 +246,52 @@ def _write_tiff16(tmp: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | N
         except ImportError:
             comp = "zlib"
     tifffile.imwrite(tmp, arr, photometric="rgb", compression=comp, predictor=comp is not None, extratags=extratags,
-                     extrasamples=("unassalpha",) if arr.shape[2] == 4 else None, **kwargs)  # fmt: skip
+                     extrasamples=("unassalpha",) if arr.shape[2] == 4 else None, byteorder="<", **kwargs)  # fmt: skip
+    if subs:
+        _append_sub_ifds(tmp, subs)
+
+
+# tifffile refuses to write the EXIF and GPS pointer tags, so each is written under the tag number just below it
+# (nothing lies in between, so IFD0 stays sorted) and renumbered afterwards.
+_PLACEHOLDER = {EXIF_IFD: EXIF_IFD - 1, GPS_IFD: GPS_IFD - 1}
+
+
+def _sub_ifds(exif: bytes | None) -> dict[int, dict[int, object]]:
+    """The non-empty EXIF and GPS sub-IFDs of ``exif``, by pointer tag."""
+    if not exif:
+        return {}
+    e = load_exif(exif)
+    return {tag: dict(sub) for tag in (EXIF_IFD, GPS_IFD) if (sub := e.get_ifd(tag))}
+
+
+def _append_sub_ifds(tmp: Path, subs: dict[int, dict[int, object]]) -> None:
+    """Append the EXIF/GPS IFDs to a little-endian TIFF written by tifffile and point IFD0's placeholders at them.
+
+    tifffile cannot write sub-IFDs; Pillow's IFD encoder lays one out for a given file offset, so each is encoded
+    for the end of the file, and the placeholder entry in IFD0 gets the pointer's tag number and that offset.
+    """
+    import struct
+
+    import tifffile
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    with tifffile.TiffFile(tmp) as tf:
+        if tf.is_bigtiff:
+            log.warning("%s: a BigTIFF cannot take the EXIF sub-IFDs here; only IFD0's EXIF text is kept", tmp)
+            return
+        entries = {tag: tf.pages[0].tags[_PLACEHOLDER[tag]].offset for tag in subs}
+    with open(tmp, "r+b") as fh:
+        offset = fh.seek(0, os.SEEK_END)
+        for tag, values in subs.items():
+            offset += fh.write(b"\0" * ((-offset) % 4))
+            ifd = ImageFileDirectory_v2(b"II*\x00\x00\x00\x00\x00", group=tag)
+            for key, value in values.items():
+                ifd[key] = value
+            blob = ifd.tobytes(offset)
+            if offset + len(blob) >= 1 << 32:
+                log.warning("%s: too large for the EXIF sub-IFDs; only IFD0's EXIF text is kept", tmp)
+                return
+            fh.seek(entries[tag])  # entry: tag (2 bytes), type (2), count (4), value (4)
+            fh.write(struct.pack("<HHII", tag, 4, 1, offset))
+            fh.seek(offset)
+            offset += fh.write(blob)
