@@ -42,7 +42,7 @@ def test_every_field_fills_in():
 @pytest.mark.parametrize(
     ("template", "says"),
     [
-        ("{stem}_{width}", "unknown field {width}")  # {size} is a field now (target sizes),
+        ("{stem}_{width}", "unknown field {width}"),  # ({size} is a field: the target size)
         ("{stem}/{scale}", "path separator"),
         ("out\\{stem}", "path separator"),
         ("{stem}:{scale}", "':'"),
