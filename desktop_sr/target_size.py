@@ -223,6 +223,14 @@ def resample(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(res, 0.0, 1.0, out=res).astype(np.float32, copy=False)
 
 
+def check_session_fits(session: UpscaleSession, plan: SizePlan) -> None:
+    """:func:`check_fits` with the session's own memory figures (sessions that state none are not checked here;
+    the engine still checks the render itself)."""
+    per_px = getattr(session, "BYTES_PER_OUTPUT_PX", None)
+    if isinstance(per_px, int):
+        check_fits(plan, per_px, int(getattr(session, "RENDER_OVERHEAD", 0) or 0))
+
+
 def render_to_target(
     session: UpscaleSession,
     photo: tuple[int, int],
@@ -237,9 +245,7 @@ def render_to_target(
     Checks memory first (when the session states its figures), renders at the chosen model scale, then downsamples.
     """
     plan = plan_size(photo, target)
-    per_px = getattr(session, "BYTES_PER_OUTPUT_PX", None)
-    if isinstance(per_px, int):
-        check_fits(plan, per_px, int(getattr(session, "RENDER_OVERHEAD", 0) or 0))
+    check_session_fits(session, plan)
     result = session.render(params.with_(scale=plan.scale), progress=progress, cancel=cancel)
     if plan.resample:
         result = resample(result, plan.size)

@@ -11,6 +11,7 @@ Full-resolution PSNR (detail included) measures 29.5 dB; 27 dB is required.
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
@@ -149,3 +150,70 @@ def test_cli_upscales_a_dng_to_a_16_bit_png_with_its_exif(dng, tmp_path, tiny_mo
         ifd0, exif, gps = _exif(img)
     assert (ifd0[0x010F], ifd0[0x0110], exif[0xA434]) == ("Testmaker", "TM-1", "Testlens 50mm F1.8")
     assert (exif[0xA002], exif[0xA003]) == (256, 256) and gps[1] == "N"
+
+
+def _tiff_exif() -> tuple[bytes, bytes, bytes]:
+    """IFD0 (make, model + EXIF and GPS pointers), an EXIF block and a GPS block, as TIFF structures."""
+    e = Image.Exif()
+    e[0x010F], e[0x0110] = "Othermaker", "OM-5"
+    e.get_ifd(EXIF_IFD).update({0xA434: "Otherlens 12-40mm", 0x9003: "2023:01:02 03:04:05"})
+    e.get_ifd(GPS_IFD).update({1: "S"})
+    full = e.tobytes()[6:]  # without the "Exif\0\0" of a JPEG segment: a TIFF structure
+    exif_only, gps_only = Image.Exif(), Image.Exif()
+    exif_only.update({0xA434: "Otherlens 12-40mm", 0x9003: "2023:01:02 03:04:05"})
+    gps_only.update({1: "S"})
+    return full, exif_only.tobytes()[6:], gps_only.tobytes()[6:]
+
+
+def _little_endian(tiff: bytes) -> bytes:
+    """The same tags as a little-endian TIFF structure (as Panasonic writes)."""
+    from PIL import TiffImagePlugin
+
+    src = Image.Exif()
+    src.load(b"Exif\x00\x00" + tiff)
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(b"II*\x00\x08\x00\x00\x00")
+    for tag, value in src.items():
+        if tag not in (EXIF_IFD, GPS_IFD):
+            ifd[tag] = value
+    ifd[EXIF_IFD] = dict(src.get_ifd(EXIF_IFD))
+    ifd[GPS_IFD] = dict(src.get_ifd(GPS_IFD))
+    return b"II*\x00\x08\x00\x00\x00" + ifd.tobytes(8)
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+def _container(kind: str) -> bytes:
+    full, exif_block, gps_block = _tiff_exif()
+    if kind == "orf":  # Olympus: a TIFF with "OR" for its magic number (big-endian here, as Pillow writes)
+        return b"MMOR" + full[4:]
+    if kind == "rw2":  # Panasonic: little-endian TIFF with "U\0" for its magic number
+        return b"IIU\x00" + _little_endian(full)[4:]
+    if kind == "raf":  # Fujifilm: a header pointing at a JPEG that carries the EXIF
+        jpeg = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(jpeg, "JPEG", exif=b"Exif\x00\x00" + full)
+        head = bytearray(b"FUJIFILMCCD-RAW 0201FF383501".ljust(100, b"\0"))
+        head[84:92] = len(head).to_bytes(4, "big") + len(jpeg.getvalue()).to_bytes(4, "big")
+        return bytes(head) + jpeg.getvalue()
+    # Canon CR3: ISO media; moov/uuid(Canon) holds CMT1 (IFD0), CMT2 (EXIF) and CMT4 (GPS) as TIFF blocks
+    ifd0 = Image.Exif()
+    ifd0[0x010F], ifd0[0x0110] = "Othermaker", "OM-5"
+    canon = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
+    inner = _box(b"CMT1", ifd0.tobytes()[6:]) + _box(b"CMT2", exif_block) + _box(b"CMT4", gps_block)
+    return _box(b"ftyp", b"crx \x00\x00\x00\x01crx isom") + _box(b"moov", _box(b"uuid", canon + inner))
+
+
+@pytest.mark.parametrize("kind", ["orf", "rw2", "raf", "cr3"])
+def test_exif_is_found_in_every_raw_container(kind):
+    """The containers that are not plain TIFF (LibRaw develops them; their EXIF is found where each keeps it)."""
+    from desktop_sr.imaging.raw_exif import raw_exif
+
+    warnings: list[str] = []
+    data = raw_exif(_container(kind), {"iso": 800.0, "exposure": 0.01}, warnings)
+    e = Image.Exif()
+    e.load(data)
+    exif, gps = e.get_ifd(EXIF_IFD), e.get_ifd(GPS_IFD)
+    assert (e[0x010F], e[0x0110], exif[0xA434]) == ("Othermaker", "OM-5", "Otherlens 12-40mm")
+    assert exif[0x9003] == "2023:01:02 03:04:05" and gps[1] == "S" and not warnings
+    assert exif[0x8827] == 800 and float(exif[0x829A]) == pytest.approx(0.01)  # gaps filled from LibRaw's facts

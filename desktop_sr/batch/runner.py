@@ -22,7 +22,7 @@ import numpy as np
 from ..engine.api import UpscaleSession
 from ..engine.errors import Cancelled, EngineError
 from ..imaging import Photo, PhotoError, read_photo, write_photo
-from ..target_size import check_fits, plan_size, resample
+from ..target_size import check_session_fits, plan_size, resample
 from .control import BatchControl
 from .manifest import Manifest, ManifestError
 from .plan import DONE, OVERWRITE, RENAME, SKIP, WRITE, BatchSettings, Plan, PlanItem, path_key, resolve_target
@@ -250,20 +250,20 @@ class BatchRunner:
         model_seconds = 0.0
         try:
             photo = read_photo(item.source)
-            params, ratio, size = self.settings.params, float(self.settings.params.scale), None
-            if self.settings.target is not None:  # a target size: this photo's model scale, then a resample
-                plan = plan_size(photo.size, self.settings.target)
-                params, ratio, size = params.with_(scale=plan.scale), plan.ratio, (plan.size if plan.resample else None)
+            params, ratio = self.settings.params, float(self.settings.params.scale)
+            plan = plan_size(photo.size, self.settings.target) if self.settings.target is not None else None
+            if plan is not None:  # a target size: this photo's model scale, then a resample to the exact size
+                params, ratio = params.with_(scale=plan.scale), plan.ratio
             self._eta.file_sized(photo.width * photo.height * params.scale**2 / 1e6)
             session = self._load()
             session.set_photo(photo.rgb)
-            if self.settings.target is not None and isinstance(getattr(session, "BYTES_PER_OUTPUT_PX", None), int):
-                check_fits(plan, session.BYTES_PER_OUTPUT_PX, int(getattr(session, "RENDER_OVERHEAD", 0) or 0))
+            if plan is not None:
+                check_session_fits(session, plan)
             m0 = time.perf_counter()
             try:
                 rgb = session.render(params, progress=self._on_tile, cancel=self.control.token)
-                if size is not None:
-                    rgb = resample(rgb, size)
+                if plan is not None and plan.resample:
+                    rgb = resample(rgb, plan.size)
             finally:
                 model_seconds = time.perf_counter() - m0
             self.control.token.check()  # a cancel that arrived during the last tile still abandons the file
