@@ -15,10 +15,13 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from .engine.api import SCALES, CancelToken, ProgressFn, RenderParams, UpscaleSession
 from .engine.errors import TooLarge
+from .imaging.pixels import resample
+
+__all__ = ["DPI_POLICIES", "KINDS", "SizePlan", "TargetError", "TargetSize", "TargetTooLarge", "check_fits",
+           "check_session_fits", "parse_box", "parse_print", "plan_size", "render_to_target", "resample"]  # fmt: skip
 
 KINDS = ("long-edge", "fit", "print")
 UNITS = {"cm": 1 / 2.54, "mm": 1 / 25.4, "in": 1.0}  # -> inches
@@ -203,24 +206,6 @@ def check_fits(plan: SizePlan, bytes_per_px: int, overhead: int = 0, available: 
 
 def _amount(n: int) -> str:
     return f"{n / 1024**3:.1f} GB" if n >= 1024**3 else f"{n / 1024**2:.0f} MB"
-
-
-def resample(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize float32 H x W x C pixels to ``size`` (width, height) with Lanczos, per channel in float, clipped.
-
-    Pillow's Lanczos widens its kernel by the reduction factor, so the downsample is antialiased, and in mode "F"
-    it works on the float values themselves (no 8- or 16-bit rounding before the file is written).
-    """
-    arr = np.asarray(rgb, dtype=np.float32)
-    if (arr.shape[1], arr.shape[0]) == tuple(size):
-        return arr
-    planes = [arr] if arr.ndim == 2 else [arr[..., c] for c in range(arr.shape[2])]
-    out = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(p), mode="F").resize(size, Image.Resampling.LANCZOS))
-        for p in planes
-    ]
-    res = out[0] if arr.ndim == 2 else np.stack(out, axis=-1)
-    return np.clip(res, 0.0, 1.0, out=res).astype(np.float32, copy=False)
 
 
 def check_session_fits(session: UpscaleSession, plan: SizePlan) -> None:

@@ -223,3 +223,14 @@ def test_batch_cli_with_a_print_target(tmp_path, tiny_model):
     assert code == EXIT_OK
     with Image.open(out / "a_print4x3cm.png") as img:  # 4 cm at 60 dpi = 94.5 px; 3 cm = 70.9 -> 89 x 71 fits
         assert img.size == (89, 71) and img.info["dpi"][0] == pytest.approx(60, abs=0.05)
+
+
+def test_an_export_at_a_target_size_resamples_and_scales_the_dpi(photo_72dpi, tmp_path):
+    """The app's export path: the render is at the model scale, the file at exactly the target size."""
+    rendered = np.full((192, 192, 3), 0.25, np.float32)  # the 64 px photo at x3
+    out = write_photo(tmp_path / "t.png", rendered, like=photo_72dpi, scale=3,
+                      options=SaveOptions(size=(150, 150)))  # fmt: skip
+    with Image.open(out) as img:
+        assert img.size == (150, 150)
+        assert img.info["dpi"][0] == pytest.approx(72 * 150 / 64, abs=0.05)
+    assert np.abs(read_photo(out).rgb - 0.25).max() < 1 / 255

@@ -83,10 +83,14 @@ class BatchSettings:
         The manifest keeps it per finished file: a rerun with other strengths, another model or another format
         must redo the file, a rerun with the same ones must not.
         """
+        save = asdict(self.save)
+        for key, default in (("dpi_policy", "keep-print-size"), ("dpi", None), ("size", None)):
+            if save.get(key) == default:  # options added later: at their defaults, earlier signatures still hold
+                save.pop(key, None)
         data = {
             "params": asdict(self.params),
             "template": self.template,
-            "save": asdict(self.save),
+            "save": save,
             "model": self.model_name,
             "date": self.date.isoformat() if "{date" in self.template else "",
         }

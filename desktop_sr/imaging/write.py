@@ -21,7 +21,7 @@ from .errors import PhotoError
 from .formats import ALPHA_FORMATS, DEEP_FORMATS, FORMATS, format_for
 from .metadata import EXIF_IFD, GPS_IFD, XMP_TAG, load_exif, output_exif, tiff_text_tags
 from .photo import Photo
-from .pixels import as_float, flatten, to_uint8, to_uint16, upscale_alpha
+from .pixels import as_float, flatten, resample, to_uint8, to_uint16, upscale_alpha
 from .png16 import encode_png16
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class SaveOptions:
     #: keep-dpi: the source's DPI is kept, so it prints larger.
     dpi_policy: str = "keep-print-size"
     dpi: float | None = None  # write this DPI whatever the source had (a print target; sensors have none)
+    size: tuple[int, int] | None = None  # write exactly this (width, height): Lanczos-resampled in float if needed
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:
@@ -65,6 +66,8 @@ class SaveOptions:
             raise ValueError(f"DPI policy must be one of {', '.join(DPI_POLICIES)}")
         if self.dpi is not None and not 1 <= self.dpi <= 100000:
             raise ValueError("DPI must be between 1 and 100000")
+        if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
+            raise ValueError("the output size must be two positive numbers of pixels")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -129,13 +132,19 @@ def write_photo(
     ``like`` is the source photo: its profile, EXIF, XMP, DPI, bit depth and alpha (resized to the output when
     ``alpha`` is None) carry over. ``scale`` is output pixels per source pixel: the DPI (in the file and its EXIF)
     is multiplied by it under the ``keep-print-size`` policy and kept under ``keep-dpi``; ``options.dpi`` overrides
-    both (and is written even without the source's metadata, since the user asked for it). Formats without alpha
+    both (and is written even without the source's metadata, since the user asked for it). ``options.size`` has
+    the picture resampled to exactly that size first (the DPI then follows that size). Formats without alpha
     get the picture flattened on white. Raises :class:`PhotoError`; on any failure an existing file at ``path`` is
     left as it was.
     """
     path = Path(path)
     options = options or SaveOptions()
     rgb, alpha = _check_pixels(path, rgb, alpha)
+    if options.size is not None and (rgb.shape[1], rgb.shape[0]) != tuple(options.size):
+        rgb = resample(rgb, options.size)  # a target size: the render was at the next model scale up
+        alpha = upscale_alpha(alpha, options.size) if alpha is not None else None
+        if like is not None:  # the DPI follows the size actually written
+            scale = max(options.size) / max(like.width, like.height)
     if like is not None and _same_file(path, like.source):
         raise PhotoError(path, "refusing to overwrite the source photo; choose another name")
     fmt = format_for(path, options)
