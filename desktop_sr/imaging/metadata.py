@@ -1,8 +1,8 @@
 """EXIF, XMP and DPI: what is read from a photo and how it is updated for the exported file.
 
 The exported picture is upright and larger, so its EXIF says orientation 1, carries the new pixel dimensions
-and a resolution scaled with the picture (same print size, more dots per inch). Everything else the camera
-wrote (make, model, dates, exposure, GPS) is kept as it was.
+and a resolution scaled with the picture (same print size, more dots per inch) or the DPI the user asked for.
+Everything else the camera wrote (make, model, dates, exposure, GPS) is kept as it was.
 """
 
 from __future__ import annotations

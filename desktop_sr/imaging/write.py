@@ -2,7 +2,8 @@
 
 Pixels arrive as sRGB floats. When the source photo had another profile they are converted back to it (unless
 the caller keeps sRGB) and that profile is embedded, so the file opens with the colours it had. EXIF comes from
-the source with orientation reset (pixels are upright), pixel dimensions updated and DPI multiplied by the scale.
+the source with orientation reset (pixels are upright) and pixel dimensions updated; the DPI follows the save options'
+policy: multiplied by the scale (the print keeps its size) or kept (the print grows), or set to the DPI asked for.
 """
 
 from __future__ import annotations
