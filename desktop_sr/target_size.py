@@ -190,7 +190,8 @@ def check_fits(plan: SizePlan, bytes_per_px: int, overhead: int = 0, available: 
     if need <= have:
         return
     w, h = plan.photo
-    ok = [s for s in range(plan.scale - 1, 0, -1) if w * s * h * s * bytes_per_px + overhead <= have]
+    smaller = sorted((s for s in SCALES if 1 <= s < plan.scale), reverse=True)
+    ok = [s for s in smaller if w * s * h * s * bytes_per_px + overhead <= have]
     advice = (
         f"The largest result that fits is {max(w, h) * ok[0]} px on the long edge (×{ok[0]})."
         if ok
