@@ -97,3 +97,27 @@ def test_window_renders_at_the_targets_scale_and_exports_exactly_the_target(qtbo
     with Image.open(out) as img:
         assert img.size == (100, 83)
         assert img.info["dpi"][0] == pytest.approx(100 * 100 / 48, abs=0.05)  # keep-print-size by the true ratio
+
+
+def test_the_batch_dialog_plans_a_target(qtbot, tmp_path):
+    from desktop_sr.engine.api import RenderParams
+    from desktop_sr.ui.batch_dialog import BatchDialog
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.open(DATA / "astronaut_64.png").save(folder / "a.png")
+    dlg = BatchDialog(None, params=RenderParams(scale=2), current_photo=None, model_spec=None,
+                      settings_dir=tmp_path / "config")  # fmt: skip
+    qtbot.addWidget(dlg)
+    dlg.add_paths([folder])
+    dlg.output.setText(str(tmp_path / "out"))
+    dlg.scale.set_target(TargetSize.print_size(12, 8, "in", 240))
+    settings = dlg.batch_settings()
+    assert settings.target == TargetSize.print_size(12, 8, "in", 240) and settings.save.dpi == 240
+    assert [i.target.name for i in make_plan_for(settings, folder)] == ["a_print12x8in.png"]
+
+
+def make_plan_for(settings, folder):
+    from desktop_sr.batch import make_plan
+
+    return make_plan([folder], settings).items
