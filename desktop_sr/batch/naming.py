@@ -20,7 +20,7 @@ from ..engine.api import RenderParams
 FIELDS: dict[str, str] = {
     "stem": "source file name without extension",
     "ext": "source extension without the dot, lower case (jpg, png…)",
-    "scale": "upscale factor (2, 3, 4)",
+    "scale": "upscale factor (1, 2, 3, 4)",
     "size": "the size asked for: x4, or a target such as 6000px, fit3840x2160, print30x20cm",
     "pix": "pixel strength (e.g. 1.0)",
     "sem": "semantic strength (e.g. 0.8)",
