@@ -10,6 +10,7 @@ from .engine.api import COLOR_FIXES, REALISM_PRESETS, SCALES, ModelInfo, Progres
 from .engine.errors import ModelError
 from .engine.loader import ModelSpec, open_session
 from .engine.tile_settings import TileSettings
+from .target_size import DPI_POLICIES, TargetError, TargetSize, parse_box, parse_print
 
 
 def realism_value(text: str) -> int:
@@ -53,21 +54,62 @@ def add_render_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--realism", type=realism_value, default=1, help="1..999 or default/fidelity/neutral/realism (default 1)"
     )
-    g.add_argument(
-        "--scale",
-        type=int,
-        default=4,
-        choices=SCALES,
-        help="upscale factor (default 4); 1 restores the photo at its own size",
-    )
     g.add_argument("--color-fix", default="adain", choices=COLOR_FIXES, help="colour correction (default adain)")
     g.add_argument("--prompt", default="", help="optional short description of the photo")
+    add_size_args(p)
+
+
+def add_size_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "size",
+        "A scale, or a target size: the smallest model scale that reaches the target runs, then a Lanczos "
+        "downsample gives exactly that size.",
+    )
+    g.add_argument("--scale", type=int, choices=SCALES,
+                   help="upscale factor (default 4); 1 restores the photo at its own size")  # fmt: skip
+    g.add_argument("--long-edge", type=int, metavar="PX", help="result with exactly PX pixels on its long edge")
+    g.add_argument("--fit", metavar="WxH", help="the largest result that fits in W x H pixels, e.g. 3840x2160")
+    g.add_argument("--print", dest="print_size", metavar="WxH{cm,mm,in}",
+                   help="a print size, e.g. 30x20cm or 12x8in, at --dpi (default 300); it turns to the photo's "
+                   "orientation, the photo fits inside, and the file says that DPI")  # fmt: skip
+    g.add_argument("--dpi", type=float, help="write this DPI in the result (with --print: the print's resolution)")
+    g.add_argument("--dpi-policy", choices=DPI_POLICIES, default="keep-print-size",
+                   help="keep-print-size (default): the DPI grows with the picture so it prints at the photo's size; "
+                   "keep-dpi: the photo's DPI stays, so it prints larger")  # fmt: skip
 
 
 def params_from_args(args: argparse.Namespace) -> RenderParams:
+    scale = getattr(args, "scale", None) or 4
     return RenderParams(
-        pix=args.pix, sem=args.sem, realism=args.realism, scale=args.scale, color_fix=args.color_fix, prompt=args.prompt
+        pix=args.pix, sem=args.sem, realism=args.realism, scale=scale, color_fix=args.color_fix, prompt=args.prompt
     )
+
+
+def target_from_args(args: argparse.Namespace) -> TargetSize | None:
+    """The target size asked for, or None for a plain --scale. Raises TargetError for a malformed or double ask."""
+    given = [name for name, value in (("--scale", args.scale), ("--long-edge", args.long_edge), ("--fit", args.fit),
+             ("--print", args.print_size)) if value is not None]  # fmt: skip
+    if len(given) > 1:
+        raise TargetError(f"choose one of {' / '.join(given)}: they all set the size")
+    if args.dpi is not None and not 1 <= args.dpi <= 10000:
+        raise TargetError("--dpi must be between 1 and 10000")
+    if args.long_edge is not None:
+        if args.long_edge < 1:
+            raise TargetError("--long-edge must be a positive number of pixels")
+        return TargetSize.long_edge(args.long_edge)
+    if args.fit is not None:
+        return TargetSize.fit(*parse_box(args.fit))
+    if args.print_size is not None:
+        w, h, unit = parse_print(args.print_size)
+        return TargetSize.print_size(w, h, unit, args.dpi or 300.0)
+    return None
+
+
+def dpi_from_args(args: argparse.Namespace, target: TargetSize | None) -> float | None:
+    """The DPI to write whatever the photo had: the print's, or --dpi; None keeps the photo's (by the policy)."""
+    if target is not None and target.kind == "print":
+        return target.dpi
+    return args.dpi
 
 
 def ignored_options(info: ModelInfo, params: RenderParams) -> list[str]:

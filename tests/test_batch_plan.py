@@ -42,7 +42,7 @@ def test_every_field_fills_in():
 @pytest.mark.parametrize(
     ("template", "says"),
     [
-        ("{stem}_{size}", "unknown field {size}"),
+        ("{stem}_{width}", "unknown field {width}"),  # ({size} is a field: the target size)
         ("{stem}/{scale}", "path separator"),
         ("out\\{stem}", "path separator"),
         ("{stem}:{scale}", "':'"),
@@ -107,7 +107,7 @@ def test_folders_mirror_their_tree_and_skip_hidden_system_and_non_images(tmp_pat
     photo(src / "__MACOSX" / "g.jpg")
     (src / "Thumbs.db").write_bytes(b"x")
     (src / "notes.txt").write_text("not a photo")
-    (src / "day1" / "raw.cr2").write_bytes(b"x")
+    (src / "day1" / "clip.mov").write_bytes(b"x")  # (camera RAW files are photos now: test_imaging_raw.py)
     out = tmp_path / "out"
     plan = make_plan([src], settings(out, recursive=True))
     got = [(i.source.relative_to(src).as_posix(), i.target.relative_to(out).as_posix()) for i in plan.items]

@@ -19,8 +19,10 @@ from ..cli_common import (
     StageBar,
     add_model_args,
     add_render_args,
+    dpi_from_args,
     params_from_args,
     spec_from_args,
+    target_from_args,
     tiles_from_args,
     warn_ignored,
 )
@@ -29,7 +31,7 @@ from ..engine.errors import ModelError
 from ..imaging import SaveOptions
 from .control import BatchControl
 from .manifest import Manifest, ManifestError
-from .naming import DEFAULT_TEMPLATE, FIELDS, TemplateError
+from .naming import DEFAULT_TEMPLATE, FIELDS, TARGET_TEMPLATE, TemplateError
 from .plan import ON_CONFLICT, OUTPUT_FORMATS, RENAME_STYLES, BatchSettings, PlanError, PlanItem, make_plan
 from .progress import Progress, format_eta
 from .runner import BatchListener, BatchRunner, FileResult, ModelLoadFailed
@@ -43,18 +45,20 @@ def add_batch_parser(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo files and/or folders")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="photo files and/or folders (camera RAW and DNG too, with the [raw] extra)")  # fmt: skip
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="output folder")
     p.add_argument("-r", "--recursive", action="store_true", help="include sub-folders, mirrored under OUT_DIR")
-    p.add_argument("--name", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
-                   help=f"output name without extension (default {DEFAULT_TEMPLATE}); fields: {fields}")  # fmt: skip
+    p.add_argument("--name", metavar="TEMPLATE",
+                   help=f"output name without extension (default {DEFAULT_TEMPLATE}, or {TARGET_TEMPLATE} with a "
+                   f"target size); fields: {fields}")  # fmt: skip
     p.add_argument("--on-conflict", choices=ON_CONFLICT, default="skip",
                    help="when an output exists: skip it (default), overwrite it, or rename the new one")  # fmt: skip
     p.add_argument("--rename-style", choices=tuple(RENAME_STYLES), default="paren",
                    help='paren: "name (1).png" (default); underscore: "name_1.png"')  # fmt: skip
     g = p.add_argument_group("output file")
     g.add_argument("--format", choices=OUTPUT_FORMATS, default="png",
-                   help="png (default), jpeg, webp, tiff, or same (as the source; PNG for BMP/HEIC)")  # fmt: skip
+                   help="png (default), jpeg, webp, tiff, or same (as the source; PNG for BMP/HEIC/RAW)")  # fmt: skip
     g.add_argument("--bit-depth", type=int, choices=(8, 16), help="PNG/TIFF bits per channel (default: the source's)")
     g.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1..100 (default 95)")
     g.add_argument("--strip-metadata", action="store_true", help="do not copy EXIF/XMP/DPI from the sources")
@@ -138,12 +142,15 @@ def run_batch(args: argparse.Namespace) -> int:
     from ..cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
 
     try:
+        target = target_from_args(args)
         params = params_from_args(args)
         save = SaveOptions(
             format=None if args.format == "same" else args.format,
             bit_depth=args.bit_depth,
             quality=args.quality,
             keep_metadata=not args.strip_metadata,
+            dpi=dpi_from_args(args, target),
+            dpi_policy=args.dpi_policy,
         )
     except ValueError as exc:
         _err(str(exc))
@@ -158,12 +165,13 @@ def run_batch(args: argparse.Namespace) -> int:
     settings = BatchSettings(
         output_dir=args.output,
         params=params,
-        template=args.name,
+        template=args.name or (TARGET_TEMPLATE if target is not None else DEFAULT_TEMPLATE),
         save=save,
         on_conflict=args.on_conflict,
         rename_style=args.rename_style,
         recursive=args.recursive,
         model_name=spec.name if spec is not None else "model",
+        target=target,
     )
     try:
         settings.validate()  # the template first: a typo must not cost a model load or a folder scan

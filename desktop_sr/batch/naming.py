@@ -20,7 +20,8 @@ from ..engine.api import RenderParams
 FIELDS: dict[str, str] = {
     "stem": "source file name without extension",
     "ext": "source extension without the dot, lower case (jpg, png…)",
-    "scale": "upscale factor (2, 3, 4)",
+    "scale": "upscale factor (1, 2, 3, 4)",
+    "size": "the size asked for: x4, or a target such as 6000px, fit3840x2160, print30x20cm",
     "pix": "pixel strength (e.g. 1.0)",
     "sem": "semantic strength (e.g. 0.8)",
     "realism": "realism level (1…999)",
@@ -28,6 +29,8 @@ FIELDS: dict[str, str] = {
     "date": "date of the batch, YYYY-MM-DD (or {date:%Y%m%d})",
 }
 DEFAULT_TEMPLATE = "{stem}_x{scale}"
+#: The default when a target size is set (every photo may run at another model scale, so {scale} says little).
+TARGET_TEMPLATE = "{stem}_{size}"
 
 # Refused by Windows (and so by most USB drives and NAS shares), plus control characters.
 _FORBIDDEN = re.compile(r'[<>:"|?*\x00-\x1f]')
@@ -57,9 +60,10 @@ class NameValues:
     realism: int
     model: str
     date: _dt.date
+    size: str = ""
 
     @staticmethod
-    def for_source(stem: str, ext: str, params: RenderParams, model: str, date: _dt.date) -> NameValues:
+    def for_source(stem: str, ext: str, params: RenderParams, model: str, date: _dt.date, size: str = "") -> NameValues:
         return NameValues(
             stem=stem,
             ext=ext.lstrip(".").lower(),
@@ -69,6 +73,7 @@ class NameValues:
             realism=int(params.realism),
             model=model,
             date=date,
+            size=size or f"x{params.scale}",
         )
 
 
@@ -113,6 +118,7 @@ class NameTemplate:
             realism=values.realism,
             model=_clean(values.model),
             date=_DateValue(values.date),
+            size=_clean(values.size or f"x{values.scale}"),
         )
         name = _clean(raw).strip().rstrip(".")
         if not name or name in (".", ".."):
@@ -158,7 +164,7 @@ def parse_template(text: str) -> NameTemplate:
             _check_literal(text, spec if field != "date" else spec.replace("%", ""))
         used.append(field)
     template = NameTemplate(text, tuple(used))
-    sample = NameValues("photo", "jpg", 4, 1.0, 1.0, 1, "model", _dt.date(2024, 1, 31))
+    sample = NameValues("photo", "jpg", 4, 1.0, 1.0, 1, "model", _dt.date(2024, 1, 31), "x4")
     try:
         template.render(sample)
     except TemplateError:

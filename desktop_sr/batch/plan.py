@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..engine.api import RenderParams
 from ..imaging import FORMATS, SaveOptions
+from ..target_size import TargetSize
 from .naming import DEFAULT_TEMPLATE, NameTemplate, NameValues, parse_template
 from .sources import Refused, Source, find_sources
 
@@ -54,6 +55,9 @@ class BatchSettings:
     model_name: str = "model"
     #: The {date} field; fixed when the batch is planned so a batch running past midnight keeps one date.
     date: _dt.date = field(default_factory=_dt.date.today)
+    #: A target size (long edge, fit, print) instead of ``params.scale``: each photo runs at the smallest model
+    #: scale that reaches it, then is resampled to exactly that size.
+    target: TargetSize | None = None
 
     def validate(self) -> NameTemplate:
         """Check everything checkable up front; returns the parsed template. Raises TemplateError or PlanError."""
@@ -70,6 +74,7 @@ class BatchSettings:
         return template
 
     def output_format(self, source: Path) -> str:
+        """The format key for ``source``'s result; "same" gives PNG for what we cannot write (BMP, HEIC, RAW)."""
         return self.save.format or _SAME_FORMAT.get(source.suffix.lower(), "png")
 
     def signature(self) -> str:
@@ -78,13 +83,19 @@ class BatchSettings:
         The manifest keeps it per finished file: a rerun with other strengths, another model or another format
         must redo the file, a rerun with the same ones must not.
         """
+        save = asdict(self.save)
+        for key, default in (("dpi_policy", "keep-print-size"), ("dpi", None), ("size", None)):
+            if save.get(key) == default:  # options added later: at their defaults, earlier signatures still hold
+                save.pop(key, None)
         data = {
             "params": asdict(self.params),
             "template": self.template,
-            "save": asdict(self.save),
+            "save": save,
             "model": self.model_name,
             "date": self.date.isoformat() if "{date" in self.template else "",
         }
+        if self.target is not None:  # only when set, so batches without a target keep their earlier signatures
+            data["target"] = asdict(self.target)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -181,7 +192,10 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def desired_target(template: NameTemplate, settings: BatchSettings, src: Source) -> Path:
-    values = NameValues.for_source(src.path.stem, src.path.suffix, settings.params, settings.model_name, settings.date)
+    size = settings.target.label if settings.target is not None else ""
+    values = NameValues.for_source(
+        src.path.stem, src.path.suffix, settings.params, settings.model_name, settings.date, size
+    )
     ext = FORMATS[settings.output_format(src.path)]
     return Path(settings.output_dir) / src.rel_dir / (template.render(values) + ext)
 

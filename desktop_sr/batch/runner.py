@@ -22,6 +22,7 @@ import numpy as np
 from ..engine.api import UpscaleSession
 from ..engine.errors import Cancelled, EngineError
 from ..imaging import Photo, PhotoError, read_photo, write_photo
+from ..target_size import check_session_fits, plan_size, resample
 from .control import BatchControl
 from .manifest import Manifest, ManifestError
 from .plan import DONE, OVERWRITE, RENAME, SKIP, WRITE, BatchSettings, Plan, PlanItem, path_key, resolve_target
@@ -249,18 +250,26 @@ class BatchRunner:
         model_seconds = 0.0
         try:
             photo = read_photo(item.source)
-            self._eta.file_sized(photo.width * photo.height * self.settings.params.scale**2 / 1e6)
+            params, ratio = self.settings.params, float(self.settings.params.scale)
+            plan = plan_size(photo.size, self.settings.target) if self.settings.target is not None else None
+            if plan is not None:  # a target size: this photo's model scale, then a resample to the exact size
+                params, ratio = params.with_(scale=plan.scale), plan.ratio
+            self._eta.file_sized(photo.width * photo.height * params.scale**2 / 1e6)
             session = self._load()
             session.set_photo(photo.rgb)
+            if plan is not None:
+                check_session_fits(session, plan)
             m0 = time.perf_counter()
             try:
-                rgb = session.render(self.settings.params, progress=self._on_tile, cancel=self.control.token)
+                rgb = session.render(params, progress=self._on_tile, cancel=self.control.token)
+                if plan is not None and plan.resample:
+                    rgb = resample(rgb, plan.size)
             finally:
                 model_seconds = time.perf_counter() - m0
             self.control.token.check()  # a cancel that arrived during the last tile still abandons the file
             target.parent.mkdir(parents=True, exist_ok=True)
             self.manifest.writing(item.source, self.signature, target)
-            _write(target, rgb, photo, self.settings)
+            _write(target, rgb, photo, self.settings, ratio)
             self.manifest.done(item.source, self.signature, target, time.perf_counter() - start)
         except Cancelled:
             self._eta.file_abandoned()
@@ -293,9 +302,10 @@ def _is_session(obj: object) -> bool:
     return hasattr(obj, "render") and hasattr(obj, "set_photo")
 
 
-def _write(target: Path, rgb: np.ndarray, photo: Photo, settings: BatchSettings) -> None:
+def _write(target: Path, rgb: np.ndarray, photo: Photo, settings: BatchSettings, ratio: float) -> None:
+    """Write one result; ``ratio`` is output pixels per source pixel (the scale, or a target's exact ratio)."""
     options = replace(settings.save, format=settings.output_format(photo.source))
-    write_photo(target, rgb, like=photo, scale=settings.params.scale, options=options)
+    write_photo(target, rgb, like=photo, scale=ratio, options=options)
 
 
 def _reason(exc: BaseException) -> str:

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..imaging import SUPPORTED_READ_EXTENSIONS
+from ..imaging import SUPPORTED_READ_EXTENSIONS, is_raw_path
+from ..imaging.formats import RAW_INSTALL_HINT
 
 # Names some system or tool puts into photo folders; never photos, often with image-like extensions.
 _SYSTEM_NAMES = {
@@ -134,6 +135,9 @@ def find_sources(
             batch, skipped = _walk(path, recursive, excluded)
             ignored += skipped
         elif path.is_file():
+            if not is_image_name(path) and is_raw_path(path):
+                refused.append(Refused(path, RAW_INSTALL_HINT))
+                continue
             if not is_image_name(path):
                 refused.append(Refused(path, f"not a supported photo type ({path.suffix or 'no extension'})"))
                 continue

@@ -5,6 +5,7 @@ Kept apart from the decoders so the batch planner can filter a folder without im
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 try:  # optional extra `desktop-sr[heif]`: HEIC/HEIF and AVIF through pillow-heif
@@ -20,8 +21,21 @@ except ImportError:
 _BASE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dib"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif", ".avif"})
 
-#: Lower-case extensions (with the dot) that :func:`read_photo` accepts; HEIC/HEIF/AVIF only with pillow-heif.
-SUPPORTED_READ_EXTENSIONS: frozenset[str] = _BASE_EXTENSIONS | (HEIF_EXTENSIONS if HAVE_HEIF else frozenset())
+#: Camera RAW and DNG, developed through LibRaw (see :mod:`.raw`). DNG is TIFF-based but must never go to Pillow,
+#: which would return its small embedded preview instead of the photo.
+RAW_EXTENSIONS = frozenset(
+    {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2", ".pef", ".srw",
+     ".rwl", ".3fr", ".iiq", ".erf", ".mrw", ".x3f"}
+)  # fmt: skip
+#: True when rawpy (LibRaw, the optional extra `desktop-sr[raw]`) is installed; checked without importing it.
+HAVE_RAW = importlib.util.find_spec("rawpy") is not None
+RAW_INSTALL_HINT = "camera RAW and DNG need the optional extra: pip install 'desktop-sr[raw]' (LibRaw through rawpy)"
+
+#: Lower-case extensions (with the dot) that :func:`read_photo` accepts; HEIC/HEIF/AVIF only with pillow-heif,
+#: camera RAW only with rawpy.
+SUPPORTED_READ_EXTENSIONS: frozenset[str] = (
+    _BASE_EXTENSIONS | (HEIF_EXTENSIONS if HAVE_HEIF else frozenset()) | (RAW_EXTENSIONS if HAVE_RAW else frozenset())
+)
 
 #: Output formats by key, with the extension a new file gets.
 FORMATS: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif"}
@@ -39,6 +53,11 @@ def is_probably_image(path: str | Path) -> bool:
     """
     p = Path(path)
     return p.suffix.lower() in SUPPORTED_READ_EXTENSIONS and not p.name.startswith(".")
+
+
+def is_raw_path(path: str | Path) -> bool:
+    """A camera RAW or DNG file, by extension (read through LibRaw, never through Pillow)."""
+    return Path(path).suffix.lower() in RAW_EXTENSIONS
 
 
 def format_for(path: str | Path, options: object | None = None) -> str:

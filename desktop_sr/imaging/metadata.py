@@ -1,13 +1,14 @@
 """EXIF, XMP and DPI: what is read from a photo and how it is updated for the exported file.
 
 The exported picture is upright and larger, so its EXIF says orientation 1, carries the new pixel dimensions
-and a resolution scaled with the picture (same print size, more dots per inch). Everything else the camera
-wrote (make, model, dates, exposure, GPS) is kept as it was.
+and a resolution scaled with the picture (same print size, more dots per inch) or the DPI the user asked for.
+Everything else the camera wrote (make, model, dates, exposure, GPS) is kept as it was.
 """
 
 from __future__ import annotations
 
 import logging
+from fractions import Fraction
 from typing import Any
 
 from PIL import Image, TiffImagePlugin
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 ORIENTATION_TAG = 0x0112
 MAKE, MODEL, DATETIME = 0x010F, 0x0110, 0x0132
-X_RESOLUTION, Y_RESOLUTION = 0x011A, 0x011B
+X_RESOLUTION, Y_RESOLUTION, RESOLUTION_UNIT = 0x011A, 0x011B, 0x0128
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 PIXEL_X, PIXEL_Y, MAKER_NOTE, USER_COMMENT = 0xA002, 0xA003, 0x927C, 0x9286
 XMP_TAG = 700
@@ -71,15 +72,21 @@ def load_exif(data: bytes) -> Image.Exif:
     return e
 
 
-def output_exif(exif: bytes, size: tuple[int, int], scale: float, *, max_bytes: int | None = None) -> bytes | None:
-    """EXIF for the exported file: orientation 1, pixel dimensions ``size`` (w, h), resolution times ``scale``.
+def output_exif(
+    exif: bytes, size: tuple[int, int], scale: float, *, max_bytes: int | None = None, dpi: float | None = None
+) -> bytes | None:
+    """EXIF for the exported file: orientation 1, pixel dimensions ``size`` (w, h), resolution times ``scale``
+    (or set to ``dpi`` pixels per inch, when given, so the EXIF agrees with the file's own resolution field).
 
     ``max_bytes`` is the container's limit (JPEG keeps EXIF in one 64 KB segment): the maker note, then the user
     comment are dropped to fit, and None is returned (with a log line) if it still does not fit.
     """
     e = load_exif(exif)
     e[ORIENTATION_TAG] = 1
-    for tag in (X_RESOLUTION, Y_RESOLUTION):
+    if dpi:
+        e[X_RESOLUTION] = e[Y_RESOLUTION] = TiffImagePlugin.IFDRational(Fraction(dpi).limit_denominator(1000))
+        e[RESOLUTION_UNIT] = 2  # inches
+    for tag in () if dpi else (X_RESOLUTION, Y_RESOLUTION):
         if tag in e:
             try:
                 e[tag] = TiffImagePlugin.IFDRational(float(e[tag]) * scale)

@@ -52,3 +52,21 @@ def flatten(rgb: np.ndarray, alpha: np.ndarray, background: float = 1.0) -> np.n
     """
     a = np.clip(alpha, 0.0, 1.0)[..., None]
     return (rgb * a + background * (1.0 - a)).astype(np.float32)
+
+
+def resample(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize float32 H x W x C (or H x W) pixels to ``size`` (width, height) with Lanczos, per channel, clipped.
+
+    Pillow's Lanczos widens its kernel by the reduction factor, so a downsample is antialiased, and in mode "F" it
+    works on the float values themselves: no 8- or 16-bit rounding happens before the file is written.
+    """
+    arr = np.asarray(rgb, dtype=np.float32)
+    if (arr.shape[1], arr.shape[0]) == tuple(size):
+        return arr
+    planes = [arr] if arr.ndim == 2 else [arr[..., c] for c in range(arr.shape[2])]
+    out = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(p), mode="F").resize(tuple(size), Image.Resampling.LANCZOS))
+        for p in planes
+    ]
+    res = out[0] if arr.ndim == 2 else np.stack(out, axis=-1)
+    return np.clip(res, 0.0, 1.0, out=res).astype(np.float32, copy=False)

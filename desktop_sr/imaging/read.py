@@ -26,7 +26,7 @@ from .decode import (
     tifffile_pixels,
 )
 from .errors import PhotoError
-from .formats import HAVE_HEIF, HEIF_EXTENSIONS, SUPPORTED_READ_EXTENSIONS, is_probably_image
+from .formats import HAVE_HEIF, HEIF_EXTENSIONS, SUPPORTED_READ_EXTENSIONS, is_probably_image, is_raw_path
 from .metadata import ORIENTATION_TAG, portable_exif, read_dpi, read_orientation, read_xmp
 from .orientation import apply_orientation
 from .photo import Photo
@@ -121,13 +121,18 @@ def _decode(path: Path, data: bytes, max_pixels: int) -> tuple[Image.Image | Non
 
 
 def read_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_profile: bool = False) -> Photo:
-    """Read a photo upright, in sRGB (unless ``keep_profile``), with its metadata.
+    """Read a photo upright, in sRGB (unless ``keep_profile``), with its metadata. Camera RAW and DNG files are
+    developed to 16-bit sRGB through LibRaw (:mod:`.raw`; ``keep_profile`` does not apply to them).
 
     ``max_pixels`` refuses larger images before decoding them (decompression bombs). Raises :class:`PhotoError`
     for every problem, with the path and a reason a user can act on.
     """
     path = Path(path)
     data = _read_bytes(path)
+    if is_raw_path(path):  # camera RAW and DNG: developed by LibRaw (Pillow would give a DNG's small preview)
+        from .raw import read_raw
+
+        return read_raw(path, data, max_pixels)
     try:
         with pillow_limits(max_pixels):
             im, dec, orientation = _decode(path, data, max_pixels)

@@ -2,7 +2,8 @@
 
 Pixels arrive as sRGB floats. When the source photo had another profile they are converted back to it (unless
 the caller keeps sRGB) and that profile is embedded, so the file opens with the colours it had. EXIF comes from
-the source with orientation reset (pixels are upright), pixel dimensions updated and DPI multiplied by the scale.
+the source with orientation reset (pixels are upright) and pixel dimensions updated; the DPI follows the save options'
+policy: multiplied by the scale (the print keeps its size) or kept (the print grows), or set to the DPI asked for.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from .errors import PhotoError
 from .formats import ALPHA_FORMATS, DEEP_FORMATS, FORMATS, format_for
 from .metadata import EXIF_IFD, GPS_IFD, XMP_TAG, load_exif, output_exif, tiff_text_tags
 from .photo import Photo
-from .pixels import as_float, flatten, to_uint8, to_uint16, upscale_alpha
+from .pixels import as_float, flatten, resample, to_uint8, to_uint16, upscale_alpha
 from .png16 import encode_png16
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FORMATS", "SaveOptions", "format_for", "write_photo"]
 
+DPI_POLICIES = ("keep-print-size", "keep-dpi")
 _JPEG_MARKER_LIMIT = 65533  # one APP segment
 _JPEG_XMP_LIMIT = _JPEG_MARKER_LIMIT - 29
 
@@ -44,6 +46,11 @@ class SaveOptions:
     compression: str = "deflate"  # TIFF: none, deflate, lzw (16-bit LZW needs imagecodecs, else deflate)
     keep_srgb: bool = False  # do not convert back to the source's profile; embed sRGB instead
     keep_metadata: bool = True  # EXIF, XMP, DPI (the colour profile is kept whenever the colours need it)
+    #: keep-print-size: the DPI grows with the picture, so it prints at the source's size (sharper);
+    #: keep-dpi: the source's DPI is kept, so it prints larger.
+    dpi_policy: str = "keep-print-size"
+    dpi: float | None = None  # write this DPI whatever the source had (a print target; sensors have none)
+    size: tuple[int, int] | None = None  # write exactly this (width, height): Lanczos-resampled in float if needed
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:
@@ -56,6 +63,12 @@ class SaveOptions:
             raise ValueError("subsampling must be 4:4:4, 4:2:2 or 4:2:0")
         if self.compression not in ("none", "deflate", "lzw"):
             raise ValueError("TIFF compression must be none, deflate or lzw")
+        if self.dpi_policy not in DPI_POLICIES:
+            raise ValueError(f"DPI policy must be one of {', '.join(DPI_POLICIES)}")
+        if self.dpi is not None and not 1 <= self.dpi <= 100000:
+            raise ValueError("DPI must be between 1 and 100000")
+        if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
+            raise ValueError("the output size must be two positive numbers of pixels")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -117,13 +130,22 @@ def write_photo(
 ) -> Path:
     """Write ``rgb`` (sRGB float32 H x W x 3 in [0, 1]) to ``path`` atomically, with ``like``'s metadata.
 
-    ``like`` is the source photo: its profile, EXIF, XMP, DPI (times ``scale``), bit depth and alpha (resized
-    to the output when ``alpha`` is None) carry over. Formats without alpha get the picture flattened on
-    white. Raises :class:`PhotoError`; on any failure an existing file at ``path`` is left as it was.
+    ``like`` is the source photo: its profile, EXIF, XMP, DPI, bit depth and alpha (resized to the output when
+    ``alpha`` is None) carry over. ``scale`` is output pixels per source pixel: the DPI (in the file and its EXIF)
+    is multiplied by it under the ``keep-print-size`` policy and kept under ``keep-dpi``; ``options.dpi`` overrides
+    both (and is written even without the source's metadata, since the user asked for it). ``options.size`` has
+    the picture resampled to exactly that size first (the DPI then follows that size). Formats without alpha
+    get the picture flattened on white. Raises :class:`PhotoError`; on any failure an existing file at ``path`` is
+    left as it was.
     """
     path = Path(path)
     options = options or SaveOptions()
     rgb, alpha = _check_pixels(path, rgb, alpha)
+    if options.size is not None and (rgb.shape[1], rgb.shape[0]) != tuple(options.size):
+        rgb = resample(rgb, options.size)  # a target size: the render was at the next model scale up
+        alpha = upscale_alpha(alpha, options.size) if alpha is not None else None
+        if like is not None:  # the DPI follows the size actually written
+            scale = max(options.size) / max(like.width, like.height)
     if like is not None and _same_file(path, like.source):
         raise PhotoError(path, "refusing to overwrite the source photo; choose another name")
     fmt = format_for(path, options)
@@ -140,16 +162,19 @@ def write_photo(
     except ProfileError as exc:
         raise PhotoError(path, f"cannot convert back to the photo's colour profile ({exc})") from exc
     meta = like if options.keep_metadata and like is not None else None
-    exif = xmp = dpi = None
+    exif = xmp = None
+    factor = scale if options.dpi_policy == "keep-print-size" else 1.0
+    dpi = (float(options.dpi), float(options.dpi)) if options.dpi else None
     if meta is not None:
         if meta.exif:
             limit = _JPEG_MARKER_LIMIT if fmt == "jpeg" else None
-            exif = output_exif(meta.exif, (w, h), scale, max_bytes=limit)
+            exif = output_exif(meta.exif, (w, h), factor, max_bytes=limit, dpi=options.dpi)
         xmp = meta.xmp
         if xmp and fmt == "jpeg" and len(xmp) > _JPEG_XMP_LIMIT:
             log.warning("%s: XMP of %d bytes does not fit in a JPEG segment; not written", path, len(xmp))
             xmp = None
-        dpi = (meta.dpi[0] * scale, meta.dpi[1] * scale) if meta.dpi else None
+        if dpi is None and meta.dpi:
+            dpi = (meta.dpi[0] * factor, meta.dpi[1] * factor)
     pixels = rgb if alpha is None else np.dstack([rgb, alpha])
 
     def write(tmp: Path) -> None:
@@ -207,16 +232,16 @@ def _write_pillow(tmp: Path, fmt: str, pixels: np.ndarray, icc: bytes | None, ex
 
 def _write_tiff16(tmp: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | None, xmp: bytes | None,
                   dpi: tuple[float, float] | None, compression: str) -> None:  # fmt: skip
-    """16-bit TIFF via tifffile, with the ICC profile, resolution, XMP and the EXIF text tags in IFD0.
-
-    tifffile cannot write an EXIF sub-IFD, so exposure data and GPS stay behind in 16-bit TIFFs (8-bit TIFFs,
-    written by Pillow, keep them).
+    """16-bit TIFF via tifffile, with the ICC profile, resolution, XMP, the EXIF text tags in IFD0, and the EXIF and
+    GPS sub-IFDs (exposure, lens, dates, position) appended after the picture by :func:`_append_sub_ifds`.
     """
     import tifffile
 
     extratags: list[tuple[int, str, int, object, bool]] = [
         (tag, "s", 0, value, True) for tag, value in tiff_text_tags(exif).items()
     ]
+    subs = _sub_ifds(exif)
+    extratags += [(_PLACEHOLDER[tag], "I", 1, 0, True) for tag in subs]  # see _append_sub_ifds
     if xmp:
         extratags.append((XMP_TAG, "B", len(xmp), xmp, True))
     kwargs: dict[str, object] = {}
@@ -231,4 +256,52 @@ def _write_tiff16(tmp: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | N
         except ImportError:
             comp = "zlib"
     tifffile.imwrite(tmp, arr, photometric="rgb", compression=comp, predictor=comp is not None, extratags=extratags,
-                     extrasamples=("unassalpha",) if arr.shape[2] == 4 else None, **kwargs)  # fmt: skip
+                     extrasamples=("unassalpha",) if arr.shape[2] == 4 else None, byteorder="<", **kwargs)  # fmt: skip
+    if subs:
+        _append_sub_ifds(tmp, subs)
+
+
+# tifffile refuses to write the EXIF and GPS pointer tags, so each is written under the tag number just below it
+# (nothing lies in between, so IFD0 stays sorted) and renumbered afterwards.
+_PLACEHOLDER = {EXIF_IFD: EXIF_IFD - 1, GPS_IFD: GPS_IFD - 1}
+
+
+def _sub_ifds(exif: bytes | None) -> dict[int, dict[int, object]]:
+    """The non-empty EXIF and GPS sub-IFDs of ``exif``, by pointer tag."""
+    if not exif:
+        return {}
+    e = load_exif(exif)
+    return {tag: dict(sub) for tag in (EXIF_IFD, GPS_IFD) if (sub := e.get_ifd(tag))}
+
+
+def _append_sub_ifds(tmp: Path, subs: dict[int, dict[int, object]]) -> None:
+    """Append the EXIF/GPS IFDs to a little-endian TIFF written by tifffile and point IFD0's placeholders at them.
+
+    tifffile cannot write sub-IFDs; Pillow's IFD encoder lays one out for a given file offset, so each is encoded
+    for the end of the file, and the placeholder entry in IFD0 gets the pointer's tag number and that offset.
+    """
+    import struct
+
+    import tifffile
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    with tifffile.TiffFile(tmp) as tf:
+        if tf.is_bigtiff:
+            log.warning("%s: a BigTIFF cannot take the EXIF sub-IFDs here; only IFD0's EXIF text is kept", tmp)
+            return
+        entries = {tag: tf.pages[0].tags[_PLACEHOLDER[tag]].offset for tag in subs}
+    with open(tmp, "r+b") as fh:
+        offset = fh.seek(0, os.SEEK_END)
+        for tag, values in subs.items():
+            offset += fh.write(b"\0" * ((-offset) % 4))
+            ifd = ImageFileDirectory_v2(b"II*\x00\x00\x00\x00\x00", group=tag)
+            for key, value in values.items():
+                ifd[key] = value
+            blob = ifd.tobytes(offset)
+            if offset + len(blob) >= 1 << 32:
+                log.warning("%s: too large for the EXIF sub-IFDs; only IFD0's EXIF text is kept", tmp)
+                return
+            fh.seek(entries[tag])  # entry: tag (2 bytes), type (2), count (4), value (4)
+            fh.write(struct.pack("<HHII", tag, 4, 1, offset))
+            fh.seek(offset)
+            offset += fh.write(blob)

@@ -55,14 +55,16 @@ from ..batch import (
     format_eta,
     make_plan,
 )
+from ..batch.naming import TARGET_TEMPLATE
 from ..batch.runner import FAILED
-from ..engine.api import COLOR_FIXES, SCALES, RenderParams
+from ..engine.api import COLOR_FIXES, RenderParams
 from ..engine.loader import ModelSpec
 from ..engine.tile_settings import TileSettings
 from ..imaging import SUPPORTED_READ_EXTENSIONS, SaveOptions
 from .batch_worker import BatchWorker
 from .controls import COLOR_FIX_LABELS, NO_REALISM_TIP
 from .settings import config_dir, load_settings
+from .size_choice import SizeChoice
 
 log = logging.getLogger(__name__)
 PREVIEW_ROWS = 200  # the table shows the first rows of the plan; the summary line counts all of them
@@ -210,10 +212,7 @@ class BatchDialog(QDialog):
             self.realism.setToolTip("Realism level: the diffusion timestep (1 default, 250 / 500 / 750 presets).")
         else:
             self.realism.setToolTip(NO_REALISM_TIP)
-        self.scale = QComboBox()
-        for s in SCALES:
-            self.scale.addItem(f"×{s} (restore)" if s == 1 else f"×{s}", s)
-        self.scale.setCurrentIndex(max(0, self.scale.findData(params.scale)))
+        self.scale = SizeChoice(self, default=params.scale)  # a scale or a target size (each photo its own scale)
         self.color_fix = QComboBox()
         for c in COLOR_FIXES:
             self.color_fix.addItem(COLOR_FIX_LABELS.get(c, c), c)
@@ -367,20 +366,25 @@ class BatchDialog(QDialog):
 
     def params(self) -> RenderParams:
         return RenderParams(pix=self.pix.value(), sem=self.sem.value(), realism=self.realism.value(),
-                            scale=int(self.scale.currentData()), color_fix=str(self.color_fix.currentData()),
+                            scale=self.scale.scale(), color_fix=str(self.color_fix.currentData()),
                             prompt=self.prompt)  # fmt: skip
 
     def batch_settings(self) -> BatchSettings:
         """The settings as shown. Raises ValueError (TemplateError, PlanError) when they cannot work."""
         fmt = self.format.currentData()
         policy, style = self.conflict.currentData()
+        target = self.scale.target()
         save = SaveOptions(format=None if fmt == "same" else fmt, bit_depth=self.depth.currentData(),
-                           quality=self.quality.value(), keep_metadata=self.keep_meta.isChecked())  # fmt: skip
+                           quality=self.quality.value(), keep_metadata=self.keep_meta.isChecked(),
+                           dpi=target.dpi if target is not None and target.kind == "print" else None)  # fmt: skip
+        template = self.template.text()
+        if target is not None and template == DEFAULT_TEMPLATE:
+            template = TARGET_TEMPLATE  # {scale} differs per photo with a target
         text = self.output.text().strip()
         if not text:
             raise PlanError("choose an output folder")
         settings = BatchSettings(
-            output_dir=Path(text).expanduser(), params=self.params(), template=self.template.text(), save=save,
+            output_dir=Path(text).expanduser(), params=self.params(), template=template, save=save, target=target,
             on_conflict=policy, rename_style=style, recursive=self.recursive.isChecked(),
             model_name=self.model_spec.name if self.model_spec else "model",
         )  # fmt: skip

@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.api import REALISM_PRESETS, SCALES, RenderParams
+from ..engine.api import REALISM_PRESETS, RenderParams
+from .size_choice import SizeChoice
 
 STEP = 0.05
 #: The colour-fix choices in plain words (the window and the batch dialog show the same).
@@ -124,14 +125,12 @@ class ControlsPanel(QWidget):
         self.custom_t.setValue(100)
         self.custom_t.setToolTip("Custom realism level (diffusion timestep 1-999).")
         self.custom_t.setVisible(False)
-        self.scale = QComboBox()
-        for s in SCALES:
-            self.scale.addItem(f"×{s} (restore)" if s == 1 else f"×{s}", s)
-        self.scale.setCurrentIndex(self.scale.findData(4))
-        self.scale.setToolTip(
-            "How many times larger the result is than the photo. ×1 restores the photo at its own size\n"
-            "(noise, blur, JPEG artefacts) through the same model."
-        )
+        self.scale = SizeChoice(self)  # x2/x3/x4 or a target size (long edge, fit, print)
+        self.size_note = QLabel("")
+        self.size_note.setWordWrap(True)
+        self.size_note.setStyleSheet("color: #b00")
+        self.size_note.setVisible(False)
+        self.scale.problem_changed.connect(self._size_problem)
         self.color_fix = QComboBox()
         for key, label in COLOR_FIX_LABELS.items():
             self.color_fix.addItem(label, key)
@@ -160,7 +159,10 @@ class ControlsPanel(QWidget):
         cell.addLayout(row)
         cell.addWidget(self.realism_note)
         form.addRow("Realism", cell)
-        form.addRow("Scale", self.scale)
+        size_cell = QVBoxLayout()
+        size_cell.addWidget(self.scale)
+        size_cell.addWidget(self.size_note)
+        form.addRow("Scale", size_cell)
         form.addRow("Colour fix", self.color_fix)
         form.addRow("Description", self.prompt)
         lay = QVBoxLayout(self)
@@ -171,7 +173,7 @@ class ControlsPanel(QWidget):
         self.sem.value_changed.connect(lambda _: self._emit("strength"))
         self.realism.currentIndexChanged.connect(self._realism_changed)
         self.custom_t.valueChanged.connect(lambda _: (self._update_realism_note(), self._emit("other")))
-        self.scale.currentIndexChanged.connect(lambda _: self._emit("other"))
+        self.scale.size_changed.connect(lambda: self._emit("other"))
         self.color_fix.currentIndexChanged.connect(lambda _: self._emit("other"))
         self.prompt.editingFinished.connect(self._prompt_done)
         self._last_prompt = ""
@@ -195,7 +197,7 @@ class ControlsPanel(QWidget):
             pix=self.pix.value(),
             sem=self.sem.value(),
             realism=self.realism_value(),
-            scale=int(self.scale.currentData()),
+            scale=self.scale.scale(),
             color_fix=str(self.color_fix.currentData()),
             prompt=self.prompt.text().strip(),
         )
@@ -215,7 +217,7 @@ class ControlsPanel(QWidget):
                 self.custom_t.setValue(p.realism)
             self.realism.setCurrentIndex(idx)
             self.custom_t.setVisible(self.realism.currentData() == CUSTOM)
-            self.scale.setCurrentIndex(max(0, self.scale.findData(p.scale)))
+            self.scale.set_scale(p.scale)
             self.color_fix.setCurrentIndex(max(0, self.color_fix.findData(p.color_fix)))
             self.prompt.setText(p.prompt)
             self._last_prompt = p.prompt
@@ -268,6 +270,10 @@ class ControlsPanel(QWidget):
             text = ""
         self.realism_note.setText(text)
         self.realism_note.setVisible(bool(text))
+
+    def _size_problem(self, message: str) -> None:
+        self.size_note.setText(message)
+        self.size_note.setVisible(bool(message))
 
     def _emit(self, kind: str) -> None:
         self.changed.emit(self.params(), kind)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..imaging import FORMATS, SaveOptions
+from ..target_size import DPI_POLICIES, TargetSize
 
 
 def suggest_name(template: str, source: Path, scale: int, fmt: str) -> str:
@@ -34,11 +36,18 @@ def suggest_name(template: str, source: Path, scale: int, fmt: str) -> str:
 
 
 class ExportDialog(QDialog):
+    """``target`` and ``size``: a target size and the exact pixels it gives for this photo (the render is at the
+    next model scale up and is resampled on saving)."""
+
     def __init__(self, parent: QWidget | None, source: Path, scale: int, folder: str, fmt: str = "png",
-                 bit_depth: int = 8, quality: int = 95, template: str = "{stem}_x{scale}") -> None:  # fmt: skip
+                 bit_depth: int = 8, quality: int = 95, template: str = "{stem}_x{scale}",
+                 target: TargetSize | None = None, size: tuple[int, int] | None = None) -> None:  # fmt: skip
         super().__init__(parent)
         self.setWindowTitle("Save result as")
         self.source, self.scale_factor, self.template = source, scale, template
+        self.size_target, self.size = target, size
+        if target is not None and template == "{stem}_x{scale}":
+            template = "{stem}_" + target.label
         self.format = QComboBox()
         for label, key in (("PNG", "png"), ("JPEG", "jpeg"), ("WebP", "webp"), ("TIFF", "tiff")):
             self.format.addItem(label, key)
@@ -50,6 +59,13 @@ class ExportDialog(QDialog):
         self.quality = QSpinBox()
         self.quality.setRange(1, 100)
         self.quality.setValue(quality)
+        self.dpi_policy = QComboBox()
+        for label, key in (("Keep the print size (DPI grows with the scale)", DPI_POLICIES[0]),
+                           ("Keep the DPI (prints larger)", DPI_POLICIES[1])):  # fmt: skip
+            self.dpi_policy.addItem(label, key)
+        if target is not None and target.kind == "print":
+            self.dpi_policy.setEnabled(False)
+            self.dpi_policy.setToolTip(f"A print size writes its own DPI: {target.dpi:g}")
         self.path = QLineEdit(str(Path(folder or source.parent) / suggest_name(template, source, scale, fmt)))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
@@ -60,6 +76,9 @@ class ExportDialog(QDialog):
         form.addRow("Format", self.format)
         form.addRow("Bit depth", self.depth)
         form.addRow("Quality", self.quality)
+        form.addRow("DPI", self.dpi_policy)
+        if size is not None:
+            form.addRow("Size", QLabel(f"{size[0]} × {size[1]} px ({target.describe() if target else ''})"))
         form.addRow("File", row)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self._accept)
@@ -89,7 +108,10 @@ class ExportDialog(QDialog):
     def options(self) -> SaveOptions:
         fmt = self.fmt()
         depth = int(self.depth.currentData()) if fmt in ("png", "tiff") else 8
-        return SaveOptions(format=fmt, bit_depth=depth, quality=self.quality.value())
+        target = self.size_target
+        dpi = target.dpi if target is not None and target.kind == "print" else None
+        return SaveOptions(format=fmt, bit_depth=depth, quality=self.quality.value(), size=self.size, dpi=dpi,
+                           dpi_policy=str(self.dpi_policy.currentData()))  # fmt: skip
 
     def target(self) -> Path:
         return Path(self.path.text().strip())

@@ -426,6 +426,7 @@ class MainWindow(ABCompare, QMainWindow):
         """A new photo, or the same photo at a new scale (then the old result stays on screen, stretched)."""
         new_photo = photo is not self.photo
         self.photo = photo
+        self.controls.scale.set_photo_size(photo.size)  # a target size picks its model scale for this photo
         self.setWindowTitle(f"{photo.source.name} — desktop-sr")
         self.drop_stale_reference(photo, scale, new_photo)
         if new_photo:
@@ -437,10 +438,12 @@ class MainWindow(ABCompare, QMainWindow):
         before_img = qimage_from_rgb(before)  # type: ignore[arg-type]
         self.view.set_images(before_img, self.view.after, keep_view=not new_photo)
         h, w = photo.height, photo.width
-        self.lbl_sizes.setText(f"{w}×{h} → {w * scale}×{h * scale}")
+        plan = self.controls.scale.plan()
+        shown = f"{plan.size[0]}×{plan.size[1]} (×{plan.scale})" if plan else f"{w * scale}×{h * scale}"
+        self.lbl_sizes.setText(f"{w}×{h} → {shown}")
         self.statusBar().showMessage(f"Opened {photo.source}", 5000)
         self._update_model_state()
-        self.request_render("other")
+        self._apply_params(self.controls.params(), "other")  # renders, or first rescales for a target
 
     def _invalidate_results(self) -> None:
         self.act_pin.setEnabled(False)
@@ -594,8 +597,14 @@ class MainWindow(ABCompare, QMainWindow):
             return
         params = self.controls.params()
         s = self.settings
-        dlg = ExportDialog(self, self.photo.source, params.scale, s.last_folder, s.export_format, s.export_bit_depth,
-                           s.export_quality, s.name_template)  # fmt: skip
+        if self.controls.scale.problem():
+            QMessageBox.warning(self, "Save result as", self.controls.scale.problem())
+            return
+        plan = self.controls.scale.plan()
+        depth = 16 if self.photo.info.get("raw") else s.export_bit_depth  # RAW results default to 16 bits
+        dlg = ExportDialog(self, self.photo.source, params.scale, s.last_folder, s.export_format, depth,
+                           s.export_quality, s.name_template, target=self.controls.scale.target(),
+                           size=plan.size if plan is not None and plan.resample else None)  # fmt: skip
         if dlg.exec():
             self.export_to(dlg.target(), dlg.options())
             s.export_format, s.export_quality = dlg.fmt(), dlg.quality.value()
