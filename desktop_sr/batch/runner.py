@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -238,16 +238,18 @@ def remove_stale_temps(items: list[PlanItem]) -> None:
     The photo layer writes ``.<stem>.<random>.part`` next to the target and renames it; SIGKILL between the two
     leaves the temp behind. Only names matching a target of this plan are touched, in folders we hold the lock for.
     """
-    for item in items:
-        if not item.runs:
-            continue
-        folder = item.target.parent
+    remove_temps_beside(path for item in items if item.runs for path in {item.target, item.desired})
+
+
+def remove_temps_beside(targets: Iterable[Path]) -> None:
+    """Delete the photo layer's temp files for these targets (a Ray worker killed mid-write leaves one too)."""
+    for target in targets:
+        folder = target.parent
         if not folder.is_dir():
             continue
-        for stem in {item.target.stem, item.desired.stem}:
-            for tmp in folder.glob(f".{_glob_escape(stem)}.*.part"):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+        for tmp in folder.glob(f".{_glob_escape(target.stem[:80])}.*.part"):  # the photo layer keeps 80 characters
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def _glob_escape(text: str) -> str:
