@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from ..cli_common import warn_ignored
@@ -24,6 +25,7 @@ from .progress import Progress, format_eta
 from .results import FAILED, FileResult, ModelLoadFailed
 from .runner import BatchListener
 
+STATUS_EVERY = 60.0  # seconds between per-worker status blocks under --verbose
 _HOST_PORT = re.compile(r"^[\w.\-\[\]:]+:\d+$")
 
 
@@ -98,6 +100,7 @@ class _PoolListener(BatchListener):
         self.bar = tqdm(total=total, unit="photo", disable=not enabled, file=sys.stderr, dynamic_ncols=True,
                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} {postfix}")  # fmt: skip
         self._last: dict[int, str] = {}
+        self._status_at = time.monotonic()
         self._workers = "starting workers…"
         self._rate = "estimating…"
         self.info_shown = False
@@ -125,13 +128,20 @@ class _PoolListener(BatchListener):
         up = sum(1 for w in workers if w.state in ("idle", "working"))
         self._workers = f"{up}/{len(workers)} workers"
         self._postfix()
+        if not self.verbose:
+            return
+        # A line per lifecycle event (ready, died, replaced, no model), not per photo: 100,000 photos stay readable.
         for w in workers:
-            # one line per change of state (not per photo: --verbose on 100,000 photos must stay readable)
-            key = f"{w.state}|{w.generation}|{w.note}"
+            key = f"{'up' if w.state in ('idle', 'working') else w.state}|{w.generation}|{w.note}"
             if self._last.get(w.slot) != key:
                 self._last[w.slot] = key
-                if self.verbose and w.state != "working":
-                    self.bar.write(w.describe(), file=sys.stderr)
+                self.bar.write(w.describe(), file=sys.stderr)
+        # And every worker's state now and then: the photo it holds and for how long shows a stuck node.
+        now = time.monotonic()
+        if now - self._status_at >= STATUS_EVERY:
+            self._status_at = now
+            for w in workers:
+                self.bar.write("  " + w.describe(), file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()
