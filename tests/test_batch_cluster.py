@@ -88,7 +88,7 @@ def _alive(pid: int) -> bool:
 def ray_local():
     ray = import_ray(local=True)
     assert not ray.is_initialized()
-    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=2, log_to_driver=False)
+    ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=2, log_to_driver=False)
     yield ray
     started = _descendants(os.getpid()) if Path("/proc").is_dir() else set()
     ray.shutdown()

@@ -135,8 +135,10 @@ def ray_connection(options: ClusterOptions) -> Iterator[Any]:
         return
     try:
         if local:
-            ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=options.local_cpus,
-                     log_to_driver=options.worker_logs, logging_level=logging.WARNING)  # fmt: skip
+            # address="local": a new instance even when `ray start` left one (or its record) on this machine
+            ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
+                     num_cpus=options.local_cpus, log_to_driver=options.worker_logs,
+                     logging_level=logging.WARNING)  # fmt: skip
         else:
             ray.init(address=options.address, log_to_driver=options.worker_logs, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
