@@ -39,6 +39,7 @@ LOCAL = "local"  # the address that starts a Ray instance on this machine
 # Worker states, as --verbose shows them.
 STARTING, IDLE, WORKING, DEAD, NO_MODEL, STOPPED = "loading the model", "idle", "working", "died", "no model", "stopped"
 _POLL = 0.25  # seconds between looks at Ctrl-C / pause while waiting for workers
+_TELL_EVERY = 30.0  # seconds without a worker event before the listener hears the pool's state anyway
 
 
 class ClusterError(RuntimeError):
@@ -223,6 +224,7 @@ class ClusterRunner:
         self._last_death = ""
         self._load_started = 0.0
         self._worker_load = load
+        self._told_at = time.monotonic()
         self.model_info: ModelInfo | None = None
 
     @property
@@ -242,6 +244,7 @@ class ClusterRunner:
         self.listener.file_finished(result, self._progress(result.source))
 
     def _changed(self) -> None:
+        self._told_at = time.monotonic()
         self.listener.workers_changed(self.workers)
 
     # -- the run --------------------------------------------------------------------------------------------------
@@ -275,6 +278,8 @@ class ClusterRunner:
                 break
             self._check_start_timeout()
             self._wait_one(retry)
+            if time.monotonic() - self._told_at > _TELL_EVERY:
+                self._changed()  # nothing happened for a while: still let --verbose show who holds what
             waited = time.monotonic() - (self._cancel_sent_at or time.monotonic())
             if waited > self.options.cancel_timeout:
                 self._abandon_busy()
