@@ -30,7 +30,7 @@ from desktop_sr.batch.cluster import (
 from desktop_sr.batch.cluster_worker import WorkerLoad
 from desktop_sr.batch.manifest import MANIFEST_NAME
 from desktop_sr.batch.results import CANCELLED, DONE_BEFORE, WRITTEN
-from desktop_sr.cli import EXIT_FAILED, EXIT_USAGE, main
+from desktop_sr.cli import EXIT_FAILED, EXIT_MODEL, EXIT_USAGE, main
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.loader import ModelSpec
 
@@ -238,6 +238,18 @@ def test_interrupted_ray_batch_resumes_without_redoing_or_missing_a_photo(ray_lo
     again = again_runner.run()
     assert again.count(DONE_BEFORE) == len(GOOD) and again.ok and not again_runner.slots
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps
+
+
+def test_a_model_the_workers_cannot_load_fails_the_batch_with_exit_3(ray_local, tree, tmp_path, tiny_model, capsys):
+    bad = tmp_path / "broken.pkl"
+    bad.write_bytes(b"not a checkpoint" * 40)
+    out = tmp_path / "out"
+    code = main(["batch", str(tree / "a01.jpg"), "-o", str(out), "--model", str(tiny_model["base"]), "--lora",
+                 str(bad), "--device", "cpu", "--quiet", "--ray", "--workers", "1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == EXIT_MODEL, err
+    assert "cannot load the model on the cluster" in err and str(bad) in err and "(on 127.0.0.1)" in err
+    assert not list(out.rglob("*.png"))
 
 
 def test_cluster_options_are_checked_before_anything_runs(tree, tmp_path, capsys):
