@@ -4,7 +4,8 @@ Each configuration processes the same folder of photos into its own output folde
 batch with torch's default threads (the baseline), a local batch with 1 thread (what one Ray worker holding 1 CPU
 runs with), then Ray. For each it prints the wall time (model loading included), the model-load time (for Ray: until
 the first worker is ready), photos/min over the wall time and photos/min once the model is loaded (steady), and the
-steady rate as a ratio of the baseline's. A local Ray instance (bound to 127.0.0.1) is started for the Ray rows and shut down at the end.
+steady rate as a ratio of the baseline's. A local Ray instance (bound to 127.0.0.1) is started for the Ray rows
+and shut down at the end.
 
     python bench/batch_throughput.py                         # bundled Real-ESRGAN x4, 8 photos of 64 px
     python bench/batch_throughput.py --model tiny --photos 40 # tiny random PiSA-SR: per-photo overheads show
@@ -26,7 +27,8 @@ import numpy as np
 from PIL import Image
 
 from desktop_sr.batch import BatchRunner, BatchSettings, BatchSummary, make_plan
-from desktop_sr.batch.cluster import ClusterOptions, ClusterRunner, ray_connection
+from desktop_sr.batch.cluster import ClusterRunner
+from desktop_sr.batch.cluster_setup import ClusterOptions, ray_connection
 from desktop_sr.batch.cluster_worker import WorkerLoad
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.loader import ModelSpec, open_session

@@ -19,14 +19,8 @@ import pytest
 from PIL import Image
 
 from desktop_sr.batch import BatchControl, BatchListener, BatchSettings, Manifest, make_plan
-from desktop_sr.batch.cluster import (
-    WORKING,
-    ClusterOptions,
-    ClusterRunner,
-    import_ray,
-    pool_size,
-    ray_connection,
-)
+from desktop_sr.batch.cluster import WORKING, ClusterRunner
+from desktop_sr.batch.cluster_setup import ClusterOptions, import_ray, pool_size, ray_connection
 from desktop_sr.batch.cluster_worker import WorkerLoad
 from desktop_sr.batch.manifest import MANIFEST_NAME
 from desktop_sr.batch.results import CANCELLED, DONE_BEFORE, WRITTEN

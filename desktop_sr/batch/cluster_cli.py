@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from ..cli_common import warn_ignored
 from ..engine.loader import ModelSpec
 from ..engine.tile_settings import TileSettings
-from .cluster import LOCAL, ClusterError, ClusterOptions, ClusterRunner, RayMissing, WorkerState, ray_connection
+from .cluster import ClusterRunner, WorkerState
+from .cluster_setup import LOCAL, ClusterError, ClusterOptions, RayMissing, ray_connection
 from .cluster_worker import WorkerLoad
 from .control import BatchControl
 from .manifest import ManifestError
