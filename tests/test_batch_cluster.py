@@ -192,6 +192,36 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_good_photo_completes(ray_
     assert (out / MANIFEST_NAME).read_text(encoding="utf-8").count('"state": "done"') == 9
 
 
+class KillOnPhoto(BatchListener):
+    """SIGKILLs whichever worker takes ``name``, every time: a photo that brings its worker down."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.kills = name, 0
+
+    def workers_changed(self, workers) -> None:
+        for w in workers:
+            if w.state == WORKING and w.pid and w.photo is not None and w.photo.name == self.name:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.pid, signal.SIGKILL)
+                    self.kills += 1
+
+
+@pytest.mark.slow
+def test_a_photo_that_kills_every_worker_fails_after_three_tries(ray_local, tree, tmp_path, tiny_model):
+    out = tmp_path / "out"
+    plan = make_plan([tree / rel for rel in GOOD[:4]], BatchSettings(out, RenderParams(scale=2)))
+    listener = KillOnPhoto("a02.jpg")
+    load = WorkerLoad(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device="cpu")
+    runner = ClusterRunner(plan, load, ClusterOptions(workers=1, max_replacements=5, start_timeout=120),
+                           listener=listener)  # fmt: skip
+    summary = runner.run()
+    assert listener.kills == 3
+    assert [p.name for p, _ in summary.failures] == ["a02.jpg"]
+    assert summary.failures[0][1].startswith("the worker processing it died 3 times")
+    assert sorted(r.source.name for r in summary.results if r.status == WRITTEN) == ["a01.jpg", "a03.jpg", "b01.jpg"]
+    assert runner.slots[0].state.generation == 3 and not list(out.rglob("*.part"))
+
+
 class CancelAfter(BatchListener):
     """Does what Ctrl-C does (BatchControl.cancel) once ``n`` photos are written."""
 
