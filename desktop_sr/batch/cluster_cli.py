@@ -8,6 +8,7 @@ could load the model.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 import time
@@ -161,7 +162,9 @@ def run_on_cluster(
     control = BatchControl()
     listener = _PoolListener(len(plan.items), enabled=not args.quiet, verbose=verbose)
     try:
-        with ray_connection(options), _ctrl_c_cancels(control):
+        # nothing left to render (a rerun of a finished batch): no Ray to start at all
+        connection = ray_connection(options) if any(i.runs for i in plan.items) else contextlib.nullcontext()
+        with connection, _ctrl_c_cancels(control):
             runner = ClusterRunner(plan, load, options, listener=listener, control=control)
             summary = runner.run()
             if runner.model_info is not None and not args.quiet:
@@ -189,5 +192,6 @@ def run_on_cluster(
     rate = ""
     if summary.count("written") and summary.seconds > 0:
         rate = f"; {summary.count('written') * 60 / summary.seconds:.1f} photos/min overall"
-    err(summary.describe() + f" on {len(runner.slots)} Ray worker{'s' if len(runner.slots) != 1 else ''}" + rate)
+    n = len(runner.slots)
+    err(summary.describe() + (f" on {n} Ray worker{'s' if n != 1 else ''}" if n else "") + rate)
     return EXIT_OK if summary.ok else EXIT_FAILED
