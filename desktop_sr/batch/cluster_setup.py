@@ -71,9 +71,11 @@ def ray_connection(options: ClusterOptions) -> Iterator[Any]:
                      logging_level=logging.WARNING)  # fmt: skip
         else:
             ray.init(address=options.address, log_to_driver=options.worker_logs, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+    except Exception as exc:  # noqa: BLE001 - Ray raises bare Exceptions too (e.g. a node that timed out starting)
         where = "a local Ray instance" if local else f"the Ray cluster at {options.address}"
-        raise ClusterError(f"cannot start or reach {where}: {exc}") from exc
+        hint = " (a heavily loaded machine can make Ray's start-up time out: try again)" if local else ""
+        # What a failed local start spawned is fate-shared with this process: it goes when the command exits.
+        raise ClusterError(f"cannot start or reach {where}: {exc}{hint}") from exc
     try:
         yield ray
     finally:
