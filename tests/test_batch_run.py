@@ -355,7 +355,7 @@ def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(tmp_path, session, 
     was written, and let a rerun (after freeing space) do the rest."""
     import errno
 
-    from desktop_sr.batch import runner as runner_mod
+    from desktop_sr.batch import photo_job
     from desktop_sr.imaging import PhotoError
 
     src = tmp_path / "in"
@@ -363,7 +363,7 @@ def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(tmp_path, session, 
         save_photo(src / f"p{i}.jpg", i)
     out = tmp_path / "out"
     settings = BatchSettings(out, RenderParams(scale=2))
-    real_write = runner_mod._write
+    real_write = photo_job.write_result
     writes = []
 
     def full_after_one(target, *a, **kw):
@@ -372,14 +372,14 @@ def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(tmp_path, session, 
             raise PhotoError(target, "the disk is full") from OSError(errno.ENOSPC, "No space left on device")
         return real_write(target, *a, **kw)
 
-    monkeypatch.setattr(runner_mod, "_write", full_after_one)
+    monkeypatch.setattr(photo_job, "write_result", full_after_one)
     summary = BatchRunner(make_plan([src], settings), session).run()
     assert [r.status for r in summary.results] == [WRITTEN, FAILED]
     assert "disk is full" in summary.results[1].reason and summary.not_reached == 2
     assert "stopped (the output disk is full" in summary.describe() and not summary.ok
     assert sorted(p.name for p in out.glob("*.png")) == ["p0_x2.png"]
 
-    monkeypatch.setattr(runner_mod, "_write", real_write)  # space was freed
+    monkeypatch.setattr(photo_job, "write_result", real_write)  # space was freed
     again = BatchRunner(make_plan([src], settings, Manifest(out)), session).run()
     assert [r.status for r in again.results] == [DONE_BEFORE, WRITTEN, WRITTEN, WRITTEN] and again.ok
     assert sorted(p.name for p in out.glob("*.png")) == [f"p{i}_x2.png" for i in range(4)]

@@ -8,7 +8,8 @@ from .manifest import MANIFEST_NAME, Manifest, ManifestError
 from .naming import DEFAULT_TEMPLATE, FIELDS, NameTemplate, TemplateError, parse_template
 from .plan import ON_CONFLICT, OUTPUT_FORMATS, RENAME_STYLES, BatchSettings, Plan, PlanError, PlanItem, make_plan
 from .progress import Progress, format_eta
-from .runner import BatchListener, BatchRunner, BatchSummary, FileResult, ModelLoadFailed
+from .results import BatchSummary, FileResult, ModelLoadFailed
+from .runner import BatchListener, BatchRunner
 
 __all__ = [
     "DEFAULT_TEMPLATE",

@@ -3,6 +3,8 @@
 Exit codes (those of desktop_sr.cli): 0 every photo written or already there, 1 some photo failed or the batch was
 cancelled (the failures are listed on stderr), 2 bad usage such as an invalid name template (reported before
 anything runs), 3 the model could not be loaded.
+
+With --ray the same plan runs on a Ray cluster, one model replica per worker (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..cli_common import (
 from ..engine.api import UpscaleSession
 from ..engine.errors import ModelError
 from ..imaging import SaveOptions
+from .cluster_cli import add_cluster_args, cluster_usage_error
 from .control import BatchControl
 from .manifest import Manifest, ManifestError
 from .naming import DEFAULT_TEMPLATE, FIELDS, TARGET_TEMPLATE, TemplateError
@@ -68,6 +71,7 @@ def add_batch_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_model_args(p)
     add_render_args(p)
+    add_cluster_args(p)
     p.set_defaults(func=run_batch)
 
 
@@ -155,6 +159,9 @@ def run_batch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err(str(exc))
         return EXIT_USAGE
+    if problem := cluster_usage_error(args):
+        _err(problem)
+        return EXIT_USAGE
     spec = None
     if not args.dry_run or args.model or args.lora:
         try:
@@ -198,6 +205,10 @@ def run_batch(args: argparse.Namespace) -> int:
 
     assert spec is not None
     tiles = tiles_from_args(args)
+    if args.ray is not None:
+        from .cluster_cli import run_on_cluster  # Ray itself is imported only there
+
+        return run_on_cluster(args, plan, spec, tiles, _err)
 
     def load() -> UpscaleSession:
         from ..engine.loader import open_session

@@ -168,8 +168,10 @@ class Manifest:
         prev = _stat_pair(target)
         self._append({**self._base(source, signature, target), "state": WRITING, "prev": prev and list(prev)})
 
-    def done(self, source: Path, signature: str, target: Path, seconds: float) -> None:
-        size = target.stat().st_size
+    def done(self, source: Path, signature: str, target: Path, seconds: float, size: int | None = None) -> None:
+        """``size`` as the writer saw it (a Ray worker on another node), else read here."""
+        if size is None:
+            size = target.stat().st_size
         self._append({**self._base(source, signature, target), "state": DONE, "size": size,
                       "seconds": round(seconds, 3)})  # fmt: skip
 

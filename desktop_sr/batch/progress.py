@@ -27,6 +27,7 @@ class Progress:
     fraction: float = 0.0
     eta_seconds: float | None = None
     elapsed: float = 0.0
+    per_minute: float | None = None  # photos rendered per minute (Ray batches, where photos run side by side)
 
 
 # Share of one render each engine stage takes on the tiny and on real models alike, roughly; only used to turn
@@ -96,6 +97,46 @@ class EtaEstimator:
             current_left = max(0.0, per_mp * current_mp * (1.0 - current_fraction))
             return current_left + per_mp * avg_mp * (remaining - 1)
         return per_mp * avg_mp * remaining
+
+
+class Throughput:
+    """Photos per minute and the ETA of a batch whose photos render side by side on several workers.
+
+    Per-photo timing (what :class:`EtaEstimator` learns from) says nothing when N photos overlap; the rate at which
+    results arrive does. The clock starts when the first worker is ready, so model loading does not count, and
+    time spent paused is left out.
+    """
+
+    def __init__(self, to_render: int) -> None:
+        self.to_render = to_render
+        self.rendered = 0
+        self._started: float | None = None
+        self._paused_total = 0.0
+
+    def start(self) -> None:
+        if self._started is None:
+            self._started = time.perf_counter()
+
+    def add_pause(self, seconds: float) -> None:
+        self._paused_total += seconds
+
+    def elapsed(self) -> float:
+        return 0.0 if self._started is None else time.perf_counter() - self._started - self._paused_total
+
+    def file_rendered(self) -> None:
+        self.rendered += 1
+
+    def file_abandoned(self) -> None:
+        """Failed, skipped or cancelled: one photo fewer to wait for."""
+        self.to_render = max(self.rendered, self.to_render - 1)
+
+    def per_minute(self) -> float | None:
+        elapsed = self.elapsed()
+        return self.rendered * 60.0 / elapsed if self.rendered and elapsed > 0 else None
+
+    def eta(self) -> float | None:
+        rate = self.per_minute()
+        return None if rate is None else (self.to_render - self.rendered) * 60.0 / rate
 
 
 def format_eta(seconds: float | None) -> str:

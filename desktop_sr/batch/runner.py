@@ -9,84 +9,37 @@ dialog's worker thread). It talks back through a :class:`BatchListener`, and is 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import time
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..engine.api import UpscaleSession
-from ..engine.errors import Cancelled, EngineError
-from ..imaging import Photo, PhotoError, read_photo, write_photo
-from ..target_size import check_session_fits, plan_size, resample
+from ..engine.errors import EngineError
 from .control import BatchControl
 from .manifest import Manifest, ManifestError
+from .photo_job import process_photo, reason_for
 from .plan import DONE, OVERWRITE, RENAME, SKIP, WRITE, BatchSettings, Plan, PlanItem, path_key, resolve_target
 from .progress import EtaEstimator, Progress, stage_fraction
-from .sources import Refused
+from .results import (
+    CANCELLED,
+    DONE_BEFORE,
+    FAILED,
+    SKIPPED,
+    WRITTEN,
+    BatchSummary,
+    FileResult,
+    ModelLoadFailed,
+)
+
+if TYPE_CHECKING:
+    from .cluster import WorkerState
 
 log = logging.getLogger(__name__)
 
-# What became of one file.
-WRITTEN, SKIPPED, DONE_BEFORE, FAILED, CANCELLED = "written", "skipped", "done before", "failed", "cancelled"
-
-
-@dataclass
-class FileResult:
-    source: Path
-    target: Path
-    status: str
-    reason: str = ""
-    seconds: float = 0.0  # read + render + write
-    model_seconds: float = 0.0  # inside session.render only
-    disk_full: bool = False  # the write failed for lack of space: the runner stops rather than fail every file
-
-
-@dataclass
-class BatchSummary:
-    results: list[FileResult] = field(default_factory=list)
-    refused: list[Refused] = field(default_factory=list)
-    cancelled: bool = False
-    seconds: float = 0.0  # wall clock, model loading included
-    load_seconds: float = 0.0  # loading the model
-    output_dir: Path | None = None
-    not_reached: int = 0  # items a cancel (or a stop) left untouched
-    stopped: str = ""  # why the batch stopped early on its own (e.g. the output disk is full)
-
-    def count(self, status: str) -> int:
-        return sum(1 for r in self.results if r.status == status)
-
-    @property
-    def model_seconds(self) -> float:
-        return sum(r.model_seconds for r in self.results)
-
-    @property
-    def failures(self) -> list[tuple[Path, str]]:
-        """Every input that did not give a result and why: refused while planning, or failed while running."""
-        return [(r.path, r.reason) for r in self.refused] + [
-            (r.source, r.reason) for r in self.results if r.status == FAILED
-        ]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures and not self.cancelled and not self.stopped
-
-    def describe(self) -> str:
-        parts = [f"{self.count(WRITTEN)} written"]
-        for status in (SKIPPED, DONE_BEFORE):
-            if n := self.count(status):
-                parts.append(f"{n} {status}")
-        if self.failures:
-            parts.append(f"{len(self.failures)} failed")
-        if self.cancelled:
-            parts.append(f"cancelled with {self.count(CANCELLED) + self.not_reached} not done")
-        if self.stopped:
-            parts.append(f"stopped ({self.stopped}) with {self.not_reached} not done")
-        return ", ".join(parts) + f" in {self.seconds:.1f} s (model {self.load_seconds + self.model_seconds:.1f} s)"
+__all__ = ["CANCELLED", "DONE_BEFORE", "FAILED", "SKIPPED", "WRITTEN", "BatchListener", "BatchRunner",
+           "BatchSummary", "FileResult", "ModelLoadFailed"]  # fmt: skip
 
 
 class BatchListener:
@@ -104,9 +57,8 @@ class BatchListener:
 
     def paused(self, paused: bool) -> None: ...
 
-
-class ModelLoadFailed(Exception):
-    """The model could not be loaded, so no file could run. Wraps the engine's error, whose message says why."""
+    def workers_changed(self, workers: Sequence[WorkerState]) -> None:
+        """A Ray batch's workers changed state (started, took a photo, died, were replaced). Local batches: never."""
 
 
 SessionFactory = Callable[[], UpscaleSession]
@@ -188,7 +140,7 @@ class BatchRunner:
         t0 = time.perf_counter()
         self.manifest.open()
         try:
-            _remove_stale_temps(self.plan.items)
+            remove_stale_temps(self.plan.items)
             if any(i.runs for i in self.plan.items) and not self.control.cancelled:
                 self._load()
             taken = {path_key(i.target) for i in self.plan.items if i.action == DONE}
@@ -224,118 +176,80 @@ class BatchRunner:
             self.summary.seconds = time.perf_counter() - t0
         return self.summary
 
-    def _recheck(self, item: PlanItem, taken: set[str]) -> tuple[Path, str]:
-        """The folder may have changed since planning: apply the collision policy again to the desired name."""
-        if item.action in (DONE, SKIP, OVERWRITE):
-            return item.target, item.action
-        if item.action in (WRITE, RENAME) and not item.target.exists() and path_key(item.target) not in taken:
-            return item.target, item.action
-        s = self.settings
-        target, action, _ = resolve_target(
-            item.desired, policy=s.on_conflict, style=s.rename_style, taken=taken, source=item.source
-        )
-        return target, action
-
     def _one(self, item: PlanItem, taken: set[str]) -> FileResult:
         if item.action == DONE:
             return FileResult(item.source, item.target, DONE_BEFORE, "finished by an earlier run")
-        target, action = self._recheck(item, taken)
+        target, action = recheck_target(item, self.settings, taken)
         taken.add(path_key(target))
         if action == SKIP:
             self._eta.file_abandoned(counted=item.runs)
             return FileResult(item.source, target, SKIPPED, "a file with this name exists")
         self.listener.file_started(item, self._progress())
         self._eta.file_started()
-        start = time.perf_counter()
-        model_seconds = 0.0
-        try:
-            photo = read_photo(item.source)
-            params, ratio = self.settings.params, float(self.settings.params.scale)
-            plan = plan_size(photo.size, self.settings.target) if self.settings.target is not None else None
-            if plan is not None:  # a target size: this photo's model scale, then a resample to the exact size
-                params, ratio = params.with_(scale=plan.scale), plan.ratio
-            self._eta.file_sized(photo.width * photo.height * params.scale**2 / 1e6)
-            session = self._load()
-            session.set_photo(photo.rgb)
-            if plan is not None:
-                check_session_fits(session, plan)
-            m0 = time.perf_counter()
+        scale2 = self.settings.params.scale**2
+        outcome = process_photo(
+            item.source,
+            target,
+            self.settings,
+            self._load,
+            progress=self._on_tile,
+            cancel=self.control.token,
+            on_read=lambda photo: self._eta.file_sized(photo.width * photo.height * scale2 / 1e6),
+            before_write=lambda: self.manifest.writing(item.source, self.signature, target),
+        )
+        result = FileResult(item.source, target, outcome.status, outcome.reason, outcome.seconds,
+                            outcome.model_seconds, disk_full=outcome.disk_full)  # fmt: skip
+        if outcome.status == WRITTEN:
             try:
-                rgb = session.render(params, progress=self._on_tile, cancel=self.control.token)
-                if plan is not None and plan.resample:
-                    rgb = resample(rgb, plan.size)
-            finally:
-                model_seconds = time.perf_counter() - m0
-            self.control.token.check()  # a cancel that arrived during the last tile still abandons the file
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.manifest.writing(item.source, self.signature, target)
-            _write(target, rgb, photo, self.settings, ratio)
-            self.manifest.done(item.source, self.signature, target, time.perf_counter() - start)
-        except Cancelled:
+                self.manifest.done(item.source, self.signature, target, outcome.seconds)
+            except OSError as exc:  # written, but not recorded: say so rather than claim a finished file
+                result.status, result.reason = FAILED, reason_for(exc)
+        if result.status == WRITTEN:
+            self._eta.file_rendered()
+        else:
             self._eta.file_abandoned()
-            return FileResult(item.source, target, CANCELLED, "cancelled", time.perf_counter() - start, model_seconds)
-        except ModelLoadFailed:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one bad file must never end the batch
-            reason = _reason(exc)
-            if not isinstance(exc, (PhotoError, EngineError, OSError, ValueError, MemoryError)):
-                log.error("%s failed unexpectedly:\n%s", item.source, traceback.format_exc())
-            self._eta.file_abandoned()
+        if result.status == FAILED:
             with contextlib.suppress(OSError, ManifestError):  # the manifest may be on the same full disk
-                self.manifest.failed(item.source, self.signature, target, reason)
-            return FileResult(item.source, target, FAILED, reason, time.perf_counter() - start, model_seconds,
-                              disk_full=_disk_full(exc))  # fmt: skip
-        self._eta.file_rendered()
-        return FileResult(item.source, target, WRITTEN, "", time.perf_counter() - start, model_seconds)
+                self.manifest.failed(item.source, self.signature, target, result.reason)
+        return result
 
 
-def _disk_full(exc: BaseException | None) -> bool:
-    """True if ``exc`` or what caused it is "no space left on device" (the imaging layer wraps OSError)."""
-    while exc is not None:
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+def recheck_target(item: PlanItem, settings: BatchSettings, taken: set[str]) -> tuple[Path, str]:
+    """The folder may have changed since planning: apply the collision policy again to the desired name.
+
+    Called just before a photo starts, by the local runner and by the Ray driver alike."""
+    if item.action in (DONE, SKIP, OVERWRITE):
+        return item.target, item.action
+    if item.action in (WRITE, RENAME) and not item.target.exists() and path_key(item.target) not in taken:
+        return item.target, item.action
+    target, action, _ = resolve_target(
+        item.desired, policy=settings.on_conflict, style=settings.rename_style, taken=taken, source=item.source
+    )
+    return target, action
 
 
 def _is_session(obj: object) -> bool:
     return hasattr(obj, "render") and hasattr(obj, "set_photo")
 
 
-def _write(target: Path, rgb: np.ndarray, photo: Photo, settings: BatchSettings, ratio: float) -> None:
-    """Write one result; ``ratio`` is output pixels per source pixel (the scale, or a target's exact ratio)."""
-    options = replace(settings.save, format=settings.output_format(photo.source))
-    write_photo(target, rgb, like=photo, scale=ratio, options=options)
-
-
-def _reason(exc: BaseException) -> str:
-    """A reason without the path (the summary already shows which file): what a person can act on."""
-    if isinstance(exc, PhotoError):
-        return exc.reason
-    if isinstance(exc, MemoryError):
-        return "out of memory; try smaller tiles or a smaller scale"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, (EngineError, ValueError)) else f"{type(exc).__name__}: {text}"
-
-
-def _remove_stale_temps(items: list[PlanItem]) -> None:
+def remove_stale_temps(items: list[PlanItem]) -> None:
     """Delete temp files a killed earlier run left beside the targets it was writing.
 
     The photo layer writes ``.<stem>.<random>.part`` next to the target and renames it; SIGKILL between the two
     leaves the temp behind. Only names matching a target of this plan are touched, in folders we hold the lock for.
     """
-    for item in items:
-        if not item.runs:
-            continue
-        folder = item.target.parent
+    remove_temps_beside(path for item in items if item.runs for path in {item.target, item.desired})
+
+
+def remove_temps_beside(targets: Iterable[Path]) -> None:
+    """Delete the photo layer's temp files for these targets (a Ray worker killed mid-write leaves one too)."""
+    for target in targets:
+        folder = target.parent
         if not folder.is_dir():
             continue
-        for stem in {item.target.stem, item.desired.stem}:
-            for tmp in folder.glob(f".{_glob_escape(stem)}.*.part"):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+        for tmp in folder.glob(f".{_glob_escape(target.stem[:80])}.*.part"):  # the photo layer keeps 80 characters
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def _glob_escape(text: str) -> str:

@@ -1,0 +1,73 @@
+"""What a batch reports: the fate of each photo and the summary of the whole run.
+
+Shared by the local runner and the Ray runner, so the CLI, the dialog and the tests read one kind of summary
+whichever ran the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .sources import Refused
+
+# What became of one file.
+WRITTEN, SKIPPED, DONE_BEFORE, FAILED, CANCELLED = "written", "skipped", "done before", "failed", "cancelled"
+
+
+class ModelLoadFailed(Exception):
+    """The model could not be loaded, so no file could run. Wraps the engine's error, whose message says why."""
+
+
+@dataclass
+class FileResult:
+    source: Path
+    target: Path
+    status: str
+    reason: str = ""
+    seconds: float = 0.0  # read + render + write
+    model_seconds: float = 0.0  # inside session.render only
+    disk_full: bool = False  # the write failed for lack of space: the runner stops rather than fail every file
+
+
+@dataclass
+class BatchSummary:
+    results: list[FileResult] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0  # wall clock, model loading included
+    load_seconds: float = 0.0  # loading the model
+    output_dir: Path | None = None
+    not_reached: int = 0  # items a cancel (or a stop) left untouched
+    stopped: str = ""  # why the batch stopped early on its own (e.g. the output disk is full)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def model_seconds(self) -> float:
+        return sum(r.model_seconds for r in self.results)
+
+    @property
+    def failures(self) -> list[tuple[Path, str]]:
+        """Every input that did not give a result and why: refused while planning, or failed while running."""
+        return [(r.path, r.reason) for r in self.refused] + [
+            (r.source, r.reason) for r in self.results if r.status == FAILED
+        ]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.cancelled and not self.stopped
+
+    def describe(self) -> str:
+        parts = [f"{self.count(WRITTEN)} written"]
+        for status in (SKIPPED, DONE_BEFORE):
+            if n := self.count(status):
+                parts.append(f"{n} {status}")
+        if self.failures:
+            parts.append(f"{len(self.failures)} failed")
+        if self.cancelled:
+            parts.append(f"cancelled with {self.count(CANCELLED) + self.not_reached} not done")
+        if self.stopped:
+            parts.append(f"stopped ({self.stopped}) with {self.not_reached} not done")
+        return ", ".join(parts) + f" in {self.seconds:.1f} s (model {self.load_seconds + self.model_seconds:.1f} s)"
