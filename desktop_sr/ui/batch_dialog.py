@@ -62,7 +62,7 @@ from ..engine.tile_settings import TileSettings
 from ..imaging import SUPPORTED_READ_EXTENSIONS, SaveOptions
 from .batch_worker import BatchWorker
 from .controls import COLOR_FIX_LABELS, NO_REALISM_TIP
-from .settings import config_dir, load_settings
+from ..settings import config_dir, load_settings
 
 log = logging.getLogger(__name__)
 PREVIEW_ROWS = 200  # the table shows the first rows of the plan; the summary line counts all of them

@@ -1,0 +1,265 @@
+"""The one way the GUI runs background work: a plain thread, a queue of typed jobs, results relayed to the GUI thread.
+
+The render worker, the batch dialog and the model manager all use it. A job is any object with an ``id``, a ``slot``
+(jobs of one slot replace each other while queued; ``None`` never does) and a ``priority`` (lower runs first). The
+``run(job, control)`` function given to the relay does the work on its thread and yields results; each arrives on the
+GUI thread as ``result(job, value)``, so receivers drop what a newer job has superseded by comparing ids. Every
+failure takes one path, ``failed(job, message)``; a cancelled job ends with ``cancelled(job)``.
+
+The thread never touches Qt: it puts events in a queue that a GUI-thread timer drains and emits. Queued cross-thread
+signals to Python callables crash PySide6 when the receiver is freed while an event is pending (seen with 6.12);
+emitting only on the GUI thread rules that out. A plain daemon ``threading.Thread`` (not a ``QThread``) avoids
+QThread's one hard failure: destroying it while a long UNet pass still runs aborts the process. The timer runs only
+while work is queued, running or undelivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from ..editor.jobs import next_job_id
+from ..engine.api import CancelToken
+from ..engine.errors import Cancelled, EngineError
+from ..imaging import PhotoError
+from ..models.errors import OperationCancelled
+
+log = logging.getLogger(__name__)
+#: Errors with a message written for a person: shown as they are. Anything else is a bug: logged with its traceback.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (EngineError, PhotoError, ValueError, OSError)
+
+
+class RelayJob(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    slot: ClassVar[str | None]
+    priority: ClassVar[int]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A convenience base for jobs outside the editor (a batch, an import): an id, no slot, one priority."""
+
+    id: int = field(default_factory=next_job_id, init=False, compare=False)
+    slot: ClassVar[str | None] = None
+    priority: ClassVar[int] = 0
+
+
+class JobFailed(Exception):
+    """Raised by a job to fail with exactly this message (e.g. a batch whose model could not load)."""
+
+
+class Control:
+    """Handed to the running job: its cancel flag (``token``, checked by the engine between tiles), progress reports,
+    and whether a newer job of its slot is already waiting."""
+
+    def __init__(self, relay: BackgroundRelay, job: RelayJob) -> None:
+        self.token = CancelToken()
+        self._relay, self._job = relay, job
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """The same flag as a ``threading.Event``, for the model store's operations."""
+        return self.token._event
+
+    def progress(self, done: int, total: int, stage: str) -> None:
+        self._relay._post("progress", self._job, done, total, stage)
+
+    def report(self, value: object) -> None:
+        """Deliver an intermediate result now (a batch's per-file news) without ending the job."""
+        self._relay._post("result", self._job, value)
+
+    def superseded(self) -> bool:
+        return self._relay._queued_in_slot(self._job.slot)
+
+
+#: ``run(job, control)``: the work, on the relay's thread; returns one result, or yields several.
+RunFn = Callable[[Any, Control], Iterable[object] | object]
+
+
+class BackgroundRelay(QObject):
+    result = Signal(object, object)  # job, value (a job may yield several, e.g. the visible region then the whole)
+    failed = Signal(object, str)  # job, message
+    cancelled = Signal(object)  # job
+    progress = Signal(object, int, int, str)  # job, done, total, stage (of a burst, only the last is emitted)
+    busy_changed = Signal(bool)
+
+    def __init__(
+        self,
+        run: RunFn,
+        *,
+        name: str = "work",
+        parent: QObject | None = None,
+        poll_ms: int = 10,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._run, self.name, self._on_exit = run, name, on_exit
+        self._events: queue.SimpleQueue[tuple[str, tuple[object, ...]]] = queue.SimpleQueue()
+        self._timer = QTimer(self)
+        self._timer.setInterval(poll_ms)
+        self._timer.timeout.connect(self.deliver)
+        self._cond = threading.Condition()
+        self._queue: list[RelayJob] = []
+        self._running: tuple[RelayJob, Control] | None = None
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._undelivered = 0  # events posted and not yet emitted (the timer runs until they are)
+
+    # -- GUI thread -----------------------------------------------------------------------------------------------
+    def submit(self, job: RelayJob) -> int:
+        with self._cond:
+            if self._stop:
+                return job.id
+            if job.slot is not None:
+                self._queue = [j for j in self._queue if j.slot != job.slot]
+            self._queue.append(job)
+            self._cond.notify()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=f"desktop-sr-{self.name}", daemon=True)
+            self._thread.start()
+        if not self._timer.isActive():
+            self._timer.start()
+        return job.id
+
+    def supersede(self, slot: str) -> None:
+        """Cancel the running job of ``slot``: a newer one was just submitted."""
+        with self._cond:
+            if self._running is not None and self._running[0].slot == slot:
+                self._running[1].token.cancel()
+
+    def cancel(self, kinds: tuple[type, ...] | None = None) -> None:
+        """Cancel the running job and drop queued ones (only of these types, if given)."""
+
+        def match(job: RelayJob) -> bool:
+            return kinds is None or isinstance(job, kinds)
+
+        with self._cond:
+            self._queue = [j for j in self._queue if not match(j)]
+            if self._running is not None and match(self._running[0]):
+                self._running[1].token.cancel()
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return bool(self._queue) or self._running is not None
+
+    def pending(self) -> list[RelayJob]:
+        with self._cond:
+            return list(self._queue)
+
+    def running_job(self) -> RelayJob | None:
+        with self._cond:
+            return self._running[0] if self._running is not None else None
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def timer_active(self) -> bool:
+        return self._timer.isActive()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until nothing is queued or running, then deliver what is left; False on timeout."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while (self._queue or self._running is not None) and not self._stop:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        self.deliver()
+        return True
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Cancel everything and end the thread; nothing it reported afterwards is emitted. False on timeout."""
+        with self._cond:
+            self._stop = True
+            self._queue.clear()
+            if self._running is not None:
+                self._running[1].token.cancel()
+            self._cond.notify_all()
+        ended = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+            ended = not self._thread.is_alive()
+        self._timer.stop()
+        while not self._events.empty():  # drop what was never delivered
+            self._events.get_nowait()
+        return ended
+
+    def deliver(self) -> None:
+        """Emit the thread's events in order (of a burst of progress reports only the last); stop the timer once
+        nothing is queued, running or left to deliver."""
+        pending = []
+        while True:
+            try:
+                pending.append(self._events.get_nowait())
+            except queue.Empty:
+                break
+        last_progress = max((i for i, (name, _) in enumerate(pending) if name == "progress"), default=-1)
+        for i, (name, args) in enumerate(pending):
+            if name == "progress" and i != last_progress:
+                continue
+            getattr(self, name).emit(*args)
+        with self._cond:
+            if not self._queue and self._running is None and self._events.empty():
+                self._timer.stop()
+
+    # -- worker thread --------------------------------------------------------------------------------------------
+    def _post(self, name: str, *args: object) -> None:
+        self._events.put((name, args))
+
+    def _queued_in_slot(self, slot: str | None) -> bool:
+        with self._cond:
+            return slot is not None and any(j.slot == slot for j in self._queue)
+
+    def _next(self) -> tuple[RelayJob, Control] | None:
+        with self._cond:
+            while not self._queue and not self._stop:
+                self._cond.wait()
+            if self._stop:
+                return None
+            job = min(self._queue, key=lambda j: (j.priority, j.id))
+            self._queue.remove(job)
+            self._running = (job, Control(self, job))
+            return self._running
+
+    def _loop(self) -> None:
+        try:
+            while (taken := self._next()) is not None:
+                job, control = taken
+                self._post("busy_changed", True)
+                self._execute(job, control)
+                with self._cond:  # one step, so deliver() never sees "idle" before the news that says so
+                    self._running = None
+                    if not self._queue:
+                        self._post("busy_changed", False)
+                    self._cond.notify_all()
+        finally:
+            if self._on_exit is not None:
+                self._on_exit()
+
+    def _execute(self, job: RelayJob, control: Control) -> None:
+        try:
+            out = self._run(job, control)
+            for value in out if isinstance(out, Iterator) else (out,):
+                if value is not None:
+                    self._post("result", job, value)
+        except (Cancelled, OperationCancelled):
+            self._post("cancelled", job)
+        except JobFailed as exc:
+            self._post("failed", job, str(exc))
+        except EXPECTED_ERRORS as exc:
+            self._post("failed", job, str(exc))
+        except Exception as exc:  # noqa: BLE001 - the worker must survive anything a job throws
+            log.error("%s failed:\n%s", type(job).__name__, traceback.format_exc())
+            self._post("failed", job, f"{type(exc).__name__}: {exc}")
