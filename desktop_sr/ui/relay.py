@@ -113,7 +113,7 @@ class BackgroundRelay(QObject):
         self._running: tuple[RelayJob, Control] | None = None
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._undelivered = 0  # events posted and not yet emitted (the timer runs until they are)
+        self._open: set[int] = set()  # GUI thread only: ids of jobs submitted whose end has not been delivered
 
     # -- GUI thread -----------------------------------------------------------------------------------------------
     def submit(self, job: RelayJob) -> int:
@@ -121,8 +121,10 @@ class BackgroundRelay(QObject):
             if self._stop:
                 return job.id
             if job.slot is not None:
+                self._forget(j for j in self._queue if j.slot == job.slot)
                 self._queue = [j for j in self._queue if j.slot != job.slot]
             self._queue.append(job)
+            self._open.add(job.id)
             self._cond.notify()
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name=f"desktop-sr-{self.name}", daemon=True)
@@ -144,14 +146,18 @@ class BackgroundRelay(QObject):
             return kinds is None or isinstance(job, kinds)
 
         with self._cond:
+            self._forget(j for j in self._queue if match(j))
             self._queue = [j for j in self._queue if not match(j)]
             if self._running is not None and match(self._running[0]):
                 self._running[1].token.cancel()
 
     @property
     def busy(self) -> bool:
-        with self._cond:
-            return bool(self._queue) or self._running is not None
+        """Work is queued or running, or its outcome has not reached the GUI thread yet."""
+        return bool(self._open)
+
+    def _forget(self, jobs: Iterable[RelayJob]) -> None:
+        self._open.difference_update(j.id for j in jobs)
 
     def pending(self) -> list[RelayJob]:
         with self._cond:
@@ -184,6 +190,7 @@ class BackgroundRelay(QObject):
         with self._cond:
             self._stop = True
             self._queue.clear()
+            self._open.clear()
             if self._running is not None:
                 self._running[1].token.cancel()
             self._cond.notify_all()
@@ -207,9 +214,13 @@ class BackgroundRelay(QObject):
                 break
         last_progress = max((i for i, (name, _) in enumerate(pending) if name == "progress"), default=-1)
         for i, (name, args) in enumerate(pending):
-            if name == "progress" and i != last_progress:
-                continue
-            getattr(self, name).emit(*args)
+            if name == "ended":
+                job, outcome = args
+                self._open.discard(getattr(job, "id", None))
+                if isinstance(outcome, tuple):
+                    getattr(self, outcome[0]).emit(*outcome[1:])
+            elif name != "progress" or i == last_progress:
+                getattr(self, name).emit(*args)
         with self._cond:
             if not self._queue and self._running is None and self._events.empty():
                 self._timer.stop()
@@ -249,17 +260,22 @@ class BackgroundRelay(QObject):
                 self._on_exit()
 
     def _execute(self, job: RelayJob, control: Control) -> None:
+        """Run one job. Its outcome (last result, failure or cancel) travels with the "ended" mark, so the relay is
+        no longer busy with it by the time anyone reacts to it."""
+        outcome: tuple[object, ...] | None = None
         try:
             out = self._run(job, control)
             for value in out if isinstance(out, Iterator) else (out,):
                 if value is not None:
-                    self._post("result", job, value)
+                    if outcome is not None:
+                        self._post(*outcome)
+                    outcome = ("result", job, value)
         except (Cancelled, OperationCancelled):
-            self._post("cancelled", job)
-        except JobFailed as exc:
-            self._post("failed", job, str(exc))
-        except EXPECTED_ERRORS as exc:
-            self._post("failed", job, str(exc))
+            outcome = ("cancelled", job)
+        except (JobFailed, *EXPECTED_ERRORS) as exc:
+            outcome = ("failed", job, str(exc))
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything a job throws
             log.error("%s failed:\n%s", type(job).__name__, traceback.format_exc())
-            self._post("failed", job, f"{type(exc).__name__}: {exc}")
+            outcome = ("failed", job, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._post("ended", job, outcome)
