@@ -323,6 +323,8 @@ class EditorModel:
         self.photo, self.before_scale = r.photo, r.scale
         self.blender = self.corners_for = None
         if new_photo:
+            for slot in ("render", "corners", "detail"):  # whatever is still under way was for the old photo
+                self._latest.pop(slot, None)
             self.detail_for = self.shown_params = None
             self.shown, self.has_after = Shown.NONE, False
             self._render_pending = None
