@@ -34,7 +34,7 @@ def output_path(src: Path, args: argparse.Namespace, single: bool) -> Path:
 
 
 def run_upscale(args: argparse.Namespace) -> int:
-    from .cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK
+    from .cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK
     from .imaging import PhotoError, SaveOptions, read_photo, write_photo
 
     single = len(args.inputs) == 1

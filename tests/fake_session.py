@@ -16,8 +16,16 @@ import numpy as np
 from desktop_sr.editor.executor import Executor
 from desktop_sr.editor.jobs import Job
 from desktop_sr.editor.model import EditorModel
-from desktop_sr.engine.api import CancelToken, Corners, ModelInfo, PhotoHolder, ProgressFn, Region, RenderParams
-from desktop_sr.engine.api import check_photo
+from desktop_sr.engine.api import (
+    CancelToken,
+    Corners,
+    ModelInfo,
+    PhotoHolder,
+    ProgressFn,
+    Region,
+    RenderParams,
+    check_photo,
+)
 from desktop_sr.engine.errors import Cancelled, EngineError
 
 TILES = 4

@@ -284,7 +284,7 @@ def test_a_model_that_fails_gives_way_to_the_one_before(setup, photos):
     ready(editor, queue, photos[0])
     editor.load_model(ModelSpec(kind="fake", name="broken"))
     queue.run_all()
-    (title, message), = screen.errors
+    ((title, message),) = screen.errors
     assert title == "Cannot load the model" and "broken.pkl" in message and "Using fake instead" in message
     assert editor.model_info is not None and editor.model_spec.name == "fake" and editor.shown is Shown.EXACT
     assert len(sessions) == 2  # the old model was released for the new one, then loaded again

@@ -224,8 +224,8 @@ def test_changing_the_models_folder(qtbot, tmp_path, monkeypatch, src, messages)
 
 
 def test_main_window_opens_the_manager_and_loads_a_new_default(qtbot, models, src, messages, tmp_path, monkeypatch):
-    from desktop_sr.ui.main_window import MainWindow
     from desktop_sr.settings import load_settings
+    from desktop_sr.ui.main_window import MainWindow
 
     store = ModelStore()
     entry = store.import_pisa(src["base"], src["pkl"], name="Main", validate=False)

@@ -46,7 +46,9 @@ def window(qtbot, tmp_path, monkeypatch):
 
 def result_of(qtbot, worker, kind: type, timeout: int = 60000, check=lambda r: True):
     """Wait for the worker to deliver a result of this type (e.g. ModelLoaded)."""
-    return qtbot.waitSignal(worker.result, timeout=timeout, check_params_cb=lambda job, r: isinstance(r, kind) and check(r))
+    return qtbot.waitSignal(
+        worker.result, timeout=timeout, check_params_cb=lambda job, r: isinstance(r, kind) and check(r)
+    )
 
 
 def failure_of(qtbot, worker, job_kind: type, timeout: int = 10000):
@@ -382,7 +384,7 @@ def test_default_model_is_the_bundled_one_when_its_weights_are_here(monkeypatch,
 
     monkeypatch.setattr(bundled_files, "find_source", not_installed)
     assert default_model_spec() is None
-    converted = bundled_files.converted_path()
+    converted = bundled_files.converted_path(tmp_path / "models")
     converted.parent.mkdir(parents=True)
     converted.write_bytes(b"weights converted by an earlier run")
     assert default_model_spec() == ModelSpec.bundled()  # converted earlier: still usable without the package
@@ -445,7 +447,9 @@ def test_ab_between_models_keeps_one_result_as_before(qtbot, window, tiny_model,
     wait_exact(qtbot, window, RenderParams())
     assert window.editor.model_info.kind == "bundled"
     assert not window.controls.realism.isEnabled() and "diffusion model" in window.controls.realism.toolTip()
-    session = load_bundled_session(device="cpu")  # the models folder the window converted the weights into
+    from desktop_sr.models import models_dir
+
+    session = load_bundled_session(device="cpu", models_dir=models_dir())  # where the window converted the weights
     session.set_photo(read_photo(photo_path).rgb)
     bundled = to_uint8(session.render(RenderParams()))
     after = rgb_from_qimage(window.view.after)

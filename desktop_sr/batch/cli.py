@@ -135,7 +135,7 @@ def _ctrl_c_cancels(control: BatchControl) -> Iterator[None]:
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    from ..cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
+    from ..cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
 
     try:
         params = params_from_args(args)
@@ -193,8 +193,10 @@ def run_batch(args: argparse.Namespace) -> int:
 
     def load() -> UpscaleSession:
         from ..engine.loader import open_session
+        from ..models import models_dir
 
-        session = open_session(spec, device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles)
+        session = open_session(spec, device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles,
+                               models_dir=models_dir())  # fmt: skip
         if not args.quiet:
             warn_ignored(session.info, params_from_args(args))
         return session

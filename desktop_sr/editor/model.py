@@ -67,8 +67,14 @@ BADGES = {
     ),
     Shown.STALE: ("Previous settings", "The last result stays on screen while the new settings render."),
 }
-FAILURE_TITLES = {OpenPhoto: "Cannot open the photo", Export: "Export failed", Rescale: "Cannot open the photo",
-                  Render: "Render failed", PrepareCorners: "Preview failed", DetailMap: "Detail map failed"}  # fmt: skip
+FAILURE_TITLES: dict[type[Job], str] = {
+    OpenPhoto: "Cannot open the photo",
+    Rescale: "Cannot open the photo",
+    Export: "Export failed",
+    Render: "Render failed",
+    PrepareCorners: "Preview failed",
+    DetailMap: "Detail map failed",
+}
 
 
 def corner_key(p: RenderParams) -> tuple[object, ...]:

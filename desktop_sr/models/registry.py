@@ -205,7 +205,7 @@ def bundled_available(root: Path | None = None) -> bool:
         return False
     from ..engine.bundled_files import weights_available
 
-    return weights_available(root)
+    return weights_available(root if root is not None else models_dir())
 
 
 def _now() -> str:

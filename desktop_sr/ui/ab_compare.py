@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QMenu, QStatusBar
 
     from ..editor import EditorModel
-    from .compare_view import CompareView
     from ..settings import Settings
+    from .compare_view import CompareView
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ __all__ = ["CornerBlend", "colormap", "qimage_from_rgb", "rgb_from_qimage"]
 _ANCHORS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float32)
 
 
-
 def qimage_from_rgb(rgb: np.ndarray) -> QImage:
     """uint8 H x W x 3 (or x 4) -> a QImage that owns a copy of the pixels."""
     a = np.ascontiguousarray(rgb)

@@ -47,7 +47,6 @@ ABOUT_LICENCES = (
 )
 
 
-
 class MainWindow(ABCompare, WindowActions, QMainWindow):
     def __init__(self, settings_dir: Path | None = None, *, load_model: bool = True) -> None:
         super().__init__()
@@ -73,8 +72,13 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self._error_open = False
 
         self.worker = EngineWorker(self)
-        self.editor = EditorModel(self.worker, self._settings_params(), default_spec=lambda: default_model_spec(),
-                                  device=self.settings.device, models_dir=models_dir(self.settings.models_dir))  # fmt: skip
+        self.editor = EditorModel(
+            self.worker,
+            self._settings_params(),
+            default_spec=lambda: default_model_spec(),  # looked up at call time (tests replace it)
+            device=self.settings.device,
+            models_dir=models_dir(self.settings.models_dir),
+        )
         self._build_actions()
         self._build_status()
         self._bind()
@@ -121,7 +125,14 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         if self.controls.params() != p:
             self.controls.set_params(p)
         s = self.settings
-        s.pix, s.sem, s.realism, s.scale, s.color_fix, s.prompt = p.pix, p.sem, p.realism, p.scale, p.color_fix, p.prompt
+        s.pix, s.sem, s.realism, s.scale, s.color_fix, s.prompt = (
+            p.pix,
+            p.sem,
+            p.realism,
+            p.scale,
+            p.color_fix,
+            p.prompt,
+        )
 
     def _view_changed(self) -> None:
         self.editor.set_view(self.view.visible_image_rect())
@@ -225,7 +236,9 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
 
         dlg = ModelManagerDialog(self, self.settings.models_dir)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dlg.default_changed.connect(lambda spec: spec is None or spec == self.editor.model_spec or self.load_model(spec))
+        dlg.default_changed.connect(
+            lambda spec: spec is None or spec == self.editor.model_spec or self.load_model(spec)
+        )
         dlg.models_dir_changed.connect(self._models_dir_changed)
         dlg.show()
         return dlg
