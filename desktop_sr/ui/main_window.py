@@ -14,15 +14,20 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent
-from PySide6.QtWidgets import QDialog, QDockWidget, QFileDialog, QMainWindow, QMessageBox, QPushButton
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QPushButton
 
-from .. import __version__
 from ..editor import EditorModel, Shown
 from ..editor.jobs import Job
+from ..editor.remembered import (
+    default_model_spec,
+    last_model_spec,
+    params_from_settings,
+    remember_model,
+)
 from ..engine.api import ModelInfo, RenderParams
 from ..engine.loader import ModelSpec
-from ..imaging import SUPPORTED_READ_EXTENSIONS, Photo, SaveOptions
+from ..imaging import Photo, SaveOptions
 from ..models.paths import models_dir
 from ..settings import load_settings, save_settings
 from .ab_compare import ABCompare
@@ -37,14 +42,6 @@ from .worker import EngineWorker
 log = logging.getLogger(__name__)
 NO_MODEL = "No model loaded.\nChoose one with Model ▸ Choose model… (Stable Diffusion 2.1-base + PiSA-SR adapters)."
 OPEN_PHOTO = "Open a photo (File ▸ Open, or drop it here)"
-
-#: Shown in Help ▸ About: the app's licence and those of the libraries an installer ships (the full list with sources
-#: is in desktop_sr/resources/README.md).
-ABOUT_LICENCES = (
-    "desktop-sr is licensed under Apache-2.0. It ships Qt 6 and PySide6 (LGPL-3.0), PyTorch (BSD-3-Clause), "
-    "NumPy and Pillow (BSD/HPND), Diffusers, Transformers and PEFT (Apache-2.0); the bundled Real-ESRGAN x4plus "
-    "weights are BSD-3-Clause. Sample photo: Chelsea the cat, CC0 (scikit-image)."
-)
 
 
 class MainWindow(ABCompare, WindowActions, QMainWindow):
@@ -74,7 +71,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self.worker = EngineWorker(self)
         self.editor = EditorModel(
             self.worker,
-            self._settings_params(),
+            params_from_settings(self.settings),
             default_spec=lambda: default_model_spec(),  # looked up at call time (tests replace it)
             device=self.settings.device,
             models_dir=models_dir(self.settings.models_dir),
@@ -176,24 +173,10 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
             self.progress.setMaximum(0)  # indeterminate until the first report
         self.editor.set_busy(busy)
 
-    def _settings_params(self) -> RenderParams:
-        s = self.settings
-        try:
-            return RenderParams(pix=s.pix, sem=s.sem, realism=s.realism, scale=s.scale, color_fix=s.color_fix,
-                                prompt=s.prompt)  # fmt: skip
-        except ValueError:
-            return RenderParams()
-
     # -- model ----------------------------------------------------------------------------------------------------
     def _load_initial_model(self) -> None:
         """The model used last time, else the model manager's default, else the bundled upscaler if installed."""
-        s = self.settings
-        if s.model_kind == "pisa-sr" and s.model_base and s.model_lora:
-            spec: ModelSpec | None = ModelSpec.pisa(s.model_base, s.model_lora, s.model_name)
-        elif s.model_kind and s.model_kind != "pisa-sr":
-            spec = ModelSpec(kind=s.model_kind, name=s.model_name)
-        else:
-            spec = default_model_spec()
+        spec = last_model_spec(self.settings) or default_model_spec()
         if spec is not None:
             self.load_model(spec)
 
@@ -203,9 +186,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
     def _model_changed(self, info: ModelInfo | None, description: str) -> None:
         spec = self.editor.model_spec
         if info is not None and spec is not None:
-            s = self.settings
-            s.model_kind, s.model_name = spec.kind, spec.name
-            s.model_base, s.model_lora = str(spec.base_dir or ""), str(spec.lora or "")
+            remember_model(self.settings, spec)
             self.controls.configure_for_model(info.supports_realism, info.supports_prompt, info.trained_timesteps)
         self._update_model_state()
 
@@ -249,12 +230,6 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         save_settings(self.settings, self.settings_dir)
 
     # -- photo ----------------------------------------------------------------------------------------------------
-    def open_dialog(self) -> None:
-        patterns = " ".join(f"*{e}" for e in sorted(SUPPORTED_READ_EXTENSIONS))
-        path, _ = QFileDialog.getOpenFileName(self, "Open photo", self.settings.last_folder, f"Photos ({patterns})")
-        if path:
-            self.open_path(path)
-
     def open_path(self, path: str | Path, *, remember: bool = True) -> None:
         """Open a photo; ``remember=False`` keeps it out of the recent files and the last folder (the sample)."""
         path = Path(path)
@@ -273,12 +248,6 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         except FileNotFoundError as exc:
             self.statusBar().showMessage(str(exc), 10000)
 
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        for p in self.settings.recent_files:
-            self.recent_menu.addAction(p, lambda p=p: self.open_path(p))
-        self.recent_menu.setEnabled(bool(self.settings.recent_files))
-
     def _photo_changed(self, photo: Photo, before: np.ndarray, new_photo: bool) -> None:
         """A new photo, or the same photo at a new scale (then the old result stays on screen, stretched)."""
         scale = before.shape[1] // photo.width
@@ -294,7 +263,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self.editor.set_detail(on)
         self.view.update()
 
-    # -- export, batch, about -------------------------------------------------------------------------------------
+    # -- export, batch --------------------------------------------------------------------------------------------
     def export_dialog(self) -> None:
         if self.editor.photo is None or self.editor.model_info is None:
             return
@@ -335,18 +304,6 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self.batch_dialog = dlg
         dlg.show()
 
-    def about(self) -> None:
-        info = self.editor.model_info
-        QMessageBox.about(
-            self,
-            "About desktop-sr",
-            f"<b>desktop-sr {__version__}</b><br>Diffusion super-resolution for photos.<br>"
-            "PiSA-SR (pixel and semantic LoRA on Stable Diffusion 2.1-base) with RCOD-style realism levels.<br>"
-            f"Model: {info.name if info else 'none'}"
-            + (f" — weights licence: {info.licence}" if info and info.licence else "")
-            + f"<br><br>{ABOUT_LICENCES}",
-        )
-
     def show_error(self, title: str, message: str) -> None:
         """One modal dialog at a time: errors arriving while one is open go to the status bar only."""
         self.statusBar().showMessage(f"{title}: {message}", 10000)
@@ -358,54 +315,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         finally:
             self._error_open = False
 
-    # -- view modes, keys, drops, closing ---------------------------------------------------------------------------
-    def set_compare_mode(self, mode: str) -> None:
-        if mode not in self.mode_actions:
-            mode = "split-v"
-        self.view.set_mode(mode)
-        self.mode_actions[mode].setChecked(True)
-        self.settings.compare_mode = mode
-
-    def _toggle_original(self, on: bool) -> None:
-        self.view.show_original = on
-        self.view.update()
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
-            self.view.show_original = True
-            self.view.update()
-            return
-        super().keyPressEvent(event)
-
-    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
-            self.view.show_original = self.act_original.isChecked()
-            self.view.update()
-            return
-        super().keyReleaseEvent(event)
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
-        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        """One photo opens here; several, or a folder, go to the batch dialog (the way people drop a shoot)."""
-        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
-        if not paths:
-            return
-        event.acceptProposedAction()
-        if len(paths) == 1 and not paths[0].is_dir():
-            self.open_path(paths[0])
-            return
-        self.open_batch_dialog()
-        dlg = self.batch_dialog
-        if dlg is None:
-            return
-        if getattr(dlg, "running", False):
-            self.statusBar().showMessage("A batch is running: add the photos when it has finished", 8000)
-        else:
-            dlg.add_paths(paths)  # type: ignore[attr-defined]
-
+    # -- closing --------------------------------------------------------------------------------------------------
     def save_settings(self) -> None:
         self.settings.geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
         self.settings.window_state = base64.b64encode(bytes(self.saveState().data())).decode()
@@ -424,18 +334,3 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         """Stop the worker thread; nothing it reported after this point reaches the window."""
         self.worker.blockSignals(True)
         self.worker.stop()
-
-
-def default_model_spec() -> ModelSpec | None:
-    """The model manager's default if there is one, else the bundled upscaler if it can run here, else None (then
-    the window asks for a model instead of failing to load one).
-
-    Only looks for files and modules, never imports the engine's model code here: that pulls in torch, which
-    belongs to the worker thread.
-    """
-    from ..models.registry import bundled_available, default_spec
-
-    spec = default_spec()
-    if spec is not None:
-        return spec
-    return ModelSpec.bundled() if bundled_available() else None

@@ -1,18 +1,35 @@
-"""The main window's menus, toolbar and status bar: layout only (what each action does is the window's and the
-editor model's). A mixin of :class:`~desktop_sr.ui.main_window.MainWindow`, kept apart so the window stays wiring."""
+"""The main window's menus, toolbar, status bar, view modes, keys and drops: layout and input (what each action
+does is the window's and the editor model's). A mixin of :class:`~desktop_sr.ui.main_window.MainWindow`, kept
+apart so the window stays wiring."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QProgressBar, QPushButton
+
+from .. import __version__
+from ..imaging import SUPPORTED_READ_EXTENSIONS
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QMenu, QMenuBar, QStatusBar, QToolBar
 
+    from ..editor import EditorModel
+    from ..settings import Settings
     from .compare_view import CompareView
+
+
+#: Shown in Help ▸ About: the app's licence and those of the libraries an installer ships (the full list with sources
+#: is in desktop_sr/resources/README.md).
+ABOUT_LICENCES = (
+    "desktop-sr is licensed under Apache-2.0. It ships Qt 6 and PySide6 (LGPL-3.0), PyTorch (BSD-3-Clause), "
+    "NumPy and Pillow (BSD/HPND), Diffusers, Transformers and PEFT (Apache-2.0); the bundled Real-ESRGAN x4plus "
+    "weights are BSD-3-Clause. Sample photo: Chelsea the cat, CC0 (scikit-image)."
+)
 
 
 class WindowActions:
@@ -20,6 +37,8 @@ class WindowActions:
 
     if TYPE_CHECKING:
         view: CompareView
+        editor: EditorModel
+        settings: Settings
         recent_menu: QMenu
         compare_menu: QMenu
         mode_actions: dict[str, QAction]
@@ -160,3 +179,75 @@ class WindowActions:
             sb.addPermanentWidget(w)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.btn_cancel)
+
+    def open_dialog(self) -> None:
+        patterns = " ".join(f"*{e}" for e in sorted(SUPPORTED_READ_EXTENSIONS))
+        path, _ = QFileDialog.getOpenFileName(self, "Open photo", self.settings.last_folder, f"Photos ({patterns})")
+        if path:
+            self.open_path(path)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.settings.recent_files:
+            self.recent_menu.addAction(p, lambda p=p: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self.settings.recent_files))
+
+    def about(self) -> None:
+        info = self.editor.model_info
+        QMessageBox.about(
+            self,  # type: ignore[arg-type]
+            "About desktop-sr",
+            f"<b>desktop-sr {__version__}</b><br>Diffusion super-resolution for photos.<br>"
+            "PiSA-SR (pixel and semantic LoRA on Stable Diffusion 2.1-base) with RCOD-style realism levels.<br>"
+            f"Model: {info.name if info else 'none'}"
+            + (f" — weights licence: {info.licence}" if info and info.licence else "")
+            + f"<br><br>{ABOUT_LICENCES}",
+        )
+
+    # -- view modes, keys, drops ----------------------------------------------------------------------------------
+    def set_compare_mode(self, mode: str) -> None:
+        if mode not in self.mode_actions:
+            mode = "split-v"
+        self.view.set_mode(mode)
+        self.mode_actions[mode].setChecked(True)
+        self.settings.compare_mode = mode
+
+    def _toggle_original(self, on: bool) -> None:
+        self.view.show_original = on
+        self.view.update()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.view.show_original = True
+            self.view.update()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.view.show_original = self.act_original.isChecked()
+            self.view.update()
+            return
+        super().keyReleaseEvent(event)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        """One photo opens here; several, or a folder, go to the batch dialog (the way people drop a shoot)."""
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            return
+        event.acceptProposedAction()
+        if len(paths) == 1 and not paths[0].is_dir():
+            self.open_path(paths[0])
+            return
+        self.open_batch_dialog()
+        dlg = self.batch_dialog
+        if dlg is None:
+            return
+        if getattr(dlg, "running", False):
+            self.statusBar().showMessage("A batch is running: add the photos when it has finished", 8000)
+        else:
+            dlg.add_paths(paths)  # type: ignore[attr-defined]
