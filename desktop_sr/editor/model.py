@@ -272,10 +272,10 @@ class EditorModel:
         assert self.blender is not None
         start = time.perf_counter()
         self.has_after = True
+        self.shown_params, self.shown = params, Shown.PREVIEW
         self.after_changed.emit(self.blender.blend(params.pix, params.sem))
         self.last_preview_ms = (time.perf_counter() - start) * 1000
         self.preview_count += 1
-        self.shown_params, self.shown = params, Shown.PREVIEW
 
     def _submit(self, job: Job) -> int:
         if job.slot is not None:
@@ -316,8 +316,8 @@ class EditorModel:
             self.shown_changed.emit(self.shown)
             return
         self._render_pending = None
-        self.after_changed.emit(r.image)
         self.shown = Shown.EXACT
+        self.after_changed.emit(r.image)
         self.last_render_seconds = r.seconds
         self.timing_changed.emit(r.seconds, self.last_preview_ms)
         self.shown_changed.emit(self.shown)

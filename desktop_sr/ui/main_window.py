@@ -136,7 +136,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
 
     def _after_changed(self, image: np.ndarray | None) -> None:
         self.view.set_after(None if image is None else qimage_from_rgb(image))
-        if image is not None and self.editor.shown is not Shown.EXACT:
+        if image is not None and self.editor.shown is Shown.PREVIEW:
             self.view.repaint()  # a preview is on screen now, not at the next idle moment
 
     def _shown_changed(self, shown: Shown) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -163,27 +162,11 @@ class BackgroundRelay(QObject):
         with self._cond:
             return list(self._queue)
 
-    def running_job(self) -> RelayJob | None:
-        with self._cond:
-            return self._running[0] if self._running is not None else None
-
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def timer_active(self) -> bool:
         return self._timer.isActive()
-
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Block until nothing is queued or running, then deliver what is left; False on timeout."""
-        end = time.monotonic() + timeout
-        with self._cond:
-            while (self._queue or self._running is not None) and not self._stop:
-                left = end - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        self.deliver()
-        return True
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Cancel everything and end the thread; nothing it reported afterwards is emitted. False on timeout."""
