@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .cli_common import StageBar, add_model_args, add_render_args, params_from_args, session_from_args, warn_ignored
+from .engine.control import Control
 from .engine.errors import EngineError, ModelError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
@@ -67,7 +68,7 @@ def run_upscale(args: argparse.Namespace) -> int:
             start = time.perf_counter()
             photo = read_photo(src)
             session.set_photo(photo.rgb)
-            result = session.render(params, progress=bar)
+            result = session.render(params, control=Control(bar))
             dst.parent.mkdir(parents=True, exist_ok=True)
             fmt = args.format or None
             write_photo(dst, result, like=photo, scale=params.scale, options=SaveOptions(format=fmt))

@@ -13,19 +13,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from desktop_sr.editor.executor import Executor
+from desktop_sr.editor.executor import Executor, JobControl
 from desktop_sr.editor.jobs import Job
 from desktop_sr.editor.model import EditorModel
-from desktop_sr.engine.api import (
-    CancelToken,
-    Corners,
-    ModelInfo,
-    PhotoHolder,
-    ProgressFn,
-    Region,
-    RenderParams,
-    check_photo,
-)
+from desktop_sr.engine.api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
+from desktop_sr.engine.control import Control
 from desktop_sr.engine.errors import Cancelled, EngineError
 
 TILES = 4
@@ -55,28 +47,27 @@ class FakeSession(PhotoHolder):
         full = pix + 0.1 * np.sin(np.arange(up.shape[1]) * params.realism / 50.0)[None, :, None].astype(np.float32)
         return Corners(base.astype(np.float32), pix.astype(np.float32), full.astype(np.float32))
 
-    def _work(self, progress: ProgressFn | None, cancel: CancelToken | None) -> None:
+    def _work(self, control: Control | None) -> None:
         for i in range(TILES):
-            if cancel is not None:
-                cancel.check()
-            if progress is not None:
-                progress(i + 1, TILES, "unet")
+            if control is not None:
+                control.check()
+                control.report(i + 1, TILES, "unet")
 
-    def render(self, params, *, region=None, progress=None, cancel=None) -> np.ndarray:
+    def render(self, params, *, region=None, control=None) -> np.ndarray:
         self.calls.append(("render", params, region))
-        self._work(progress, cancel)
+        self._work(control)
         out = self._corners(params).blend(params.pix, params.sem)
         if region is not None:
             x0, y0, x1, y1 = region
             out = out[y0:y1, x0:x1]
         return out
 
-    def corners(self, params, *, progress=None, cancel=None) -> Corners:
+    def corners(self, params, *, control=None) -> Corners:
         self.calls.append(("corners", params, None))
-        self._work(progress, cancel)
+        self._work(control)
         return self._corners(params)
 
-    def detail_map(self, params, *, progress=None, cancel=None) -> np.ndarray:
+    def detail_map(self, params, *, control=None) -> np.ndarray:
         self.calls.append(("detail", params, None))
         c = self._corners(params)
         return np.clip(np.abs(c.full - c.pix).mean(axis=2) * 5, 0, 1)
@@ -91,13 +82,10 @@ class FakeSession(PhotoHolder):
         return [(p, r) for kind, p, r in self.calls if kind == "render"]
 
 
-class _Control:
+class _Control(JobControl):
     def __init__(self, queue: InlineQueue, job: Job) -> None:
-        self.token = CancelToken()
+        super().__init__()
         self.queue, self.job = queue, job
-
-    def progress(self, done: int, total: int, stage: str) -> None:
-        pass
 
     def superseded(self) -> bool:
         return any(j.slot == self.job.slot for j in self.queue.queued)
@@ -121,12 +109,12 @@ class InlineQueue:
 
     def supersede(self, slot: str) -> None:
         if self.running is not None and self.running[0].slot == slot:
-            self.running[1].token.cancel()
+            self.running[1].cancel()
 
     def cancel(self, kinds: tuple[type[Job], ...]) -> None:
         self.queued = [j for j in self.queued if not isinstance(j, kinds)]
         if self.running is not None and isinstance(self.running[0], kinds):
-            self.running[1].token.cancel()
+            self.running[1].cancel()
 
     # driving
     def kinds(self) -> list[str]:

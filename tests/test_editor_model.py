@@ -151,11 +151,13 @@ def test_a_superseded_result_is_dropped_by_job_id(setup, photos):
     editor, queue, screen, _ = setup
     ready(editor, queue, photos[0])
     editor.set_params(RenderParams(color_fix="none"))
-    first = queue.start()  # the worker has taken it...
-    editor.set_params(RenderParams(color_fix="wavelet"))  # ...when the user moves on
-    assert queue.running[1].token.cancelled  # the running render was told to stop
-    queue.running[1].token = type(queue.running[1].token)()  # but it finished anyway (no tile boundary left)
-    queue.step()
+    first = queue.start()
+    control = queue.running[1]
+    results = list(queue.executor.run(first, control))  # the worker finishes it (no tile boundary left)...
+    editor.set_params(RenderParams(color_fix="wavelet"))  # ...as the user moves on
+    assert control.cancelled  # a render still running would stop at its next tile
+    queue.running = None
+    editor.on_result(first, results[-1])  # its result arrives late
     assert editor.shown is Shown.STALE and editor.shown_params == RenderParams()  # the old result was not shown
     queue.run_all()
     assert editor.shown is Shown.EXACT and editor.shown_params == RenderParams(color_fix="wavelet")
@@ -235,7 +237,7 @@ def test_panning_re_prioritises_the_render(setup, photos):
     editor.set_view((4, 4, 20, 16))  # still inside what is exact: nothing to do
     assert queue.kinds() == []
     editor.set_view((24, 20, 48, 40))  # panned to the bottom right while the rest renders
-    assert queue.running[1].token.cancelled and [j.region for j in queue.queued] == [(24, 20, 48, 40)]
+    assert queue.running[1].cancelled and [j.region for j in queue.queued] == [(24, 20, 48, 40)]
     queue.running = None
     queue.start()
     queue.step()

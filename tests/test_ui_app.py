@@ -205,13 +205,12 @@ def test_cancel_stops_a_running_job(qtbot, window, tiny_model, photo_path, monke
     session = window.worker.session
     real_render = session.render
 
-    def slow_render(params, *, region=None, progress=None, cancel=None):
+    def slow_render(params, *, region=None, control=None):
         for i in range(200):
-            if progress:
-                progress(i, 200, "unet")
-            cancel.check()
+            control.report(i, 200, "unet")
+            control.check()
             time.sleep(0.02)
-        return real_render(params, region=region, progress=progress, cancel=cancel)
+        return real_render(params, region=region, control=control)
 
     monkeypatch.setattr(session, "render", slow_render)
     window.controls.color_fix.setCurrentIndex(2)

@@ -67,8 +67,8 @@ def test_cancel_and_supersede_stop_the_running_job_between_steps(qtbot):
     def run(job: Step, control):
         started.set()
         for _ in range(500):
-            control.token.check()
-            control.progress(1, 2, "wait")
+            control.check()
+            control.report(1, 2, "wait")
             threading.Event().wait(0.01)
         return "finished"
 

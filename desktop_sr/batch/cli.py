@@ -25,9 +25,9 @@ from ..cli_common import (
     warn_ignored,
 )
 from ..engine.api import UpscaleSession
+from ..engine.control import Control
 from ..engine.errors import ModelError
 from ..imaging import SaveOptions
-from .control import BatchControl
 from .manifest import Manifest, ManifestError
 from .naming import DEFAULT_TEMPLATE, FIELDS, TemplateError
 from .plan import ON_CONFLICT, OUTPUT_FORMATS, RENAME_STYLES, BatchSettings, PlanError, PlanItem, make_plan
@@ -115,7 +115,7 @@ class _CliListener(BatchListener):
 
 
 @contextlib.contextmanager
-def _ctrl_c_cancels(control: BatchControl) -> Iterator[None]:
+def _ctrl_c_cancels(control: Control) -> Iterator[None]:
     """First Ctrl-C cancels cleanly (the photo in progress is abandoned within a tile); a second one aborts."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -201,7 +201,7 @@ def run_batch(args: argparse.Namespace) -> int:
             warn_ignored(session.info, params_from_args(args))
         return session
 
-    control = BatchControl()
+    control = Control()
     listener = _CliListener(len(plan.items), enabled=not args.quiet)
     runner = BatchRunner(plan, load, listener=listener, control=control)
     try:

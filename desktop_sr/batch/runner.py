@@ -2,8 +2,8 @@
 never stopping the rest, and each step recorded in the manifest so a rerun picks up where a crash left off.
 
 The runner is Qt-free and runs on whatever thread calls :meth:`BatchRunner.run` (the CLI's main thread, the
-dialog's worker thread). It talks back through a :class:`BatchListener`, and is steered through a
-:class:`BatchControl`.
+dialog's worker thread). It talks back through a :class:`BatchListener`, and is steered (pause, cancel) through
+the engine's :class:`~desktop_sr.engine.control.Control`, the same object that carries its progress to the engine.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.api import UpscaleSession
+from ..engine.control import Control
 from ..engine.errors import Cancelled, EngineError
 from ..imaging import Photo, PhotoError, read_photo, write_photo
-from .control import BatchControl
 from .manifest import Manifest, ManifestError
 from .plan import DONE, OVERWRITE, RENAME, SKIP, WRITE, BatchSettings, Plan, PlanItem, path_key, resolve_target
 from .progress import EtaEstimator, Progress, stage_fraction
@@ -120,7 +120,7 @@ class BatchRunner:
         session: UpscaleSession | SessionFactory,
         *,
         listener: BatchListener | None = None,
-        control: BatchControl | None = None,
+        control: Control | None = None,
         manifest: Manifest | None = None,
     ) -> None:
         """``session`` is a loaded session (kept open) or a factory called once, on this thread, when the first
@@ -130,7 +130,7 @@ class BatchRunner:
         self._session: UpscaleSession | None = session if _is_session(session) else None  # type: ignore[assignment]
         self._factory: SessionFactory | None = None if self._session is not None else session  # type: ignore[assignment]
         self.listener = listener or BatchListener()
-        self.control = control or BatchControl()
+        self.control = control or Control()
         self.manifest = manifest or Manifest(self.settings.output_dir)
         self.signature = self.settings.signature()
         self.summary = BatchSummary(refused=list(plan.refused), output_dir=Path(self.settings.output_dir))
@@ -254,10 +254,10 @@ class BatchRunner:
             session.set_photo(photo.rgb)
             m0 = time.perf_counter()
             try:
-                rgb = session.render(self.settings.params, progress=self._on_tile, cancel=self.control.token)
+                rgb = session.render(self.settings.params, control=self.control.sub(self._on_tile))
             finally:
                 model_seconds = time.perf_counter() - m0
-            self.control.token.check()  # a cancel that arrived during the last tile still abandons the file
+            self.control.check()  # a cancel that arrived during the last tile still abandons the file
             target.parent.mkdir(parents=True, exist_ok=True)
             self.manifest.writing(item.source, self.signature, target)
             _write(target, rgb, photo, self.settings)

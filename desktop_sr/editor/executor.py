@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from ..engine.api import CancelToken, UpscaleSession
+from ..engine.api import UpscaleSession
+from ..engine.control import Control
 from ..engine.errors import EngineError
 from ..imaging import Photo, read_photo, to_uint8, write_photo
 from .jobs import (
@@ -37,15 +37,12 @@ from .jobs import (
 from .preview import CornerBlend
 
 
-class WorkControl(Protocol):
-    """What a running job gets from whoever runs it: progress reports, the cancel flag, and whether a newer job of
-    the same kind is waiting."""
+class JobControl(Control):
+    """What a running job gets from whoever runs it (the GUI's relay, a test): the progress-and-cancel object the
+    engine takes, plus whether a newer job of the same kind is already waiting."""
 
-    token: CancelToken
-
-    def progress(self, done: int, total: int, stage: str) -> None: ...
-
-    def superseded(self) -> bool: ...
+    def superseded(self) -> bool:
+        return False
 
 
 SessionOpener = Callable[[LoadModel], UpscaleSession]
@@ -74,7 +71,7 @@ class Executor:
         self.photo: Photo | None = None
         self.render_count = 0  # whole-photo renders actually run (tests use it to prove coalescing)
 
-    def run(self, job: Job, control: WorkControl) -> Iterator[Result]:
+    def run(self, job: Job, control: JobControl) -> Iterator[Result]:
         if isinstance(job, LoadModel):
             yield self._load(job)
         elif isinstance(job, OpenPhoto):
@@ -87,12 +84,12 @@ class Executor:
         elif isinstance(job, PrepareCorners):
             if self._ready():
                 assert self.session is not None
-                c = self.session.corners(job.params, progress=control.progress, cancel=control.token)
+                c = self.session.corners(job.params, control=control)
                 yield CornersReady(job.params, CornerBlend(c.base, c.pix, c.full))
         elif isinstance(job, DetailMap):
             if self._ready():
                 assert self.session is not None
-                values = self.session.detail_map(job.params, progress=control.progress, cancel=control.token)
+                values = self.session.detail_map(job.params, control=control)
                 yield DetailReady(job.params, values)
         elif isinstance(job, Export):
             yield self._export(job, control)
@@ -130,7 +127,7 @@ class Executor:
 
         return to_uint8(bicubic_upscale(self.photo.rgb, scale))
 
-    def _render(self, job: Render, control: WorkControl) -> Iterator[Rendered]:
+    def _render(self, job: Render, control: JobControl) -> Iterator[Rendered]:
         if not self._ready():
             return
         session = self.session
@@ -139,19 +136,19 @@ class Executor:
         w, h = session.output_size(params.scale)
         start = time.perf_counter()
         if region is not None and region != (0, 0, w, h):
-            part = session.render(params, region=region, progress=control.progress, cancel=control.token)
+            part = session.render(params, region=region, control=control)
             yield Rendered(params, to_uint8(part), region, time.perf_counter() - start)
             if control.superseded():
                 return  # the rest would be stale: the user has moved on
-        image = session.render(params, progress=control.progress, cancel=control.token)
+        image = session.render(params, control=control)
         self.render_count += 1
         yield Rendered(params, to_uint8(image), None, time.perf_counter() - start)
 
-    def _export(self, job: Export, control: WorkControl) -> Exported:
+    def _export(self, job: Export, control: JobControl) -> Exported:
         if not self._ready():
             raise EngineError("nothing to export: open a photo and choose a model first")
         assert self.session is not None and self.photo is not None
         start = time.perf_counter()
-        image = self.session.render(job.params, progress=control.progress, cancel=control.token)
+        image = self.session.render(job.params, control=control)
         write_photo(job.path, image, like=self.photo, scale=job.params.scale, options=job.options)
         return Exported(job.path, time.perf_counter() - start)

@@ -23,7 +23,7 @@ from itertools import pairwise
 
 import torch
 
-from .api import CancelToken, ProgressFn
+from .control import Control
 from .errors import Cancelled
 from .tiling import ramp_weights, tile_starts
 
@@ -157,9 +157,9 @@ class _Lockstep:
     Every tile runs the same network, so all meet at the same GroupNorms in the same order.
     """
 
-    def __init__(self, n: int, cancel: CancelToken | None, on_round: Callable[[int], None]) -> None:
+    def __init__(self, n: int, control: Control | None, on_round: Callable[[int], None]) -> None:
         self.n = n
-        self.cancel = cancel
+        self.control = control
         self.on_round = on_round
         self.cond = threading.Condition()
         self.turn = 0
@@ -181,7 +181,7 @@ class _Lockstep:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         s, ss, count = sums
         with self.cond:
-            if self.cancel is not None and self.cancel.cancelled:
+            if self.control is not None and self.control.cancelled:
                 self.error = Cancelled()
                 self.cond.notify_all()
                 raise _Aborted()
@@ -228,13 +228,13 @@ def _run_lockstep(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     tiles: Sequence[Tile],
-    cancel: CancelToken | None,
+    control: Control | None,
     on_round: Callable[[int], None],
     on_tile: Callable[[int, torch.Tensor], None],
 ) -> GroupStats:
     """Run ``fn`` on every tile in lockstep (see :class:`_Lockstep`); ``on_tile(i, out)`` gets each output in order.
     Returns the statistics used at each GroupNorm."""
-    lockstep = _Lockstep(len(tiles), cancel, on_round)
+    lockstep = _Lockstep(len(tiles), control, on_round)
     grad = torch.is_grad_enabled()
 
     def body(i: int, tile: Tile) -> None:
@@ -281,8 +281,7 @@ def tiled_vae(
     state_budget: int | None = None,
     region_sample: int = 4,
     stats: GroupStats | None = None,
-    progress: ProgressFn | None = None,
-    cancel: CancelToken | None = None,
+    control: Control | None = None,
     stage: str = "decode",
 ) -> torch.Tensor:
     """Run a VAE half (``fn`` = encode or decode, ``net`` = its module) over tiles of ``x``.
@@ -300,11 +299,11 @@ def tiled_vae(
     y0, y1, x0, x1 = region if region is not None else (0, h, 0, w)
     whole = (y0, y1, x0, x1) == (0, h, 0, w)
     if whole and h <= tile and w <= tile:
-        if cancel:
-            cancel.check()
+        if control:
+            control.check()
         out = fn(x)
-        if progress:
-            progress(1, 1, stage)
+        if control:
+            control.report(1, 1, stage)
         return out
 
     tiles = plan_tiles(h, w, tile, overlap, align)
@@ -361,27 +360,27 @@ def tiled_vae(
     done_tiles = 0
 
     def on_round(r: int) -> None:
-        if progress:
-            progress(min(r, rounds), total, stage)
+        if control:
+            control.report(min(r, rounds), total, stage)
 
     def on_tile(i: int, out: torch.Tensor) -> None:
         add(tiles[sample[i]], out)
 
     if stats is None:
         with _patched_group_norms(net):
-            stats = _run_lockstep(fn, x, [tiles[i] for i in sample], cancel, on_round, on_tile)
+            stats = _run_lockstep(fn, x, [tiles[i] for i in sample], control, on_round, on_tile)
     else:
         rounds = 0
         total = len(rest)
     with _patched_group_norms(net, frozen=stats):
         for i in rest:
-            if cancel:
-                cancel.check()
+            if control:
+                control.check()
             t = tiles[i]
             add(t, fn(x[:, :, t.y0 : t.y1, t.x0 : t.x1]))
             done_tiles += 1
-            if progress:
-                progress(rounds + done_tiles, total, stage)
+            if control:
+                control.report(rounds + done_tiles, total, stage)
     assert acc is not None
     result = acc / norm.clamp_min(1e-8)
     cy0, cx0 = round((y0 - wy0) * factor), round((x0 - wx0) * factor)

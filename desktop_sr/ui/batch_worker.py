@@ -4,7 +4,7 @@ which loads its own model session and runs the Qt-free batch runner.
 Its own session, not the main window's: the window keeps rendering and previewing while a batch runs, and the
 session API is single-threaded. torch is touched only on the relay's thread, through the engine. The runner's news
 (a file started, tile progress, a file finished, paused) arrives on the GUI thread as typed results; pause and cancel
-go straight to the thread-safe :class:`BatchControl`.
+go straight to the job's :class:`~desktop_sr.engine.control.Control`, which the relay's control shares.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 
 from ..batch import (
-    BatchControl,
     BatchListener,
     BatchRunner,
     BatchSummary,
@@ -26,9 +25,10 @@ from ..batch import (
 )
 from ..batch.plan import PlanItem
 from ..batch.progress import Progress
+from ..engine.control import Control
 from ..engine.loader import ModelSpec
 from ..engine.tile_settings import TileSettings
-from .relay import BackgroundRelay, Control, JobFailed, Task
+from .relay import BackgroundRelay, JobFailed, RelayControl, Task
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class RunBatch(Task):
     device: str = "auto"
     tiles: TileSettings | None = None
     models_dir: Path | None = None
-    control: BatchControl = field(default_factory=BatchControl, compare=False)
+    control: Control = field(default_factory=Control, compare=False)  # the dialog's pause and cancel
 
 
 @dataclass(frozen=True)
@@ -71,25 +71,25 @@ class PauseChanged:
 class _Reporter(BatchListener):
     """Runner callbacks (on the relay's thread) reported to the GUI thread as typed results."""
 
-    def __init__(self, worker: BatchWorker, job: RunBatch, control: Control) -> None:
+    def __init__(self, worker: BatchWorker, job: RunBatch, control: RelayControl) -> None:
         self.worker, self.job, self.control = worker, job, control
 
     def model_loading(self) -> None:
-        self.control.report(ModelLoading())
+        self.control.deliver(ModelLoading())
 
     def file_started(self, item: PlanItem, progress: Progress) -> None:
-        self.control.report(FileStarted(item, progress))
+        self.control.deliver(FileStarted(item, progress))
 
     def tile_progress(self, progress: Progress) -> None:
         if self.job.control.cancelled:
             self.worker.tiles_after_cancel += 1
-        self.control.report(TileProgress(progress))
+        self.control.deliver(TileProgress(progress))
 
     def file_finished(self, result: FileResult, progress: Progress) -> None:
-        self.control.report(FileFinished(result, progress))
+        self.control.deliver(FileFinished(result, progress))
 
     def paused(self, paused: bool) -> None:
-        self.control.report(PauseChanged(paused))
+        self.control.deliver(PauseChanged(paused))
 
 
 class BatchWorker(BackgroundRelay):
@@ -103,7 +103,7 @@ class BatchWorker(BackgroundRelay):
         self.tiles_after_cancel = 0
 
     @property
-    def control(self) -> BatchControl:
+    def control(self) -> Control:
         return self.job.control
 
     def start(self) -> None:
@@ -119,17 +119,13 @@ class BatchWorker(BackgroundRelay):
         self.job.control.cancel()
         super().cancel(kinds)
 
-    def stop(self, timeout: float = 30.0) -> bool:
-        self.job.control.cancel()  # the runner checks the batch's own control between tiles
-        return super().stop(timeout)
-
-    def _run(self, job: RunBatch, control: Control) -> BatchSummary:
+    def _run(self, job: RunBatch, control: RelayControl) -> BatchSummary:
         from ..engine.loader import open_session
 
         def session():  # noqa: ANN202 - called once, on this thread, when the first file needs the model
             return open_session(job.spec, device=job.device, tiles=job.tiles, models_dir=job.models_dir)
 
-        runner = BatchRunner(job.plan, session, listener=_Reporter(self, job, control), control=job.control)
+        runner = BatchRunner(job.plan, session, listener=_Reporter(self, job, control), control=control)
         try:
             return runner.run()
         except ModelLoadFailed as exc:

@@ -10,7 +10,6 @@ import leaves nothing behind (the store stages imports and registers them last).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +37,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..engine.control import Control
 from ..engine.errors import ModelError
 from ..models import BUILTIN_ID, INCOMPLETE, ModelRow, ModelStore
 from ..models.download import BASE_REPO, download_model, normalise_sha256
 from ..models.files import human_size
 from ..models.paths import models_dir, models_dir_source
-from .relay import BackgroundRelay, Control, Task
+from .relay import BackgroundRelay, Task
 
 log = logging.getLogger(__name__)
 COLUMNS = ("Name", "Kind", "Size", "Location", "Status")
@@ -58,15 +58,15 @@ STATUS_TIPS = {
 
 @dataclass(frozen=True)
 class StoreTask(Task):
-    """One model-store operation (``kind``: import, download or verify); ``work(progress, cancel)`` runs on the
-    relay's thread with ``progress(done, total, label)`` and a cancel flag the store checks between chunks."""
+    """One model-store operation (``kind``: import, download or verify); ``work(control)`` runs on the relay's
+    thread and reports its bytes to ``control``, which the store checks for cancel between chunks."""
 
     kind: str
-    work: Callable[[Callable[[int, int, str], None], threading.Event], object] = field(compare=False)
+    work: Callable[[Control], object] = field(compare=False)
 
 
 def run_store_task(task: StoreTask, control: Control) -> object:
-    return task.work(control.progress, control.cancel_event)
+    return task.work(control)
 
 
 class ImportDialog(QDialog):
@@ -397,9 +397,9 @@ class ModelManagerDialog(QDialog):
     ) -> bool:
         store = self.store
 
-        def work(progress: Callable[[int, int, str], None], cancel: threading.Event) -> object:
+        def work(control: Control) -> object:
             return store.import_pisa(base, adapter, name=name, mode=mode, adapter_mode=adapter_mode,
-                                     progress=progress, cancel=cancel)  # fmt: skip
+                                     control=control)  # fmt: skip
 
         return self._start(StoreTask("import", work), f"Importing {Path(adapter).name}…")
 
@@ -424,9 +424,9 @@ class ModelManagerDialog(QDialog):
     ) -> bool:
         store = self.store
 
-        def work(progress: Callable[[int, int, str], None], cancel: threading.Event) -> object:
+        def work(control: Control) -> object:
             return download_model(store, url, adapter_sha256=sha256, repo_id=repo_id, revision=revision,
-                                  base_dir=base_dir, name=name, progress=progress, cancel=cancel)  # fmt: skip
+                                  base_dir=base_dir, name=name, control=control)  # fmt: skip
 
         return self._start(StoreTask("download", work), "Downloading…")
 
@@ -435,7 +435,7 @@ class ModelManagerDialog(QDialog):
         if row is None:
             return False
         store, ident = self.store, row.id
-        verify = StoreTask("verify", lambda progress, cancel: store.verify(ident, progress=progress, cancel=cancel))
+        verify = StoreTask("verify", lambda control: store.verify(ident, control=control))
         return self._start(verify, f"Verifying {row.name}…")
 
     def remove_selected(self) -> bool:

@@ -25,8 +25,9 @@ from typing import Any, ClassVar, Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ..editor.executor import JobControl
 from ..editor.jobs import next_job_id
-from ..engine.api import CancelToken
+from ..engine.control import Control
 from ..engine.errors import Cancelled, EngineError
 from ..imaging import PhotoError
 from ..models.errors import OperationCancelled
@@ -57,23 +58,20 @@ class JobFailed(Exception):
     """Raised by a job to fail with exactly this message (e.g. a batch whose model could not load)."""
 
 
-class Control:
-    """Handed to the running job: its cancel flag (``token``, checked by the engine between tiles), progress reports,
-    and whether a newer job of its slot is already waiting."""
+class RelayControl(JobControl):
+    """The running job's progress-and-cancel object: its reports become ``progress`` signals; it can deliver
+    intermediate results; it knows whether a newer job of its slot is waiting. A job that carries its own
+    ``control`` (a batch the dialog pauses) shares that control's cancel and pause."""
 
     def __init__(self, relay: BackgroundRelay, job: RelayJob) -> None:
-        self.token = CancelToken()
+        own = getattr(job, "control", None)
+        super().__init__(self._progress, like=own if isinstance(own, Control) else None)
         self._relay, self._job = relay, job
 
-    @property
-    def cancel_event(self) -> threading.Event:
-        """The same flag as a ``threading.Event``, for the model store's operations."""
-        return self.token._event
-
-    def progress(self, done: int, total: int, stage: str) -> None:
+    def _progress(self, done: int, total: int, stage: str) -> None:
         self._relay._post("progress", self._job, done, total, stage)
 
-    def report(self, value: object) -> None:
+    def deliver(self, value: object) -> None:
         """Deliver an intermediate result now (a batch's per-file news) without ending the job."""
         self._relay._post("result", self._job, value)
 
@@ -82,7 +80,7 @@ class Control:
 
 
 #: ``run(job, control)``: the work, on the relay's thread; returns one result, or yields several.
-RunFn = Callable[[Any, Control], Iterable[object] | object]
+RunFn = Callable[[Any, RelayControl], Iterable[object] | object]
 
 
 class BackgroundRelay(QObject):
@@ -109,7 +107,7 @@ class BackgroundRelay(QObject):
         self._timer.timeout.connect(self.deliver)
         self._cond = threading.Condition()
         self._queue: list[RelayJob] = []
-        self._running: tuple[RelayJob, Control] | None = None
+        self._running: tuple[RelayJob, RelayControl] | None = None
         self._stop = False
         self._thread: threading.Thread | None = None
         self._open: set[int] = set()  # GUI thread only: ids of jobs submitted whose end has not been delivered
@@ -136,7 +134,7 @@ class BackgroundRelay(QObject):
         """Cancel the running job of ``slot``: a newer one was just submitted."""
         with self._cond:
             if self._running is not None and self._running[0].slot == slot:
-                self._running[1].token.cancel()
+                self._running[1].cancel()
 
     def cancel(self, kinds: tuple[type, ...] | None = None) -> None:
         """Cancel the running job and drop queued ones (only of these types, if given)."""
@@ -148,7 +146,7 @@ class BackgroundRelay(QObject):
             self._forget(j for j in self._queue if match(j))
             self._queue = [j for j in self._queue if not match(j)]
             if self._running is not None and match(self._running[0]):
-                self._running[1].token.cancel()
+                self._running[1].cancel()
 
     @property
     def busy(self) -> bool:
@@ -175,7 +173,7 @@ class BackgroundRelay(QObject):
             self._queue.clear()
             self._open.clear()
             if self._running is not None:
-                self._running[1].token.cancel()
+                self._running[1].cancel()
             self._cond.notify_all()
         ended = True
         if self._thread is not None:
@@ -216,7 +214,7 @@ class BackgroundRelay(QObject):
         with self._cond:
             return slot is not None and any(j.slot == slot for j in self._queue)
 
-    def _next(self) -> tuple[RelayJob, Control] | None:
+    def _next(self) -> tuple[RelayJob, RelayControl] | None:
         with self._cond:
             while not self._queue and not self._stop:
                 self._cond.wait()
@@ -224,7 +222,7 @@ class BackgroundRelay(QObject):
                 return None
             job = min(self._queue, key=lambda j: (j.priority, j.id))
             self._queue.remove(job)
-            self._running = (job, Control(self, job))
+            self._running = (job, RelayControl(self, job))
             return self._running
 
     def _loop(self) -> None:
@@ -242,7 +240,7 @@ class BackgroundRelay(QObject):
             if self._on_exit is not None:
                 self._on_exit()
 
-    def _execute(self, job: RelayJob, control: Control) -> None:
+    def _execute(self, job: RelayJob, control: RelayControl) -> None:
         """Run one job. Its outcome (last result, failure or cancel) travels with the "ended" mark, so the relay is
         no longer busy with it by the time anyone reacts to it."""
         outcome: tuple[object, ...] | None = None
