@@ -119,9 +119,7 @@ def tiling_report(model: PisaModel, width: int, tiles_arg: int | None) -> None:
         return float(np.abs(a.mean(axis=(0, 1)) - untiled.mean(axis=(0, 1))).max() * 255)
 
     print(f"tiled VAE, {width} x {height} result, {tiles.vae_tile * 8} px tiles (untiled {t_untiled:.1f} s):")
-    print(
-        f"  exact stats          PSNR {psnr(exact):6.2f} dB, mean shift {shift(exact):5.2f} levels, {t_exact:.1f} s"
-    )
+    print(f"  exact stats          PSNR {psnr(exact):6.2f} dB, mean shift {shift(exact):5.2f} levels, {t_exact:.1f} s")
     print(
         f"  approx. stats        PSNR {psnr(approx):6.2f} dB, mean shift {shift(approx):5.2f} levels, {t_approx:.1f} s"
     )
