@@ -80,9 +80,9 @@ def main() -> int:
         w.resize(1280, 820)
         w.show()
         w.load_model(ModelSpec.pisa(base, pkl))
-        wait(app, lambda w=w: w.model_info is not None)
+        wait(app, lambda w=w: w.editor.model_info is not None)
         w.open_path(path)
-        wait(app, lambda w=w: w.shown_params == RenderParams() and w.shown_kind == "exact" and w.blender is not None)
+        wait(app, lambda e=w.editor: e.shown_params == RenderParams() and e.shown == "exact" and e.blender is not None)
         previews, exacts = [], []
         for i in range(args.moves):
             value = 21 + i  # 1.05, 1.10, ...: every move is new, so nothing is cached as an exact result
@@ -90,9 +90,9 @@ def main() -> int:
             w.controls.sem.slider.setValue(value)
             w.view.repaint()  # paint now, as the next frame would
             previews.append(time.perf_counter() - start)
-            assert w.shown_kind == "preview", w.shown_kind
+            assert w.editor.shown == "preview", w.editor.shown
             target = RenderParams(sem=value / 20)
-            waited = wait(app, lambda w=w, t=target: w.shown_params == t and w.shown_kind == "exact")
+            waited = wait(app, lambda e=w.editor, t=target: e.shown_params == t and e.shown == "exact")
             exacts.append(waited + previews[-1])
         p, e = statistics.median(previews), statistics.median(exacts)
         print(f"| {size} px | {p * 1000:.1f} ms | {e:.2f} s | {p / e:.3f} |")

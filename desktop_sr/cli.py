@@ -12,8 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+__all__ = ["EXIT_FAILED", "EXIT_MODEL", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

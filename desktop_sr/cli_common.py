@@ -12,6 +12,9 @@ from .engine.loader import ModelSpec, open_session
 from .engine.tile_settings import TileSettings
 from .target_size import DPI_POLICIES, TargetError, TargetSize, parse_box, parse_print
 
+#: Exit codes of every command: 0 success, 1 some input failed (or the self-test), 2 bad usage, 3 no model.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+
 
 def realism_value(text: str) -> int:
     """A preset name (default, fidelity, neutral, realism) or an integer timestep 1..999."""
@@ -167,7 +170,10 @@ def tiles_from_args(args: argparse.Namespace) -> TileSettings | None:
 
 def session_from_args(args: argparse.Namespace) -> UpscaleSession:
     tiles = tiles_from_args(args)
-    return open_session(spec_from_args(args), device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles)
+    from .models import models_dir
+
+    return open_session(spec_from_args(args), device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles,
+                        models_dir=models_dir())  # fmt: skip
 
 
 class StageBar:

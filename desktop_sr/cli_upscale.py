@@ -17,6 +17,7 @@ from .cli_common import (
     target_from_args,
     warn_ignored,
 )
+from .engine.control import Control
 from .engine.errors import EngineError, ModelError
 from .target_size import TargetError, TargetSize, render_to_target
 
@@ -51,7 +52,7 @@ def output_path(src: Path, args: argparse.Namespace, single: bool, target: Targe
 
 
 def run_upscale(args: argparse.Namespace) -> int:
-    from .cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
+    from .cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
     from .imaging import PhotoError, SaveOptions, read_photo, write_photo
 
     single = len(args.inputs) == 1
@@ -92,9 +93,9 @@ def run_upscale(args: argparse.Namespace) -> int:
             session.set_photo(photo.rgb)
             how = f"×{params.scale}"
             if target is None:
-                result, ratio = session.render(params, progress=bar), float(params.scale)
+                result, ratio = session.render(params, control=Control(bar)), float(params.scale)
             else:
-                result, plan = render_to_target(session, photo.size, params, target, progress=bar)
+                result, plan = render_to_target(session, photo.size, params, target, control=Control(bar))
                 ratio = plan.ratio
                 how = f"×{plan.scale}" + (", then Lanczos" if plan.resample else "")
             dst.parent.mkdir(parents=True, exist_ok=True)

@@ -14,16 +14,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
-from pathlib import Path
+from contextlib import nullcontext
 
 import numpy as np
 
 from . import __version__
-from .cli import EXIT_FAILED, EXIT_MODEL
+from .cli_common import EXIT_FAILED, EXIT_MODEL
+from .selftest_report import SelftestFailure, SelftestReport, process_age  # noqa: F401 - the checks' vocabulary
 
 #: The self-test upscales a centre crop of the sample photo no larger than this (in input pixels). Real-ESRGAN x4plus
 #: runs at about 0.15 s per 1000 input pixels on two CPU cores, so the whole 256 x 170 sample would take ~10 s; a
@@ -41,59 +38,6 @@ MIN_DIFF_FROM_BICUBIC = 1e-3  # mean absolute difference: identical to bicubic m
 MIN_PSNR_VS_BICUBIC = 18.0  # dB: far from bicubic means garbage (noise, wrong colours, shifted content)
 MIN_CORRELATION = 0.9  # Pearson correlation with bicubic: same picture, not a different one
 MIN_PSNR_CONSISTENCY = 22.0  # dB: the result box-downscaled by 4 against the input photo
-
-
-class SelftestFailure(Exception):
-    """The self-test failed; ``str(exc)`` is the reason in words and ``exit_code`` what the process returns."""
-
-    def __init__(self, reason: str, exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(reason)
-        self.exit_code = exit_code
-
-
-@dataclass
-class SelftestReport:
-    """Timings (in the order the steps ran) and facts gathered along the way, printed as one line at the end."""
-
-    steps: list[tuple[str, float]] = field(default_factory=list)
-    facts: dict[str, str] = field(default_factory=dict)
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        """Time a step; the time is recorded even when the step fails, so a failure report still shows progress."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.steps.append((name, time.perf_counter() - start))
-
-    def line(self, ok: bool, reason: str = "") -> str:
-        """One line: verdict, reason on failure, facts, then step timings and the time since the process started."""
-        head = "desktop-sr selftest " + ("ok" if ok else f"FAILED: {reason}")
-        facts = "; ".join(f"{k} {v}" for k, v in self.facts.items())
-        timings = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in self.steps)
-        age = process_age()
-        total = f"; {age:.2f}s since process start" if age is not None else ""
-        parts = [head] + ([facts] if facts else []) + ([f"timings: {timings}{total}"] if timings or total else [])
-        return " | ".join(parts)
-
-
-def process_age() -> float | None:
-    """Seconds since this process started (not since Python started running our code), or None where unknown.
-
-    Measured from the kernel's process start time so the report includes the frozen app's own unpacking and the
-    interpreter's start-up, which is what a person waiting for the window experiences. Linux only (/proc); elsewhere
-    the build script measures the same thing from outside.
-    """
-    try:
-        stat = Path("/proc/self/stat").read_text()
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        ticks = os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, AttributeError):
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()  # the command name may contain spaces; fields resume after ')'
-    start_ticks = int(fields[19])  # field 22 of proc(5), counting from the state field (3) as index 0
-    return max(0.0, uptime - start_ticks / ticks)
 
 
 def environment_facts() -> dict[str, str]:
@@ -200,6 +144,7 @@ def run_engine_check(spec: object, report: SelftestReport, *, device: str = "aut
     from .engine.api import RenderParams
     from .engine.errors import ModelError
     from .engine.loader import ModelSpec, open_session
+    from .models import models_dir
 
     assert isinstance(spec, ModelSpec)
     report.facts["model"] = spec.describe()
@@ -207,7 +152,7 @@ def run_engine_check(spec: object, report: SelftestReport, *, device: str = "aut
         lq = load_sample()
     try:
         with report.step("model"):
-            session = open_session(spec, device=device)
+            session = open_session(spec, device=device, models_dir=models_dir())
     except (ModelError, ImportError, OSError, RuntimeError, ValueError) as exc:
         raise SelftestFailure(f"the default model could not be loaded: {exc}", exit_code=EXIT_MODEL) from exc
     try:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine.api import SCALES, CancelToken, ProgressFn, RenderParams, UpscaleSession
+from .engine.api import SCALES, RenderParams, UpscaleSession
+from .engine.control import Control
 from .engine.errors import TooLarge
 from .imaging.pixels import resample
 
@@ -223,8 +224,7 @@ def render_to_target(
     params: RenderParams,
     target: TargetSize,
     *,
-    progress: ProgressFn | None = None,
-    cancel: CancelToken | None = None,
+    control: Control | None = None,
 ) -> tuple[np.ndarray, SizePlan]:
     """Render the session's photo (of size ``photo``, already set) to exactly the target size.
 
@@ -232,7 +232,7 @@ def render_to_target(
     """
     plan = plan_size(photo, target)
     check_session_fits(session, plan)
-    result = session.render(params.with_(scale=plan.scale), progress=progress, cancel=cancel)
+    result = session.render(params.with_(scale=plan.scale), control=control)
     if plan.resample:
         result = resample(result, plan.size)
     return result, plan

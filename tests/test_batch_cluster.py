@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from desktop_sr.batch import BatchControl, BatchListener, BatchSettings, Manifest, make_plan
+from desktop_sr.batch import BatchListener, BatchSettings, Manifest, make_plan
 from desktop_sr.batch.cluster import WORKING, ClusterRunner
 from desktop_sr.batch.cluster_setup import ClusterOptions, import_ray, pool_size, ray_connection
 from desktop_sr.batch.cluster_worker import WorkerLoad
@@ -26,6 +26,7 @@ from desktop_sr.batch.manifest import MANIFEST_NAME
 from desktop_sr.batch.results import CANCELLED, DONE_BEFORE, WRITTEN
 from desktop_sr.cli import EXIT_FAILED, EXIT_MODEL, EXIT_USAGE, main
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.control import Control
 from desktop_sr.engine.loader import ModelSpec
 
 pytestmark = pytest.mark.timeout(600)  # a bound, not a target: ~15 s each on an idle 2-core machine
@@ -241,9 +242,9 @@ def test_a_photo_that_kills_every_worker_fails_after_three_tries(ray_local, tree
 
 
 class CancelAfter(BatchListener):
-    """Does what Ctrl-C does (BatchControl.cancel) once ``n`` photos are written."""
+    """Does what Ctrl-C does (Control.cancel) once ``n`` photos are written."""
 
-    def __init__(self, control: BatchControl, n: int) -> None:
+    def __init__(self, control: Control, n: int) -> None:
         self.control, self.n, self.written = control, n, 0
 
     def file_finished(self, result, progress) -> None:
@@ -257,7 +258,7 @@ def test_interrupted_ray_batch_resumes_without_redoing_or_missing_a_photo(ray_lo
     settings = BatchSettings(out, RenderParams(scale=2), recursive=True)
     load = WorkerLoad(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device="cpu")
     options = ClusterOptions(workers=2, start_timeout=300)
-    control = BatchControl()
+    control = Control()
     first = ClusterRunner(make_plan([tree], settings), load, options, control=control,
                           listener=CancelAfter(control, 3)).run()  # fmt: skip
     assert first.cancelled and not first.ok

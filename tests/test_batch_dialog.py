@@ -16,6 +16,7 @@ from desktop_sr.engine.api import RenderParams  # noqa: E402
 from desktop_sr.engine.loader import ModelSpec  # noqa: E402
 from desktop_sr.engine.tile_settings import TileSettings  # noqa: E402
 from desktop_sr.ui.batch_dialog import CONFLICT_COLOUR, BatchDialog  # noqa: E402
+from desktop_sr.ui.batch_worker import TileProgress  # noqa: E402
 
 
 def photos(folder: Path, n: int, seed: int, size: int = 32) -> list[Path]:
@@ -107,9 +108,14 @@ def test_cancel_from_the_dialog_stops_within_one_tile_and_leaves_no_partial_file
 
     # Cancel in the middle of the second photo's UNet tiles.
     with qtbot.waitSignal(
-        worker.tile_progress,
+        worker.result,
         timeout=60000,
-        check_params_cb=lambda p: p.index == 1 and p.stage.startswith("unet") and p.tile_done == 2,
+        check_params_cb=lambda _job, news: (
+            isinstance(news, TileProgress)
+            and (p := news.progress).index == 1
+            and p.stage.startswith("unet")
+            and p.tile_done == 2
+        ),
     ):
         pass
     assert dlg.current_label.text().startswith("2 of 3: img1.png")
@@ -139,13 +145,13 @@ def test_the_main_window_opens_the_dialog_with_its_photo_and_sliders(qtbot, tmp_
     window = MainWindow(settings_dir=tmp_path / "config", load_model=False)
     qtbot.addWidget(window)
     try:
-        window.photo_path = photos(tmp_path / "in", 1, seed=5)[0]
-        window.controls.set_params(RenderParams(pix=0.4, sem=1.6, scale=3))
+        window.editor.photo_path = photos(tmp_path / "in", 1, seed=5)[0]
+        window.editor.set_params(RenderParams(pix=0.4, sem=1.6, scale=3))
         window.open_batch_dialog()
         (dlg,) = window.findChildren(BatchDialog)
         assert dlg.isVisible() and not dlg.isModal()  # the window stays usable
         assert (dlg.pix.value(), dlg.sem.value(), dlg.scale.currentData()) == (0.4, 1.6, 3)
-        assert dlg.btn_add_current.isEnabled() and dlg.current_photo == window.photo_path
+        assert dlg.btn_add_current.isEnabled() and dlg.current_photo == window.editor.photo_path
         dlg.close()
     finally:
         window.close()
@@ -159,8 +165,8 @@ def test_one_batch_dialog_and_realism_follows_the_model(qtbot, tmp_path, monkeyp
     window = MainWindow(settings_dir=tmp_path / "config", load_model=False)
     qtbot.addWidget(window)
     try:
-        window.model_spec = ModelSpec.bundled()
-        window.model_info = ModelInfo("Real-ESRGAN x4plus (bundled)", "bundled", "cpu", "fp32", False, False)
+        window.editor.model_spec = ModelSpec.bundled()
+        window.editor.model_info = ModelInfo("Real-ESRGAN x4plus (bundled)", "bundled", "cpu", "fp32", False, False)
         window.open_batch_dialog()
         window.open_batch_dialog()  # brings the open one to the front instead of a second batch
         (dlg,) = window.findChildren(BatchDialog)
@@ -187,7 +193,7 @@ def test_closing_the_window_during_a_batch_asks_then_cancels_cleanly(qtbot, tmp_
     window = MainWindow(settings_dir=tmp_path / "config", load_model=False)
     qtbot.addWidget(window)
     window.show()
-    window.model_spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
+    window.editor.model_spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
     window.settings.device = "cpu"
     window.open_batch_dialog()
     dlg = window.batch_dialog
@@ -197,12 +203,13 @@ def test_closing_the_window_during_a_batch_asks_then_cancels_cleanly(qtbot, tmp_
     assert dlg.refresh_plan() is not None
     dlg.start()
     worker = dlg.worker
-    with qtbot.waitSignal(worker.tile_progress, timeout=60000, check_params_cb=lambda p: p.stage.startswith("unet")):
+    unet_tile = lambda _job, news: isinstance(news, TileProgress) and news.progress.stage.startswith("unet")  # noqa: E731
+    with qtbot.waitSignal(worker.result, timeout=60000, check_params_cb=unet_tile):
         pass
     assert not window.close()  # "No": the window and the batch go on
     assert window.isVisible() and dlg.worker is worker and len(asked) == 1
     assert window.close()  # "Yes": cancelled within a tile, the worker stopped, then the window closes
-    assert not window.isVisible() and not worker.isRunning()
+    assert not window.isVisible() and not worker.is_running()
     leftovers = [p.name for p in out.iterdir() if not p.name.startswith(".desktop-sr-batch")] if out.exists() else []
     for name in leftovers:  # whole results only: every file there opens at full size
         with Image.open(out / name) as im:

@@ -19,7 +19,6 @@ import pytest
 from PIL import Image
 
 from desktop_sr.batch import (
-    BatchControl,
     BatchListener,
     BatchRunner,
     BatchSettings,
@@ -31,6 +30,7 @@ from desktop_sr.batch.manifest import MANIFEST_NAME
 from desktop_sr.batch.runner import DONE_BEFORE, FAILED, SKIPPED, WRITTEN
 from desktop_sr.cli import EXIT_FAILED, EXIT_MODEL, EXIT_USAGE, main
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.control import Control
 
 MAKE, MODEL = 0x010F, 0x0110
 BAD = {"2023/trunc.jpg", "2023/summer/noise.jpg", "badheader.png", "2023/summer/empty.png"}
@@ -258,7 +258,7 @@ def test_rerun_into_the_same_folder_does_nothing_and_never_loads_the_model(tmp_p
 def test_pause_holds_between_tiles_and_resume_finishes(tmp_path, session):
     two_photos(tmp_path / "in")
     out = tmp_path / "out"
-    control = BatchControl()
+    control = Control()
     events: list[str] = []
 
     class Listener(BatchListener):
@@ -286,7 +286,7 @@ def test_pause_holds_between_tiles_and_resume_finishes(tmp_path, session):
 def test_cancel_abandons_the_file_in_progress(tmp_path, session):
     two_photos(tmp_path / "in")
     out = tmp_path / "out"
-    control = BatchControl()
+    control = Control()
 
     class Listener(BatchListener):
         def tile_progress(self, progress) -> None:

@@ -16,11 +16,12 @@ import pytest
 import torch
 from PIL import Image
 
-from desktop_sr.engine.api import CancelToken, RenderParams, UpscaleSession
+from desktop_sr.engine.api import RenderParams, UpscaleSession
 from desktop_sr.engine.bundled import LICENCE, LICENCE_SHORT, BundledSession, load_bundled_session
 from desktop_sr.engine.bundled import weights as W
 from desktop_sr.engine.bundled.ncnn import parse_param, read_weights, state_dict_from_ncnn
 from desktop_sr.engine.bundled.tiled import NetTiles
+from desktop_sr.engine.control import Control
 from desktop_sr.engine.errors import Cancelled, ModelError
 from desktop_sr.engine.processing import bicubic_upscale
 
@@ -156,7 +157,7 @@ def tiled_run(session, small_photo):
     tiled = sibling(session, NetTiles(tile=32, overlap=8))
     tiled.set_photo(small_photo)
     reports: list[tuple[int, int, str]] = []
-    region4 = tiled.render(RenderParams(), region=(0, 0, 16, 16), progress=lambda *r: reports.append(r))
+    region4 = tiled.render(RenderParams(), region=(0, 0, 16, 16), control=Control(lambda *r: reports.append(r)))
     region4_passes = tiled.network_passes
     params3 = RenderParams(scale=3, pix=0.5, sem=1.5)
     region3 = tiled.render(params3, region=(0, 30, 12, 60))  # needs one more tile
@@ -200,18 +201,18 @@ def test_cancel_between_and_inside_tiles(session):
     photo = load_rgb("astronaut_64.png")[20:40, 30:50]  # 40 x 40 padded: four 32-px tiles
     tiled = sibling(session, NetTiles(tile=32, overlap=8))
     tiled.set_photo(photo)
-    token = CancelToken()
-    token.cancel()
+    control = Control()
+    control.cancel()
     with pytest.raises(Cancelled):
-        tiled.render(RenderParams(), cancel=token)
+        tiled.render(RenderParams(), control=control)
     assert tiled.network_passes == 0
 
-    token = CancelToken()
+    control = Control(lambda done, total, stage: control.cancel())
     with pytest.raises(Cancelled):  # cancelled after the first tile: the finished tile is kept
-        tiled.render(RenderParams(), cancel=token, progress=lambda done, total, stage: token.cancel())
+        tiled.render(RenderParams(), control=control)
     assert tiled.network_passes == 1 and not tiled.is_cached(RenderParams())
 
-    class CancelMidTile(CancelToken):
+    class CancelMidTile(Control):
         """Cancels itself at the fifth check: inside the second tile's RRDB blocks."""
 
         def __init__(self) -> None:
@@ -226,7 +227,7 @@ def test_cancel_between_and_inside_tiles(session):
 
     mid = CancelMidTile()
     with pytest.raises(Cancelled):
-        tiled.render(RenderParams(), cancel=mid)
+        tiled.render(RenderParams(), control=mid)
     assert tiled.network_passes == 2 and mid.checks == 5  # stopped inside the tile, not at its end
     tiled.render(RenderParams())
     assert tiled.network_passes == 5 and tiled.is_cached(RenderParams())  # the kept tile was not run again

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from desktop_sr.engine.api import CancelToken, RenderParams
+from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.control import Control
 from desktop_sr.engine.errors import Cancelled, OutOfMemory
 from desktop_sr.engine.pisa_model import PisaModel
 from desktop_sr.engine.pisa_session import PisaSession
@@ -124,15 +125,15 @@ def test_progress_is_reported_per_tile_and_cancel_stops_between_tiles(model, pho
     session = PisaSession(model, tiles=TileSettings(unet_tile=16, unet_overlap=8, vae_tile=512))
     session.set_photo(photo128)
     seen: list[tuple[int, int, str]] = []
-    token = CancelToken()
 
     def progress(done: int, total: int, stage: str) -> None:
         seen.append((done, total, stage))
         if stage.startswith("unet") and done == 2:
-            token.cancel()
+            control.cancel()
 
+    control = Control(progress)
     with pytest.raises(Cancelled):
-        session.render(RenderParams(), progress=progress, cancel=token)
+        session.render(RenderParams(), control=control)
     unet_steps = [s for s in seen if s[2].startswith("unet")]
     assert unet_steps[-1][0] == 2 and unet_steps[-1][1] > 2  # stopped right after the tile that cancelled
     assert session.unet_passes == 2

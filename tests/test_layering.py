@@ -1,4 +1,5 @@
-"""DESIGN.md's layering rules, proven: no Qt outside desktop_sr/ui/, no torch in the GUI's own code."""
+"""The layering rules of docs/architecture.md, proven: no Qt outside desktop_sr/ui/, no torch in the GUI's own code.
+(Which package may import which is checked by ``lint-imports``, from the contracts in pyproject.toml.)"""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError('imported on the GUI thread: ' + name)
 sys.meta_path.insert(0, Block())
 import desktop_sr.cli, desktop_sr.cli_common
-import desktop_sr.ui.main_window, desktop_sr.ui.batch_dialog, desktop_sr.ui.model_manager_dialog
+import desktop_sr.ui.main_window, desktop_sr.ui.batch_dialog, desktop_sr.ui.model_manager_dialog, desktop_sr.editor
 import desktop_sr.ui.export_dialog, desktop_sr.ui.model_dialog
 print('ok')
 """

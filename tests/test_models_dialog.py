@@ -147,12 +147,12 @@ def test_a_failed_import_reports_and_adds_nothing(qtbot, models, src, messages):
 def test_cancel_stops_a_running_import(qtbot, models, src, messages, monkeypatch):
     started = threading.Event()
 
-    def slow_import(self, *a, progress=None, cancel=None, **kw):
+    def slow_import(self, *a, control=None, **kw):
         started.set()
         for i in range(2000):  # a "5 GB copy" that reports progress until cancelled
-            if cancel.is_set():
+            if control.cancelled:
                 raise OperationCancelled(Path("sd21"))
-            progress(i, 2000, "Copying base/unet/diffusion_pytorch_model.safetensors")
+            control.report(i, 2000, "Copying base/unet/diffusion_pytorch_model.safetensors")
             time.sleep(0.005)
         raise AssertionError("not cancelled")
 
@@ -171,8 +171,8 @@ def test_cancel_stops_a_running_import(qtbot, models, src, messages, monkeypatch
 def test_closing_during_an_import_asks_and_cancels(qtbot, models, src, messages, monkeypatch):
     release = threading.Event()
 
-    def blocking_import(self, *a, cancel=None, **kw):
-        while not cancel.wait(0.01):
+    def blocking_import(self, *a, control=None, **kw):
+        while not control.sleep(0.01):
             pass
         release.set()
         raise OperationCancelled(Path("sd21"))
@@ -224,8 +224,8 @@ def test_changing_the_models_folder(qtbot, tmp_path, monkeypatch, src, messages)
 
 
 def test_main_window_opens_the_manager_and_loads_a_new_default(qtbot, models, src, messages, tmp_path, monkeypatch):
+    from desktop_sr.settings import load_settings
     from desktop_sr.ui.main_window import MainWindow
-    from desktop_sr.ui.settings import load_settings
 
     store = ModelStore()
     entry = store.import_pisa(src["base"], src["pkl"], name="Main", validate=False)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from desktop_sr.engine.control import Control
 from desktop_sr.models import ChecksumMismatch, DownloadError, ModelStore, OperationCancelled
 from desktop_sr.models import download as dl
 
@@ -117,7 +118,10 @@ def test_plain_download_checks_the_sha256_and_reports_progress(server, tmp_path)
     base, state = server
     seen: list[tuple[int, int]] = []
     res = fetch(
-        f"{base}/adapter.pkl", tmp_path / "a.pkl", sha256=SHA.upper(), progress=lambda d, t, _l: seen.append((d, t))
+        f"{base}/adapter.pkl",
+        tmp_path / "a.pkl",
+        sha256=SHA.upper(),
+        control=Control(lambda d, t, _l: seen.append((d, t))),
     )
     assert (tmp_path / "a.pkl").read_bytes() == PAYLOAD
     assert res.sha256 == SHA and res.size == len(PAYLOAD) and res.resumed_from == 0 and res.attempts == 1
@@ -183,24 +187,24 @@ def test_a_checksum_mismatch_after_a_resume_is_rejected_too(server, tmp_path):
 def test_cancel_leaves_no_final_file_and_the_partial_resumes_later(server, tmp_path):
     base, state = server
     dest = tmp_path / "a.pkl"
-    cancel = threading.Event()
 
     def progress(done: int, _total: int, _label: str) -> None:
         if done >= 600_000:
-            cancel.set()
+            control.cancel()
 
+    control = Control(progress)
     with pytest.raises(OperationCancelled):
-        fetch(f"{base}/adapter.pkl", dest, sha256=SHA, progress=progress, cancel=cancel)
+        fetch(f"{base}/adapter.pkl", dest, sha256=SHA, control=control)
     assert not dest.exists()
     kept = dl.part_path(dest).stat().st_size
     assert 600_000 <= kept < len(PAYLOAD)
     res = fetch(f"{base}/adapter.pkl", dest, sha256=SHA)
     assert res.resumed_from == kept and dest.read_bytes() == PAYLOAD
-    cancel2 = threading.Event()
-    cancel2.set()
+    cancelled = Control()
+    cancelled.cancel()
     dest2 = tmp_path / "b.pkl"
     with pytest.raises(OperationCancelled):
-        fetch(f"{base}/adapter.pkl", dest2, cancel=cancel2, keep_partial=False)
+        fetch(f"{base}/adapter.pkl", dest2, control=cancelled, keep_partial=False)
     assert not dest2.exists() and not dl.part_path(dest2).exists()
 
 
@@ -270,7 +274,7 @@ def test_download_base_passes_patterns_and_relays_progress_and_cancel(monkeypatc
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     seen: list[tuple[int, int]] = []
-    path = dl.download_base(tmp_path / "sd", "someone/sd21", progress=lambda d, t, _l: seen.append((d, t)))
+    path = dl.download_base(tmp_path / "sd", "someone/sd21", control=Control(lambda d, t, _l: seen.append((d, t))))
     assert path == tmp_path / "sd" and (path / "unet" / "config.json").is_file()
     assert (
         calls[0]["repo_id"] == "someone/sd21"
@@ -278,10 +282,10 @@ def test_download_base_passes_patterns_and_relays_progress_and_cancel(monkeypatc
     )  # type: ignore[operator]
     assert not any(p.endswith(".ckpt") or "fp16" in p for p in calls[0]["allow_patterns"])  # type: ignore[union-attr]
     assert seen[-1] == (1000, 1000)
-    cancel = threading.Event()
-    cancel.set()
+    cancelled = Control()
+    cancelled.cancel()
     with pytest.raises(OperationCancelled):
-        dl.download_base(tmp_path / "sd2", "someone/sd21", cancel=cancel)
+        dl.download_base(tmp_path / "sd2", "someone/sd21", control=cancelled)
 
     def offline(**kw: object) -> str:
         raise OSError("offline mode is enabled")

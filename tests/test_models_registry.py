@@ -12,13 +12,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.control import Control
 from desktop_sr.engine.errors import ModelError
 from desktop_sr.engine.loader import ModelSpec
 from desktop_sr.models import (
@@ -75,7 +75,9 @@ def store(tmp_path, monkeypatch) -> ModelStore:
 def test_import_by_copy_is_complete_loads_and_leaves_the_sources_alone(store, src):
     before = tree_hashes(src["base"].parent)
     seen: list[tuple[int, int]] = []
-    entry = store.import_pisa(src["base"], src["pkl"], name="PiSA tiny", progress=lambda d, t, _l: seen.append((d, t)))
+    entry = store.import_pisa(
+        src["base"], src["pkl"], name="PiSA tiny", control=Control(lambda d, t, _l: seen.append((d, t)))
+    )
     assert entry.id == "pisa-tiny" and entry.storage == "copy" and entry.kind == "pisa-sr"
     folder = store.root / entry.id
     assert (folder / "base" / "unet" / "config.json").is_file() and (folder / "adapter" / src["pkl"].name).is_file()
@@ -267,21 +269,21 @@ def test_an_exception_mid_copy_leaves_no_entry_and_no_stray_files(store, src):
 
     before = tree_hashes(src["base"].parent)
     with pytest.raises(KeyboardInterrupt):
-        store.import_pisa(src["base"], src["pkl"], progress=explode)
+        store.import_pisa(src["base"], src["pkl"], control=Control(explode))
     assert store.entries() == [] and store.rows() == []
     assert store_files(store.root) == []
     assert tree_hashes(src["base"].parent) == before
 
 
 def test_cancel_mid_copy_and_a_failing_registry_write_leave_nothing(store, src, monkeypatch):
-    cancel = threading.Event()
 
     def progress(done: int, total: int, _label: str) -> None:
         if done > total // 3:
-            cancel.set()
+            control.cancel()
 
+    control = Control(progress)
     with pytest.raises(OperationCancelled):
-        store.import_pisa(src["base"], src["pkl"], progress=progress, cancel=cancel)
+        store.import_pisa(src["base"], src["pkl"], control=control)
     assert store_files(store.root) == []
 
     def disk_full(self: ModelStore, reg: object) -> None:
@@ -303,6 +305,7 @@ def test_not_enough_space_is_refused_up_front(store, src, monkeypatch):
 
 KILL_SCRIPT = """
 import os, signal, sys
+from desktop_sr.engine.control import Control
 from desktop_sr.models import ModelStore
 from desktop_sr.models import registry
 store = ModelStore(sys.argv[1])
@@ -314,7 +317,7 @@ if when == "register":
     def killed(self, reg):
         os.kill(os.getpid(), signal.SIGKILL)
     registry.ModelStore._write = killed
-store.import_pisa(sys.argv[2], sys.argv[3], name="Killed", validate=False, progress=progress)
+store.import_pisa(sys.argv[2], sys.argv[3], name="Killed", validate=False, control=Control(progress))
 """
 
 

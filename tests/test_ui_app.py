@@ -13,6 +13,7 @@ from PySide6.QtCore import QPointF, QTimer
 from PySide6.QtGui import QImage, QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from desktop_sr.editor.jobs import Exported, LoadModel, ModelLoaded, OpenPhoto, PhotoReady, Render, Rendered
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.loader import ModelSpec
 from desktop_sr.engine.pisa_session import load_pisa_session
@@ -43,15 +44,27 @@ def window(qtbot, tmp_path, monkeypatch):
     w.close()
 
 
+def result_of(qtbot, worker, kind: type, timeout: int = 60000, check=lambda r: True):
+    """Wait for the worker to deliver a result of this type (e.g. ModelLoaded)."""
+    return qtbot.waitSignal(
+        worker.result, timeout=timeout, check_params_cb=lambda job, r: isinstance(r, kind) and check(r)
+    )
+
+
+def failure_of(qtbot, worker, job_kind: type, timeout: int = 10000):
+    """Wait for a job of this type (e.g. LoadModel) to fail."""
+    return qtbot.waitSignal(worker.failed, timeout=timeout, check_params_cb=lambda job, msg: isinstance(job, job_kind))
+
+
 def load(qtbot, window: MainWindow, tiny_model, photo_path: Path) -> None:
-    with qtbot.waitSignal(window.worker.model_loaded, timeout=60000):
+    with result_of(qtbot, window.worker, ModelLoaded):
         window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
-    with qtbot.waitSignal(window.worker.rendered, timeout=60000, check_params_cb=lambda *a: a[3] is None):
+    with result_of(qtbot, window.worker, Rendered, check=lambda r: r.region is None):
         window.open_path(photo_path)
 
 
 def wait_exact(qtbot, window: MainWindow, params: RenderParams, timeout: int = 60000) -> None:
-    qtbot.waitUntil(lambda: window.shown_params == params and window.shown_kind == "exact", timeout=timeout)
+    qtbot.waitUntil(lambda: window.editor.shown_params == params and window.editor.shown == "exact", timeout=timeout)
 
 
 def engine_result(tiny_model, photo_path: Path, params: RenderParams) -> np.ndarray:
@@ -106,11 +119,11 @@ def test_open_move_slider_and_see_the_engine_result(qtbot, window, tiny_model, p
 def test_instant_preview_from_cached_corners(qtbot, window, tiny_model, photo_path):
     load(qtbot, window, tiny_model, photo_path)
     wait_exact(qtbot, window, RenderParams())
-    qtbot.waitUntil(lambda: window.blender is not None, timeout=60000)
+    qtbot.waitUntil(lambda: window.editor.blender is not None, timeout=60000)
     exact_before = rgb_from_qimage(window.view.after)
     window.controls.sem.slider.setValue(30)  # 1.50
     # on screen before control returns to the event loop: no worker round trip (bench/ui_latency.py times it)
-    assert window.preview_count == 1 and window.shown_kind == "preview"
+    assert window.editor.preview_count == 1 and window.editor.shown == "preview"
     assert "Preview" in window.view.badge
     preview = rgb_from_qimage(window.view.after)
     assert not np.array_equal(preview, exact_before)  # the screen changed at once
@@ -131,7 +144,7 @@ def test_twenty_rapid_changes_end_in_the_last_without_stale_renders(qtbot, windo
                                                                      monkeypatch):  # fmt: skip
     load(qtbot, window, tiny_model, photo_path)
     wait_exact(qtbot, window, RenderParams())
-    qtbot.waitUntil(lambda: not window.worker.pending() and not window.busy, timeout=30000)
+    qtbot.waitUntil(lambda: not window.worker.pending() and not window.editor.busy, timeout=30000)
     renders = record_renders(monkeypatch, window)
     for i in range(20):
         window.controls.pix.slider.setValue(i + 1)  # 0.05 ... 1.00, as fast as a drag delivers them
@@ -140,8 +153,8 @@ def test_twenty_rapid_changes_end_in_the_last_without_stale_renders(qtbot, windo
     final = RenderParams(pix=1.0, sem=0.05)
     assert window.controls.params() == final
     wait_exact(qtbot, window, final)
-    qtbot.waitUntil(lambda: not window.worker.pending() and not window.busy, timeout=30000)
-    assert window.shown_params == final and window.shown_kind == "exact"
+    qtbot.waitUntil(lambda: not window.worker.pending() and not window.editor.busy, timeout=30000)
+    assert window.editor.shown_params == final and window.editor.shown == "exact"
     rendered = [(p, start) for p, start, _end in renders if p.pix not in (0.0, 1.0) or p.sem not in (0.0, 1.0)
                 or p == final]  # fmt: skip
     assert rendered[-1][0] == final
@@ -159,11 +172,11 @@ def test_scale_and_model_changes_keep_the_last_result_on_screen(qtbot, window, t
     window.controls.scale.setCurrentIndex(window.controls.scale.findData(2))
     qtbot.waitUntil(lambda: window.view.before.width() == 96, timeout=30000)
     # the x4 result stays visible, stretched onto the x2 frame, labelled as the previous settings
-    assert window.view.after is old and window.shown_kind in ("stale", "partial", "exact")
+    assert window.view.after is old and window.editor.shown in ("stale", "partial", "exact")
     wait_exact(qtbot, window, RenderParams(scale=2))
     assert (window.view.after.width(), window.view.after.height()) == (96, 80)
     shown = window.view.after
-    with qtbot.waitSignal(window.worker.model_loaded, timeout=60000):
+    with result_of(qtbot, window.worker, ModelLoaded, 60000):
         window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["safetensors"]))
     assert window.view.after is shown  # not the original while the new model renders
     wait_exact(qtbot, window, RenderParams(scale=2))
@@ -192,13 +205,12 @@ def test_cancel_stops_a_running_job(qtbot, window, tiny_model, photo_path, monke
     session = window.worker.session
     real_render = session.render
 
-    def slow_render(params, *, region=None, progress=None, cancel=None):
+    def slow_render(params, *, region=None, control=None):
         for i in range(200):
-            if progress:
-                progress(i, 200, "unet")
-            cancel.check()
+            control.report(i, 200, "unet")
+            control.check()
             time.sleep(0.02)
-        return real_render(params, region=region, progress=progress, cancel=cancel)
+        return real_render(params, region=region, control=control)
 
     monkeypatch.setattr(session, "render", slow_render)
     window.controls.color_fix.setCurrentIndex(2)
@@ -207,9 +219,9 @@ def test_cancel_stops_a_running_job(qtbot, window, tiny_model, photo_path, monke
     shown = window.view.after
     with qtbot.waitSignal(window.worker.cancelled, timeout=10000):
         window.act_cancel.trigger()  # what Esc does
-    qtbot.waitUntil(lambda: not window.busy, timeout=10000)
-    assert window.shown_params != window.controls.params()
-    assert window.view.after is shown and window.shown_kind == "stale"  # the last result stays, labelled
+    qtbot.waitUntil(lambda: not window.editor.busy, timeout=10000)
+    assert window.editor.shown_params != window.controls.params()
+    assert window.view.after is shown and window.editor.shown == "stale"  # the last result stays, labelled
     assert "Previous settings" in window.view.badge and "rendering" not in window.view.badge
     monkeypatch.setattr(session, "render", real_render)
     window.controls.color_fix.setCurrentIndex(1)  # the worker takes new work after a cancel
@@ -224,9 +236,9 @@ def test_drop_a_photo(qtbot, window, photo_path):
     mime.setUrls([QUrl.fromLocalFile(str(photo_path))])
     drop = QDropEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                       Qt.KeyboardModifier.NoModifier)  # fmt: skip
-    with qtbot.waitSignal(window.worker.photo_loaded, timeout=30000):
+    with result_of(qtbot, window.worker, PhotoReady, 30000):
         window.dropEvent(drop)
-    assert window.photo.source == photo_path and window.settings.recent_files[0] == str(photo_path)
+    assert window.editor.photo.source == photo_path and window.settings.recent_files[0] == str(photo_path)
     assert window.recent_menu.actions()[0].text() == str(photo_path)
 
 
@@ -243,7 +255,7 @@ def test_drop_a_folder_and_photos_for_a_batch(qtbot, window, photo_path, tmp_pat
     window.dropEvent(drop)
     dlg = window.batch_dialog
     assert dlg is not None and dlg.isVisible() and dlg.inputs == [folder, photo_path]
-    assert window.photo is None  # nothing was opened in the window itself
+    assert window.editor.photo is None  # nothing was opened in the window itself
     dlg.close()
 
 
@@ -258,7 +270,7 @@ def test_run_gui_opens_the_command_line_photo(qtbot, photo_path, tmp_path, monke
 
     def check() -> None:
         for w in QApplication.topLevelWidgets():
-            if not seen and isinstance(w, MainWindow) and w.isVisible() and w.photo is not None:
+            if not seen and isinstance(w, MainWindow) and w.isVisible() and w.editor.photo is not None:
                 seen.append(w.windowTitle())
                 timer.stop()  # quit exactly once: a second, late Quit event would end every later test's wait
                 w.close()
@@ -292,7 +304,7 @@ def test_engine_error_shows_a_dialog_and_the_window_survives(qtbot, window, tiny
         raise RuntimeError("the GPU caught fire")
 
     monkeypatch.setattr(session, "render", broken)
-    with qtbot.waitSignal(window.worker.job_failed, timeout=10000):
+    with failure_of(qtbot, window.worker, Render, 10000):
         window.controls.pix.slider.setValue(5)
     qtbot.waitUntil(lambda: bool(window.errors), timeout=5000)
     assert "caught fire" in window.errors[0][1]
@@ -305,13 +317,13 @@ def test_missing_photo_and_bad_model_give_errors(qtbot, window, tmp_path, monkey
     import desktop_sr.ui.main_window as main_window
 
     monkeypatch.setattr(main_window, "default_model_spec", lambda: None)  # nothing to fall back to
-    with qtbot.waitSignal(window.worker.photo_failed, timeout=10000):
+    with failure_of(qtbot, window.worker, OpenPhoto, 10000):
         window.open_path(tmp_path / "nope.jpg")
-    with qtbot.waitSignal(window.worker.model_failed, timeout=10000):
+    with failure_of(qtbot, window.worker, LoadModel, 10000):
         window.load_model(ModelSpec.pisa(tmp_path, tmp_path / "x.pkl"))
     qtbot.waitUntil(lambda: len(window.errors) == 2, timeout=5000)
     assert "not found" in window.errors[0][1]
-    assert window.model_info is None and window.lbl_model.text() == "No model"
+    assert window.editor.model_info is None and window.lbl_model.text() == "No model"
 
 
 def test_a_model_that_fails_to_load_gives_way_to_the_one_before(qtbot, window, tiny_model, photo_path, tmp_path):
@@ -319,15 +331,15 @@ def test_a_model_that_fails_to_load_gives_way_to_the_one_before(qtbot, window, t
     comes back, with the photo rendered again."""
     load(qtbot, window, tiny_model, photo_path)
     wait_exact(qtbot, window, RenderParams())
-    good = window.model_spec
+    good = window.editor.model_spec
     bad = tmp_path / "broken.pkl"
     bad.write_bytes(b"not a checkpoint")
-    with qtbot.waitSignal(window.worker.model_failed, timeout=30000):
+    with failure_of(qtbot, window.worker, LoadModel, 30000):
         window.load_model(ModelSpec.pisa(tiny_model["base"], bad))
     qtbot.waitUntil(lambda: bool(window.errors), timeout=5000)
     assert "broken.pkl" in window.errors[0][1] and f"Using {good.name} instead" in window.errors[0][1]
-    qtbot.waitUntil(lambda: window.model_info is not None, timeout=60000)
-    assert window.model_spec == good
+    qtbot.waitUntil(lambda: window.editor.model_info is not None, timeout=60000)
+    assert window.editor.model_spec == good
     wait_exact(qtbot, window, RenderParams())
     assert len(window.errors) == 1
 
@@ -342,12 +354,12 @@ def test_starts_without_a_model_and_says_so(qtbot, tmp_path, monkeypatch, photo_
     qtbot.addWidget(w)
     w.show()
     try:
-        assert w.model_info is None and w.model_spec is None
+        assert w.editor.model_info is None and w.editor.model_spec is None
         assert w.view.placeholder == NO_MODEL
         assert w.btn_choose_model.isVisible() and w.btn_choose_model.text() == "Choose model…"
         assert not w.act_save.isEnabled()
         assert w.lbl_model.text() == "No model"
-        with qtbot.waitSignal(w.worker.photo_loaded, timeout=30000):
+        with result_of(qtbot, w.worker, PhotoReady, 30000):
             w.open_path(photo_path)  # a photo without a model: shown, with the prompt still there
         assert w.view.before is not None and w.view.after is None
         assert "choose a model" in w.view._after_label() and w.btn_choose_model.isVisible()
@@ -371,7 +383,7 @@ def test_default_model_is_the_bundled_one_when_its_weights_are_here(monkeypatch,
 
     monkeypatch.setattr(bundled_files, "find_source", not_installed)
     assert default_model_spec() is None
-    converted = bundled_files.converted_path()
+    converted = bundled_files.converted_path(tmp_path / "models")
     converted.parent.mkdir(parents=True)
     converted.write_bytes(b"weights converted by an earlier run")
     assert default_model_spec() == ModelSpec.bundled()  # converted earlier: still usable without the package
@@ -412,7 +424,7 @@ def test_export_keeps_metadata_and_never_overwrites_the_source(qtbot, window, ti
     out = tmp_path / "shot_x4.png"
     from desktop_sr.imaging import SaveOptions
 
-    with qtbot.waitSignal(window.worker.export_done, timeout=60000):
+    with result_of(qtbot, window.worker, Exported, 60000):
         window.export_to(out, SaveOptions(format="png"))
     img = Image.open(out)
     assert img.size == (128, 128) and img.getexif()[0x010F] == "TestCam"
@@ -429,12 +441,14 @@ def test_ab_between_models_keeps_one_result_as_before(qtbot, window, tiny_model,
     assert window.controls.realism.isEnabled()
     window.compare_with_model(ModelSpec.bundled())
     assert window.view.reference is not None and "pixel 1.00" in window.view.reference_label
-    with qtbot.waitSignal(window.worker.model_loaded, timeout=120000):
+    with result_of(qtbot, window.worker, ModelLoaded, 120000):
         pass
     wait_exact(qtbot, window, RenderParams())
-    assert window.model_info.kind == "bundled"
+    assert window.editor.model_info.kind == "bundled"
     assert not window.controls.realism.isEnabled() and "diffusion model" in window.controls.realism.toolTip()
-    session = load_bundled_session(device="cpu")  # the models folder the window converted the weights into
+    from desktop_sr.models import models_dir
+
+    session = load_bundled_session(device="cpu", models_dir=models_dir())  # where the window converted the weights
     session.set_photo(read_photo(photo_path).rgb)
     bundled = to_uint8(session.render(RenderParams()))
     after = rgb_from_qimage(window.view.after)
@@ -468,7 +482,7 @@ def test_a_result_too_large_for_memory_is_explained_and_a_smaller_scale_works(
 ):
     from desktop_sr.engine import memory
 
-    with qtbot.waitSignal(window.worker.model_loaded, timeout=60000):
+    with result_of(qtbot, window.worker, ModelLoaded, 60000):
         window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
     session = window.worker.session
     x2 = 48 * 2 * 40 * 2 * session.BYTES_PER_OUTPUT_PX + session.RENDER_OVERHEAD
@@ -530,7 +544,7 @@ def test_detail_map_overlay_shows_where_the_semantic_branch_adds_content(qtbot, 
     window.view.actual_size()
     plain = rgb_from_qimage(window.view.grab().toImage())
     window.act_detail.setChecked(True)
-    qtbot.waitUntil(lambda: window.detail_for == RenderParams(), timeout=60000)
+    qtbot.waitUntil(lambda: window.editor.detail_for == RenderParams(), timeout=60000)
     overlay = window.view.overlay
     assert (overlay.width(), overlay.height()) == (192, 160)  # one value per output pixel, aligned with the result
     session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device="cpu")
@@ -544,6 +558,6 @@ def test_detail_map_overlay_shows_where_the_semantic_branch_adds_content(qtbot, 
     assert np.abs(painted[:, w // 2 :].astype(int) - plain[:, w // 2 :]).mean() > 1  # the after side is tinted
     assert np.array_equal(painted[:, : w // 2 - 8], plain[:, : w // 2 - 8])  # the before side is not
     window.controls.sem.slider.setValue(30)  # new settings: the map follows them
-    qtbot.waitUntil(lambda: window.detail_for == RenderParams(sem=1.5), timeout=60000)
+    qtbot.waitUntil(lambda: window.editor.detail_for == RenderParams(sem=1.5), timeout=60000)
     window.act_detail.setChecked(False)
     assert "detail map" not in window.view._after_label()

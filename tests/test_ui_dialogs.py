@@ -11,10 +11,10 @@ from PySide6.QtWidgets import QMessageBox
 
 from desktop_sr.engine.loader import ModelSpec
 from desktop_sr.imaging import SaveOptions
+from desktop_sr.settings import VERSION, Settings, config_dir, load_settings, save_settings
 from desktop_sr.ui.controls import ControlsPanel
 from desktop_sr.ui.export_dialog import ExportDialog, suggest_name
 from desktop_sr.ui.model_dialog import ChooseModelDialog
-from desktop_sr.ui.settings import VERSION, Settings, config_dir, load_settings, save_settings
 
 
 def test_settings_round_trip_and_bad_values(tmp_path):

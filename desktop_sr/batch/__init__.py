@@ -3,7 +3,6 @@
 The dialog (desktop_sr/ui/batch_dialog.py) and the ``desktop-sr batch`` command are two faces of this package.
 """
 
-from .control import BatchControl
 from .manifest import MANIFEST_NAME, Manifest, ManifestError
 from .naming import DEFAULT_TEMPLATE, FIELDS, NameTemplate, TemplateError, parse_template
 from .plan import ON_CONFLICT, OUTPUT_FORMATS, RENAME_STYLES, BatchSettings, Plan, PlanError, PlanItem, make_plan
@@ -18,7 +17,6 @@ __all__ = [
     "ON_CONFLICT",
     "OUTPUT_FORMATS",
     "RENAME_STYLES",
-    "BatchControl",
     "BatchListener",
     "BatchRunner",
     "BatchSettings",

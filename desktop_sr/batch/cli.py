@@ -29,10 +29,10 @@ from ..cli_common import (
     warn_ignored,
 )
 from ..engine.api import UpscaleSession
+from ..engine.control import Control
 from ..engine.errors import ModelError
 from ..imaging import SaveOptions
 from .cluster_cli import add_cluster_args, cluster_usage_error
-from .control import BatchControl
 from .manifest import Manifest, ManifestError
 from .naming import DEFAULT_TEMPLATE, FIELDS, TARGET_TEMPLATE, TemplateError
 from .plan import ON_CONFLICT, OUTPUT_FORMATS, RENAME_STYLES, BatchSettings, PlanError, PlanItem, make_plan
@@ -123,7 +123,7 @@ class _CliListener(BatchListener):
 
 
 @contextlib.contextmanager
-def _ctrl_c_cancels(control: BatchControl) -> Iterator[None]:
+def _ctrl_c_cancels(control: Control) -> Iterator[None]:
     """First Ctrl-C cancels cleanly (the photo in progress is abandoned within a tile); a second one aborts."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -143,7 +143,7 @@ def _ctrl_c_cancels(control: BatchControl) -> Iterator[None]:
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    from ..cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
+    from ..cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
 
     try:
         target = target_from_args(args)
@@ -212,13 +212,15 @@ def run_batch(args: argparse.Namespace) -> int:
 
     def load() -> UpscaleSession:
         from ..engine.loader import open_session
+        from ..models import models_dir
 
-        session = open_session(spec, device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles)
+        session = open_session(spec, device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles,
+                               models_dir=models_dir())  # fmt: skip
         if not args.quiet:
             warn_ignored(session.info, params_from_args(args))
         return session
 
-    control = BatchControl()
+    control = Control()
     listener = _CliListener(len(plan.items), enabled=not args.quiet)
     runner = BatchRunner(plan, load, listener=listener, control=control)
     try:

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.api import ModelInfo
+from ..engine.control import Control
 from .cluster_setup import LOCAL, ClusterError, ClusterOptions, import_ray, pool_size
 from .cluster_worker import PhotoWorker, WorkerLoad, WorkerReady
-from .control import BatchControl
 from .manifest import Manifest, ManifestError
 from .photo_job import PhotoOutcome
 from .plan import DONE, SKIP, Plan, PlanItem, path_key
@@ -99,7 +99,7 @@ class ClusterRunner:
         options: ClusterOptions | None = None,
         *,
         listener: BatchListener | None = None,
-        control: BatchControl | None = None,
+        control: Control | None = None,
         manifest: Manifest | None = None,
     ) -> None:
         self.plan = plan
@@ -107,7 +107,7 @@ class ClusterRunner:
         self.load = load
         self.options = options or ClusterOptions()
         self.listener = listener or BatchListener()
-        self.control = control or BatchControl()
+        self.control = control or Control()
         self.manifest = manifest or Manifest(self.settings.output_dir)
         self.signature = self.settings.signature()
         self.summary = BatchSummary(refused=list(plan.refused), output_dir=Path(self.settings.output_dir))

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..cli_common import warn_ignored
+from ..engine.control import Control
 from ..engine.loader import ModelSpec
 from ..engine.tile_settings import TileSettings
 from .cluster import ClusterRunner, WorkerState
 from .cluster_setup import LOCAL, ClusterError, ClusterOptions, RayMissing, ray_connection
 from .cluster_worker import WorkerLoad
-from .control import BatchControl
 from .manifest import ManifestError
 from .plan import Plan
 from .progress import Progress, format_eta
@@ -153,13 +153,13 @@ def run_on_cluster(
     args: argparse.Namespace, plan: Plan, spec: ModelSpec, tiles: TileSettings | None, err: Callable[[str], None]
 ) -> int:
     """Run ``plan`` on Ray as ``args`` ask; returns the CLI's exit code. ``err`` prints a prefixed message."""
-    from ..cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
+    from ..cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
     from .cli import _ctrl_c_cancels
 
     options = options_from_args(args)
     verbose = bool(args.worker_lines or getattr(args, "verbose", False))
     load = WorkerLoad(spec, device=args.device, dtype=args.dtype, cache_mb=min(args.cache_mb, 256), tiles=tiles)
-    control = BatchControl()
+    control = Control()
     listener = _PoolListener(len(plan.items), enabled=not args.quiet, verbose=verbose)
     try:
         # nothing left to render (a rerun of a finished batch): no Ray to start at all

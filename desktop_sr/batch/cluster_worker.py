@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.api import CancelToken, ModelInfo, UpscaleSession
+from ..engine.api import ModelInfo, UpscaleSession
+from ..engine.control import Control
 from ..engine.errors import EngineError
 from ..engine.loader import ModelSpec, open_session
 from ..engine.tile_settings import TileSettings
@@ -54,7 +55,7 @@ class PhotoWorker:
 
     def __init__(self, load: WorkerLoad, settings: BatchSettings) -> None:
         self.settings = settings
-        self._token = CancelToken()
+        self._token = Control()
         self._session: UpscaleSession | None = None
         self._error = ""
         if load.threads:
@@ -80,7 +81,7 @@ class PhotoWorker:
         if self._session is None:  # the driver never sends work to a worker whose model failed; be safe anyway
             raise RuntimeError(f"this worker has no model: {self._error}")
         session = self._session
-        return process_photo(Path(source), Path(target), self.settings, lambda: session, cancel=self._token)
+        return process_photo(Path(source), Path(target), self.settings, lambda: session, control=self._token)
 
     def cancel(self) -> None:
         """Abandon the photo in progress at the next tile and every photo still sent here."""

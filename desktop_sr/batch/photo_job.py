@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.api import CancelToken, ProgressFn, UpscaleSession
+from ..engine.api import UpscaleSession
+from ..engine.control import Control
 from ..engine.errors import Cancelled, EngineError
 from ..imaging import Photo, PhotoError, read_photo, write_photo
 from ..target_size import check_session_fits, plan_size, resample
@@ -48,8 +49,7 @@ def process_photo(
     settings: BatchSettings,
     session: Callable[[], UpscaleSession],
     *,
-    progress: ProgressFn | None = None,
-    cancel: CancelToken | None = None,
+    control: Control | None = None,
     on_read: Callable[[Photo], None] | None = None,
     before_write: Callable[[], None] | None = None,
 ) -> PhotoOutcome:
@@ -79,13 +79,13 @@ def process_photo(
             check_session_fits(model, plan)
         m0 = time.perf_counter()
         try:
-            rgb = model.render(params, progress=progress, cancel=cancel)
+            rgb = model.render(params, control=control)
             if plan is not None and plan.resample:
                 rgb = resample(rgb, plan.size)
         finally:
             model_seconds = time.perf_counter() - m0
-        if cancel is not None:
-            cancel.check()  # a cancel that arrived during the last tile still abandons the file
+        if control is not None:
+            control.check()  # a cancel that arrived during the last tile still abandons the file
         target.parent.mkdir(parents=True, exist_ok=True)
         if before_write is not None:
             before_write()

@@ -2,8 +2,8 @@
 never stopping the rest, and each step recorded in the manifest so a rerun picks up where a crash left off.
 
 The runner is Qt-free and runs on whatever thread calls :meth:`BatchRunner.run` (the CLI's main thread, the
-dialog's worker thread). It talks back through a :class:`BatchListener`, and is steered through a
-:class:`BatchControl`.
+dialog's worker thread). It talks back through a :class:`BatchListener`, and is steered (pause, cancel) through
+the engine's :class:`~desktop_sr.engine.control.Control`, the same object that carries its progress to the engine.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..engine.api import UpscaleSession
+from ..engine.control import Control
 from ..engine.errors import EngineError
-from .control import BatchControl
 from .manifest import Manifest, ManifestError
 from .photo_job import process_photo, reason_for
 from .plan import DONE, OVERWRITE, RENAME, SKIP, WRITE, BatchSettings, Plan, PlanItem, path_key, resolve_target
@@ -73,7 +73,7 @@ class BatchRunner:
         session: UpscaleSession | SessionFactory,
         *,
         listener: BatchListener | None = None,
-        control: BatchControl | None = None,
+        control: Control | None = None,
         manifest: Manifest | None = None,
     ) -> None:
         """``session`` is a loaded session (kept open) or a factory called once, on this thread, when the first
@@ -83,7 +83,7 @@ class BatchRunner:
         self._session: UpscaleSession | None = session if _is_session(session) else None  # type: ignore[assignment]
         self._factory: SessionFactory | None = None if self._session is not None else session  # type: ignore[assignment]
         self.listener = listener or BatchListener()
-        self.control = control or BatchControl()
+        self.control = control or Control()
         self.manifest = manifest or Manifest(self.settings.output_dir)
         self.signature = self.settings.signature()
         self.summary = BatchSummary(refused=list(plan.refused), output_dir=Path(self.settings.output_dir))
@@ -192,8 +192,7 @@ class BatchRunner:
             target,
             self.settings,
             self._load,
-            progress=self._on_tile,
-            cancel=self.control.token,
+            control=self.control.sub(self._on_tile),
             on_read=lambda photo: self._eta.file_sized(photo.width * photo.height * scale2 / 1e6),
             before_write=lambda: self.manifest.writing(item.source, self.signature, target),
         )

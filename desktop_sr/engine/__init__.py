@@ -2,18 +2,18 @@
 
 from .api import (
     REALISM_PRESETS,
-    CancelToken,
     Corners,
     ModelInfo,
     RenderParams,
     UpscaleSession,
 )
+from .control import Control
 from .errors import Cancelled, EngineError, ModelError, OutOfMemory, TooLarge
 
 __all__ = [
     "REALISM_PRESETS",
-    "CancelToken",
     "Cancelled",
+    "Control",
     "Corners",
     "EngineError",
     "ModelError",

@@ -7,14 +7,12 @@ the callers and the imaging layer converts to and from files.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import Cancelled
+from .control import Control, ReportFn
 
 COLOR_FIXES = ("adain", "wavelet", "none")
 #: x1 restores at the original size (noise, blur, JPEG) through the same path as an upscale.
@@ -65,26 +63,8 @@ class ModelInfo:
     licence: str = ""
 
 
-#: progress(done, total, stage) - stage is a short word such as "encode", "unet", "decode".
-ProgressFn = Callable[[int, int, str], None]
-
-
-class CancelToken:
-    """Thread-safe flag checked between tiles; the GUI sets it, the engine raises :class:`Cancelled`."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def check(self) -> None:
-        if self._event.is_set():
-            raise Cancelled()
+#: progress(done, total, stage) - stage is a short word such as "encode", "unet", "decode" (see :class:`Control`).
+ProgressFn = ReportFn
 
 
 Region = tuple[int, int, int, int]  # (x0, y0, x1, y1) in output pixels, x1/y1 exclusive
@@ -156,19 +136,14 @@ class UpscaleSession(Protocol):
         params: RenderParams,
         *,
         region: Region | None = None,
-        progress: ProgressFn | None = None,
-        cancel: CancelToken | None = None,
+        control: Control | None = None,
     ) -> np.ndarray:
         """The result (or the crop ``region`` of it) for these parameters. Reuses cached work where it can."""
 
-    def corners(
-        self, params: RenderParams, *, progress: ProgressFn | None = None, cancel: CancelToken | None = None
-    ) -> Corners:
+    def corners(self, params: RenderParams, *, control: Control | None = None) -> Corners:
         """Decoded corner images for instant previews of pix/sem changes (same realism, scale, prompt)."""
 
-    def detail_map(
-        self, params: RenderParams, *, progress: ProgressFn | None = None, cancel: CancelToken | None = None
-    ) -> np.ndarray:
+    def detail_map(self, params: RenderParams, *, control: Control | None = None) -> np.ndarray:
         """H x W float32 in [0, 1] at output size: where the semantic branch adds content (|eps_full - eps_pix|)."""
 
     def is_cached(self, params: RenderParams) -> bool:

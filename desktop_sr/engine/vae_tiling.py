@@ -23,7 +23,7 @@ from itertools import pairwise
 
 import torch
 
-from .api import CancelToken, ProgressFn
+from .control import Control
 from .errors import Cancelled
 from .tiling import ramp_weights, tile_starts
 
@@ -232,9 +232,9 @@ class _Lockstep:
     tile runs the same network, so all meet at the same points in the same order.
     """
 
-    def __init__(self, n: int, cancel: CancelToken | None, on_round: Callable[[int], None]) -> None:
+    def __init__(self, n: int, control: Control | None, on_round: Callable[[int], None]) -> None:
         self.n = n
-        self.cancel = cancel
+        self.control = control
         self.on_round = on_round
         self.cond = threading.Condition()
         self.turn = 0
@@ -254,7 +254,7 @@ class _Lockstep:
     def meet(self, i: int, part: object, combine: Callable[[list[object]], object]) -> object:
         """Leave ``part``; once every tile has, all get ``combine(parts)`` (computed once, by the last tile)."""
         with self.cond:
-            if self.cancel is not None and self.cancel.cancelled:
+            if self.control is not None and self.control.cancelled:
                 self.error = Cancelled()
                 self.cond.notify_all()
                 raise _Aborted()
@@ -312,13 +312,13 @@ def _run_lockstep(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     tiles: Sequence[Tile],
-    cancel: CancelToken | None,
+    control: Control | None,
     on_round: Callable[[int], None],
     on_tile: Callable[[int, torch.Tensor], None],
 ) -> GroupStats:
     """Run ``fn`` on every tile in lockstep (see :class:`_Lockstep`); ``on_tile(i, out)`` gets each output in order.
     Returns the statistics used at each GroupNorm."""
-    lockstep = _Lockstep(len(tiles), cancel, on_round)
+    lockstep = _Lockstep(len(tiles), control, on_round)
     grad = torch.is_grad_enabled()
 
     def body(i: int, tile: Tile) -> None:
@@ -367,8 +367,7 @@ def tiled_vae(
     attention_tokens: int = 160_000,
     stats: GroupStats | None = None,
     record: GroupStats | None = None,
-    progress: ProgressFn | None = None,
-    cancel: CancelToken | None = None,
+    control: Control | None = None,
     stage: str = "decode",
 ) -> torch.Tensor:
     """Run a VAE half (``fn`` = encode or decode, ``net`` = its module) over tiles of ``x``.
@@ -389,11 +388,11 @@ def tiled_vae(
     y0, y1, x0, x1 = region if region is not None else (0, h, 0, w)
     whole = (y0, y1, x0, x1) == (0, h, 0, w)
     if whole and h <= tile and w <= tile:
-        if cancel:
-            cancel.check()
+        if control:
+            control.check()
         out = fn(x)
-        if progress:
-            progress(1, 1, stage)
+        if control:
+            control.report(1, 1, stage)
         return out
 
     tiles = plan_tiles(h, w, tile, overlap, align)
@@ -450,8 +449,8 @@ def tiled_vae(
     done_tiles = 0
 
     def on_round(r: int) -> None:
-        if progress:
-            progress(min(r, rounds), total, stage)
+        if control:
+            control.report(min(r, rounds), total, stage)
 
     def on_tile(i: int, out: torch.Tensor) -> None:
         add(tiles[sample[i]], out)
@@ -460,7 +459,7 @@ def tiled_vae(
         exact = whole and len(sample) == len(tiles)
         tokens = h * w * min(factor, 1.0) ** 2
         with _patched_group_norms(net), _whole_image_attention(net, exact and tokens <= attention_tokens):
-            stats = _run_lockstep(fn, x, [tiles[i] for i in sample], cancel, on_round, on_tile)
+            stats = _run_lockstep(fn, x, [tiles[i] for i in sample], control, on_round, on_tile)
     else:
         rounds = 0
         total = len(rest)
@@ -468,13 +467,13 @@ def tiled_vae(
         record.update(stats)
     with _patched_group_norms(net, frozen=stats):
         for i in rest:
-            if cancel:
-                cancel.check()
+            if control:
+                control.check()
             t = tiles[i]
             add(t, fn(x[:, :, t.y0 : t.y1, t.x0 : t.x1]))
             done_tiles += 1
-            if progress:
-                progress(rounds + done_tiles, total, stage)
+            if control:
+                control.report(rounds + done_tiles, total, stage)
     assert acc is not None
     result = acc / norm.clamp_min(1e-8)
     cy0, cx0 = round((y0 - wy0) * factor), round((x0 - wx0) * factor)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..engine.control import Control
 from ..engine.errors import ModelError
 from .errors import DownloadError, OperationCancelled, StoreError, UnknownModel
-from .files import ProgressFn, human_size
+from .files import human_size
 from .paths import ENV_MODELS_DIR
 from .registry import BUILTIN_ID, ModelStore
 
@@ -110,8 +110,8 @@ def _code(exc: ModelError) -> int:
 
 
 @contextmanager
-def _bar(enabled: bool, desc: str) -> Iterator[ProgressFn]:
-    """A byte progress bar on stderr fed by the store's ``progress(done, total, label)`` callbacks."""
+def _bar(enabled: bool, desc: str) -> Iterator[Control]:
+    """A byte progress bar on stderr fed by the store's ``report(done, total, label)`` calls."""
     from tqdm import tqdm
 
     bar = tqdm(total=0, desc=desc, unit="B", unit_scale=True, disable=not enabled, file=sys.stderr, leave=False)
@@ -123,7 +123,7 @@ def _bar(enabled: bool, desc: str) -> Iterator[ProgressFn]:
         bar.update(done - bar.n)
 
     try:
-        yield progress
+        yield Control(progress)
     finally:
         bar.close()
 
@@ -171,10 +171,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         store = _store(args)
         mode = "reference" if args.reference or args.reference_base else "copy"
         adapter_mode = "reference" if args.reference else "copy"
-        with _bar(not args.quiet, "import") as progress:
+        with _bar(not args.quiet, "import") as control:
             entry = store.import_pisa(
                 args.base, args.adapter, name=args.name, mode=mode, adapter_mode=adapter_mode,
-                make_default=args.default, progress=progress,
+                make_default=args.default, control=control,
             )  # fmt: skip
         how = entry.storage_label
         print(f"imported {entry.id} ({entry.name}): {len(entry.files)} files, {human_size(entry.size)}, {how}")
@@ -196,8 +196,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         worst = EXIT_OK
         for key in ids:
             try:
-                with _bar(not args.quiet, f"verify {key}") as progress:
-                    report = store.verify(key, progress=progress)
+                with _bar(not args.quiet, f"verify {key}") as control:
+                    report = store.verify(key, control=control)
             except UnknownModel as exc:
                 _err(str(exc))
                 worst = max(worst, EXIT_USAGE)
@@ -252,13 +252,12 @@ def cmd_download(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         if not args.sha256:
             print("warning: no --sha256 given; the adapter file cannot be checked", file=sys.stderr)
-        cancel = threading.Event()
-        with _bar(not args.quiet, "download") as progress:
+        with _bar(not args.quiet, "download") as control:
             entry = download_model(
                 store, args.adapter_url, adapter_sha256=args.sha256, adapter_name=args.adapter_name,
                 repo_id=args.repo, revision=args.revision, base_dir=args.base,
                 base_mode="reference" if args.reference_base else "copy", name=args.name,
-                make_default=args.default, progress=progress, cancel=cancel,
+                make_default=args.default, control=control,
             )  # fmt: skip
         print(f"downloaded and imported {entry.id} ({entry.name}): {human_size(entry.size)} in {store.location(entry)}")
         if args.default:

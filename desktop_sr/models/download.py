@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -38,8 +37,9 @@ from typing import TYPE_CHECKING
 from filelock import FileLock, Timeout
 
 from .. import __version__
+from ..engine.control import Control
 from .errors import ChecksumMismatch, DownloadError, OperationCancelled
-from .files import CHUNK, ProgressFn, check_cancel
+from .files import CHUNK, check_cancel
 from .layout import ADAPTER_SUFFIXES, check_base_folder
 from .registry import DOWNLOADS, ModelStore, slugify
 
@@ -104,7 +104,7 @@ class _PartHasher:
         self.h = hashlib.sha256()
         self.n = 0
 
-    def sync(self, part: Path, cancel: threading.Event | None) -> None:
+    def sync(self, part: Path, control: Control | None) -> None:
         """Hash what is on disk beyond what has been hashed (a partial from an earlier run, or a retry)."""
         size = part.stat().st_size if part.exists() else 0
         if size < self.n:
@@ -114,7 +114,7 @@ class _PartHasher:
         with open(part, "rb") as fh:
             fh.seek(self.n)
             while chunk := fh.read(CHUNK):
-                check_cancel(cancel, part)
+                check_cancel(control, part)
                 self.h.update(chunk)
                 self.n += len(chunk)
 
@@ -141,8 +141,7 @@ def download_file(
     dest: str | Path,
     *,
     sha256: str | None = None,
-    progress: ProgressFn | None = None,
-    cancel: threading.Event | None = None,
+    control: Control | None = None,
     timeout: float = 30.0,
     retries: int = 5,
     retry_wait: float = 2.0,
@@ -162,7 +161,7 @@ def download_file(
         raise DownloadError(Path(url), "only http:// and https:// addresses can be downloaded")
     if dest.is_file() and expected:
         h = _PartHasher()
-        h.sync(dest, cancel)
+        h.sync(dest, control)
         if h.h.hexdigest() == expected:
             return DownloadResult(dest, expected, h.n, h.n, 0)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -179,11 +178,11 @@ def download_file(
         resumed_from = part.stat().st_size if part.exists() else 0
         failures = attempts = 0
         while True:
-            check_cancel(cancel, dest)
+            check_cancel(control, dest)
             attempts += 1
             before = part.stat().st_size if part.exists() else 0
             try:
-                _attempt(url, part, meta, hasher, progress, cancel, timeout)
+                _attempt(url, part, meta, hasher, control, timeout)
                 break
             except _Retry as exc:
                 now = part.stat().st_size if part.exists() else 0
@@ -191,9 +190,9 @@ def download_file(
                 if failures > retries:
                     raise DownloadError(dest, f"the download keeps failing ({exc}); run it again to resume") from exc
                 log.info("download of %s interrupted (%s); resuming from byte %d", url, exc, now)
-                if cancel is not None and cancel.wait(retry_wait * failures):
+                if control is not None and control.sleep(retry_wait * failures):
                     raise OperationCancelled(dest) from exc
-                if cancel is None:
+                if control is None:
                     time.sleep(retry_wait * failures)
         digest = hasher.h.hexdigest()
         size = hasher.n
@@ -228,12 +227,11 @@ def _attempt(
     part: Path,
     meta: Path,
     hasher: _PartHasher,
-    progress: ProgressFn | None,
-    cancel: threading.Event | None,
+    control: Control | None,
     timeout: float,
 ) -> None:
     """One HTTP request: append to the partial from where it ends. Raises :class:`_Retry` for transient trouble."""
-    hasher.sync(part, cancel)
+    hasher.sync(part, control)
     offset = hasher.n
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     saved = _read_meta(meta)
@@ -287,15 +285,15 @@ def _attempt(
         try:
             with open(part, "ab") as out:
                 while True:
-                    check_cancel(cancel, part)
+                    check_cancel(control, part)
                     chunk = resp.read(READ_CHUNK)
                     if not chunk:
                         break
                     out.write(chunk)
                     hasher.update(chunk)
                     done += len(chunk)
-                    if progress:
-                        progress(done, total or 0, label)
+                    if control:
+                        control.report(done, total or 0, label)
                 out.flush()
                 os.fsync(out.fileno())
         except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
@@ -308,8 +306,8 @@ def _attempt(
             raise DownloadError(Path(url), f"the server sent {done} bytes but announced {total}")
 
 
-def _tqdm_relay(progress: ProgressFn | None, cancel: threading.Event | None, label: str) -> type:
-    """A tqdm class for huggingface_hub that forwards byte progress to ``progress`` and raises on cancel.
+def _tqdm_relay(control: Control | None, label: str) -> type:
+    """A tqdm class for huggingface_hub that reports byte progress to ``control`` and raises on cancel.
 
     huggingface_hub creates its bars from the class it is given (``tqdm_class``); recent versions report bytes
     through it, older ones the number of files. Output goes nowhere: the caller shows the progress.
@@ -322,14 +320,14 @@ def _tqdm_relay(progress: ProgressFn | None, cancel: threading.Event | None, lab
             kwargs["file"] = io.StringIO()
             kwargs["disable"] = False
             super().__init__(*args, **kwargs)
-            check_cancel(cancel, Path(label))
+            check_cancel(control, Path(label))
 
         def update(self, n: float | None = 1) -> bool | None:
-            check_cancel(cancel, Path(label))
+            check_cancel(control, Path(label))
             result = super().update(n)
-            if progress is not None:
+            if control is not None:
                 unit = "" if self.unit == "B" else f" ({self.unit})"
-                progress(int(self.n), int(self.total or 0), f"{label}{unit}")
+                control.report(int(self.n), int(self.total or 0), f"{label}{unit}")
             return result
 
     return _Relay
@@ -342,8 +340,7 @@ def download_base(
     revision: str | None = None,
     allow_patterns: tuple[str, ...] | list[str] = BASE_PATTERNS,
     token: str | None = None,
-    progress: ProgressFn | None = None,
-    cancel: threading.Event | None = None,
+    control: Control | None = None,
 ) -> Path:
     """Fetch the SD-2.1-base files from the Hub into ``dest_dir`` (resumable: run again after an interruption).
 
@@ -362,7 +359,7 @@ def download_base(
             local_dir=str(dest),
             allow_patterns=list(allow_patterns),
             token=token,
-            tqdm_class=_tqdm_relay(progress, cancel, f"Downloading {repo_id}"),
+            tqdm_class=_tqdm_relay(control, f"Downloading {repo_id}"),
         )
     except OperationCancelled:
         raise
@@ -370,7 +367,7 @@ def download_base(
         raise DownloadError(
             Path(repo_id), f"cannot download from the Hugging Face Hub: {type(exc).__name__}: {exc}"
         ) from exc
-    check_cancel(cancel, dest)
+    check_cancel(control, dest)
     check_base_folder(Path(path))
     return Path(path)
 
@@ -406,8 +403,7 @@ def download_model(
     token: str | None = None,
     make_default: bool = False,
     validate: bool = True,
-    progress: ProgressFn | None = None,
-    cancel: threading.Event | None = None,
+    control: Control | None = None,
 ) -> ModelEntry:
     """Download the adapter (and the base model, unless a local ``base_dir`` is given) and import them.
 
@@ -421,16 +417,12 @@ def download_model(
         raise DownloadError(Path(file_name), "the adapter file name must end in .pkl or .safetensors")
     downloads = store.root / DOWNLOADS
     adapter_dir = downloads / "adapters" / slugify(Path(file_name).stem)
-    adapter = download_file(
-        adapter_url, adapter_dir / file_name, sha256=adapter_sha256, progress=progress, cancel=cancel
-    ).path
+    adapter = download_file(adapter_url, adapter_dir / file_name, sha256=adapter_sha256, control=control).path
     if adapter.suffix.lower() == ".safetensors":
-        download_file(manifest_url(adapter_url), adapter.with_suffix(".json"), progress=progress, cancel=cancel)
+        download_file(manifest_url(adapter_url), adapter.with_suffix(".json"), control=control)
     if base_dir is None:
         slug = slugify(repo_id.replace("/", "--") + (f"@{revision}" if revision else ""))
-        base = download_base(
-            downloads / "base" / slug, repo_id, revision=revision, token=token, progress=progress, cancel=cancel
-        )
+        base = download_base(downloads / "base" / slug, repo_id, revision=revision, token=token, control=control)
         mode = "move"
     else:
         base, mode = Path(base_dir), base_mode
@@ -445,8 +437,7 @@ def download_model(
         adapter_mode="move",
         validate=validate,
         make_default=make_default,
-        progress=progress,
-        cancel=cancel,
+        control=control,
         source=source,
     )
     with contextlib.suppress(OSError):

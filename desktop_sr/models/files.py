@@ -11,21 +11,19 @@ import contextlib
 import hashlib
 import os
 import secrets
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from ..engine.control import Control
 from ..imaging.atomic import fsync_folder
 from .errors import OperationCancelled, StoreError
 
 CHUNK = 4 << 20
 
-#: ``progress(done_bytes, total_bytes, label)``; total 0 means unknown.
-ProgressFn = Callable[[int, int, str], None]
 
-
-def check_cancel(cancel: threading.Event | None, path: Path) -> None:
-    if cancel is not None and cancel.is_set():
+def check_cancel(control: Control | None, path: Path) -> None:
+    """Stop between chunks: the store's own error (it names the file, and cleanup follows it)."""
+    if control is not None and control.cancelled:
         raise OperationCancelled(path)
 
 
@@ -34,7 +32,7 @@ def _os_reason(exc: OSError) -> str:
 
 
 def hash_file(
-    path: Path, *, on_bytes: Callable[[int], None] | None = None, cancel: threading.Event | None = None
+    path: Path, *, on_bytes: Callable[[int], None] | None = None, control: Control | None = None
 ) -> tuple[str, int]:
     """sha256 (hex) and size of ``path``; ``on_bytes(n)`` after each chunk read."""
     h = hashlib.sha256()
@@ -42,7 +40,7 @@ def hash_file(
     try:
         with open(path, "rb") as fh:
             while chunk := fh.read(CHUNK):
-                check_cancel(cancel, path)
+                check_cancel(control, path)
                 h.update(chunk)
                 size += len(chunk)
                 if on_bytes:
@@ -53,7 +51,7 @@ def hash_file(
 
 
 def copy_with_hash(
-    src: Path, dst: Path, *, on_bytes: Callable[[int], None] | None = None, cancel: threading.Event | None = None
+    src: Path, dst: Path, *, on_bytes: Callable[[int], None] | None = None, control: Control | None = None
 ) -> tuple[str, int]:
     """Copy ``src`` to ``dst`` (a new file) and return the sha256 and size of the bytes written.
 
@@ -66,7 +64,7 @@ def copy_with_hash(
     try:
         with open(src, "rb") as fin, open(dst, "xb") as fout:
             while chunk := fin.read(CHUNK):
-                check_cancel(cancel, src)
+                check_cancel(control, src)
                 h.update(chunk)
                 fout.write(chunk)
                 size += len(chunk)

@@ -1,22 +1,21 @@
 """Where models live: ``DESKTOP_SR_MODELS_DIR`` if set, else the app setting ``models_dir``, else
 ``<platformdirs user data dir>/models``.
 
-The setting is read straight from the app's ``settings.json`` (the GUI's settings file) so the CLI, the batch runner
-and the GUI agree on one folder without this Qt-free package importing the GUI. Reading is cheap and never fails:
-a missing or broken settings file just means "no setting".
+The setting comes from the app's settings file through :func:`desktop_sr.settings.read_settings` (the one reader of
+it), so the CLI, the batch runner and the GUI agree on one folder. Reading is cheap and never fails: a missing or
+broken settings file just means "no setting".
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import platformdirs
 
+from ..settings import read_settings
+
 ENV_MODELS_DIR = "DESKTOP_SR_MODELS_DIR"
-ENV_CONFIG_DIR = "DESKTOP_SR_CONFIG_DIR"  # same variable as desktop_sr.ui.settings.config_dir()
-SETTING_KEY = "models_dir"
 
 
 def default_models_dir() -> Path:
@@ -24,20 +23,10 @@ def default_models_dir() -> Path:
     return Path(platformdirs.user_data_dir("desktop-sr")) / "models"
 
 
-def _config_dir() -> Path:
-    env = os.environ.get(ENV_CONFIG_DIR)
-    return Path(env) if env else Path(platformdirs.user_config_dir("desktop-sr"))
-
-
 def setting_models_dir(config_dir: Path | None = None) -> Path | None:
     """The ``models_dir`` value of the app's settings file, if set to a non-empty string."""
-    path = (config_dir or _config_dir()) / "settings.json"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    value = raw.get(SETTING_KEY) if isinstance(raw, dict) else None
-    return Path(value).expanduser() if isinstance(value, str) and value.strip() else None
+    value = read_settings(config_dir)[0].models_dir
+    return Path(value).expanduser() if value.strip() else None
 
 
 def models_dir_source(setting: str | None = None) -> str:

@@ -32,7 +32,6 @@ import os
 import re
 import secrets
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -41,10 +40,11 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
+from ..engine.control import Control
 from ..engine.errors import ModelError
 from . import files as _files
 from .errors import StoreError, UnknownModel
-from .files import ProgressFn, atomic_write_text, check_cancel, folder_size, hash_file
+from .files import atomic_write_text, check_cancel, folder_size, hash_file
 from .layout import adapter_files, check_base_folder, select_base_files, validate_adapter
 from .paths import models_dir
 
@@ -205,7 +205,7 @@ def bundled_available(root: Path | None = None) -> bool:
         return False
     from ..engine.bundled_files import weights_available
 
-    return weights_available(root)
+    return weights_available(root if root is not None else models_dir())
 
 
 def _now() -> str:
@@ -458,8 +458,7 @@ class ModelStore:
         adapter_mode: str | None = None,
         validate: bool = True,
         make_default: bool = False,
-        progress: ProgressFn | None = None,
-        cancel: threading.Event | None = None,
+        control: Control | None = None,
         source: dict[str, str] | None = None,
     ) -> ModelEntry:
         """Add a PiSA-SR model: an SD-2.1-base folder (diffusers layout) plus an adapter file.
@@ -469,7 +468,7 @@ class ModelStore:
         copied, to avoid needing twice the disk space); ``adapter_mode`` overrides it for the adapter. ``validate``
         loads the adapter with the engine first (torch), so a wrong file is refused now rather than at first use.
         The entry is registered only once every file is in place and hashed; any failure or cancel
-        (``cancel.set()``) leaves nothing usable and no partial files.
+        (``control.cancel()``) leaves nothing usable and no partial files.
         """
         adapter_mode = adapter_mode or mode
         for m in (mode, adapter_mode):
@@ -514,9 +513,9 @@ class ModelStore:
             marker = {"name": display, "kind": "pisa-sr", "started": _now(), "source": {"base_dir": str(base),
                       "lora": str(lora)}}  # fmt: skip
             atomic_write_text(staging / MARKER, json.dumps(marker, indent=2))
-            records = self._bring_in(plan, total, modes, staging, progress, cancel)
+            records = self._bring_in(plan, total, modes, staging, control)
             moved = self._move_in(base, lora, adapter_names, staging, modes)
-            check_cancel(cancel, lora)
+            check_cancel(control, lora)
             owned = {role: m != "reference" for role, m in modes.items()}
             with self._locked() as reg:
                 ident = self._unique_id(slugify(display), reg)
@@ -560,8 +559,7 @@ class ModelStore:
         total: int,
         modes: dict[str, str],
         staging: Path,
-        progress: ProgressFn | None,
-        cancel: threading.Event | None,
+        control: Control | None,
     ) -> list[FileRecord]:
         """Copy (or hash in place) every planned file, returning its record; reports progress over all bytes."""
         done = 0
@@ -571,30 +569,30 @@ class ModelStore:
             src = src_root / rel
             mode = modes[role]
             label = f"{'Copying' if mode == 'copy' else 'Checking'} {role}/{rel}"
-            if progress:
-                progress(done, total, label)
+            if control:
+                control.report(done, total, label)
 
             def on_bytes(n: int, label: str = label) -> None:
                 nonlocal done
                 done += n
-                if progress:
-                    progress(done, total, label)
+                if control:
+                    control.report(done, total, label)
 
-            check_cancel(cancel, src)
+            check_cancel(control, src)
             if mode == "copy":
                 dst = staging / role / rel
-                sha, size = _files.copy_with_hash(src, dst, on_bytes=on_bytes, cancel=cancel)
+                sha, size = _files.copy_with_hash(src, dst, on_bytes=on_bytes, control=control)
                 mtime = dst.stat().st_mtime_ns
             else:
                 before = src.stat()
-                sha, size = hash_file(src, on_bytes=on_bytes, cancel=cancel)
+                sha, size = hash_file(src, on_bytes=on_bytes, control=control)
                 after = src.stat()
                 if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or size != after.st_size:
                     raise StoreError(src, "the file changed while it was being read; try again when nothing writes it")
                 mtime = after.st_mtime_ns
             records.append(FileRecord(role, rel, size, sha, mtime))
-        if progress:
-            progress(total, total, "Registering")
+        if control:
+            control.report(total, total, "Registering")
         return records
 
     @staticmethod
@@ -652,9 +650,7 @@ class ModelStore:
         return removed
 
     # -- verify and remove ------------------------------------------------------------------------------------------
-    def verify(
-        self, key: str, *, progress: ProgressFn | None = None, cancel: threading.Event | None = None
-    ) -> VerifyReport:
+    def verify(self, key: str, *, control: Control | None = None) -> VerifyReport:
         """Re-hash every file of a model and compare with the sha256 recorded at import; records the outcome.
 
         A passing verify also refreshes the recorded file times, so a file that was merely touched stops showing
@@ -671,8 +667,8 @@ class ModelStore:
         for rec in entry.files:
             path = self.file_path(entry, rec)
             label = f"Verifying {rec.role}/{rec.path}"
-            if progress:
-                progress(done, total, label)
+            if control:
+                control.report(done, total, label)
             report.files += 1
             if not path.is_file():
                 report.problems.append((path, "missing"))
@@ -682,11 +678,11 @@ class ModelStore:
             def on_bytes(n: int, label: str = label) -> None:
                 nonlocal done
                 done += n
-                if progress:
-                    progress(done, total, label)
+                if control:
+                    control.report(done, total, label)
 
             try:
-                sha, size = hash_file(path, on_bytes=on_bytes, cancel=cancel)
+                sha, size = hash_file(path, on_bytes=on_bytes, control=control)
             except StoreError as exc:
                 report.problems.append((path, exc.reason))
                 continue

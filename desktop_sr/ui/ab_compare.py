@@ -21,10 +21,9 @@ if TYPE_CHECKING:
     from PySide6.QtGui import QAction
     from PySide6.QtWidgets import QMenu, QStatusBar
 
-    from ..engine.api import ModelInfo, RenderParams
-    from ..imaging import Photo
+    from ..editor import EditorModel
+    from ..settings import Settings
     from .compare_view import CompareView
-    from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +33,7 @@ class ABCompare:
 
     if TYPE_CHECKING:
         view: CompareView
-        photo: Photo | None
-        model_info: ModelInfo | None
-        model_spec: ModelSpec | None
-        loaded_specs: list[ModelSpec]
-        shown_params: RenderParams | None
-        shown_kind: str
+        editor: EditorModel
         settings: Settings
         act_unpin: QAction
         compare_menu: QMenu
@@ -48,31 +42,32 @@ class ABCompare:
         def load_model(self, spec: ModelSpec) -> None: ...
         def show_error(self, title: str, message: str) -> None: ...
 
-    reference_for: tuple[int, int] | None = None  # (photo id, scale) of the kept "before" result
+    reference_scale: int | None = None  # the scale of the kept "before" result (it belongs to the open photo)
 
     def pin_result(self) -> None:
         """Keep the result on screen as the "before" side, labelled with the model and settings that made it."""
-        if self.shown_kind != "exact" or self.view.after is None or self.photo is None or self.shown_params is None:
+        e = self.editor
+        if e.shown != "exact" or self.view.after is None or e.photo is None or e.shown_params is None:
             self.statusBar().showMessage("Wait for the render to finish, then keep it as the before side", 6000)
             return
-        p = self.shown_params
-        name = self.model_info.name if self.model_info is not None else "result"
+        p, info = e.shown_params, e.model_info
+        name = info.name if info is not None else "result"
         label = f"{name} · pixel {p.pix:.2f} · semantic {p.sem:.2f}"
-        if self.model_info is not None and self.model_info.supports_realism:
+        if info is not None and info.supports_realism:
             label += f" · realism {p.realism}"
         self.view.set_reference(self.view.after.copy(), label)
-        self.reference_for = (id(self.photo), p.scale)
+        self.reference_scale = p.scale
         self.act_unpin.setEnabled(True)
         self.statusBar().showMessage(f"Before: {label}. Change the model or settings to compare.", 8000)
 
     def unpin_result(self) -> None:
         self.view.set_reference(None)
-        self.reference_for = None
+        self.reference_scale = None
         self.act_unpin.setEnabled(False)
 
-    def drop_stale_reference(self, photo: Photo, scale: int, new_photo: bool) -> None:
+    def drop_stale_reference(self, scale: int, new_photo: bool) -> None:
         """A kept result belongs to one photo at one scale: another photo or scale goes back to the original."""
-        if self.reference_for is not None and self.reference_for != (id(photo), scale):
+        if self.reference_scale is not None and (new_photo or self.reference_scale != scale):
             self.unpin_result()
             if not new_photo:
                 self.statusBar().showMessage("The kept result was for another scale: comparing with the original", 8000)
@@ -80,7 +75,7 @@ class ABCompare:
     def compare_with_model(self, spec: ModelSpec) -> None:
         """A/B between models in one step: keep this model's result as "before", then load the other model."""
         self.pin_result()
-        if self.reference_for is not None:
+        if self.reference_scale is not None:
             self.load_model(spec)
 
     def other_models(self) -> list[ModelSpec]:
@@ -95,12 +90,12 @@ class ABCompare:
             specs = [store.spec_for(r.id) for r in store.rows() if r.usable]
         except Exception as exc:  # noqa: BLE001 - a damaged registry must not break a menu
             log.warning("cannot list models: %s", exc)
-        specs += [s for s in self.loaded_specs if s not in specs]
-        return [s for s in specs if s != self.model_spec]
+        specs += [s for s in self.editor.loaded_specs if s not in specs]
+        return [s for s in specs if s != self.editor.model_spec]
 
     def _fill_compare_menu(self) -> None:
         self.compare_menu.clear()
-        can = self.shown_kind == "exact" and self.photo is not None
+        can = self.editor.shown == "exact" and self.editor.photo is not None
         specs = self.other_models()
         for spec in specs:
             a = self.compare_menu.addAction(spec.name, lambda s=spec: self.compare_with_model(s))
@@ -113,7 +108,8 @@ class ABCompare:
     def save_comparison_dialog(self) -> None:
         if self.view.before is None:
             return
-        stem = self.photo.source.stem if self.photo is not None else "comparison"
+        photo = self.editor.photo
+        stem = photo.source.stem if photo is not None else "comparison"
         start = str(Path(self.settings.last_folder or Path.home()) / f"{stem}_comparison.png")
         path, _ = QFileDialog.getSaveFileName(
             self,  # type: ignore[arg-type]
@@ -128,7 +124,8 @@ class ABCompare:
         """Write the compare view as shown, through the imaging layer (atomic: never a half-written file)."""
         from ..imaging import PhotoError, SaveOptions, write_photo
 
-        if self.photo is not None and path.exists() and path.resolve() == self.photo.source.resolve():
+        photo = self.editor.photo
+        if photo is not None and path.exists() and path.resolve() == photo.source.resolve():
             self.show_error("Cannot save the comparison", f"{path}: that is the photo itself; choose another name")
             return False
         rgb = rgb_from_qimage(self.view.grab().toImage()).astype(np.float32) / 255.0

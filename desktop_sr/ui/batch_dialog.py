@@ -61,9 +61,10 @@ from ..engine.api import COLOR_FIXES, RenderParams
 from ..engine.loader import ModelSpec
 from ..engine.tile_settings import TileSettings
 from ..imaging import SUPPORTED_READ_EXTENSIONS, SaveOptions
-from .batch_worker import BatchWorker
+from ..models.paths import models_dir
+from ..settings import config_dir, read_settings
+from .batch_worker import BatchWorker, FileFinished, FileStarted, ModelLoading, PauseChanged, RunBatch, TileProgress
 from .controls import COLOR_FIX_LABELS, NO_REALISM_TIP
-from .settings import config_dir, load_settings
 from .size_choice import SizeChoice
 
 log = logging.getLogger(__name__)
@@ -286,7 +287,8 @@ class BatchDialog(QDialog):
     # -- remembered choices ---------------------------------------------------------------------------------------
     def _restore(self) -> None:
         """Last output folder and options from batch.json; the template and format default to the export's."""
-        app_settings, _ = load_settings(self.settings_path.parent)
+        app_settings, _ = read_settings(self.settings_path.parent)  # the window reports a broken file, not this
+        self.models_dir = models_dir(app_settings.models_dir)
         self.template.setText(app_settings.name_template or DEFAULT_TEMPLATE)
         self.format.setCurrentIndex(max(0, self.format.findData(app_settings.export_format)))
         self.quality.setValue(app_settings.export_quality)
@@ -493,14 +495,10 @@ class BatchDialog(QDialog):
         self.file_bar.setRange(0, 1)
         self.file_bar.setValue(0)
         self.eta_label.setText("")
-        worker = BatchWorker(plan, self.model_spec, device=self.device, tiles=self.tiles, parent=self)
-        worker.model_loading.connect(lambda: self.current_label.setText("Loading the model…"))
-        worker.file_started.connect(self._file_started)
-        worker.tile_progress.connect(self._tile_progress)
-        worker.file_finished.connect(self._file_finished)
-        worker.paused_changed.connect(self._paused_changed)
-        worker.batch_done.connect(self._done)
-        worker.batch_failed.connect(self._failed)
+        job = RunBatch(plan, self.model_spec, device=self.device, tiles=self.tiles, models_dir=self.models_dir)
+        worker = BatchWorker(job, parent=self)
+        worker.result.connect(self._news)
+        worker.failed.connect(lambda _job, message: self._failed(message))
         self.worker = worker
         self._set_running(True)
         worker.start()
@@ -525,6 +523,20 @@ class BatchDialog(QDialog):
             self.btn_cancel.setEnabled(False)
             self.btn_pause.setEnabled(False)
             self.current_label.setText("Cancelling…")
+
+    def _news(self, _job: RunBatch, news: object) -> None:
+        if isinstance(news, TileProgress):
+            self._tile_progress(news.progress)
+        elif isinstance(news, FileStarted):
+            self._file_started(news.item, news.progress)
+        elif isinstance(news, FileFinished):
+            self._file_finished(news.result, news.progress)
+        elif isinstance(news, PauseChanged):
+            self._paused_changed(news.paused)
+        elif isinstance(news, ModelLoading):
+            self.current_label.setText("Loading the model…")
+        elif isinstance(news, BatchSummary):
+            self._done(news)
 
     def _file_started(self, item: PlanItem, progress: Progress) -> None:
         self.current_label.setText(f"{progress.index + 1} of {progress.total}: {item.source.name} → {item.target.name}")
@@ -553,7 +565,7 @@ class BatchDialog(QDialog):
 
     def _finish_worker(self) -> None:
         if self.worker is not None:
-            self.worker.wait()
+            self.worker.stop()
             self.worker.deleteLater()
         self.worker = None
         self._set_running(False)
@@ -610,8 +622,7 @@ class BatchDialog(QDialog):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-            self.worker.cancel()
-            self.worker.wait()
+            self.worker.stop()  # cancels within a tile, then waits for the thread
             self.worker = None
         self._save()
         event.accept()

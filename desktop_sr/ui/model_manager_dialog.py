@@ -2,22 +2,19 @@
 Remove and Set default. Everything it does comes from the Qt-free :mod:`desktop_sr.models`, so the dialog and
 ``desktop-sr models`` always agree.
 
-Long operations (hashing or copying gigabytes, downloads) run on a plain Python thread that never touches Qt: it
-posts events to a queue that a GUI-thread timer delivers as signals, as :mod:`desktop_sr.ui.worker` does
-(PySide6 6.12 crashes on cross-thread Python slots). One operation runs at a time; Cancel stops it between chunks,
-and a cancelled import leaves nothing behind (the store stages imports and registers them last).
+Long operations (hashing or copying gigabytes, downloads) run as :class:`StoreTask` jobs on the GUI's one background
+relay (:mod:`desktop_sr.ui.relay`). One operation runs at a time; Cancel stops it between chunks, and a cancelled
+import leaves nothing behind (the store stages imports and registers them last).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -40,11 +37,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..engine.control import Control
 from ..engine.errors import ModelError
-from ..models import BUILTIN_ID, INCOMPLETE, ModelRow, ModelStore, OperationCancelled
+from ..models import BUILTIN_ID, INCOMPLETE, ModelRow, ModelStore
 from ..models.download import BASE_REPO, download_model, normalise_sha256
 from ..models.files import human_size
 from ..models.paths import models_dir, models_dir_source
+from .relay import BackgroundRelay, Task
 
 log = logging.getLogger(__name__)
 COLUMNS = ("Name", "Kind", "Size", "Location", "Status")
@@ -55,85 +54,19 @@ STATUS_TIPS = {
     "incomplete": "An import that did not finish. Remove it and import again.",
     "built-in": "Installed with the app.",
 }
-#: ``task(progress, cancel)`` runs on the worker thread; ``progress(done, total, label)``.
-Task = Callable[[Callable[[int, int, str], None], threading.Event], object]
 
 
-class TaskRunner(QObject):
-    """Runs one long operation at a time on a plain thread; its outcome arrives as signals on the GUI thread."""
+@dataclass(frozen=True)
+class StoreTask(Task):
+    """One model-store operation (``kind``: import, download or verify); ``work(control)`` runs on the relay's
+    thread and reports its bytes to ``control``, which the store checks for cancel between chunks."""
 
-    progress = Signal(int, int, str)
-    finished = Signal(str, object)  # task name, result
-    failed = Signal(str, str)  # task name, message
-    cancelled = Signal(str)
+    kind: str
+    work: Callable[[Control], object] = field(compare=False)
 
-    def __init__(self, parent: QObject | None = None, poll_ms: int = 30) -> None:
-        super().__init__(parent)
-        self._events: queue.SimpleQueue[tuple[str, tuple[object, ...]]] = queue.SimpleQueue()
-        self._timer = QTimer(self)
-        self._timer.setInterval(poll_ms)
-        self._timer.timeout.connect(self.deliver)
-        self._thread: threading.Thread | None = None
-        self._cancel = threading.Event()
-        self.name = ""
 
-    @property
-    def busy(self) -> bool:
-        return self._thread is not None
-
-    def start(self, name: str, task: Task) -> bool:
-        if self.busy:
-            return False
-        self.name = name
-        self._cancel = threading.Event()
-        cancel, events = self._cancel, self._events
-
-        def run() -> None:
-            try:
-                result = task(lambda d, t, label: events.put(("progress", (d, t, label))), cancel)
-            except OperationCancelled:
-                events.put(("cancelled", (name,)))
-            except ModelError as exc:
-                events.put(("failed", (name, str(exc))))
-            except Exception as exc:  # noqa: BLE001 - a worker thread must report, never die silently
-                log.error("%s failed:\n%s", name, traceback.format_exc())
-                events.put(("failed", (name, f"{type(exc).__name__}: {exc}")))
-            else:
-                events.put(("finished", (name, result)))
-
-        self._thread = threading.Thread(target=run, name=f"desktop-sr-{name}", daemon=True)
-        self._thread.start()
-        self._timer.start()
-        return True
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def wait(self, timeout: float = 30.0) -> bool:
-        """Join the thread (after :meth:`cancel`); True if it ended. Pending events are delivered."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                return False
-        self.deliver()
-        return True
-
-    def deliver(self) -> None:
-        """GUI thread: emit what the thread posted; of a burst of progress reports only the last."""
-        pending = []
-        while True:
-            try:
-                pending.append(self._events.get_nowait())
-            except queue.Empty:
-                break
-        last = max((i for i, (kind, _) in enumerate(pending) if kind == "progress"), default=-1)
-        for i, (kind, args) in enumerate(pending):
-            if kind == "progress" and i != last:
-                continue
-            if kind != "progress":  # the task is over: free the runner before anyone reacts
-                self._thread = None
-                self._timer.stop()
-            getattr(self, kind).emit(*args)
+def run_store_task(task: StoreTask, control: Control) -> object:
+    return task.work(control)
 
 
 class ImportDialog(QDialog):
@@ -300,11 +233,12 @@ class ModelManagerDialog(QDialog):
         self.setting = models_dir_setting
         self.store = ModelStore(models_dir(models_dir_setting))
         self.rows: list[ModelRow] = []
-        self.runner = TaskRunner(self)
-        self.runner.progress.connect(self._progress)
-        self.runner.finished.connect(self._task_done)
-        self.runner.failed.connect(self._task_failed)
-        self.runner.cancelled.connect(self._task_cancelled)
+        self.runner = BackgroundRelay(run_store_task, name="models", parent=self, poll_ms=30)
+        self.runner.progress.connect(lambda _task, done, total, label: self._progress(done, total, label))
+        self.runner.result.connect(lambda task, result: self._task_done(task.kind, result))
+        self.runner.failed.connect(lambda task, message: self._task_failed(task.kind, message))
+        self.runner.cancelled.connect(lambda task: self._task_cancelled(task.kind))
+        self.task: StoreTask | None = None  # the operation running now
         self._build()
         try:
             if self.store.root.is_dir():
@@ -463,11 +397,11 @@ class ModelManagerDialog(QDialog):
     ) -> bool:
         store = self.store
 
-        def task(progress: Callable[[int, int, str], None], cancel: threading.Event) -> object:
+        def work(control: Control) -> object:
             return store.import_pisa(base, adapter, name=name, mode=mode, adapter_mode=adapter_mode,
-                                     progress=progress, cancel=cancel)  # fmt: skip
+                                     control=control)  # fmt: skip
 
-        return self._start("import", task, f"Importing {Path(adapter).name}…")
+        return self._start(StoreTask("import", work), f"Importing {Path(adapter).name}…")
 
     def download_dialog(self) -> None:
         dlg = DownloadDialog(self)
@@ -490,19 +424,19 @@ class ModelManagerDialog(QDialog):
     ) -> bool:
         store = self.store
 
-        def task(progress: Callable[[int, int, str], None], cancel: threading.Event) -> object:
+        def work(control: Control) -> object:
             return download_model(store, url, adapter_sha256=sha256, repo_id=repo_id, revision=revision,
-                                  base_dir=base_dir, name=name, progress=progress, cancel=cancel)  # fmt: skip
+                                  base_dir=base_dir, name=name, control=control)  # fmt: skip
 
-        return self._start("download", task, "Downloading…")
+        return self._start(StoreTask("download", work), "Downloading…")
 
     def verify_selected(self) -> bool:
         row = self.selected_row()
         if row is None:
             return False
         store, ident = self.store, row.id
-        return self._start("verify", lambda progress, cancel: store.verify(ident, progress=progress, cancel=cancel),
-                           f"Verifying {row.name}…")  # fmt: skip
+        verify = StoreTask("verify", lambda control: store.verify(ident, control=control))
+        return self._start(verify, f"Verifying {row.name}…")
 
     def remove_selected(self) -> bool:
         row = self.selected_row()
@@ -570,9 +504,11 @@ class ModelManagerDialog(QDialog):
         self.models_dir_changed.emit(self.setting)
 
     # -- worker ---------------------------------------------------------------------------------------------------
-    def _start(self, name: str, task: Task, label: str) -> bool:
-        if not self.runner.start(name, task):
+    def _start(self, task: StoreTask, label: str) -> bool:
+        if self.runner.busy:
             return False
+        self.task = task
+        self.runner.submit(task)
         self._set_busy(True, label)
         return True
 
@@ -628,14 +564,12 @@ class ModelManagerDialog(QDialog):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         """Closing while an operation runs asks first; yes cancels it (it stops within a chunk) and waits."""
         if self.runner.busy:
-            answer = QMessageBox.question(
-                self, "Models", f"The {self.runner.name} is still running. Cancel it and close?"
-            )
+            name = self.task.kind if self.task is not None else "operation"
+            answer = QMessageBox.question(self, "Models", f"The {name} is still running. Cancel it and close?")
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-            self.runner.cancel()
-            if not self.runner.wait(30.0):
-                log.warning("the %s did not stop within 30 s; leaving it to finish in the background", self.runner.name)
+            if not self.runner.stop(30.0):  # cancels; the store stops within a chunk
+                log.warning("the %s did not stop within 30 s; leaving it to finish in the background", name)
         event.accept()
         self.done(QDialog.DialogCode.Rejected)

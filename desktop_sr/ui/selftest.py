@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication
 
 from ..engine.loader import ModelSpec
 from ..resources import icon_path
-from ..selftest import SelftestFailure, SelftestReport, process_age
+from ..selftest_report import SelftestFailure, SelftestReport, process_age
 from .main_window import MainWindow, default_model_spec
 
 #: Warnings the offscreen platform always prints for a normal window; they say nothing about the installation.

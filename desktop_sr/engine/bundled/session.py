@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..api import CancelToken, Corners, ModelInfo, PhotoHolder, ProgressFn, Region, RenderParams, check_photo
+from ..api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
 from ..cache import LRUCache, photo_hash
+from ..control import Control
 from ..device import dtype_name, empty_cache, memory_budget, select_device, select_dtype
 from ..errors import ModelError
 from ..processing import bicubic_upscale, resize_rgb
@@ -111,16 +112,14 @@ class BundledSession(PhotoHolder):
         return cached  # type: ignore[return-value]
 
     # -- the network -------------------------------------------------------------------------------------------------
-    def _run_tile(self, x: torch.Tensor, cancel: CancelToken | None) -> torch.Tensor:
+    def _run_tile(self, x: torch.Tensor, control: Control | None) -> torch.Tensor:
         self.network_passes += 1
         x = x.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            y = self.model(x, cancel.check if cancel is not None else None)
+            y = self.model(x, control.check if control is not None else None)
         return y.to(torch.float32).cpu().contiguous()
 
-    def _network(
-        self, window: tuple[int, int, int, int] | None, progress: ProgressFn | None, cancel: CancelToken | None
-    ) -> np.ndarray:
+    def _network(self, window: tuple[int, int, int, int] | None, control: Control | None) -> np.ndarray:
         """The x4 network output over ``window`` (y0, y1, x0, x1 in x4 pixels; None = whole photo)."""
         if self._net is not None:
             if window is None:
@@ -134,7 +133,7 @@ class BundledSession(PhotoHolder):
                 self._tiled = None
             if self._tiled is None:
                 self._tiled = TiledOutput(self.photo, self.tiles)
-            return torch.from_numpy(self._tiled.window(self._run_tile, window, progress, cancel))
+            return torch.from_numpy(self._tiled.window(self._run_tile, window, control))
 
         out = retry_on_oom(run, self.tiles.tile, self.device, minimum=32).numpy()
         if window is None:
@@ -148,33 +147,29 @@ class BundledSession(PhotoHolder):
             return False
         return self._net is not None or (self._tiled is not None and self._tiled.complete)
 
-    def model_output(
-        self, scale: int, progress: ProgressFn | None = None, cancel: CancelToken | None = None
-    ) -> np.ndarray:
+    def model_output(self, scale: int, control: Control | None = None) -> np.ndarray:
         """The network's result at ``scale`` for the whole photo (x4 resized down with Lanczos for x2, x3)."""
         if scale == SCALE:
-            return self._network(None, progress, cancel)
+            return self._network(None, control)
         key = self._key("model", scale)
         cached = self.cache.get(key)
         if cached is None:
-            net = self._network(None, progress, cancel)
+            net = self._network(None, control)
             cached = resize_rgb(net, self.output_size(scale), Image.Resampling.LANCZOS)
             np.clip(cached, 0.0, 1.0, out=cached)
             self.cache.put(key, cached)
         return cached  # type: ignore[return-value]
 
     # -- bands -------------------------------------------------------------------------------------------------------
-    def _full_bands(self, scale: int, progress: ProgressFn | None, cancel: CancelToken | None) -> Bands:
+    def _full_bands(self, scale: int, control: Control | None) -> Bands:
         low, high = self.cache.get(self._key("low", scale)), self.cache.get(self._key("high", scale))
         if low is None or high is None:
-            low, high = split_bands(self.model_output(scale, progress, cancel), self.bicubic(scale), scale)
+            low, high = split_bands(self.model_output(scale, control), self.bicubic(scale), scale)
             self.cache.put(self._key("low", scale), low)
             self.cache.put(self._key("high", scale), high)
         return self.bicubic(scale), low, high  # type: ignore[return-value]
 
-    def _region_bands(
-        self, scale: int, region: Region, progress: ProgressFn | None, cancel: CancelToken | None
-    ) -> Bands:
+    def _region_bands(self, scale: int, region: Region, control: Control | None) -> Bands:
         """Bands of a region only, running just the tiles under it (the GUI's visible region first).
 
         The window is widened by the low-pass radius plus the Lanczos support so the crop equals the same crop of
@@ -188,7 +183,7 @@ class BundledSession(PhotoHolder):
         ex1, ey1 = min(w, math.ceil((x1 + m) / scale) * scale), min(h, math.ceil((y1 + m) / scale) * scale)
         # ex0 = k * scale maps to the whole x4 pixel 4k (for scale 4 the window is the region itself)
         window = (ey0 * SCALE // scale, ey1 * SCALE // scale, ex0 * SCALE // scale, ex1 * SCALE // scale)
-        model = self._network(window, progress, cancel)
+        model = self._network(window, control)
         if scale != SCALE:
             model = resize_rgb(model, (ex1 - ex0, ey1 - ey0), Image.Resampling.LANCZOS)
             np.clip(model, 0.0, 1.0, out=model)
@@ -206,11 +201,10 @@ class BundledSession(PhotoHolder):
         params: RenderParams,
         *,
         region: Region | None = None,
-        progress: ProgressFn | None = None,
-        cancel: CancelToken | None = None,
+        control: Control | None = None,
     ) -> np.ndarray:
-        if cancel is not None:
-            cancel.check()
+        if control is not None:
+            control.check()
         scale = params.scale
         if not self.is_cached(params):
             self.check_fits(scale)
@@ -222,27 +216,23 @@ class BundledSession(PhotoHolder):
             if region == (0, 0, w, h):
                 region = None
         if region is None or self._bands_cached(scale) or self.is_cached(params):
-            bic, low, high = self._full_bands(scale, progress, cancel)
+            bic, low, high = self._full_bands(scale, control)
             if region is not None:
                 x0, y0, x1, y1 = region
                 bic, low, high = (a[y0:y1, x0:x1] for a in (bic, low, high))
         else:
-            bic, low, high = self._region_bands(scale, region, progress, cancel)
+            bic, low, high = self._region_bands(scale, region, control)
         return compose(bic, low, high, params.pix, params.sem)
 
-    def corners(
-        self, params: RenderParams, *, progress: ProgressFn | None = None, cancel: CancelToken | None = None
-    ) -> Corners:
+    def corners(self, params: RenderParams, *, control: Control | None = None) -> Corners:
         """bicubic (0, 0), bicubic + low (1, 0), bicubic + low + high (1, 1): ``Corners.blend`` is then exact."""
-        bic, low, high = self._full_bands(params.scale, progress, cancel)
+        bic, low, high = self._full_bands(params.scale, control)
         pix = bic + low
         return Corners(base=bic.copy(), pix=pix, full=pix + high)
 
-    def detail_map(
-        self, params: RenderParams, *, progress: ProgressFn | None = None, cancel: CancelToken | None = None
-    ) -> np.ndarray:
+    def detail_map(self, params: RenderParams, *, control: Control | None = None) -> np.ndarray:
         """|high-frequency correction|: where the network adds detail finer than the photo's pixels."""
-        _, _, high = self._full_bands(params.scale, progress, cancel)
+        _, _, high = self._full_bands(params.scale, control)
         return detail_map(high)
 
     def close(self) -> None:

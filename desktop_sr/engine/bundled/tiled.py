@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..api import CancelToken, ProgressFn
+from ..control import Control
 from ..tiling import ramp_weights, tile_starts
 
 SCALE = 4  # the network's own factor
@@ -65,7 +65,7 @@ def balanced_tile(size: int, tile: int, overlap: int) -> int:
 
 
 #: Runs the network on one input tile (1 x 3 x h x w, CPU float32, [0, 1]) -> 1 x 3 x 4h x 4w CPU float32.
-TileFn = Callable[[torch.Tensor, CancelToken | None], torch.Tensor]
+TileFn = Callable[[torch.Tensor, Control | None], torch.Tensor]
 
 
 class TiledOutput:
@@ -114,8 +114,7 @@ class TiledOutput:
         self,
         run: TileFn,
         region: tuple[int, int, int, int] | None = None,
-        progress: ProgressFn | None = None,
-        cancel: CancelToken | None = None,
+        control: Control | None = None,
     ) -> np.ndarray:
         """The output window (y0, y1, x0, x1 in x4 output pixels of the photo; None = all) as H x W x 3 in [0, 1].
 
@@ -126,11 +125,11 @@ class TiledOutput:
         needed = self._tiles_for(py0, py1, px0, px1)
         todo = [t for t in needed if t not in self.done]
         for i, (ty, tx) in enumerate(todo):
-            if cancel is not None:
-                cancel.check()
-            self.done[(ty, tx)] = run(self.x[:, :, ty : ty + self.th, tx : tx + self.tw], cancel)
-            if progress is not None:
-                progress(i + 1, len(todo), "upscale")
+            if control is not None:
+                control.check()
+            self.done[(ty, tx)] = run(self.x[:, :, ty : ty + self.th, tx : tx + self.tw], control)
+            if control is not None:
+                control.report(i + 1, len(todo), "upscale")
         s, hp, wp = SCALE, *self.x.shape[-2:]
         acc = torch.zeros((3, py1 - py0, px1 - px0), dtype=torch.float32)
         norm = torch.zeros((1, py1 - py0, px1 - px0), dtype=torch.float32)

@@ -31,7 +31,6 @@ from ..bundled_files import (  # noqa: F401 - re-exported: the session and tests
     NcnnSource,
     converted_path,
     find_source,
-    models_dir,
 )
 from ..errors import ModelError
 from .ncnn import state_dict_from_ncnn
@@ -197,11 +196,14 @@ def load_weights(weights: Path | None = None, root: Path | None = None) -> Loade
 
     A damaged or out-of-date converted file is replaced when the source package is installed; without the source
     it is reported as a :class:`ModelError` naming the file. A read-only models folder only costs the conversion
-    on every start (logged), never the model.
+    on every start (logged), never the model. Without ``root`` (no models folder given) nothing is kept.
     """
     if weights is not None:
         path = Path(weights).expanduser()
         return LoadedWeights(read_user_weights(path), path, False)
+    if root is None:
+        source = find_source()
+        return LoadedWeights(convert(source), source.bin, True)
     target = converted_path(root)
     try:
         source = find_source()

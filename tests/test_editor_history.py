@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from desktop_sr.editor.history import MERGE_SECONDS, ParamsHistory
 from desktop_sr.engine.api import RenderParams
-from desktop_sr.ui.history import MERGE_SECONDS, ParamsHistory
 
 
 def test_a_drag_is_one_step_and_a_new_change_drops_the_redo():

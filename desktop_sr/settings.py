@@ -1,4 +1,5 @@
-"""Persistent settings: a versioned JSON file in the user's config folder.
+"""Persistent settings: a versioned JSON file in the user's config folder. The one place that reads it (Qt-free):
+the window, the batch dialog and the models folder lookup (:mod:`desktop_sr.models.paths`) all come here.
 
 A broken or unreadable file never stops the app: it falls back to defaults, keeps the broken file aside as
 ``settings.json.broken`` for the user, and reports a warning that the window shows in its status bar.
@@ -56,8 +57,9 @@ class Settings:
         del self.recent_files[MAX_RECENT:]
 
 
-def load_settings(folder: Path | None = None) -> tuple[Settings, str | None]:
-    """Settings from disk and a warning (or None). Unknown keys are ignored, wrong types reset to defaults."""
+def read_settings(folder: Path | None = None) -> tuple[Settings, str | None]:
+    """Settings from disk and why they could not be read (or None). No side effects: readers other than the window
+    (the CLI looking up the models folder) use this. Unknown keys are ignored, wrong types reset to defaults."""
     path = (folder or config_dir()) / "settings.json"
     if not path.exists():
         return Settings(), None
@@ -66,18 +68,28 @@ def load_settings(folder: Path | None = None) -> tuple[Settings, str | None]:
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        with contextlib.suppress(OSError):
-            path.replace(path.with_name("settings.json.broken"))
-        msg = f"Settings file {path} was unreadable ({exc}); using defaults."
-        log.warning(msg)
-        return Settings(), msg
+        return Settings(), str(exc)
     defaults = Settings()
-    values = {}
+    values: dict[str, object] = {}
     for f in fields(Settings):
         if f.name in raw and isinstance(raw[f.name], type(getattr(defaults, f.name))):
             values[f.name] = raw[f.name]
     values["version"] = VERSION
-    return Settings(**values), None
+    return Settings(**values), None  # type: ignore[arg-type]
+
+
+def load_settings(folder: Path | None = None) -> tuple[Settings, str | None]:
+    """Settings for the app, and a warning for its status bar (or None). A broken file is kept aside as
+    ``settings.json.broken`` so the next save does not destroy what the user may want to recover."""
+    settings, problem = read_settings(folder)
+    if problem is None:
+        return settings, None
+    path = (folder or config_dir()) / "settings.json"
+    with contextlib.suppress(OSError):
+        path.replace(path.with_name("settings.json.broken"))
+    msg = f"Settings file {path} was unreadable ({problem}); using defaults."
+    log.warning(msg)
+    return settings, msg
 
 
 def save_settings(settings: Settings, folder: Path | None = None) -> None:

@@ -1,0 +1,152 @@
+"""The editor's background work as typed values: one dataclass per job, one per result.
+
+The editor model creates jobs, a background relay (:mod:`desktop_sr.ui.relay`) runs them one at a time on a worker
+thread with :class:`~desktop_sr.editor.executor.Executor`, and every result comes back with the id of the job that
+made it, so the model drops what a newer job has superseded. Jobs sharing a ``slot`` replace each other while queued
+(dragging a slider queues one render, not twenty); ``priority`` orders the queue (lower first).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ..engine.api import ModelInfo, Region, RenderParams
+from ..engine.loader import ModelSpec
+from ..imaging import Photo, SaveOptions
+from .preview import CornerBlend
+
+_ids = itertools.count(1)
+
+
+def next_job_id() -> int:
+    return next(_ids)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Base of every background job: an id, a slot (``None``: never replaced) and a queue priority."""
+
+    id: int = field(default_factory=next_job_id, init=False, compare=False)
+    slot: ClassVar[str | None] = None
+    priority: ClassVar[int] = 5
+    #: What a person reads in the progress bar while it runs.
+    label: ClassVar[str] = "Working"
+
+
+@dataclass(frozen=True)
+class LoadModel(Job):
+    spec: ModelSpec
+    device: str = "auto"
+    models_dir: Path | None = None
+    slot: ClassVar[str | None] = "model"
+    priority: ClassVar[int] = 0
+    label: ClassVar[str] = "Loading model"
+
+
+@dataclass(frozen=True)
+class OpenPhoto(Job):
+    path: Path
+    scale: int
+    slot: ClassVar[str | None] = "photo"
+    priority: ClassVar[int] = 1
+    label: ClassVar[str] = "Opening"
+
+
+@dataclass(frozen=True)
+class Rescale(Job):
+    """The same photo at another scale: only the 'before' (bicubic) image is new."""
+
+    scale: int
+    slot: ClassVar[str | None] = "photo"
+    priority: ClassVar[int] = 1
+    label: ClassVar[str] = "Opening"
+
+
+@dataclass(frozen=True)
+class Render(Job):
+    """The exact result; with ``region``, that crop (the visible part) first, then the whole photo."""
+
+    params: RenderParams
+    region: Region | None = None
+    slot: ClassVar[str | None] = "render"
+    priority: ClassVar[int] = 2
+    label: ClassVar[str] = "Rendering"
+
+
+@dataclass(frozen=True)
+class Export(Job):
+    params: RenderParams
+    path: Path
+    options: SaveOptions
+    priority: ClassVar[int] = 3
+    label: ClassVar[str] = "Saving"
+
+
+@dataclass(frozen=True)
+class DetailMap(Job):
+    params: RenderParams
+    slot: ClassVar[str | None] = "detail"
+    priority: ClassVar[int] = 4
+    label: ClassVar[str] = "Detail map"
+
+
+@dataclass(frozen=True)
+class PrepareCorners(Job):
+    params: RenderParams
+    slot: ClassVar[str | None] = "corners"
+    priority: ClassVar[int] = 5
+    label: ClassVar[str] = "Preparing instant previews"
+
+
+#: Jobs that only feed what is on screen: cancelling a render drops them too (an export is kept).
+SCREEN_JOBS = (Render, PrepareCorners, DetailMap)
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    info: ModelInfo
+    description: str
+
+
+@dataclass(frozen=True)
+class PhotoReady:
+    """A photo at a scale and its 'before' image (uint8, output size). ``photo`` is never modified afterwards: its
+    pixel arrays are read-only, so the worker and the GUI thread can both hold it."""
+
+    photo: Photo
+    before: np.ndarray
+    scale: int
+
+
+@dataclass(frozen=True)
+class Rendered:
+    params: RenderParams
+    image: np.ndarray  # uint8 H x W x 3
+    region: Region | None  # None: the whole result
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CornersReady:
+    params: RenderParams
+    blend: CornerBlend
+
+
+@dataclass(frozen=True)
+class DetailReady:
+    params: RenderParams
+    values: np.ndarray  # float32 H x W in [0, 1]
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    seconds: float
+
+
+Result = ModelLoaded | PhotoReady | Rendered | CornersReady | DetailReady | Exported

@@ -1,0 +1,396 @@
+"""The editor model: everything one editing session knows, and the rules that decide what to render when.
+
+It holds the one current :class:`RenderParams`, the photo, the model, the undo history, what the "after" side shows
+(:class:`Shown`), the instant-preview corners and the detail-map state. Widgets call its intents (``set_params``,
+``set_scale``, ``open_photo``, ``load_model``, ``set_view`` ...) and subscribe to its events; background work goes out
+as typed jobs (:mod:`desktop_sr.editor.jobs`) to a :class:`JobQueue` and comes back through ``on_result`` with the
+job's id, so a result of superseded work is dropped by id. No Qt here: the rules are tested in milliseconds against a
+numpy session (tests/test_editor_model.py), and the window is wiring and layout.
+
+Render order: an instant preview from cached corner images when only the strengths changed, then the exact render of
+the visible region, then the whole photo. Panning while that runs re-submits the render for the new visible region.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..engine.api import ModelInfo, Region, RenderParams
+from ..engine.loader import ModelSpec
+from ..imaging import Photo, SaveOptions
+from .events import Event
+from .history import ParamsHistory
+from .jobs import (
+    SCREEN_JOBS,
+    CornersReady,
+    DetailMap,
+    DetailReady,
+    Export,
+    Exported,
+    Job,
+    LoadModel,
+    ModelLoaded,
+    OpenPhoto,
+    PhotoReady,
+    PrepareCorners,
+    Render,
+    Rendered,
+    Rescale,
+    Result,
+)
+from .preview import CornerBlend
+
+
+class Shown(str, Enum):
+    """What the "after" side shows. A str so it reads (and compares) as its name."""
+
+    NONE = "none"  # nothing: no photo, no model, or nothing rendered yet
+    PREVIEW = "preview"  # an instant blend of cached corner images for the current settings
+    PARTIAL = "partial"  # exact where the user looks, the rest still what was there before
+    EXACT = "exact"  # the exact result for the current settings
+    STALE = "stale"  # the previous result, kept on screen while the new one renders (never the original)
+
+
+BADGES = {
+    Shown.EXACT: ("Exact", "The exact result for these settings."),
+    Shown.PREVIEW: ("Preview", "An instant blend of cached results; the exact render follows."),
+    Shown.PARTIAL: (
+        "Visible part first",
+        "The part in view is rendered first (on a large photo its tone comes from a sample of the photo, so it can\n"
+        "differ very slightly); the exact result of the whole photo replaces it when it is ready.",
+    ),
+    Shown.STALE: ("Previous settings", "The last result stays on screen while the new settings render."),
+}
+FAILURE_TITLES: dict[type[Job], str] = {
+    OpenPhoto: "Cannot open the photo",
+    Rescale: "Cannot open the photo",
+    Export: "Export failed",
+    Render: "Render failed",
+    PrepareCorners: "Preview failed",
+    DetailMap: "Detail map failed",
+}
+
+
+def corner_key(p: RenderParams) -> tuple[object, ...]:
+    """What the corner images depend on: everything but the two strengths."""
+    return (p.realism, p.scale, p.color_fix, p.prompt)
+
+
+def params_for_model(p: RenderParams, info: ModelInfo) -> RenderParams:
+    """The settings a newly loaded model can render: its trained realism levels only, the default without any."""
+    t = p.realism if info.supports_realism else 1
+    if info.trained_timesteps and t not in info.trained_timesteps:
+        t = info.trained_timesteps[0]
+    return p.with_(realism=t)
+
+
+def contains(outer: Region | None, inner: Region | None) -> bool:
+    if outer is None or inner is None:
+        return False
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]
+
+
+class JobQueue(Protocol):
+    """Where the model sends background work (the GUI's relay, or a test's inline runner)."""
+
+    def submit(self, job: Job) -> int: ...
+
+    def supersede(self, slot: str) -> None:
+        """Cancel the running job of this slot (a newer one was just submitted)."""
+
+    def cancel(self, kinds: tuple[type[Job], ...]) -> None:
+        """Cancel the running job and drop queued ones, of these kinds."""
+
+
+class EditorModel:
+    def __init__(
+        self,
+        jobs: JobQueue,
+        params: RenderParams | None = None,
+        *,
+        default_spec: Callable[[], ModelSpec | None] = lambda: None,
+        device: str = "auto",
+        models_dir: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.jobs = jobs
+        self.default_spec = default_spec  # the model to fall back to when loading one fails
+        self.device, self.models_dir = device, models_dir
+        self.clock = clock
+        self.params = params or RenderParams()
+        self.history = ParamsHistory(self.params)
+        self.photo: Photo | None = None
+        self.photo_path: Path | None = None
+        self.before_scale: int | None = None  # the scale of the 'before' image on screen
+        self.model_info: ModelInfo | None = None
+        self.model_spec: ModelSpec | None = None
+        self.loaded_specs: list[ModelSpec] = []  # models loaded in this run, offered for A/B even if unregistered
+        self.shown = Shown.NONE
+        self.shown_params: RenderParams | None = None  # params of the result (or preview) on screen
+        self.has_after = False
+        self.blender: CornerBlend | None = None
+        self.corners_for: tuple[object, ...] | None = None
+        self.detail_on = False
+        self.detail_for: RenderParams | None = None
+        self.visible: Region | None = None  # output pixels on screen, rendered first
+        self.busy = False
+        self.last_render_seconds: float | None = None
+        self.last_preview_ms: float | None = None
+        self.preview_count = 0
+        self._latest: dict[str, int] = {}  # slot -> id of the newest job submitted for it
+        self._render_pending: Render | None = None  # the render whose whole result has not arrived yet
+        self._painted: Region | None = None  # the exact region of it already on screen
+        self._falling_back = False  # a fallback model is loading after a failed load (never chain fallbacks)
+
+        # Events the widgets bind to (all called on the thread that calls the intents: the GUI thread).
+        self.params_changed: Event[[RenderParams]] = Event()
+        self.history_changed: Event[[bool, bool]] = Event()  # can undo, can redo
+        self.model_loading: Event[[ModelSpec]] = Event()
+        self.model_changed: Event[[ModelInfo | None, str]] = Event()  # info (None: no model), description
+        self.photo_changed: Event[[Photo, np.ndarray, bool]] = Event()  # photo, 'before' uint8, new photo?
+        self.after_changed: Event[[np.ndarray | None]] = Event()  # the whole "after" image (uint8) or none
+        self.after_patched: Event[[np.ndarray, int, int]] = Event()  # an exact region at (x, y)
+        self.shown_changed: Event[[Shown]] = Event()
+        self.detail_changed: Event[[np.ndarray | None]] = Event()  # float32 map of the current settings, or none
+        self.timing_changed: Event[[float, float | None]] = Event()  # exact render s, last preview ms
+        self.status: Event[[str, int]] = Event()  # a status-bar message and how long it stays (ms)
+        self.error: Event[[str, str]] = Event()  # title, message
+
+    # -- intents: settings ----------------------------------------------------------------------------------------
+    def set_params(self, params: RenderParams, kind: str = "other") -> None:
+        """The user changed the controls. ``kind`` "strength" (pixel/semantic only) merges a drag into one undo step."""
+        self.history.record(params, kind, self.clock())
+        self._history_changed()
+        self._apply(params)
+
+    def set_scale(self, scale: int) -> None:
+        self.set_params(self.params.with_(scale=scale))
+
+    def undo(self) -> None:
+        self._restore(self.history.undo())
+
+    def redo(self) -> None:
+        self._restore(self.history.redo())
+
+    def _restore(self, params: RenderParams | None) -> None:
+        if params is not None:
+            self._apply(params)
+        self._history_changed()
+
+    def _history_changed(self) -> None:
+        self.history_changed.emit(self.history.can_undo(), self.history.can_redo())
+
+    def _apply(self, params: RenderParams) -> None:
+        self.params = params
+        self.params_changed.emit(params)
+        if self.photo is not None and self.before_scale is not None and self.before_scale != params.scale:
+            self._submit(Rescale(params.scale))  # the new 'before' arrives first, then the render
+            return
+        self.request_render()
+
+    # -- intents: model, photo, view ------------------------------------------------------------------------------
+    def load_model(self, spec: ModelSpec) -> None:
+        self.model_spec = spec
+        self.model_loading.emit(spec)
+        self._submit(LoadModel(spec, self.device, self.models_dir))
+
+    def open_photo(self, path: str | Path) -> None:
+        self.photo_path = Path(path)
+        self.status.emit(f"Opening {path}…", 0)
+        self._submit(OpenPhoto(Path(path), self.params.scale))
+
+    def set_view(self, visible: Region | None) -> None:
+        """The visible part of the result changed (zoom, pan, resize): a render still under way does it first."""
+        self.visible = visible
+        job = self._render_pending
+        if job is None or job.params != self.params or visible is None or job.region == visible:
+            return
+        if self.shown is Shown.EXACT or contains(self._painted, visible):
+            return
+        self._submit_render()
+
+    def set_detail(self, on: bool) -> None:
+        self.detail_on = on
+        if on and self.model_info is not None and self.photo is not None and self.detail_for != self.params:
+            self._submit(DetailMap(self.params))
+
+    def export(self, path: Path, options: SaveOptions) -> None:
+        self.status.emit(f"Saving {path}…", 0)
+        self._submit(Export(self.params, path, options))
+
+    def cancel(self) -> None:
+        self.jobs.cancel(SCREEN_JOBS)
+        self._render_pending = None
+        self.status.emit("Render cancelled", 4000)
+
+    def set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        self.shown_changed.emit(self.shown)
+
+    def badge(self) -> tuple[str, str]:
+        """What the "after" side is labelled with, and its tooltip."""
+        text, tip = BADGES.get(self.shown, ("", ""))
+        if self.busy and self.shown is not Shown.EXACT:
+            text = f"{text} · rendering…" if text else "rendering…"
+        return text, tip
+
+    # -- rendering ------------------------------------------------------------------------------------------------
+    def request_render(self) -> None:
+        """Show an instant preview if the cached corners allow it, then queue the exact render (newest wins).
+
+        The exact render does the visible region first, then the whole photo; a newer request cancels a running
+        render of older settings between tiles, so dragging never builds a queue of stale work.
+        """
+        if self.model_info is None or self.photo is None:
+            return
+        params = self.params
+        if params == self.shown_params and self.shown is Shown.EXACT:
+            return
+        if self.blender is not None and self.corners_for == corner_key(params):
+            self._show_preview(params)
+        elif self.has_after:
+            self.shown = Shown.STALE
+        self._submit_render()
+        if self.detail_on:
+            self._submit(DetailMap(params))
+        self.shown_changed.emit(self.shown)
+
+    def _submit_render(self) -> None:
+        self.jobs.supersede("render")
+        job = Render(self.params, self.visible)
+        self._render_pending, self._painted = job, None
+        self._submit(job)
+
+    def _show_preview(self, params: RenderParams) -> None:
+        """The first update of a strength change: blend the cached corners (a few ms, on this thread)."""
+        assert self.blender is not None
+        start = time.perf_counter()
+        self.has_after = True
+        self.shown_params, self.shown = params, Shown.PREVIEW
+        self.after_changed.emit(self.blender.blend(params.pix, params.sem))
+        self.last_preview_ms = (time.perf_counter() - start) * 1000
+        self.preview_count += 1
+
+    def _submit(self, job: Job) -> int:
+        if job.slot is not None:
+            self._latest[job.slot] = job.id
+        return self.jobs.submit(job)
+
+    def _is_latest(self, job: Job) -> bool:
+        return job.slot is None or self._latest.get(job.slot) == job.id
+
+    # -- results (from the relay, on the GUI thread) --------------------------------------------------------------
+    def on_result(self, job: Job, result: Result) -> None:
+        if not self._is_latest(job):
+            return  # superseded work: a newer job of the same kind was submitted after it
+        if isinstance(result, Rendered):
+            self.on_rendered(job.id, result)
+        elif isinstance(result, PhotoReady):
+            self.on_photo_ready(result, new_photo=isinstance(job, OpenPhoto))
+        elif isinstance(result, ModelLoaded):
+            self.on_model_loaded(result)
+        elif isinstance(result, CornersReady):
+            if corner_key(result.params) == corner_key(self.params):
+                self.blender, self.corners_for = result.blend, corner_key(result.params)
+        elif isinstance(result, DetailReady):
+            if result.params == self.params and self.detail_on:
+                self.detail_for = result.params
+                self.detail_changed.emit(result.values)
+        elif isinstance(result, Exported):
+            self.status.emit(f"Saved {result.path} ({result.seconds:.1f} s)", 10000)
+
+    def on_rendered(self, job_id: int, r: Rendered) -> None:
+        if self._latest.get("render") != job_id or r.params != self.params:
+            return  # a stale result: the settings have moved on
+        self.has_after = True
+        self.shown_params = r.params
+        if r.region is not None:
+            self.after_patched.emit(r.image, r.region[0], r.region[1])
+            self.shown, self._painted = Shown.PARTIAL, r.region
+            self.shown_changed.emit(self.shown)
+            return
+        self._render_pending = None
+        self.shown = Shown.EXACT
+        self.after_changed.emit(r.image)
+        self.last_render_seconds = r.seconds
+        self.timing_changed.emit(r.seconds, self.last_preview_ms)
+        self.shown_changed.emit(self.shown)
+        if self.corners_for != corner_key(r.params) and self.model_info is not None:
+            self._submit(PrepareCorners(r.params))
+
+    def on_photo_ready(self, r: PhotoReady, *, new_photo: bool) -> None:
+        """A new photo, or the same photo at a new scale (then the old result stays on screen, stretched)."""
+        self.photo, self.before_scale = r.photo, r.scale
+        self.blender = self.corners_for = None
+        if new_photo:
+            for slot in ("render", "corners", "detail"):  # whatever is still under way was for the old photo
+                self._latest.pop(slot, None)
+            self.detail_for = self.shown_params = None
+            self.shown, self.has_after = Shown.NONE, False
+            self._render_pending = None
+            self.after_changed.emit(None)
+            self.detail_changed.emit(None)
+        elif self.has_after:
+            self.shown = Shown.STALE
+            self.detail_changed.emit(None)
+        self.photo_changed.emit(r.photo, r.before, new_photo)
+        self.shown_changed.emit(self.shown)
+        self.status.emit(f"Opened {r.photo.source}", 5000)
+        self.request_render()
+
+    def on_model_loaded(self, r: ModelLoaded) -> None:
+        self.model_info = r.info
+        self.blender = self.corners_for = self.detail_for = None
+        self.detail_changed.emit(None)
+        if self.has_after:
+            self.shown = Shown.STALE  # keep the old model's result on screen until the new one is ready
+        self._falling_back = False
+        spec = self.model_spec
+        if spec is not None:
+            self.loaded_specs = [s for s in self.loaded_specs if s != spec] + [spec]  # the last one worked last
+        self.model_changed.emit(r.info, r.description)
+        self.params = params_for_model(self.params, r.info)
+        self.history.reset(self.params)
+        self.params_changed.emit(self.params)
+        self.status.emit(f"Model loaded: {r.description}", 8000)
+        self.request_render()
+
+    def on_failed(self, job: Job, message: str) -> None:
+        if isinstance(job, LoadModel):
+            self.on_model_failed(message)
+            return
+        if isinstance(job, Render) and self._render_pending is job:
+            self._render_pending = None
+        self.error.emit(FAILURE_TITLES.get(type(job), "Failed"), message)
+
+    def on_cancelled(self, job: Job) -> None:
+        """A job stopped between tiles: by the user (said in the status bar), or superseded (said by nothing)."""
+        if self._render_pending is job:
+            self._render_pending = None
+        if self._is_latest(job):
+            self.status.emit("Render cancelled", 4000)
+
+    def on_model_failed(self, message: str) -> None:
+        """Say why, then get back to a working model: the one that worked before this attempt, else the default.
+        Loading a model releases the previous one first (two diffusion models rarely fit), so without this a typo in
+        a path, or a model removed since last time, would leave the user with none."""
+        self.model_info = None
+        failed = self.model_spec
+        fallback = None
+        if not self._falling_back:
+            for candidate in (self.loaded_specs[-1] if self.loaded_specs else None, self.default_spec()):
+                if candidate is not None and candidate != failed:
+                    fallback = candidate
+                    break
+        self._falling_back = fallback is not None
+        if fallback is not None:
+            self.load_model(fallback)
+            message += f"\n\nUsing {fallback.name} instead."
+        self.model_changed.emit(None, "")
+        self.error.emit("Cannot load the model", message)
