@@ -8,11 +8,20 @@ import pytest
 from PIL import Image
 from PySide6.QtWidgets import QMessageBox
 
+from desktop_sr.editor.jobs import Exported, ModelLoaded, Rendered
 from desktop_sr.engine.loader import ModelSpec
 from desktop_sr.target_size import TargetSize
 from desktop_sr.ui.export_dialog import ExportDialog
 from desktop_sr.ui.main_window import MainWindow
 from desktop_sr.ui.size_choice import SizeChoice, TargetDialog
+
+
+def result_of(qtbot, worker, kind: type, timeout: int = 60000, check=lambda r: True):
+    """Wait for the worker to deliver a result of this type (as tests/test_ui_app.py does)."""
+    return qtbot.waitSignal(
+        worker.result, timeout=timeout, check_params_cb=lambda job, r: isinstance(r, kind) and check(r)
+    )
+
 
 DATA = Path(__file__).parent / "data"
 
@@ -81,10 +90,10 @@ def window(qtbot, tmp_path, monkeypatch):
 def test_window_renders_at_the_targets_scale_and_exports_exactly_the_target(qtbot, window, tiny_model, tmp_path):
     src = tmp_path / "photo.png"
     Image.open(DATA / "astronaut_64.png").crop((0, 0, 48, 40)).save(src, dpi=(100, 100))
-    with qtbot.waitSignal(window.worker.model_loaded, timeout=60000):
+    with result_of(qtbot, window.worker, ModelLoaded, 60000):
         window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
     window.controls.scale.set_target(TargetSize.long_edge(100))  # before the photo: the plan follows it
-    with qtbot.waitSignal(window.worker.rendered, timeout=60000, check_params_cb=lambda *a: a[3] is None):
+    with result_of(qtbot, window.worker, Rendered, 60000, check=lambda r: r.region is None):
         window.open_path(src)
     qtbot.waitUntil(lambda: window.view.before is not None and window.view.before.width() == 144, timeout=60000)
     assert window.controls.params().scale == 3  # 100 / 48 needs x3
@@ -92,7 +101,7 @@ def test_window_renders_at_the_targets_scale_and_exports_exactly_the_target(qtbo
     plan = window.controls.scale.plan()
     dlg = ExportDialog(window, src, 3, str(tmp_path), target=window.controls.scale.target(), size=plan.size)
     out = tmp_path / "photo_100px.png"
-    with qtbot.waitSignal(window.worker.export_done, timeout=60000):
+    with result_of(qtbot, window.worker, Exported, 60000):
         window.export_to(out, dlg.options())
     with Image.open(out) as img:
         assert img.size == (100, 83)
