@@ -1,28 +1,34 @@
 """Command line: ``desktop-sr`` starts the app; ``desktop-sr upscale ...`` and friends work headless;
 ``desktop-sr --selftest`` checks an installation without a display (see :mod:`desktop_sr.selftest`).
 
-Exit codes: 0 success, 1 some input failed (or the self-test failed), 2 bad usage, 3 the model could not be loaded.
+Exit codes: 0 success, 1 some input failed (or the self-test failed), 2 bad usage, 3 the model could not be loaded,
+130 interrupted by Ctrl-C (one line on stderr, no traceback; output files are written atomically, so none is
+left half-written).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import threading
 from collections.abc import Sequence
 
 from . import __version__
-from .cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
+from .cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
 
-__all__ = ["EXIT_FAILED", "EXIT_MODEL", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_MODEL", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cli_text import plain
     from .cli_upscale import add_upscale_parser
 
     parser = argparse.ArgumentParser(
         prog="desktop-sr",
         description="Diffusion super-resolution for photos. Without a command, opens the app (optionally with photos).",
+        epilog=plain(__doc__.split("\n\n", 1)[1]),
     )
     parser.add_argument("--version", action="version", version=f"desktop-sr {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
@@ -52,7 +58,27 @@ def _optional_commands() -> list:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command. Ctrl-C anywhere (start-up imports, model load, render, write) ends with one line."""
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        report_interrupted()
+        if any(t.daemon and t.is_alive() for t in threading.enumerate()):
+            # a worker (e.g. a tiled VAE thread) may be inside a native call; finalising around it aborts
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
+
+
+def report_interrupted(what: str = "") -> None:
+    """One plain line for Ctrl-C, on a fresh line even when a progress bar was being drawn."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+    print(f"desktop-sr: interrupted{what}; no output file was left half-written", file=sys.stderr)
+
+
+def _main(argv: list[str]) -> int:
     commands = {"upscale", "batch", "models"}
     if not argv or (argv[0] not in commands and not argv[0].startswith("-")):
         return _run_gui(argv)

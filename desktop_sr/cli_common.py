@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from .engine.api import COLOR_FIXES, REALISM_PRESETS, SCALES, ModelInfo, ProgressFn, RenderParams, UpscaleSession
 from .engine.errors import ModelError
@@ -14,6 +18,10 @@ from .target_size import DPI_POLICIES, TargetError, TargetSize, parse_box, parse
 
 #: Exit codes of every command: 0 success, 1 some input failed (or the self-test), 2 bad usage, 3 no model.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+#: Ctrl-C: 128 + SIGINT, what shells report.
+EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
 
 
 def realism_value(text: str) -> int:
@@ -57,7 +65,8 @@ def add_render_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--realism", type=realism_value, default=1, help="1..999 or default/fidelity/neutral/realism (default 1)"
     )
-    g.add_argument("--color-fix", default="adain", choices=COLOR_FIXES, help="colour correction (default adain)")
+    g.add_argument("--color-fix", choices=COLOR_FIXES,
+                   help="colour correction for PiSA-SR (default adain); the bundled model has none")  # fmt: skip
     g.add_argument("--prompt", default="", help="optional short description of the photo")
     add_size_args(p)
 
@@ -81,10 +90,66 @@ def add_size_args(p: argparse.ArgumentParser) -> None:
                    "keep-dpi: the photo's DPI stays, so it prints larger")  # fmt: skip
 
 
+def quality_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a whole number from 1 to 100") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError("quality goes from 1 to 100")
+    return value
+
+
+#: Output formats on the command line; "same" keeps the source's format where the app can write it, else PNG.
+OUTPUT_FORMAT_CHOICES = ("same", "png", "jpeg", "webp", "tiff")
+
+
+def add_output_args(p: argparse.ArgumentParser, *, default_format: str | None) -> None:
+    """The output-file options shared by upscale and batch (and mirrored by the GUI's save and batch dialogs).
+
+    Every value is checked by argparse, so a typo is a usage error before any model loads.
+    """
+    g = p.add_argument_group("output file")
+    default = f"default {default_format}" if default_format else "default: from the output name, else png"
+    g.add_argument("--format", choices=OUTPUT_FORMAT_CHOICES, default=default_format,
+                   help=f"png, jpeg, webp, tiff, or same (as the source; PNG for BMP/HEIC/RAW); {default}")  # fmt: skip
+    g.add_argument("--bit-depth", type=int, choices=(8, 16),
+                   help="PNG/TIFF bits per channel (default: the source's; JPEG and WebP are always 8)")  # fmt: skip
+    g.add_argument("--quality", type=quality_value, default=95, help="JPEG/WebP quality 1..100 (default 95)")
+    g.add_argument("--strip-metadata", action="store_true",
+                   help="do not copy EXIF/XMP/DPI from the source (the colour profile stays if needed)")  # fmt: skip
+
+
+def add_yes_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--yes", "-y", action="store_true",
+                   help="do not ask before a job estimated over 10 minutes (the warning is still printed)")  # fmt: skip
+
+
+def save_options_from_args(args: argparse.Namespace, fmt: str | None = None, dpi: float | None = None):  # noqa: ANN201
+    """The :class:`~desktop_sr.imaging.SaveOptions` for these options; ``fmt`` overrides --format ("same" = None),
+    ``dpi`` is the DPI to write whatever the photo had (see :func:`dpi_from_args`)."""
+    from .imaging import SaveOptions
+
+    chosen = fmt if fmt is not None else args.format
+    return SaveOptions(
+        format=None if chosen in (None, "same") else chosen,
+        bit_depth=args.bit_depth,
+        quality=args.quality,
+        keep_metadata=not args.strip_metadata,
+        dpi=dpi,
+        dpi_policy=getattr(args, "dpi_policy", "keep-print-size"),
+    )
+
+
 def params_from_args(args: argparse.Namespace) -> RenderParams:
     scale = getattr(args, "scale", None) or 4
     return RenderParams(
-        pix=args.pix, sem=args.sem, realism=args.realism, scale=scale, color_fix=args.color_fix, prompt=args.prompt
+        pix=args.pix,
+        sem=args.sem,
+        realism=args.realism,
+        scale=scale,
+        color_fix=args.color_fix or RenderParams().color_fix,
+        prompt=args.prompt,
     )
 
 
@@ -115,7 +180,7 @@ def dpi_from_args(args: argparse.Namespace, target: TargetSize | None) -> float 
     return args.dpi
 
 
-def ignored_options(info: ModelInfo, params: RenderParams) -> list[str]:
+def ignored_options(info: ModelInfo, params: RenderParams, color_fix_given: bool = False) -> list[str]:
     """The options the loaded model cannot honour, so the user is told instead of getting a silently different
     result (e.g. ``--realism 750`` with the bundled upscaler, which has no diffusion timestep)."""
     notes = []
@@ -131,11 +196,14 @@ def ignored_options(info: ModelInfo, params: RenderParams) -> list[str]:
         notes.append(f"--realism {params.realism}: {info.name} was trained for {levels} only")
     if params.prompt and not info.supports_prompt:
         notes.append(f"--prompt is ignored: {info.name} does not read descriptions")
+    if color_fix_given and not getattr(info, "supports_color_fix", True):
+        why = getattr(info, "color_fix_note", "") or f"{info.name} has no colour fix"
+        notes.append(f"--color-fix {params.color_fix} is ignored: {why}")
     return notes
 
 
-def warn_ignored(info: ModelInfo, params: RenderParams) -> None:
-    for note in ignored_options(info, params):
+def warn_ignored(info: ModelInfo, params: RenderParams, color_fix_given: bool = False) -> None:
+    for note in ignored_options(info, params, color_fix_given):
         print(f"desktop-sr: note: {note}", file=sys.stderr)
 
 
@@ -176,20 +244,80 @@ def session_from_args(args: argparse.Namespace) -> UpscaleSession:
                         models_dir=models_dir())  # fmt: skip
 
 
-class StageBar:
-    """A tqdm bar per file that follows the engine's (done, total, stage) progress reports."""
+def in_worker(work: Callable[[], T]) -> T:
+    """Run ``work`` on a daemon thread and wait for it, so Ctrl-C is handled at once.
 
-    def __init__(self, desc: str, enabled: bool = True) -> None:
+    Python delivers Ctrl-C to the main thread only between bytecodes; a model call (one tile of Real-ESRGAN takes
+    minutes on a busy CPU) would hold it back that long. Waiting in short joins keeps the main thread responsive;
+    on Ctrl-C the render is abandoned with the process (it has written nothing: files are written afterwards).
+    """
+    box: dict[str, object] = {}
+
+    def body() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as is
+            box["error"] = exc
+
+    thread = threading.Thread(target=body, name="desktop-sr-render", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.1)
+    except KeyboardInterrupt:
+        # The interpreter cannot shut down around a thread inside a native model call (it aborts): say the one
+        # line and leave now. Nothing is open for writing: files are written after the render.
+        from .cli import EXIT_INTERRUPTED, report_interrupted
+
+        report_interrupted()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
+
+
+class StageBar:
+    """A tqdm bar per file that follows the engine's (done, total, stage) progress reports.
+
+    The rate and time left come from :class:`~desktop_sr.timing.RenderClock` (time per tile since the render
+    started), not tqdm's smoothed rate, which was meaningless on the first tile. ``on_first_estimate`` hears the
+    whole render's projected seconds once, after the first tile.
+    """
+
+    def __init__(
+        self, desc: str, enabled: bool = True, on_first_estimate: Callable[[float], None] | None = None
+    ) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=1, desc=desc, unit="tile", leave=False, disable=not enabled, file=sys.stderr)
+        from .timing import RenderClock
+
+        self.bar = tqdm(total=1, desc=desc, unit="tile", leave=False, disable=not enabled, file=sys.stderr,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}{postfix}")  # fmt: skip
+        self.clock = RenderClock()
+        self._on_first_estimate = on_first_estimate
 
     def __call__(self, done: int, total: int, stage: str) -> None:
+        from .timing import format_duration
+
+        self.clock.update(done, total, stage)
         if self.bar.total != total:
             self.bar.reset(total=total)
-        self.bar.set_postfix_str(stage)
+        eta = self.clock.eta()
+        per_tile = self.clock.seconds_per_tile()
+        parts = [stage]
+        if per_tile is not None:
+            parts.append(f"{per_tile:.1f} s/tile")
+        parts.append(f"ETA {format_duration(eta)}" if eta is not None else "ETA after the first tile")
+        self.bar.set_postfix_str(", ".join(parts), refresh=False)
         self.bar.n = done
         self.bar.refresh()
+        if self._on_first_estimate is not None and eta is not None:
+            callback, self._on_first_estimate = self._on_first_estimate, None
+            total_seconds = self.clock.total_estimate()
+            if total_seconds is not None:
+                callback(total_seconds)
 
     def close(self) -> None:
         self.bar.close()
@@ -197,3 +325,39 @@ class StageBar:
     @property
     def callback(self) -> ProgressFn:
         return self
+
+
+def confirm_long_job(seconds: float | None, what: str, assume_yes: bool) -> bool:
+    """Before a job estimated over :data:`~desktop_sr.timing.LONG_JOB_SECONDS`: warn, and on a terminal ask.
+
+    ``--yes`` skips the question; without a terminal on stdin (a script, a pipe) the warning is printed and the
+    job goes on, so nothing hangs waiting for an answer nobody can give.
+    """
+    from .timing import LONG_JOB_SECONDS, format_duration
+
+    if seconds is None or seconds <= LONG_JOB_SECONDS:
+        return True
+    print(f"desktop-sr: {what} will take about {format_duration(seconds)} on this machine "
+          "(measured on earlier renders)", file=sys.stderr)  # fmt: skip
+    if assume_yes or not sys.stdin.isatty():
+        return True
+    try:
+        answer = input("Start anyway? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def warn_long_render(name: str) -> Callable[[float], None]:
+    """For a render with no earlier measurement: one line once its first tiles show it will be long."""
+
+    def warn(seconds: float) -> None:
+        from .timing import LONG_JOB_SECONDS, format_duration
+
+        if seconds > LONG_JOB_SECONDS:
+            from tqdm import tqdm
+
+            tqdm.write(f"desktop-sr: {name} will take about {format_duration(seconds)} (from its first tiles); "
+                       "Ctrl-C stops it", file=sys.stderr)  # fmt: skip
+
+    return warn

@@ -1,8 +1,13 @@
-"""``desktop-sr upscale INPUT... -o OUT``: upscale photos headless, keeping their metadata."""
+"""desktop-sr upscale INPUT... -o OUT: upscale photos headless, keeping their metadata.
+
+Outputs are checked before the model loads: an existing output (without --overwrite) or a bad option costs no
+waiting. Output files are written atomically; Ctrl-C leaves none half-written (exit code 130).
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -10,50 +15,74 @@ from pathlib import Path
 from .cli_common import (
     StageBar,
     add_model_args,
+    add_output_args,
     add_render_args,
+    add_yes_arg,
+    confirm_long_job,
     dpi_from_args,
+    in_worker,
     params_from_args,
+    save_options_from_args,
     session_from_args,
+    spec_from_args,
     target_from_args,
     warn_ignored,
+    warn_long_render,
 )
-from .engine.control import Control
-from .engine.errors import EngineError, ModelError
-from .target_size import TargetError, TargetSize, render_to_target
+from .cli_text import plain
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+_EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif"}
+_BY_SUFFIX = {".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".png": "png", ".webp": "webp", ".tif": "tiff",
+              ".tiff": "tiff"}  # fmt: skip
 EPILOG = """examples:
   desktop-sr upscale photo.jpg -o out/ --scale 2
+  desktop-sr upscale photo.jpg -o out/ --format jpeg --quality 90 --strip-metadata
   desktop-sr upscale IMG_0042.CR3 -o out/ --long-edge 6000          (RAW in, 16-bit PNG out)
   desktop-sr upscale bird.dng -o bird.tif --print 30x20cm --dpi 300  (3543 x 2362 px, written as 300 dpi)
 """
 
 
 def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("upscale", help="upscale photos from the command line", description=__doc__, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser("upscale", help="upscale photos from the command line", description=plain(__doc__),
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo files (camera RAW and DNG too)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output file (one input) or folder")
-    p.add_argument("--format", choices=("png", "jpeg", "webp", "tiff"), help="output format (default: PNG)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_yes_arg(p)
+    add_output_args(p, default_format=None)
     add_model_args(p)
     add_render_args(p)
     p.set_defaults(func=run_upscale)
 
 
-def output_path(src: Path, args: argparse.Namespace, single: bool, target: TargetSize | None = None) -> Path:
+def output_format(src: Path, dst: Path, args: argparse.Namespace) -> str:
+    """--format, "same" = the source's format (PNG for BMP/HEIC/RAW), none = from the output name, else PNG."""
+    if args.format == "same":
+        return _BY_SUFFIX.get(src.suffix.lower(), "png")
+    if args.format:
+        return str(args.format)
+    return _BY_SUFFIX.get(dst.suffix.lower(), "png")
+
+
+def output_path(src: Path, args: argparse.Namespace, single: bool, target: object | None = None) -> Path:
     out: Path = args.output
-    ext = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif"}.get(args.format or "", "")
     if single and out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
         return out
-    label = target.label if target is not None else f"x{args.scale or 4}"
-    return out / f"{src.stem}_{label}{ext or '.png'}"
+    fmt = _BY_SUFFIX.get(src.suffix.lower(), "png") if args.format == "same" else (args.format or "png")
+    label = target.label if target is not None else f"x{args.scale or 4}"  # type: ignore[attr-defined]
+    return out / f"{src.stem}_{label}{_EXTENSIONS[fmt]}"
 
 
 def run_upscale(args: argparse.Namespace) -> int:
     from .cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
-    from .imaging import PhotoError, SaveOptions, read_photo, write_photo
+    from .engine.control import Control
+    from .engine.errors import EngineError, ModelError
+    from .imaging import PhotoError, read_photo, write_photo
+    from .imaging.formats import ALPHA_FORMATS, flattening_note
+    from .target_size import TargetError, plan_size, render_to_target
+    from .timing import CostBook
 
     single = len(args.inputs) == 1
     try:
@@ -63,49 +92,77 @@ def run_upscale(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         params = params_from_args(args)
-        save = SaveOptions(format=args.format or None, dpi=dpi_from_args(args, target), dpi_policy=args.dpi_policy)
+        dpi = dpi_from_args(args, target)
+        save_options_from_args(args, dpi=dpi)
     except ValueError as exc:
         print(f"desktop-sr: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    missing = [p for p in args.inputs if not p.exists()]
-    for p in missing:
-        print(f"desktop-sr: {p}: file not found", file=sys.stderr)
-    todo = [p for p in args.inputs if p.exists()]
-    if not todo:
+    failed = 0
+    jobs: list[tuple[Path, Path]] = []
+    for src in args.inputs:  # everything that can be checked without the model, before it loads
+        if not src.exists():
+            print(f"desktop-sr: {src}: file not found", file=sys.stderr)
+            failed += 1
+            continue
+        dst = output_path(src, args, single, target)
+        if dst.exists() and not args.overwrite:
+            print(f"desktop-sr: {dst}: exists (use --overwrite)", file=sys.stderr)
+            failed += 1
+            continue
+        jobs.append((src, dst))
+    if not jobs:
         return EXIT_FAILED
     try:
         session = session_from_args(args)
     except (ModelError, ValueError) as exc:
         print(f"desktop-sr: cannot load the model: {exc}", file=sys.stderr)
         return EXIT_MODEL
-    warn_ignored(session.info, params_from_args(args))
-    failed = len(missing)
-    for src in todo:
-        dst = output_path(src, args, single, target)
-        if dst.exists() and not args.overwrite:
-            print(f"desktop-sr: {dst}: exists (use --overwrite)", file=sys.stderr)
-            failed += 1
-            continue
-        bar = StageBar(src.name, enabled=not args.quiet)
+    warn_ignored(session.info, params, args.color_fix is not None)
+    book = CostBook()
+    model, device = spec_from_args(args).name, str(session.info.device)  # the same key as batch's
+    for src, dst in jobs:
+        bar = None
         try:
             start = time.perf_counter()
             photo = read_photo(src)
+            scale = params.scale if target is None else plan_size(photo.size, target).scale
+            rendered_mp = photo.width * photo.height * scale * scale / 1e6
+            estimate = book.estimate(model, device, rendered_mp)
+            out_w, out_h = photo.width * scale, photo.height * scale
+            if not confirm_long_job(estimate, f"{src} ({out_w} x {out_h})", args.yes):
+                print(f"desktop-sr: {src}: not started", file=sys.stderr)
+                failed += 1
+                continue
+            first = warn_long_render(str(src)) if estimate is None else None
+            bar = StageBar(src.name, enabled=not args.quiet, on_first_estimate=first)
+            fmt = output_format(src, dst, args)
+            notes = list(photo.warnings)
+            if photo.alpha is not None and fmt not in ALPHA_FORMATS and float(photo.alpha.min()) < 1.0:
+                notes.append(flattening_note(fmt))
+            for note in notes:
+                bar.bar.write(f"desktop-sr: note: {src}: {note}", file=sys.stderr)
             session.set_photo(photo.rgb)
             how = f"×{params.scale}"
+            render_start = time.perf_counter()
             if target is None:
-                result, ratio = session.render(params, control=Control(bar)), float(params.scale)
+                result = in_worker(functools.partial(session.render, params, control=Control(bar)))
+                ratio = float(params.scale)
             else:
-                result, plan = render_to_target(session, photo.size, params, target, control=Control(bar))
+                result, plan = in_worker(
+                    functools.partial(render_to_target, session, photo.size, params, target, control=Control(bar))
+                )
                 ratio = plan.ratio
                 how = f"×{plan.scale}" + (", then Lanczos" if plan.resample else "")
+            book.record(model, device, rendered_mp, time.perf_counter() - render_start)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            write_photo(dst, result, like=photo, scale=ratio, options=save)
+            write_photo(dst, result, like=photo, scale=ratio, options=save_options_from_args(args, fmt, dpi=dpi))
             bar.close()
             if not args.quiet:
                 h, w = result.shape[:2]
                 print(f"{src} -> {dst} ({w} × {h}, {how}; {time.perf_counter() - start:.1f} s)", file=sys.stderr)
         except (PhotoError, EngineError, OSError, ValueError) as exc:
-            bar.close()
+            if bar is not None:
+                bar.close()
             print(f"desktop-sr: {src}: {exc}", file=sys.stderr)
             failed += 1
     return EXIT_FAILED if failed else EXIT_OK

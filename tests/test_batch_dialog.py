@@ -171,7 +171,7 @@ def test_one_batch_dialog_and_realism_follows_the_model(qtbot, tmp_path, monkeyp
         window.open_batch_dialog()  # brings the open one to the front instead of a second batch
         (dlg,) = window.findChildren(BatchDialog)
         assert not dlg.realism.isEnabled() and "diffusion model" in dlg.realism.toolTip()
-        assert dlg.model_label.text() == "Model: Real-ESRGAN (bundled)"
+        assert dlg.model_label.text() == "Model: Real-ESRGAN x4plus (bundled)"
         assert dlg.color_fix.currentText() == "AdaIN (match colours)"
         dlg._set_running(False)
         assert not dlg.realism.isEnabled()  # re-enabling the form after a run keeps it off

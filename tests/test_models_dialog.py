@@ -74,7 +74,7 @@ def test_lists_imported_models_with_status(qtbot, models, src, messages):
     dlg = open_dialog(qtbot)
     rows = table(dlg)
     assert [dlg.table.horizontalHeaderItem(i).text() for i in range(5)] == list(COLUMNS)
-    assert [r[0] for r in rows] == ["★ Real-ESRGAN (bundled)", "Copied", "Referenced"]  # the fallback default
+    assert [r[0] for r in rows] == ["★ Real-ESRGAN x4plus (bundled)", "Copied", "Referenced"]  # the fallback default
     assert rows[1][1:] == ("pisa-sr", "5.3 MB", str(models / a.id), "ok")
     assert rows[2][3] == f"{src['base']} + {src['pkl']}" and rows[2][4] == "ok"
     assert str(models) in dlg.lbl_folder.text() and not dlg.btn_folder.isEnabled()  # fixed by the environment
@@ -96,7 +96,7 @@ def test_set_default_and_remove(qtbot, models, src, messages):
     with qtbot.waitSignal(dlg.default_changed) as sig:
         dlg.btn_default.click()
     assert sig.args == [store.spec(a)] and store.default_id() == a.id
-    assert table(dlg)[1][0] == "★ Alpha" and table(dlg)[0][0] == "Real-ESRGAN (bundled)"
+    assert table(dlg)[1][0] == "★ Alpha" and table(dlg)[0][0] == "Real-ESRGAN x4plus (bundled)"
     assert not dlg.btn_default.isEnabled()
 
     messages["answer"].append("no")
@@ -105,9 +105,9 @@ def test_set_default_and_remove(qtbot, models, src, messages):
     messages["answer"].append("yes")
     with qtbot.waitSignal(dlg.default_changed) as sig:
         dlg.btn_remove.click()  # the default goes: the app falls back to the bundled model
-    assert sig.args == [ModelSpec(kind="bundled", name="Real-ESRGAN (bundled)")]
+    assert sig.args == [ModelSpec(kind="bundled", name="Real-ESRGAN x4plus (bundled)")]
     assert "will be deleted" in messages["question"][-1]
-    assert not (models / a.id).exists() and [r[0] for r in table(dlg)] == ["★ Real-ESRGAN (bundled)", "Beta"]
+    assert not (models / a.id).exists() and [r[0] for r in table(dlg)] == ["★ Real-ESRGAN x4plus (bundled)", "Beta"]
     dlg.select(b.id)
     dlg.btn_remove.click()
     assert "not deleted" in messages["question"][-1]

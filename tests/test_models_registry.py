@@ -183,7 +183,7 @@ def test_default_selection(store, src, monkeypatch):
         store.set_default("bundled")
     monkeypatch.setattr(registry_mod, "bundled_available", lambda *a: True)
     assert store.set_default("bundled") == "bundled"
-    assert store.default_spec() == ModelSpec(kind="bundled", name="Real-ESRGAN (bundled)")
+    assert store.default_spec() == ModelSpec(kind="bundled", name="Real-ESRGAN x4plus (bundled)")
     with pytest.raises(StoreError, match="cannot be removed"):
         store.remove("bundled")
     store.set_default("alpha")

@@ -1,8 +1,9 @@
 """``desktop-sr batch INPUT... -o OUT_DIR``: upscale folders headless with the same runner as the dialog.
 
-Exit codes (those of desktop_sr.cli): 0 every photo written or already there, 1 some photo failed or the batch was
-cancelled (the failures are listed on stderr), 2 bad usage such as an invalid name template (reported before
-anything runs), 3 the model could not be loaded.
+Exit codes (those of desktop_sr.cli): 0 every photo written or already there, 1 some photo failed (the failures
+are listed on stderr), 2 bad usage such as an invalid name template (reported before anything runs), 3 the model
+could not be loaded, 130 cancelled with Ctrl-C (the first Ctrl-C finishes cleanly after the current tile, a second
+one stops at once; either way no half-written file is left and the next run resumes).
 
 With --ray the same plan runs on a Ray cluster, one model replica per worker (docs/cluster.md).
 """
@@ -14,28 +15,32 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..cli_common import (
     StageBar,
     add_model_args,
+    add_output_args,
     add_render_args,
+    add_yes_arg,
+    confirm_long_job,
     dpi_from_args,
     params_from_args,
+    save_options_from_args,
     spec_from_args,
     target_from_args,
     tiles_from_args,
     warn_ignored,
 )
+from ..cli_text import plain
 from ..engine.api import UpscaleSession
 from ..engine.control import Control
 from ..engine.errors import ModelError
-from ..imaging import SaveOptions
 from .cluster_cli import add_cluster_args, cluster_usage_error
 from .manifest import Manifest, ManifestError
 from .naming import DEFAULT_TEMPLATE, FIELDS, TARGET_TEMPLATE, TemplateError
-from .plan import ON_CONFLICT, OUTPUT_FORMATS, RENAME_STYLES, BatchSettings, PlanError, PlanItem, make_plan
+from .plan import ON_CONFLICT, RENAME_STYLES, BatchSettings, PlanError, PlanItem, make_plan
 from .progress import Progress, format_eta
 from .runner import BatchListener, BatchRunner, FileResult, ModelLoadFailed
 
@@ -45,7 +50,7 @@ def add_batch_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "batch",
         help="upscale many photos or whole folders; resumable",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
@@ -59,16 +64,12 @@ def add_batch_parser(sub: argparse._SubParsersAction) -> None:
                    help="when an output exists: skip it (default), overwrite it, or rename the new one")  # fmt: skip
     p.add_argument("--rename-style", choices=tuple(RENAME_STYLES), default="paren",
                    help='paren: "name (1).png" (default); underscore: "name_1.png"')  # fmt: skip
-    g = p.add_argument_group("output file")
-    g.add_argument("--format", choices=OUTPUT_FORMATS, default="png",
-                   help="png (default), jpeg, webp, tiff, or same (as the source; PNG for BMP/HEIC/RAW)")  # fmt: skip
-    g.add_argument("--bit-depth", type=int, choices=(8, 16), help="PNG/TIFF bits per channel (default: the source's)")
-    g.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1..100 (default 95)")
-    g.add_argument("--strip-metadata", action="store_true", help="do not copy EXIF/XMP/DPI from the sources")
+    add_output_args(p, default_format="png")
     p.add_argument("--dry-run", action="store_true", help="print the plan (source -> output, action) and stop")
     p.add_argument("--fresh", action="store_true",
                    help="ignore the record of earlier runs (default: resume, skipping finished photos)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_yes_arg(p)
     add_model_args(p)
     add_render_args(p)
     add_cluster_args(p)
@@ -82,9 +83,10 @@ def _err(message: str) -> None:
 class _CliListener(BatchListener):
     """A bar over the photos (with our pixel-based ETA) and the per-file tile bar of ``upscale``."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(self, total: int, enabled: bool, record: Callable[[FileResult], None] | None = None) -> None:
         from tqdm import tqdm
 
+        self.record = record
         self.enabled = enabled
         self.bar = tqdm(total=total, unit="photo", disable=not enabled, file=sys.stderr, dynamic_ncols=True,
                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} {postfix}")  # fmt: skip
@@ -104,10 +106,14 @@ class _CliListener(BatchListener):
 
     def file_finished(self, result: FileResult, progress: Progress) -> None:
         self._close_stage()
+        if self.record is not None and result.status == "written":
+            self.record(result)
         self.bar.update(1)
         self.bar.set_postfix_str(f"ETA {format_eta(progress.eta_seconds)}")
         if result.status == "failed" and self.enabled:
             self.bar.write(f"failed: {result.source}: {result.reason}", file=sys.stderr)
+        for note in result.notes:  # shown even with --quiet: it is about the user's file, not progress
+            self.bar.write(f"desktop-sr batch: note: {result.source}: {note}", file=sys.stderr)
 
     def paused(self, paused: bool) -> None:
         self.bar.set_postfix_str("paused" if paused else "")
@@ -142,20 +148,25 @@ def _ctrl_c_cancels(control: Control) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _output_megapixels(source: Path, scale: int) -> float:
+    """The result's size from the photo's header (no decoding), for the estimate; 0 when unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(source) as im:
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - a damaged file fails later with its own message
+        return 0.0
+    return w * h * scale * scale / 1e6
+
+
 def run_batch(args: argparse.Namespace) -> int:
-    from ..cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
+    from ..cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
 
     try:
         target = target_from_args(args)
         params = params_from_args(args)
-        save = SaveOptions(
-            format=None if args.format == "same" else args.format,
-            bit_depth=args.bit_depth,
-            quality=args.quality,
-            keep_metadata=not args.strip_metadata,
-            dpi=dpi_from_args(args, target),
-            dpi_policy=args.dpi_policy,
-        )
+        save = save_options_from_args(args, dpi=dpi_from_args(args, target))
     except ValueError as exc:
         _err(str(exc))
         return EXIT_USAGE
@@ -210,6 +221,20 @@ def run_batch(args: argparse.Namespace) -> int:
 
         return run_on_cluster(args, plan, spec, tiles, _err)
 
+    from ..engine.device import select_device
+    from ..timing import CostBook
+
+    book, device = CostBook(), str(select_device(args.device))
+    sizes = {item.source: _output_megapixels(item.source, params.scale) for item in plan.items if item.runs}
+    estimate = book.estimate(spec.name, device, sum(sizes.values()))
+    if not confirm_long_job(estimate, f"this batch ({len(sizes)} photos, {sum(sizes.values()):.0f} MP out)", args.yes):
+        _err("not started")
+        return EXIT_FAILED
+
+    def record(result: FileResult) -> None:
+        if result.model_seconds > 0 and sizes.get(result.source):
+            book.record(spec.name, device, sizes[result.source], result.model_seconds)
+
     def load() -> UpscaleSession:
         from ..engine.loader import open_session
         from ..models import models_dir
@@ -217,11 +242,11 @@ def run_batch(args: argparse.Namespace) -> int:
         session = open_session(spec, device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles,
                                models_dir=models_dir())  # fmt: skip
         if not args.quiet:
-            warn_ignored(session.info, params_from_args(args))
+            warn_ignored(session.info, params_from_args(args), args.color_fix is not None)
         return session
 
     control = Control()
-    listener = _CliListener(len(plan.items), enabled=not args.quiet)
+    listener = _CliListener(len(plan.items), enabled=not args.quiet, record=record)
     runner = BatchRunner(plan, load, listener=listener, control=control)
     try:
         with _ctrl_c_cancels(control):
@@ -239,4 +264,6 @@ def run_batch(args: argparse.Namespace) -> int:
         if not any(path == r.path for r in plan.refused):
             _err(f"failed: {path}: {reason}")
     _err(summary.describe())
+    if summary.cancelled and control.cancelled and not summary.failures:
+        return EXIT_INTERRUPTED
     return EXIT_OK if summary.ok else EXIT_FAILED

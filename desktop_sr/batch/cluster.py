@@ -428,7 +428,7 @@ class ClusterRunner:
             except OSError as exc:
                 outcome = replace(outcome, status=FAILED, reason=str(exc))
         result = FileResult(job.item.source, job.target, outcome.status, outcome.reason, outcome.seconds,
-                            outcome.model_seconds, disk_full=outcome.disk_full)  # fmt: skip
+                            outcome.model_seconds, disk_full=outcome.disk_full, notes=outcome.notes)  # fmt: skip
         if result.status == WRITTEN:
             slot.state.done += 1
             self._rate.file_rendered()

@@ -106,17 +106,7 @@ class Manifest:
 
         The lock is a separate file so compaction (an atomic rename of the journal) cannot slip from under it.
         """
-        try:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            lock = open(self.output_dir / LOCK_NAME, "a+", encoding="utf-8")  # noqa: SIM115 - held for the batch
-        except OSError as exc:
-            raise ManifestError(f"{self.output_dir}: cannot write into the output folder ({exc})") from exc
-        try:
-            _lock(lock)
-        except OSError:
-            lock.close()
-            raise ManifestError(f"{self.output_dir}: another batch is writing into this folder") from None
-        self._lockfh = lock
+        self._lockfh = self._take_lock()
         try:
             self.entries.clear()
             self._lines = 0
@@ -135,6 +125,30 @@ class Manifest:
             self.close()
             raise ManifestError(f"{self.path}: cannot write the batch record ({exc})") from exc
         self._fh = fh
+
+    def _take_lock(self) -> IO[str]:
+        """Open and lock the lock file. :meth:`close` deletes it (no empty file stays in the user's folder), so a
+        lock taken on a file another batch deleted meanwhile is dropped and taken again on the new one."""
+        path = self.output_dir / LOCK_NAME
+        for _ in range(20):
+            try:
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                lock = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the batch
+            except OSError as exc:
+                raise ManifestError(f"{self.output_dir}: cannot write into the output folder ({exc})") from exc
+            try:
+                _lock(lock)
+            except OSError:
+                lock.close()
+                raise ManifestError(f"{self.output_dir}: another batch is writing into this folder") from None
+            try:
+                current = os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino
+            except OSError:
+                current = False
+            if current:
+                return lock
+            lock.close()  # locked a file that was deleted after we opened it: take the one there now
+        raise ManifestError(f"{self.output_dir}: cannot take the batch lock (the lock file keeps changing)")
 
     def _compact(self) -> None:
         lines = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in self.entries.values())
@@ -184,6 +198,8 @@ class Manifest:
                 self._fh.close()
             self._fh = None
         if self._lockfh is not None:
+            with contextlib.suppress(OSError):  # while still locked; Windows keeps an open file (and this one)
+                (self.output_dir / LOCK_NAME).unlink()
             with contextlib.suppress(OSError):
                 _unlock(self._lockfh)
             with contextlib.suppress(OSError):

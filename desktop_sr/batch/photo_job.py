@@ -23,6 +23,7 @@ from ..engine.api import UpscaleSession
 from ..engine.control import Control
 from ..engine.errors import Cancelled, EngineError
 from ..imaging import Photo, PhotoError, read_photo, write_photo
+from ..imaging.formats import ALPHA_FORMATS, flattening_note
 from ..target_size import check_session_fits, plan_size, resample
 from .plan import BatchSettings
 from .results import CANCELLED, FAILED, WRITTEN, ModelLoadFailed
@@ -41,6 +42,7 @@ class PhotoOutcome:
     disk_full: bool = False
     size: int | None = None  # bytes of the written result, as the writer saw them
     megapixels: float = 0.0  # output size, for throughput figures
+    notes: tuple[str, ...] = ()  # the photo's own notes (damaged metadata, transparency flattened)
 
 
 def process_photo(
@@ -102,7 +104,12 @@ def process_photo(
     size = None
     with contextlib.suppress(OSError):
         size = target.stat().st_size
-    return PhotoOutcome(WRITTEN, "", time.perf_counter() - start, model_seconds, size=size, megapixels=megapixels)
+    notes = list(photo.warnings)
+    fmt = settings.output_format(photo.source)
+    if photo.alpha is not None and fmt not in ALPHA_FORMATS and float(photo.alpha.min()) < 1.0:
+        notes.append(flattening_note(fmt))
+    return PhotoOutcome(WRITTEN, "", time.perf_counter() - start, model_seconds, size=size, megapixels=megapixels,
+                        notes=tuple(notes))  # fmt: skip
 
 
 def write_result(target: Path, rgb: np.ndarray, photo: Photo, settings: BatchSettings, ratio: float) -> None:

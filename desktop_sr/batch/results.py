@@ -28,6 +28,7 @@ class FileResult:
     seconds: float = 0.0  # read + render + write
     model_seconds: float = 0.0  # inside session.render only
     disk_full: bool = False  # the write failed for lack of space: the runner stops rather than fail every file
+    notes: tuple[str, ...] = ()  # what reading or writing the photo said (e.g. metadata partly unreadable)
 
 
 @dataclass

@@ -197,7 +197,7 @@ class BatchRunner:
             before_write=lambda: self.manifest.writing(item.source, self.signature, target),
         )
         result = FileResult(item.source, target, outcome.status, outcome.reason, outcome.seconds,
-                            outcome.model_seconds, disk_full=outcome.disk_full)  # fmt: skip
+                            outcome.model_seconds, disk_full=outcome.disk_full, notes=outcome.notes)  # fmt: skip
         if outcome.status == WRITTEN:
             try:
                 self.manifest.done(item.source, self.signature, target, outcome.seconds)

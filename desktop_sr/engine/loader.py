@@ -27,7 +27,9 @@ class ModelSpec:
     @staticmethod
     def bundled() -> ModelSpec:
         """The upscaler that ships with the app (Real-ESRGAN x4plus); the name matches the GUI's default."""
-        return ModelSpec("bundled", "Real-ESRGAN (bundled)")
+        from .bundled_files import BUNDLED_NAME
+
+        return ModelSpec("bundled", BUNDLED_NAME)
 
     @staticmethod
     def pisa(base_dir: str | Path, lora: str | Path, name: str = "") -> ModelSpec:

@@ -176,6 +176,14 @@ def grey_to_srgb(grey: np.ndarray, icc: bytes) -> np.ndarray:
     return np.stack([np.interp(g, xs, curve[:, c]).astype(np.float32) for c in range(3)], axis=-1)
 
 
+def srgb_to_grey(grey_srgb: np.ndarray, icc: bytes) -> np.ndarray:
+    """The inverse of :func:`grey_to_srgb` for neutral pixels: sRGB grey levels (H x W) -> the profile's levels."""
+    curve = _grey_curve(icc).mean(axis=1)
+    curve = np.maximum.accumulate(curve)  # a tone curve rises; flat steps from rounding must not reverse it
+    xs = np.linspace(0.0, 1.0, 256, dtype=np.float32)
+    return np.interp(np.clip(grey_srgb, 0.0, 1.0), curve, xs).astype(np.float32)
+
+
 def grey_is_srgb(icc: bytes) -> bool:
     """True when the grey profile's tone curve matches sRGB's to one 8-bit level (nothing to convert)."""
     try:

@@ -66,3 +66,8 @@ def format_for(path: str | Path, options: object | None = None) -> str:
     if fmt:
         return str(fmt)
     return _BY_SUFFIX.get(Path(path).suffix.lower(), "png")
+
+
+def flattening_note(fmt: str) -> str:
+    """What to tell the user when a photo with transparency is saved in ``fmt``, which cannot hold it."""
+    return f"{fmt.upper()} cannot hold transparency: it is flattened onto white (PNG, WebP and TIFF keep it)"

@@ -8,7 +8,12 @@ The source is opened read-only, read once into memory, and never opened again.
 from __future__ import annotations
 
 import io
+import logging
+import re
 import stat
+import warnings as pywarnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +37,12 @@ from .orientation import apply_orientation
 from .photo import Photo
 
 __all__ = ["DEFAULT_MAX_PIXELS", "SUPPORTED_READ_EXTENSIONS", "is_probably_image", "read_photo"]
+
+log = logging.getLogger(__name__)
+
+#: What a photo's warnings say when its EXIF/TIFF tags were partly unreadable (Pillow read what it could).
+METADATA_PARTLY_UNREADABLE = "metadata partly unreadable, kept what could be read"
+_METADATA_WARNING = re.compile(r"exif|metadata|tag|truncated file read|ifd", re.IGNORECASE)
 
 #: The default pixel limit: 200 megapixels (a 150 MP medium-format photo reads; a 1-gigapixel bomb does not).
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -120,6 +131,29 @@ def _decode(path: Path, data: bytes, max_pixels: int) -> tuple[Image.Image | Non
     return im, dec, orientation
 
 
+@contextmanager
+def _library_warnings(warnings: list[str]) -> Iterator[None]:
+    """Turn the decoders' Python warnings into our own words instead of letting them reach the terminal.
+
+    Pillow warns (UserWarning "Corrupt EXIF data", "Truncated File Read", ...) when a camera wrote broken tags,
+    then keeps the tags it could read: the user hears that once, in plain words. Other warnings say nothing a
+    user can act on; they go to the debug log. Runs under :func:`pillow_limits`' lock, since the warnings
+    filters are process-wide.
+    """
+    with pywarnings.catch_warnings(record=True) as caught:
+        pywarnings.simplefilter("always")
+        pywarnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        yield
+    for w in caught:
+        text = str(w.message)
+        if _METADATA_WARNING.search(text) or w.filename.endswith("TiffImagePlugin.py"):
+            if METADATA_PARTLY_UNREADABLE not in warnings:
+                warnings.append(METADATA_PARTLY_UNREADABLE)
+            log.debug("metadata warning: %s", text)
+        else:
+            log.debug("decoder warning: %s (%s)", text, w.category.__name__)
+
+
 def read_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_profile: bool = False) -> Photo:
     """Read a photo upright, in sRGB (unless ``keep_profile``), with its metadata. Camera RAW and DNG files are
     developed to 16-bit sRGB through LibRaw (:mod:`.raw`; ``keep_profile`` does not apply to them).
@@ -133,8 +167,9 @@ def read_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_p
         from .raw import read_raw
 
         return read_raw(path, data, max_pixels)
+    warnings: list[str] = []
     try:
-        with pillow_limits(max_pixels):
+        with pillow_limits(max_pixels), _library_warnings(warnings):
             im, dec, orientation = _decode(path, data, max_pixels)
             fmt = (im.format if im is not None else None) or "TIFF"
             icc = (im.info.get("icc_profile") if im is not None else _tiff_icc(data)) or None
@@ -166,7 +201,6 @@ def read_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_p
         detail = str(exc) or type(exc).__name__
         raise PhotoError(path, f"damaged or truncated image ({detail})") from exc
 
-    warnings: list[str] = []
     try:
         rgb, colour = _to_srgb(dec, icc, keep_profile, warnings)
     except ProfileError as exc:

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from .atomic import atomic_write
-from .color import ProfileError, from_srgb, grey_to_srgb, profile_space, srgb_bytes
+from .color import ProfileError, from_srgb, grey_to_srgb, profile_space, srgb_bytes, srgb_to_grey
 from .errors import PhotoError
 from .formats import ALPHA_FORMATS, DEEP_FORMATS, FORMATS, format_for
 from .metadata import EXIF_IFD, GPS_IFD, XMP_TAG, load_exif, output_exif, tiff_text_tags
@@ -51,6 +51,7 @@ class SaveOptions:
     dpi_policy: str = "keep-print-size"
     dpi: float | None = None  # write this DPI whatever the source had (a print target; sensors have none)
     size: tuple[int, int] | None = None  # write exactly this (width, height): Lanczos-resampled in float if needed
+    keep_grey: bool = True  # a grey source gives a grey file (at its bit depth), not RGB with colour fringes
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:
@@ -98,6 +99,22 @@ def _colour_out(
         return rgb, icc
     log.warning("%s: its %s profile does not fit an RGB file; not embedded", like.source, space)
     return rgb, None
+
+
+def _grey_out(rgb: np.ndarray, like: Photo) -> tuple[np.ndarray, bytes | None]:
+    """One grey channel (H x W) from the model's RGB, in the source's grey encoding, and the profile to embed.
+
+    Models work in RGB and give a grey photo faint colour fringes; the channel mean removes them and keeps the
+    tone. Pixels in sRGB go back through the grey profile's tone curve when the source was converted from it.
+    """
+    grey = rgb.mean(axis=2, dtype=np.float32)
+    icc = like.icc_profile or None
+    space = profile_space(icc)
+    if icc and space == "GRAY" and like.colour == "converted":
+        return srgb_to_grey(grey, icc), icc
+    if icc and space not in ("GRAY", None):  # an RGB/CMYK profile wrongly attached to grey pixels: not carried
+        return grey, None
+    return grey, icc
 
 
 def _check_pixels(path: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -158,7 +175,12 @@ def write_photo(
         rgb, alpha = flatten(rgb, alpha), None
 
     try:
-        rgb, icc = _colour_out(rgb, like, options, depth)
+        if like is not None and like.grey and options.keep_grey:
+            grey, icc = _grey_out(rgb, like)
+            # WebP has no grey mode: neutral RGB (equal channels) is the nearest
+            rgb = np.repeat(grey[..., None], 3, axis=2) if fmt == "webp" else grey[..., None]
+        else:
+            rgb, icc = _colour_out(rgb, like, options, depth)
     except ProfileError as exc:
         raise PhotoError(path, f"cannot convert back to the photo's colour profile ({exc})") from exc
     meta = like if options.keep_metadata and like is not None else None
@@ -197,7 +219,9 @@ def write_photo(
 
 def _write_pillow(tmp: Path, fmt: str, pixels: np.ndarray, icc: bytes | None, exif: bytes | None,
                   xmp: bytes | None, dpi: tuple[float, float] | None, options: SaveOptions) -> None:  # fmt: skip
-    img = Image.fromarray(pixels, "RGBA" if pixels.shape[2] == 4 else "RGB")
+    img = Image.fromarray(
+        pixels if pixels.shape[2] > 1 else pixels[..., 0], {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[pixels.shape[2]]
+    )
     kw: dict[str, object] = {}
     if icc:
         kw["icc_profile"] = icc
@@ -255,8 +279,11 @@ def _write_tiff16(tmp: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | N
             import imagecodecs  # noqa: F401  (tifffile needs it to write LZW)
         except ImportError:
             comp = "zlib"
-    tifffile.imwrite(tmp, arr, photometric="rgb", compression=comp, predictor=comp is not None, extratags=extratags,
-                     extrasamples=("unassalpha",) if arr.shape[2] == 4 else None, byteorder="<", **kwargs)  # fmt: skip
+    colour = arr.shape[2] >= 3
+    tifffile.imwrite(tmp, arr, photometric="rgb" if colour else "minisblack", compression=comp,
+                     predictor=comp is not None, extratags=extratags,
+                     extrasamples=("unassalpha",) if arr.shape[2] in (2, 4) else None, byteorder="<",
+                     **kwargs)  # fmt: skip
     if subs:
         _append_sub_ifds(tmp, subs)
 

@@ -1,8 +1,8 @@
 """``desktop-sr models list|import|verify|remove|default|download``: the model manager without the GUI.
 
 Exit codes (those of desktop_sr.cli): 0 success; 1 the operation failed (a verify found changed files, a download
-failed, interrupted); 2 bad usage (unknown model id, malformed checksum); 3 the model files are not a usable
-PiSA-SR model (wrong folder layout, unreadable adapter).
+failed); 2 bad usage (unknown model id, malformed checksum); 3 the model files are not a usable
+PiSA-SR model (wrong folder layout, unreadable adapter); 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,21 +14,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..cli_text import plain
 from ..engine.control import Control
 from ..engine.errors import ModelError
 from .errors import DownloadError, OperationCancelled, StoreError, UnknownModel
 from .files import human_size
 from .paths import ENV_MODELS_DIR
-from .registry import BUILTIN_ID, ModelStore
+from .registry import BUILTIN_ID, ModelStore, bundled_available
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def add_models_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "models",
         help="list, import, verify, remove and download models; choose the default",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -38,11 +39,11 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: _no_action(p))
     msub = p.add_subparsers(dest="models_command", metavar="ACTION")
 
-    q = msub.add_parser("list", help="the models, their size, location and status (no hashing: instant)")
+    q = _action(msub, "list", "the models, their size, location and status (no hashing: instant)")
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=cmd_list)
 
-    q = msub.add_parser("import", help="add a PiSA-SR model: an SD-2.1-base folder plus an adapter file")
+    q = _action(msub, "import", "add a PiSA-SR model: an SD-2.1-base folder plus an adapter file")
     q.add_argument("base", type=Path, metavar="SD21_FOLDER", help="Stable Diffusion 2.1-base in diffusers layout")
     q.add_argument("adapter", type=Path, metavar="ADAPTER", help="official .pkl or the app's .safetensors (+ .json)")
     q.add_argument("--name", default="", help="display name (default: the adapter's file name)")
@@ -54,23 +55,23 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_import)
 
-    q = msub.add_parser("verify", help="re-hash files and compare with the sha256 recorded at import")
+    q = _action(msub, "verify", "re-hash files and compare with the sha256 recorded at import")
     q.add_argument("ids", nargs="*", metavar="ID", help="models to check (default: all)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_verify)
 
-    q = msub.add_parser("remove", help="unregister a model; deletes copied files, never referenced originals")
+    q = _action(msub, "remove", "unregister a model; deletes copied files, never referenced originals")
     q.add_argument("id", metavar="ID")
     q.set_defaults(func=cmd_remove)
 
-    q = msub.add_parser("default", help="show or set the default model (used when no --model is given)")
+    q = _action(msub, "default", "show or set the default model (used when no --model is given)")
     q.add_argument("id", nargs="?", metavar="ID", help=f"model id or name, or {BUILTIN_ID!r}")
     q.add_argument("--clear", action="store_true", help="no default: the app falls back to the bundled model")
     q.set_defaults(func=cmd_default)
 
     from .download import BASE_REPO
 
-    q = msub.add_parser("download", help="download SD-2.1-base from the Hub and the adapter from a URL, then import")
+    q = _action(msub, "download", "download SD-2.1-base from the Hub and the adapter from a URL, then import")
     q.add_argument("--adapter-url", required=True, metavar="URL", help="address of the .pkl or .safetensors adapter")
     q.add_argument("--sha256", metavar="HEX", help="expected sha256 of the adapter file (strongly recommended)")
     q.add_argument("--adapter-name", default="", metavar="FILE", help="file name, if the URL does not end in one")
@@ -85,10 +86,24 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_download)
 
+    q = _action(msub, "get-pisa", "get PiSA-SR: download SD-2.1-base, show where the adapter is published, import it")
+    q.add_argument("--adapter", type=Path, metavar="FILE", help="the pisa_sr.pkl you saved from the authors' page")
+    q.add_argument("--base", type=Path, metavar="SD21_FOLDER", help="an SD-2.1-base folder you have (no download)")
+    q.add_argument("--offline", action="store_true", help="do not contact the Hub; say what to copy where")
+    q.add_argument("--name", default="PiSA-SR", help="display name (default PiSA-SR)")
+    q.add_argument("--default", action="store_true", help="make it the default model")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_get_pisa)
+
+
+def _action(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    """An action whose one-line summary is also its --help description (so no action's help is bare)."""
+    return sub.add_parser(name, help=text, description=text[:1].upper() + text[1:] + ".")
+
 
 def _no_action(parser: argparse.ArgumentParser) -> int:
     parser.print_usage(sys.stderr)
-    _err("choose an action: list, import, verify, remove, default or download")
+    _err("choose an action: list, import, verify, remove, default, download or get-pisa")
     return EXIT_USAGE
 
 
@@ -134,7 +149,7 @@ def _guard(run: Callable[[], int], interrupted: str) -> int:
         return run()
     except KeyboardInterrupt:
         _err(interrupted)
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED
     except ModelError as exc:
         _err(str(exc))
         return _code(exc)
@@ -153,7 +168,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not rows:
             print("no models (import one with 'desktop-sr models import SD21_FOLDER ADAPTER')")
             return EXIT_OK
-        width = max(len(r.id) for r in rows)
+        width = max(len("ID"), *(len(r.id) for r in rows))
+        print(f"  {'ID':<{width}}  {'STATUS':<10} {'SIZE':>9}  {'KIND':<8} NAME (the name the app shows)")
         for r in rows:
             mark = "*" if r.is_default else " "
             print(f"{mark} {r.id:<{width}}  {r.status:<10} {human_size(r.size):>9}  {r.kind:<8} {r.name}")
@@ -189,9 +205,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     def run() -> int:
         store = _store(args)
-        ids = args.ids or [e.id for e in store.entries()]
+        builtin = [BUILTIN_ID] if bundled_available(store.root) else []
+        ids = args.ids or [*builtin, *(e.id for e in store.entries())]
         if not ids:
-            print("no imported models to verify")
+            print("no models to verify")
             return EXIT_OK
         worst = EXIT_OK
         for key in ids:
@@ -270,3 +287,48 @@ def cmd_download(args: argparse.Namespace) -> int:
         _err(str(exc))
         return EXIT_USAGE
     return _guard(run, "interrupted: run the same command again to resume the download")
+
+
+def cmd_get_pisa(args: argparse.Namespace) -> int:
+    """Exit 0 imported; 1 a part is still missing (what to do is printed); 3 the adapter or base is unusable."""
+    from .download import download_base
+    from .get_pisa import BASE_URL, adapter_hint, offline, offline_instructions, staging
+
+    def run() -> int:
+        store = _store(args)
+        stage = staging(store.root)
+        base = args.base or (stage.base if stage.has_base() else None)
+        adapter = args.adapter or (stage.adapter if stage.has_adapter() else None)
+        if adapter is not None and not adapter.is_file():
+            _err(f"{adapter}: file not found")
+            return EXIT_USAGE
+        if base is None:
+            if args.offline or offline():
+                print(offline_instructions(stage), file=sys.stderr)
+                return EXIT_FAILED
+            print(f"downloading Stable Diffusion 2.1-base from {BASE_URL}\n  to {stage.base} "
+                  "(about 5 GB; resumable: run the same command again after an interruption)")  # fmt: skip
+            try:
+                with _bar(not args.quiet, "SD-2.1-base") as progress:
+                    base = download_base(stage.base, progress=progress)
+            except DownloadError as exc:
+                _err(str(exc))
+                print(offline_instructions(stage), file=sys.stderr)
+                return EXIT_FAILED
+        if adapter is None:
+            print(f"SD-2.1-base is ready: {base}")
+            print(adapter_hint(stage))
+            return EXIT_FAILED
+        with _bar(not args.quiet, "import") as progress:
+            entry = store.import_pisa(
+                base, adapter, name=args.name, mode="reference" if base == stage.base else "copy",
+                adapter_mode="copy", make_default=args.default, progress=progress,
+            )  # fmt: skip
+        sha = next((f.sha256 for f in entry.files if f.role == "adapter"), "")
+        print(f"imported {entry.id} ({entry.name}): {human_size(entry.size)} in {store.location(entry)}")
+        print(f"  adapter {adapter.name} sha256 {sha}")
+        if args.default:
+            print(f"  {entry.id} is now the default model")
+        return EXIT_OK
+
+    return _guard(run, "interrupted: run the same command again to go on")

@@ -60,7 +60,7 @@ MARKER = ".desktop-sr-model.json"
 STAGING = ".staging"
 DOWNLOADS = ".downloads"
 BUILTIN_ID = "bundled"
-BUILTIN_NAME = "Real-ESRGAN (bundled)"  # the name desktop_sr.ui.main_window.default_model_spec() uses
+BUILTIN_NAME = "Real-ESRGAN x4plus (bundled)"  # = engine.bundled_files.BUNDLED_NAME, what the GUI status bar shows
 BUILTIN_MODULE = "desktop_sr.engine.bundled"
 
 OK, MISSING, MODIFIED, INCOMPLETE, BUILTIN = "ok", "missing", "modified", "incomplete", "built-in"
@@ -656,10 +656,14 @@ class ModelStore:
         A passing verify also refreshes the recorded file times, so a file that was merely touched stops showing
         as "modified".
         """
-        if key == BUILTIN_ID and bundled_available(self.root):
-            return VerifyReport(
-                BUILTIN_ID, note=f"{BUILTIN_ID}: the built-in model is part of the app; nothing to check"
-            )
+        if key == BUILTIN_ID:
+            from ..engine.bundled.weights import verify_bundled  # torch: only when the bundled model is verified
+
+            checked, problems = verify_bundled(self.root)
+            report = VerifyReport(BUILTIN_ID, problems=problems, files=checked)
+            if not problems:
+                report.note = f"{BUILTIN_ID}: all {checked} files of the built-in model are intact"
+            return report
         entry = self.resolve(key)
         report = VerifyReport(entry.id)
         total, done = entry.size, 0

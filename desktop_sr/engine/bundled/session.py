@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from ..api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
+from ..bundled_files import BUNDLED_NAME
 from ..cache import LRUCache, photo_hash
 from ..control import Control
 from ..device import dtype_name, empty_cache, memory_budget, select_device, select_dtype
@@ -35,7 +36,13 @@ from ..tiling import retry_on_oom
 from .compose import compose, detail_map, radius_for, split_bands
 from .rrdbnet import RRDBNet
 from .tiled import SCALE, NetTiles, TiledOutput
-from .weights import LICENCE_SHORT, MODEL_NAME, build_model, load_weights
+from .weights import LICENCE_SHORT, build_model, load_weights
+
+#: Why the colour fix is off for this model, in the words the GUI tooltip and the CLI note use.
+COLOR_FIX_NOTE = (
+    "the colour fix is off for the bundled model (a fix over the whole result would make the pix/sem corner "
+    "preview inexact)"
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +79,14 @@ class BundledSession(PhotoHolder):
         #: Finished network outputs of earlier photos: costly to recompute, so kept apart from the derived arrays.
         self.outputs = LRUCache(cache_mb * 1024 * 1024)
         self.info = ModelInfo(
-            name=f"{MODEL_NAME} (bundled)",
+            name=BUNDLED_NAME,
             kind="bundled",
             device=str(device),
             dtype=dtype_name(dtype),
             supports_realism=False,
             supports_prompt=False,
+            supports_color_fix=False,
+            color_fix_note=COLOR_FIX_NOTE,
             licence=LICENCE_SHORT,
         )
         self._rgb: np.ndarray | None = None

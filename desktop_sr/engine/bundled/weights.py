@@ -227,6 +227,33 @@ def load_weights(weights: Path | None = None, root: Path | None = None) -> Loade
     return LoadedWeights(state, target, True)
 
 
+def verify_bundled(root: Path | None = None) -> tuple[int, list[tuple[Path, str]]]:
+    """Check the bundled model's files without repairing anything: (files checked, problems).
+
+    The converted copy must match its own tensor checksum and the installed package's weights it was made from;
+    a flipped byte is reported here rather than only replaced silently at the next start.
+    """
+    problems: list[tuple[Path, str]] = []
+    checked = 0
+    target = converted_path(root)
+    source_sha = None
+    try:
+        source = find_source()
+    except ModelError as exc:
+        if not target.is_file():
+            problems.append((exc.path, exc.reason))
+    else:
+        checked += 2
+        source_sha = sha256_file(source.bin)
+    if target.is_file():
+        checked += 1
+        try:
+            read_converted(target, source_sha)
+        except ModelError as exc:
+            problems.append((target, exc.reason + " (the next start converts it again from the package)"))
+    return checked, problems
+
+
 def build_model(state: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype) -> RRDBNet:
     """An RRDBNet holding ``state`` on ``device``; channels-last memory layout, which is faster for these convs."""
     model = empty_model()

@@ -1,0 +1,86 @@
+"""Getting PiSA-SR: the two things it needs, where they come from, and where to put them when offline.
+
+PiSA-SR is Stable Diffusion 2.1-base (on the Hugging Face Hub, downloadable here) plus the authors' adapter file
+``pisa_sr.pkl``, which they publish on Google Drive and Baidu Netdisk only (links from the project's README): no
+direct URL an app can fetch. So the way in is: download the base when online (resumable, checked), tell the user
+where the adapter is published, and import the ``.pkl`` they saved (its layout checked, its sha256 recorded).
+
+Both go to well-known places in the models folder (:func:`staging`), so an offline machine needs exactly two
+copies there and the same command again. Qt-free: the CLI (``desktop-sr models get-pisa``) and the GUI use it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .download import BASE_REPO
+
+PROJECT_URL = "https://github.com/csslc/PiSA-SR"
+BASE_URL = f"https://huggingface.co/{BASE_REPO}"
+#: Where the authors publish pisa_sr.pkl (the "Download the PiSA-SR model" step of the project's README).
+ADAPTER_SOURCES = (
+    ("Google Drive", "https://drive.google.com/drive/folders/1oLetijWNd59xwJE5oU-eXylQBifxWdss?usp=drive_link"),
+    ("Baidu Netdisk (password: pisa)", "https://pan.baidu.com/s/1wcMVp9vmsDrLnK0yTAH2Ig"),
+)
+ADAPTER_FILE = "pisa_sr.pkl"
+BASE_FOLDER = "stable-diffusion-2-1-base"
+#: What a usable base folder holds (diffusers layout); the rest of the repository is not needed.
+BASE_PARTS = ("model_index.json", "unet/", "vae/", "text_encoder/", "tokenizer/", "scheduler/")
+
+
+@dataclass(frozen=True)
+class Staging:
+    """The two well-known places in the models folder, and what is already there."""
+
+    folder: Path
+
+    @property
+    def base(self) -> Path:
+        return self.folder / BASE_FOLDER
+
+    @property
+    def adapter(self) -> Path:
+        return self.folder / ADAPTER_FILE
+
+    def has_base(self) -> bool:
+        return (self.base / "model_index.json").is_file() and (self.base / "unet").is_dir()
+
+    def has_adapter(self) -> bool:
+        return self.adapter.is_file()
+
+
+def staging(models_root: Path) -> Staging:
+    return Staging(Path(models_root) / "get-pisa")
+
+
+def offline() -> bool:
+    """True when the Hub must not be contacted (huggingface_hub's own switch)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def adapter_hint(stage: Staging) -> str:
+    """Where the official adapter is published, and what to do with it."""
+    lines = [f"The PiSA-SR adapter ({ADAPTER_FILE}) is published by its authors ({PROJECT_URL}) at:"]
+    lines += [f"  {label}: {url}" for label, url in ADAPTER_SOURCES]
+    lines.append(f"Save {ADAPTER_FILE} from there, then run: desktop-sr models get-pisa --adapter PATH/{ADAPTER_FILE}")
+    lines.append(f"(or copy it to {stage.adapter} and run: desktop-sr models get-pisa)")
+    return "\n".join(lines)
+
+
+def offline_instructions(stage: Staging) -> str:
+    """Exactly which two things to copy where, for a machine without internet."""
+    need = []
+    if not stage.has_base():
+        need.append(
+            f"1. the Stable Diffusion 2.1-base folder in diffusers layout ({', '.join(BASE_PARTS)}) from {BASE_URL}\n"
+            f"   copied to {stage.base}"
+        )
+    if not stage.has_adapter():
+        sources = " or ".join(url for _, url in ADAPTER_SOURCES)
+        need.append(f"{len(need) + 1}. {ADAPTER_FILE} from {sources}\n   copied to {stage.adapter}")
+    if not need:
+        return "Both parts are in place; run: desktop-sr models get-pisa"
+    head = "Offline: PiSA-SR needs these copied onto this machine (from one that is online):"
+    return "\n".join([head, *need, "Then run: desktop-sr models get-pisa"])

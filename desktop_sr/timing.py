@@ -1,0 +1,129 @@
+"""How long a render takes on this machine: measured, remembered, and shown before and during the work.
+
+A 4000 x 3000 photo at x4 is a 192-megapixel result: half an hour on an idle CPU, hours on a busy one. Nothing
+but a measurement on this machine and device can say which, so every finished render records its seconds per
+output megapixel, per model and device, in the app's cache folder; the next render or batch is estimated from
+that before it starts. A render with no record yet is timed from its first tiles (:class:`RenderClock`).
+
+Qt-free and torch-free: the CLI, the batch runner and the GUI all use it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ENV_CACHE_DIR = "DESKTOP_SR_CACHE_DIR"
+#: Jobs estimated above this ask first (GUI), or warn and ask on a terminal (CLI).
+LONG_JOB_SECONDS = 600.0
+_FILE = "render-cost.json"
+# Share of a PiSA-SR render each engine stage takes (roughly, on real and tiny models alike); any other stage name
+# (the bundled model's "upscale") is the whole render.
+_STAGE_SPAN = {"encode": (0.0, 0.2), "unet": (0.2, 0.75), "decode": (0.75, 1.0)}
+
+
+def cache_dir() -> Path:
+    env = os.environ.get(ENV_CACHE_DIR)
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("desktop-sr"))
+
+
+def format_duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+@dataclass
+class CostBook:
+    """Seconds per output megapixel by model and device, kept in ``<cache>/render-cost.json``."""
+
+    path: Path = field(default_factory=lambda: cache_dir() / _FILE)
+
+    @staticmethod
+    def key(model: str, device: str) -> str:
+        return f"{model} @ {device}"
+
+    def _read(self) -> dict[str, float]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {k: float(v) for k, v in data.items() if isinstance(v, int | float) and v > 0}
+
+    def seconds_per_megapixel(self, model: str, device: str) -> float | None:
+        return self._read().get(self.key(model, device))
+
+    def estimate(self, model: str, device: str, output_megapixels: float) -> float | None:
+        """Seconds for a result of ``output_megapixels``, or None before anything was measured here."""
+        rate = self.seconds_per_megapixel(model, device)
+        return None if rate is None else rate * output_megapixels
+
+    def record(self, model: str, device: str, output_megapixels: float, seconds: float) -> None:
+        """Remember a measured render; blends with earlier ones (machine load varies from run to run)."""
+        if output_megapixels <= 0 or seconds <= 0:
+            return
+        data = self._read()
+        key = self.key(model, device)
+        measured = seconds / output_megapixels
+        data[key] = measured if key not in data else 0.5 * data[key] + 0.5 * measured
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:  # a read-only cache only costs the estimate next time
+            log.info("cannot remember the render time in %s (%s)", self.path, exc)
+
+
+def render_fraction(stage: str, done: int, total: int) -> float:
+    """How much of one render is done, from the engine's (done, total, stage) report."""
+    lo, hi = next((span for name, span in _STAGE_SPAN.items() if stage.startswith(name)), (0.0, 1.0))
+    return lo + (hi - lo) * (done / total if total > 0 else 1.0)
+
+
+class RenderClock:
+    """Rate and time left of one render, from the first tile on (never a rate from a zero or startup interval)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.start = clock()
+        self.fraction = 0.0
+        self.tiles = 0
+        self._last: tuple[int, str] | None = None
+
+    def update(self, done: int, total: int, stage: str) -> None:
+        if (done, stage) != self._last and done > 0:
+            self.tiles += 1
+        self._last = (done, stage)
+        self.fraction = max(self.fraction, min(1.0, render_fraction(stage, done, total)))
+
+    @property
+    def elapsed(self) -> float:
+        return self._clock() - self.start
+
+    def total_estimate(self) -> float | None:
+        """Seconds the whole render will take, once a tile is done."""
+        if self.fraction <= 0.0 or self.tiles == 0:
+            return None
+        return self.elapsed / self.fraction
+
+    def eta(self) -> float | None:
+        total = self.total_estimate()
+        return None if total is None else max(0.0, total - self.elapsed)
+
+    def seconds_per_tile(self) -> float | None:
+        return self.elapsed / self.tiles if self.tiles else None
