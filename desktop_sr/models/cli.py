@@ -310,7 +310,7 @@ def cmd_get_pisa(args: argparse.Namespace) -> int:
                   "(about 5 GB; resumable: run the same command again after an interruption)")  # fmt: skip
             try:
                 with _bar(not args.quiet, "SD-2.1-base") as progress:
-                    base = download_base(stage.base, progress=progress)
+                    base = download_base(stage.base, control=progress)
             except DownloadError as exc:
                 _err(str(exc))
                 print(offline_instructions(stage), file=sys.stderr)
@@ -322,7 +322,7 @@ def cmd_get_pisa(args: argparse.Namespace) -> int:
         with _bar(not args.quiet, "import") as progress:
             entry = store.import_pisa(
                 base, adapter, name=args.name, mode="reference" if base == stage.base else "copy",
-                adapter_mode="copy", make_default=args.default, progress=progress,
+                adapter_mode="copy", make_default=args.default, control=progress,
             )  # fmt: skip
         sha = next((f.sha256 for f in entry.files if f.role == "adapter"), "")
         print(f"imported {entry.id} ({entry.name}): {human_size(entry.size)} in {store.location(entry)}")
