@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 
 from . import __version__
-from .cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
+from .cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_USAGE, report_interrupted
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_MODEL", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -69,13 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.flush()
             os._exit(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
-
-
-def report_interrupted(what: str = "") -> None:
-    """One plain line for Ctrl-C, on a fresh line even when a progress bar was being drawn."""
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K")
-    print(f"desktop-sr: interrupted{what}; no output file was left half-written", file=sys.stderr)
 
 
 def _main(argv: list[str]) -> int:

@@ -24,6 +24,13 @@ EXIT_INTERRUPTED = 130
 T = TypeVar("T")
 
 
+def report_interrupted(what: str = "") -> None:
+    """One plain line for Ctrl-C, on a fresh line even when a progress bar was being drawn."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+    print(f"desktop-sr: interrupted{what}; no output file was left half-written", file=sys.stderr)
+
+
 def realism_value(text: str) -> int:
     """A preset name (default, fidelity, neutral, realism) or an integer timestep 1..999."""
     if text.lower() in REALISM_PRESETS:
@@ -267,8 +274,6 @@ def in_worker(work: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         # The interpreter cannot shut down around a thread inside a native model call (it aborts): say the one
         # line and leave now. Nothing is open for writing: files are written after the render.
-        from .cli import EXIT_INTERRUPTED, report_interrupted
-
         report_interrupted()
         sys.stdout.flush()
         sys.stderr.flush()
