@@ -133,8 +133,9 @@ def test_grey_profile_photo(tmp_path):
     assert photo.rgb.mean() == pytest.approx(0.735, abs=0.01)
     out = write_photo(tmp_path / "out.png", photo.rgb, like=photo)
     back = Image.open(out)
-    assert back.info["icc_profile"] == srgb_bytes()  # a grey profile cannot tag an RGB file: say what it is
-    assert abs(np.asarray(back, np.float32).mean() - 0.735 * 255) <= 2
+    # Grey in, grey out: converted back into the photo's own grey profile, which tags it again.
+    assert back.mode == "L" and back.info["icc_profile"] == grey_profile(1.0)
+    assert abs(np.asarray(back, np.float32).mean() - 128) <= 2
 
 
 def test_mismatched_profile_is_reported_not_fatal(tmp_path):
