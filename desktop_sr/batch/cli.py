@@ -40,8 +40,9 @@ from ..engine.errors import ModelError
 from .cluster_cli import add_cluster_args, cluster_usage_error
 from .manifest import Manifest, ManifestError
 from .naming import DEFAULT_TEMPLATE, FIELDS, TARGET_TEMPLATE, TemplateError
-from .plan import ON_CONFLICT, RENAME_STYLES, BatchSettings, PlanError, PlanItem, make_plan
+from .plan import ON_CONFLICT, RENAME_STYLES, BatchSettings, Plan, PlanError, PlanItem, make_plan
 from .progress import Progress, format_eta
+from .results import BatchSummary
 from .runner import BatchListener, BatchRunner, FileResult, ModelLoadFailed
 
 
@@ -160,6 +161,14 @@ def _output_megapixels(source: Path, scale: int) -> float:
     return w * h * scale * scale / 1e6
 
 
+def report_failures(summary: BatchSummary, plan: Plan, err: Callable[[str], None]) -> None:
+    """One line per photo that failed while running (those refused at planning were reported then)."""
+    refused = {r.path for r in plan.refused}
+    for path, reason in summary.failures:
+        if path not in refused:
+            err(f"failed: {path}: {reason}")
+
+
 def run_batch(args: argparse.Namespace) -> int:
     from ..cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
 
@@ -260,9 +269,7 @@ def run_batch(args: argparse.Namespace) -> int:
         _err(str(exc))
         return EXIT_FAILED
     listener.close()
-    for path, reason in summary.failures:
-        if not any(path == r.path for r in plan.refused):
-            _err(f"failed: {path}: {reason}")
+    report_failures(summary, plan, _err)
     _err(summary.describe())
     if summary.cancelled and control.cancelled and not summary.failures:
         return EXIT_INTERRUPTED

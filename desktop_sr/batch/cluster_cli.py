@@ -154,7 +154,7 @@ def run_on_cluster(
 ) -> int:
     """Run ``plan`` on Ray as ``args`` ask; returns the CLI's exit code. ``err`` prints a prefixed message."""
     from ..cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
-    from .cli import _ctrl_c_cancels
+    from .cli import _ctrl_c_cancels, report_failures
 
     options = options_from_args(args)
     verbose = bool(args.worker_lines or getattr(args, "verbose", False))
@@ -186,9 +186,7 @@ def run_on_cluster(
         err(str(exc))
         return EXIT_FAILED
     listener.close()
-    for path, reason in summary.failures:
-        if not any(path == r.path for r in plan.refused):
-            err(f"failed: {path}: {reason}")
+    report_failures(summary, plan, err)
     rate = ""
     if summary.count("written") and summary.seconds > 0:
         rate = f"; {summary.count('written') * 60 / summary.seconds:.1f} photos/min overall"
