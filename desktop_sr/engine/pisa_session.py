@@ -210,8 +210,8 @@ class PisaSession(PhotoHolder):
         self.cache.put(key, eps)
         return eps
 
-    def _eps_pair(self, params: RenderParams, control: Control | None) -> None:
-        """Compute and cache eps_pix and eps_full in one batched pass per tile."""
+    def _eps_pair(self, params: RenderParams, control: Control | None) -> dict[str, torch.Tensor]:
+        """Compute and cache eps_pix and eps_full in one batched pass per tile; returns both by branch."""
         z = self.latent(params.scale, control)
         cond = self.model.prompts.get(params.prompt)
 
@@ -227,10 +227,10 @@ class PisaSession(PhotoHolder):
 
         with self._timed("unet pix+full"):
             both = retry_on_oom(run, self.tiles.unet_tile, self.model.device)
-        for i, branch in enumerate(("pix", "full")):
-            self.cache.put(
-                self._key("eps", params.scale, params.realism, params.prompt.strip(), branch), both[i : i + 1].clone()
-            )
+        pair = {branch: both[i : i + 1].clone() for i, branch in enumerate(("pix", "full"))}
+        for branch, eps in pair.items():
+            self.cache.put(self._key("eps", params.scale, params.realism, params.prompt.strip(), branch), eps)
+        return pair
 
     def is_cached(self, params: RenderParams) -> bool:
         if self._key("z", params.scale) not in self.cache:
@@ -244,6 +244,7 @@ class PisaSession(PhotoHolder):
         """z_H = z_L - (pix * eps_pix + sem * (eps_full - eps_pix)), computing only the branches needed."""
         z = self.latent(params.scale, control)
         branches = needed_branches(params.pix, params.sem)
+        eps: dict[str, torch.Tensor] = {}
         if (
             self.pair_branches
             and len(branches) == 2
@@ -251,12 +252,14 @@ class PisaSession(PhotoHolder):
                 self._key("eps", params.scale, params.realism, params.prompt.strip(), b) in self.cache for b in branches
             )
         ):
-            self._eps_pair(params, control)
+            eps = self._eps_pair(params, control)  # used directly: a cache too small to keep them must not recompute
         out = z.to(torch.float32).clone()
         if "full" in branches:
-            out -= params.sem * self.eps(params, "full", control).to(torch.float32)
+            e_full = eps["full"] if "full" in eps else self.eps(params, "full", control)
+            out -= params.sem * e_full.to(torch.float32)
         if "pix" in branches:
-            out -= (params.pix - params.sem) * self.eps(params, "pix", control).to(torch.float32)
+            e_pix = eps["pix"] if "pix" in eps else self.eps(params, "pix", control)
+            out -= (params.pix - params.sem) * e_pix.to(torch.float32)
         return out.to(z.dtype)
 
     # -- decoding ------------------------------------------------------------------------------------------------
