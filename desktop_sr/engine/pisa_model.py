@@ -24,6 +24,7 @@ from .device import dtype_name, select_device, select_precision
 from .errors import ModelError
 from .lora import apply_base_overrides, attach_lora, merge_branch
 from .prompt import PromptEmbeddings
+from .weights import load_read
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +43,29 @@ def check_base_folder(base_dir: str | Path) -> Path:
     return root
 
 
+def _load_network(cls: type, folder: Path, dtype: torch.dtype, what: str) -> torch.nn.Module:
+    """A diffusers network in ``dtype`` (cast tensor by tensor, so a fp16 GPU model never holds a fp32 copy), its
+    weights read into memory of its own (:mod:`~desktop_sr.engine.weights`: the in-place LoRA merge must not
+    copy-on-write mapped pages); diffusers' ``from_pretrained`` for layouts that path does not take."""
+    try:
+        model = load_read(cls, folder, dtype)
+        if model is None:
+            model = cls.from_pretrained(str(folder), torch_dtype=dtype)
+        return model
+    except (OSError, ValueError, RuntimeError, EnvironmentError) as exc:  # noqa: UP024 - diffusers raises either
+        raise ModelError(folder, f"cannot load the {what} ({exc})") from exc
+
+
 def load_unet(root: Path, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
-    """The UNet in ``dtype``, cast tensor by tensor while diffusers loads it, so a fp16 GPU model never holds a fp32
-    copy of the whole network in RAM."""
     from diffusers import UNet2DConditionModel
 
-    try:
-        return UNet2DConditionModel.from_pretrained(str(root / "unet"), torch_dtype=dtype)
-    except (OSError, ValueError, RuntimeError, EnvironmentError) as exc:  # noqa: UP024 - diffusers raises either
-        raise ModelError(root / "unet", f"cannot load the UNet ({exc})") from exc
+    return _load_network(UNet2DConditionModel, root / "unet", dtype, "UNet")
 
 
 def load_vae(root: Path, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     from diffusers import AutoencoderKL
 
-    try:
-        return AutoencoderKL.from_pretrained(str(root / "vae"), torch_dtype=dtype)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(root / "vae", f"cannot load the VAE ({exc})") from exc
+    return _load_network(AutoencoderKL, root / "vae", dtype, "VAE")
 
 
 def _to(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
