@@ -75,9 +75,12 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path, help="write every measurement here")
     ap.add_argument("--plain", action="store_true", help="also time the command without the probe (slower)")
+    ap.add_argument("--no-probe", action="store_true", help="only the plain command (implies --plain): the probe's "
+                    "tracing slows the process and its split is noisy under load")  # fmt: skip
     ap.add_argument("--parallel", action="store_true", help="run both checkouts together "
                     "(on an overloaded machine both then see the same load)")  # fmt: skip
     args = ap.parse_args()
+    args.plain = args.plain or args.no_probe
 
     out = HERE / "out"
     out.mkdir(exist_ok=True)
@@ -110,6 +113,13 @@ def main() -> int:
                 wall, rss, code = run([sys.executable, "-m", "desktop_sr.cli", *common, "-o", str(png)], co)
                 if code == 0:
                     res["plain"].append(wall)
+                    if args.no_probe:
+                        res["rss"].append(rss)
+            if args.no_probe:
+                loads.append(os.getloadavg()[0])
+                print(f"round {r + 1} {name}: plain {wall:.1f} s, {rss:.0f} MB; --version {v:.2f} s; "
+                      f"load {loads[-1]:.1f}", file=sys.stderr)  # fmt: skip
+                continue
             report = tmp / f"{name}-{r}.json"
             probe = [sys.executable, str(HERE / "stage_probe.py"), str(report), *common, "-o", str(png)]
             if args.parallel:
@@ -143,7 +153,7 @@ def main() -> int:
         table["bare VAE decoder forward (after the run)"] = med([d.get("bare_decoder_forward", 0.0) for d in runs])
         return table
 
-    old, new = stages("baseline"), stages("new")
+    old, new = (stages("baseline"), stages("new")) if not args.no_probe else ({}, {})
     print(f"\nload average during the run: {min(loads):.1f} .. {max(loads):.1f} (2 cores); medians of {args.rounds}")
     print(f"{'stage':<40} {'baseline s':>11} {'new s':>8} {'new/base':>9}")
     for k in sorted(set(old) | set(new), key=lambda k: (k.startswith("whole"), k.startswith("other"), k)):
