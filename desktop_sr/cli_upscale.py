@@ -10,6 +10,7 @@ import argparse
 import functools
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .cli_common import (
@@ -75,6 +76,29 @@ def output_path(src: Path, args: argparse.Namespace, single: bool, target: objec
     return out / f"{src.stem}_{label}{_EXTENSIONS[fmt]}"
 
 
+def _read_ahead(src: Path, scale: int | None):  # type: ignore[no-untyped-def]
+    """Read the first photo and, for a fixed scale, make its model input while the model loads (None if it cannot
+    be read: the loop below reads it again and reports the error in order). A result too large for the memory gets
+    no model input here, so the session's size check refuses it with its clear message before anything large."""
+    from .engine.errors import TooLarge
+    from .engine.memory import check_output_fits
+    from .engine.pisa_session import PisaSession
+    from .engine.processing import model_input_of
+    from .imaging import PhotoError, read_photo
+
+    try:
+        photo = read_photo(src)
+        if scale is None:
+            return photo, None
+        h, w = photo.rgb.shape[:2]
+        check_output_fits(w, h, scale, PisaSession.BYTES_PER_OUTPUT_PX, overhead=PisaSession.RENDER_OVERHEAD)
+        return photo, model_input_of(photo.rgb, scale)
+    except TooLarge:
+        return photo, None
+    except (PhotoError, OSError, ValueError):
+        return None
+
+
 def run_upscale(args: argparse.Namespace) -> int:
     from .cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
     from .engine.control import Control
@@ -112,19 +136,35 @@ def run_upscale(args: argparse.Namespace) -> int:
         jobs.append((src, dst))
     if not jobs:
         return EXIT_FAILED
-    try:
-        session = session_from_args(args)
-    except (ModelError, ValueError) as exc:
-        print(f"desktop-sr: cannot load the model: {exc}", file=sys.stderr)
-        return EXIT_MODEL
+    load_start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-model") as pool:
+        loading = pool.submit(session_from_args, args)  # meanwhile: the first photo, read and upscaled bicubic
+        # Only PiSA-SR (--model) encodes the bicubic upscale; the bundled upscaler works on the photo itself.
+        ahead = _read_ahead(jobs[0][0], params.scale if target is None else None) if args.model is not None else None
+        try:
+            session = loading.result()
+        except (ModelError, ValueError) as exc:
+            print(f"desktop-sr: cannot load the model: {exc}", file=sys.stderr)
+            return EXIT_MODEL
+    load_time = time.perf_counter() - load_start
     warn_ignored(session.info, params, args.color_fix is not None)
     book = CostBook()
     model, device = spec_from_args(args).name, str(session.info.device)  # the same key as batch's
+    timings = getattr(session, "timings", None)
     for src, dst in jobs:
         bar = None
+        if timings is not None:
+            timings.reset()
+            if load_time:
+                timings.add("load model" + (" + read photo" if ahead else ""), load_time)
+        load_time = 0.0
         try:
             start = time.perf_counter()
-            photo = read_photo(src)
+            model_input = None
+            if ahead is not None and src == jobs[0][0]:
+                photo, model_input = ahead
+            else:
+                photo = read_photo(src)
             scale = params.scale if target is None else plan_size(photo.size, target).scale
             rendered_mp = photo.width * photo.height * scale * scale / 1e6
             estimate = book.estimate(model, device, rendered_mp)
@@ -142,6 +182,8 @@ def run_upscale(args: argparse.Namespace) -> int:
             for note in notes:
                 bar.bar.write(f"desktop-sr: note: {src}: {note}", file=sys.stderr)
             session.set_photo(photo.rgb)
+            if model_input is not None and hasattr(session, "prime_model_input"):
+                session.prime_model_input(params.scale, model_input)
             how = f"×{params.scale}"
             render_start = time.perf_counter()
             if target is None:
@@ -155,11 +197,16 @@ def run_upscale(args: argparse.Namespace) -> int:
                 how = f"×{plan.scale}" + (", then Lanczos" if plan.resample else "")
             book.record(model, device, rendered_mp, time.perf_counter() - render_start)
             dst.parent.mkdir(parents=True, exist_ok=True)
+            write_start = time.perf_counter()
             write_photo(dst, result, like=photo, scale=ratio, options=save_options_from_args(args, fmt, dpi=dpi))
+            if timings is not None:
+                timings.add("write", time.perf_counter() - write_start)
             bar.close()
             if not args.quiet:
                 h, w = result.shape[:2]
                 print(f"{src} -> {dst} ({w} × {h}, {how}; {time.perf_counter() - start:.1f} s)", file=sys.stderr)
+            if getattr(args, "verbose", False) and timings is not None:
+                print(f"desktop-sr: {src.name}: timing: {timings.line()}", file=sys.stderr)
         except (PhotoError, EngineError, OSError, ValueError) as exc:
             if bar is not None:
                 bar.close()

@@ -114,6 +114,9 @@ def test_open_move_slider_and_see_the_engine_result(qtbot, window, tiny_model, p
     assert "Exact" in window.lbl_badge.text() and "rendering" not in window.lbl_badge.text()
     assert "48×40 → 192×160" in window.lbl_sizes.text()
     assert window.lbl_time.text().startswith("Render ")
+    # where the time went: the new realism level ran the UNet (the photo's latent was cached) and the decoder
+    tip = window.lbl_time.toolTip()
+    assert "unet" in tip and "decode" in tip and "encode" not in tip, tip
 
 
 def test_instant_preview_from_cached_corners(qtbot, window, tiny_model, photo_path):

@@ -134,6 +134,9 @@ class Executor:
         assert session is not None
         params, region = job.params, job.region
         w, h = session.output_size(params.scale)
+        timings = getattr(session, "timings", None)  # PiSA-SR sessions time their stages; the bundled model does not
+        if timings is not None:
+            timings.reset()
         start = time.perf_counter()
         if region is not None and region != (0, 0, w, h):
             part = session.render(params, region=region, control=control)
@@ -142,7 +145,8 @@ class Executor:
                 return  # the rest would be stale: the user has moved on
         image = session.render(params, control=control)
         self.render_count += 1
-        yield Rendered(params, to_uint8(image), None, time.perf_counter() - start)
+        stages = timings.line() if timings is not None else ""
+        yield Rendered(params, to_uint8(image), None, time.perf_counter() - start, stages)
 
     def _export(self, job: Export, control: JobControl) -> Exported:
         if not self._ready():

@@ -141,6 +141,7 @@ class EditorModel:
         self.visible: Region | None = None  # output pixels on screen, rendered first
         self.busy = False
         self.last_render_seconds: float | None = None
+        self.last_render_stages = ""  # the last exact render's per-stage times, one line
         self.last_preview_ms: float | None = None
         self.preview_count = 0
         self._latest: dict[str, int] = {}  # slot -> id of the newest job submitted for it
@@ -319,6 +320,7 @@ class EditorModel:
         self.shown = Shown.EXACT
         self.after_changed.emit(r.image)
         self.last_render_seconds = r.seconds
+        self.last_render_stages = r.stages
         self.timing_changed.emit(r.seconds, self.last_preview_ms)
         self.shown_changed.emit(self.shown)
         if self.corners_for != corner_key(r.params) and self.model_info is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -37,6 +40,47 @@ def select_dtype(preference: str | torch.dtype | None, device: torch.device) -> 
     if pref not in _DTYPES:
         raise ValueError(f"dtype must be one of auto, {', '.join(_DTYPES)}; got {preference!r}")
     return _DTYPES[pref]
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The dtypes a PiSA-SR model runs in: the UNet's, and the VAE's (which may need more range than fp16 has)."""
+
+    unet: torch.dtype
+    vae: torch.dtype
+
+
+def cuda_bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 natively (CUDA compute capability 8.0 and later)."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    with torch.cuda.device(device):
+        return bool(torch.cuda.is_bf16_supported())
+
+
+def select_precision(
+    preference: str | torch.dtype | None,
+    device: torch.device,
+    *,
+    vae_force_upcast: bool = True,
+    bf16_supported: Callable[[torch.device], bool] = cuda_bf16_supported,
+) -> Precision:
+    """The UNet's dtype from :func:`select_dtype`; the VAE's the same unless that is fp16 and the VAE needs more
+    range (diffusers' ``force_upcast``, set for SD's VAE: its decoder overflows fp16 into NaN, a black image). The
+    VAE then runs in bf16 where the GPU supports it (fp32's range at half the memory), else in fp32."""
+    unet = select_dtype(preference, device)
+    vae = unet
+    if unet == torch.float16 and vae_force_upcast:
+        vae = torch.bfloat16 if bf16_supported(device) else torch.float32
+    return Precision(unet=unet, vae=vae)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (so a stage's time is its work's), a no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -101,14 +101,22 @@ def apply_base_overrides(unet: torch.nn.Module, ckpt: LoraCheckpoint) -> None:
             state[key].copy_(value.to(state[key].dtype))
 
 
-def lora_delta(a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
-    """Dense weight change of one LoRA pair: ``scale * B @ A`` (Linear) or the composition of the two convs."""
-    if a.ndim == 2:
-        return scale * (b @ a)
-    if a.ndim == 4:
-        # A: Conv2d(in, r, k) weight (r, in, k, k); B: Conv2d(r, out, 1) weight (out, r, 1, 1).
-        return scale * torch.einsum("or,rikl->oikl", b[:, :, 0, 0], a)
-    raise ValueError(f"unsupported LoRA tensor rank {a.ndim}")
+def add_lora_delta(weight: torch.Tensor, a: torch.Tensor, b: torch.Tensor, scale: float) -> None:
+    """``weight += scale * B @ A`` in place, for a Linear LoRA pair or a conv pair (A: Conv2d(in, r, k), weight
+    (r, in, k, k); B: Conv2d(r, out, 1), weight (out, r, 1, 1)), as one ``addmm_`` on the weight seen as a matrix.
+    No dense delta is allocated: for the SD-2.1 UNet that is 3.4 GB of fresh pages, each one faulted in, which made
+    the merge take several seconds on the CPU. Raises ValueError when the pair does not fit the weight."""
+    if a.ndim not in (2, 4) or b.ndim != a.ndim:
+        raise ValueError(f"unsupported LoRA tensor rank {a.ndim}")
+    shape = (b.shape[0], *a.shape[1:])
+    if tuple(weight.shape) != shape:
+        raise ValueError(f"LoRA gives {shape}, the UNet has {tuple(weight.shape)}")
+    b2 = b.reshape(b.shape[0], b.shape[1]).to(torch.float32)
+    a2 = a.reshape(a.shape[0], -1).to(torch.float32)
+    if weight.dtype == torch.float32 and weight.is_contiguous():
+        weight.view(weight.shape[0], -1).addmm_(b2, a2, alpha=scale)
+    else:  # half precision (the product is formed in fp32 first) or a layout whose matrix view is not contiguous
+        weight.add_((scale * (b2 @ a2)).reshape(shape).to(weight.dtype))
 
 
 def merge_branch(unet: torch.nn.Module, ckpt: LoraCheckpoint, branch: str) -> int:
@@ -123,15 +131,11 @@ def merge_branch(unet: torch.nn.Module, ckpt: LoraCheckpoint, branch: str) -> in
                     module = unet.get_submodule(module_name)
                 except AttributeError as exc:
                     raise ModelError(ckpt.source, f"module {module_name!r} does not exist in this UNet") from exc
-                a = ckpt.state_dict[f"{module_name}.lora_A.{tag}.weight"].to(torch.float32)
-                b = ckpt.state_dict[f"{module_name}.lora_B.{tag}.weight"].to(torch.float32)
-                weight = module.weight
-                delta = lora_delta(a, b, scale)
-                if delta.shape != weight.shape:
-                    raise ModelError(
-                        ckpt.source,
-                        f"{module_name}: LoRA gives {tuple(delta.shape)}, the UNet has {tuple(weight.shape)}",
-                    )
-                weight.add_(delta.to(weight.dtype))
+                a = ckpt.state_dict[f"{module_name}.lora_A.{tag}.weight"]
+                b = ckpt.state_dict[f"{module_name}.lora_B.{tag}.weight"]
+                try:
+                    add_lora_delta(module.weight, a, b, scale)
+                except ValueError as exc:
+                    raise ModelError(ckpt.source, f"{module_name}: {exc}") from exc
                 count += 1
     return count

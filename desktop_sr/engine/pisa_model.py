@@ -2,7 +2,12 @@
 
 Inference keeps the pixel LoRA merged into the base weights and the semantic LoRA as a peft adapter, so
 ``eps_pix`` is a UNet pass with adapters disabled and ``eps_full`` the same pass with them enabled
-(W0 + dW_pix + dW_sem). No other copy of the weights is held.
+(W0 + dW_pix + dW_sem). No other copy of the weights is held. When both are needed, :meth:`PisaModel.eps_pair`
+runs them as one batch of two: peft's per-sample ``adapter_names`` applies the semantic adapter to the second
+sample only (the pixel LoRA, merged into W0, applies to both, as it should).
+
+Precision: fp32 on the CPU; on a GPU the UNet runs in fp16 and SD's VAE, whose decoder overflows fp16, in bf16
+where the GPU has it, else fp32 (see :func:`~desktop_sr.engine.device.select_precision`).
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from pathlib import Path
 import torch
 
 from .checkpoint import LoraCheckpoint, load_checkpoint
-from .device import dtype_name, select_device, select_dtype
+from .device import dtype_name, select_device, select_precision
 from .errors import ModelError
 from .lora import apply_base_overrides, attach_lora, merge_branch
 from .prompt import PromptEmbeddings
+from .weights import load_read
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +43,49 @@ def check_base_folder(base_dir: str | Path) -> Path:
     return root
 
 
-def load_unet(root: Path) -> torch.nn.Module:
+def _load_network(cls: type, folder: Path, dtype: torch.dtype, what: str) -> torch.nn.Module:
+    """A diffusers network in ``dtype`` (cast tensor by tensor, so a fp16 GPU model never holds a fp32 copy), its
+    weights read into memory of its own (:mod:`~desktop_sr.engine.weights`: the in-place LoRA merge must not
+    copy-on-write mapped pages); diffusers' ``from_pretrained`` for layouts that path does not take."""
+    try:
+        model = load_read(cls, folder, dtype)
+        if model is None:
+            model = cls.from_pretrained(str(folder), torch_dtype=dtype)
+        return model
+    except (OSError, ValueError, RuntimeError, EnvironmentError) as exc:  # noqa: UP024 - diffusers raises either
+        raise ModelError(folder, f"cannot load the {what} ({exc})") from exc
+
+
+def load_unet(root: Path, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     from diffusers import UNet2DConditionModel
 
-    try:
-        return UNet2DConditionModel.from_pretrained(str(root / "unet"), torch_dtype=torch.float32)
-    except (OSError, ValueError, RuntimeError, EnvironmentError) as exc:  # noqa: UP024 - diffusers raises either
-        raise ModelError(root / "unet", f"cannot load the UNet ({exc})") from exc
+    return _load_network(UNet2DConditionModel, root / "unet", dtype, "UNet")
 
 
-def load_vae(root: Path) -> torch.nn.Module:
+def load_vae(root: Path, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     from diffusers import AutoencoderKL
 
-    try:
-        return AutoencoderKL.from_pretrained(str(root / "vae"), torch_dtype=torch.float32)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(root / "vae", f"cannot load the VAE ({exc})") from exc
+    return _load_network(AutoencoderKL, root / "vae", dtype, "VAE")
 
 
 def _to(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     """Move without a dtype cast when none is needed (diffusers warns on every cast)."""
     module = module.to(device=device)
     return module if dtype == torch.float32 else module.to(dtype=dtype)
+
+
+def vae_memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last where it pays: measured on the CPU (the decoder's convolutions at 512 px take about half the
+    time, see docs/performance.md), and the layout cuDNN's fp16/bf16 tensor-core convolutions prefer."""
+    return torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
+
+
+def uses_sdpa(module: torch.nn.Module) -> bool:
+    """Whether every attention layer of a diffusers model runs torch's fused scaled_dot_product_attention."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    procs = getattr(module, "attn_processors", {})
+    return bool(procs) and all(isinstance(p, AttnProcessor2_0) for p in procs.values())
 
 
 def _base_fingerprint(root: Path) -> str:
@@ -68,6 +95,30 @@ def _base_fingerprint(root: Path) -> str:
             st = f.stat()
             h.update(f"{sub}/{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
+
+
+def _vae_force_upcast(root: Path) -> bool:
+    """diffusers' ``force_upcast`` of the VAE config (True for SD's VAE, and when the config does not say)."""
+    try:
+        return bool(json.loads((root / "vae" / "config.json").read_text(encoding="utf-8")).get("force_upcast", True))
+    except (OSError, ValueError):
+        return True
+
+
+def _pair_adapter_names(unet: torch.nn.Module, adapters: list[str]) -> list[tuple[torch.nn.Module, str]] | None:
+    """(LoRA layer, its semantic adapter) for every layer holding one; None if a layer holds several (then one
+    per-sample name cannot select them all and the branches run one at a time)."""
+    from peft.tuners.lora import LoraLayer
+
+    pairs = []
+    for module in unet.modules():
+        if isinstance(module, LoraLayer):
+            mine = [a for a in adapters if a in module.lora_A]
+            if len(mine) > 1:
+                return None
+            if mine:
+                pairs.append((module, mine[0]))
+    return pairs
 
 
 class PisaModel:
@@ -86,21 +137,24 @@ class PisaModel:
     ) -> None:
         self.base_dir = check_base_folder(base_dir)
         self.device = select_device(device)
-        self.dtype = select_dtype(dtype, self.device)
+        precision = select_precision(dtype, self.device, vae_force_upcast=_vae_force_upcast(self.base_dir))
+        self.dtype, self.vae_dtype = precision.unet, precision.vae
         self.ckpt = lora if isinstance(lora, LoraCheckpoint) else load_checkpoint(lora)
 
-        unet = load_unet(self.base_dir)
+        unet = load_unet(self.base_dir, self.dtype)
         apply_base_overrides(unet, self.ckpt)
         merge_branch(unet, self.ckpt, "pix")
         self.sem_adapters = attach_lora(unet, self.ckpt, ("sem",))
         unet.requires_grad_(False).eval()
         self.unet = _to(unet, self.device, self.dtype)
+        self._pair_names = _pair_adapter_names(unet, self.sem_adapters)
 
-        vae = load_vae(self.base_dir)
+        vae = load_vae(self.base_dir, self.vae_dtype)
         vae.requires_grad_(False).eval()
-        vae = _to(vae, self.device, self.dtype)
-        if self.device.type == "cpu":
-            vae = vae.to(memory_format=torch.channels_last)  # measurably faster convolutions on the CPU
+        vae = _to(vae, self.device, self.vae_dtype)
+        self.memory_format = vae_memory_format(self.device)
+        if self.memory_format != torch.contiguous_format:
+            vae = vae.to(memory_format=self.memory_format)
         self.vae = vae
         self.scaling_factor = float(vae.config.scaling_factor)
         self.vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
@@ -108,13 +162,28 @@ class PisaModel:
         self.prompts = PromptEmbeddings(self.base_dir, self.device, self.dtype, prompt_cache_dir)
         self.model_id = f"{_base_fingerprint(self.base_dir)}-{self.ckpt.fingerprint()}"
         self.name = self.ckpt.name or self.base_dir.name
-        log.info("loaded PiSA-SR %s on %s/%s", self.name, self.device, dtype_name(self.dtype))
+        log.info(
+            "loaded PiSA-SR %s on %s: UNet %s, VAE %s%s, attention %s", self.name, self.device,
+            dtype_name(self.dtype), dtype_name(self.vae_dtype),
+            " channels_last" if self.memory_format == torch.channels_last else "",
+            "SDPA" if uses_sdpa(self.unet) else "not SDPA",
+        )  # fmt: skip
 
     @property
     def dtype_name(self) -> str:
-        return dtype_name(self.dtype)
+        if self.vae_dtype == self.dtype:
+            return dtype_name(self.dtype)
+        return f"{dtype_name(self.dtype)} (VAE {dtype_name(self.vae_dtype)})"
 
-    @torch.no_grad()
+    @property
+    def can_pair(self) -> bool:
+        """Whether both branches can run as one batch (every semantic LoRA module holds exactly one adapter)."""
+        return self._pair_names is not None
+
+    def _timestep(self, t: int, n: int) -> torch.Tensor:
+        return torch.full((n,), int(t), device=self.device, dtype=torch.long)
+
+    @torch.inference_mode()
     def eps(self, z: torch.Tensor, t: int, cond: torch.Tensor, branch: str) -> torch.Tensor:
         """One UNet pass: ``branch='pix'`` uses W0 + dW_pix, ``'full'`` adds dW_sem."""
         if branch == "pix":
@@ -124,24 +193,47 @@ class PisaModel:
             self.unet.set_adapter(self.sem_adapters)
         else:
             raise ValueError(f"branch must be 'pix' or 'full', not {branch!r}")
-        timestep = torch.tensor([int(t)], device=self.device, dtype=torch.long)
         cond = cond.expand(z.shape[0], -1, -1)
-        return self.unet(z.to(self.dtype), timestep, encoder_hidden_states=cond).sample
+        return self.unet(z.to(self.dtype), self._timestep(t, z.shape[0]), encoder_hidden_states=cond).sample
 
-    @torch.no_grad()
+    @torch.inference_mode()
+    def eps_pair(self, z: torch.Tensor, t: int, cond: torch.Tensor) -> torch.Tensor:
+        """eps_pix and eps_full of ``z`` (one sample) in one forward of a batch of two: ``[pix, full]``.
+
+        Every semantic LoRA layer gets peft's per-sample ``adapter_names`` (``__base__`` for the first sample, the
+        layer's own semantic adapter for the second) through a forward pre-hook, as PeftModel does for its users;
+        diffusers' adapter mixin has no such argument. Raises RuntimeError when :attr:`can_pair` is False."""
+        if self._pair_names is None:
+            raise RuntimeError("this checkpoint's semantic adapters overlap; run the branches one at a time")
+        if z.shape[0] != 1:
+            raise ValueError("eps_pair takes one latent sample")
+        self.unet.enable_adapters()
+        self.unet.set_adapter(self.sem_adapters)
+        handles = []
+        for module, name in self._pair_names:
+
+            def hook(_m: torch.nn.Module, args: tuple, kwargs: dict, name: str = name) -> tuple[tuple, dict]:
+                return args, {**kwargs, "adapter_names": ["__base__", name]}
+
+            handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+        try:
+            zz = z.to(self.dtype).expand(2, -1, -1, -1)
+            cond = cond.expand(2, -1, -1)
+            return self.unet(zz, self._timestep(t, 2), encoder_hidden_states=cond).sample
+        finally:
+            for h in handles:
+                h.remove()
+
+    @torch.inference_mode()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Image in [-1, 1] -> latent (deterministic: the distribution's mode), scaled."""
-        x = x.to(self.device, self.dtype)
-        if self.device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.vae.encode(x).latent_dist.mode() * self.scaling_factor
+        """Image in [-1, 1] -> latent (deterministic: the distribution's mode), scaled, in the UNet's dtype."""
+        x = x.to(self.device, self.vae_dtype).contiguous(memory_format=self.memory_format)
+        return (self.vae.encode(x).latent_dist.mode() * self.scaling_factor).to(self.dtype)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent -> image in [-1, 1]."""
-        z = (z / self.scaling_factor).to(self.device, self.dtype)
-        if self.device.type == "cpu":
-            z = z.contiguous(memory_format=torch.channels_last)
+        """Latent -> image in [-1, 1], in the VAE's dtype."""
+        z = (z.to(self.device, self.vae_dtype) / self.scaling_factor).contiguous(memory_format=self.memory_format)
         return self.vae.decode(z).sample.clamp(-1, 1)
 
     def describe(self) -> dict[str, object]:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
 from .cache import LRUCache, photo_hash
 from .control import Control
-from .device import empty_cache, memory_budget
+from .device import empty_cache, memory_budget, synchronize
 from .pisa_model import PisaModel
 from .processing import (
     PROCESS_SIZE,
@@ -27,12 +27,14 @@ from .processing import (
     channel_stats,
     color_fix,
     enlarged_size,
+    model_input_of,
     pad_to_multiple,
     resize_rgb,
     to_numpy,
     to_tensor,
 )
 from .tiling import TileSettings, retry_on_oom, tiled_eps
+from .timing import StageTimes
 from .vae_tiling import GroupStats, blend_stats, tiled_vae, vae_state_bytes_per_px
 
 #: Output pixels decoded around a region so the wavelet colour fix (5 levels, dilation up to 16) sees its context.
@@ -40,6 +42,10 @@ WAVELET_MARGIN = 32
 #: A region covering at least this share of the result is rendered whole (exact, and cached for the full render).
 WHOLE_REGION_SHARE = 0.4
 
+
+#: Both UNet branches run as one batch of two when the render may use this much memory (the UNet's activations
+#: double; at a 96-latent-pixel tile that is about 1 GB more in fp16, 2 GB in fp32).
+PAIR_MIN_BUDGET = 4 * 1024**3
 
 #: (pix, sem) of the corner images: base = decode(z_L), pix = decode(z_L - eps_pix), full = decode(z_L - eps_full).
 CORNER_POINTS = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0))
@@ -74,8 +80,8 @@ class PisaSession(PhotoHolder):
         self.model = model
         #: Photos with a side under process_size // scale run enlarged, as the reference script's ``process_size``.
         self.process_size = process_size
-        if tiles is None:
-            itemsize = torch.finfo(model.dtype).bits // 8
+        if tiles is None:  # the VAE decoder dominates the working memory: size for its dtype
+            itemsize = torch.finfo(model.vae_dtype).bits // 8
             tiles = TileSettings.for_budget(memory_budget(model.device), itemsize)
         self.tiles = tiles
         self.cache = LRUCache(cache_mb * 1024 * 1024)
@@ -95,7 +101,14 @@ class PisaSession(PhotoHolder):
         self._hash = ""
         #: The decoder's GroupNorm statistics of the corner renders (a few numbers each), for region renders.
         self._corner_stats: dict[tuple[object, ...], GroupStats] = {}
-        self.unet_passes = 0  # tile passes actually run, for tests and benchmarks
+        self.unet_passes = 0  # tile passes actually run (a paired pass counts two), for tests and benchmarks
+        #: Run eps_pix and eps_full as one batch when both are needed (see :meth:`PisaModel.eps_pair`).
+        self.pair_branches = model.can_pair and self.state_budget >= PAIR_MIN_BUDGET
+        #: Wall time per stage of the work done since the last :meth:`StageTimes.reset` (the caller resets).
+        self.timings = StageTimes()
+
+    def _timed(self, stage: str):  # type: ignore[no-untyped-def]
+        return self.timings.stage(stage, sync=lambda: synchronize(self.model.device))
 
     # -- photo ------------------------------------------------------------------------------------------------------
     def set_photo(self, rgb: np.ndarray) -> None:
@@ -123,17 +136,22 @@ class PisaSession(PhotoHolder):
         """What the VAE encodes and the colour fix matches: the bicubic upscale of the photo, or for a photo whose
         short side is under 512 / scale, of the photo first enlarged (Pillow bicubic) to a short side of
         512 // scale, exactly as the reference script does. The result is resized back to scale x the photo."""
-        h, w = self.photo.shape[:2]
-        size = enlarged_size(w, h, scale, self.process_size)
-        if size is None:
+        if not self.enlarged(scale):
             return self.bicubic(scale)
         key = self._key("input", scale)
         cached = self.cache.get(key)
         if cached is None:
-            small = np.clip(resize_rgb(self.photo, size), 0.0, 1.0)
-            cached = bicubic_upscale(small, scale)
+            cached = model_input_of(self.photo, scale, self.process_size)
             self.cache.put(key, cached)
         return cached  # type: ignore[return-value]
+
+    def prime_model_input(self, scale: int, rgb: np.ndarray) -> None:
+        """Hand over :func:`~desktop_sr.engine.processing.model_input_of` of the current photo, computed elsewhere
+        (e.g. by the CLI while the model loaded), so the render does not compute it again."""
+        w, h = self.output_size(scale) if not self.enlarged(scale) else (0, 0)
+        if not self.enlarged(scale) and rgb.shape[:2] != (h, w):
+            raise ValueError(f"a x{scale} model input of this photo is {w} x {h}, not {rgb.shape[1]} x {rgb.shape[0]}")
+        self.cache.put(self._key("input" if self.enlarged(scale) else "bicubic", scale), rgb)
 
     def _work_size(self, scale: int) -> tuple[int, int]:
         """(width, height) the network works at: the output size, or the enlarged one for small photos."""
@@ -148,7 +166,7 @@ class PisaSession(PhotoHolder):
         if z is not None:
             return z  # type: ignore[return-value]
         x, _ = pad_to_multiple(to_tensor(self.model_input(scale)), self.model.vae_scale)
-        x = x.to(self.model.device, self.model.dtype)
+        x = x.to(self.model.device, self.model.vae_dtype)
         f = self.model.vae_scale
 
         def run(tile: int) -> torch.Tensor:
@@ -158,9 +176,15 @@ class PisaSession(PhotoHolder):
                 state_budget=self.state_budget, control=control, stage="encode",
             )  # fmt: skip
 
-        z = retry_on_oom(run, self.tiles.vae_tile, self.model.device)
+        with self._timed("encode"):
+            z = retry_on_oom(run, self.tiles.vae_tile, self.model.device)
         self.cache.put(key, z)
         return z
+
+    def prepare(self, scale: int, control: Control | None = None) -> None:
+        """Encode the current photo for ``scale`` ahead of any render (the GUI calls it from its worker as soon as a
+        photo is opened): the first render then starts at the UNet. Cached like every latent; cancellable."""
+        self.latent(scale, control)
 
     def eps(self, params: RenderParams, branch: str, control: Control | None = None) -> torch.Tensor:
         """eps_pix (``branch='pix'``) or eps_full (``'full'``) at the params' realism level, prompt and scale."""
@@ -181,9 +205,32 @@ class PisaSession(PhotoHolder):
                 stage=f"unet-{branch}",
             )  # fmt: skip
 
-        eps = retry_on_oom(run, self.tiles.unet_tile, self.model.device)
+        with self._timed(f"unet {branch}"):
+            eps = retry_on_oom(run, self.tiles.unet_tile, self.model.device)
         self.cache.put(key, eps)
         return eps
+
+    def _eps_pair(self, params: RenderParams, control: Control | None) -> dict[str, torch.Tensor]:
+        """Compute and cache eps_pix and eps_full in one batched pass per tile; returns both by branch."""
+        z = self.latent(params.scale, control)
+        cond = self.model.prompts.get(params.prompt)
+
+        def unet(zt: torch.Tensor) -> torch.Tensor:
+            self.unet_passes += 2
+            return self.model.eps_pair(zt, params.realism, cond)
+
+        def run(tile: int) -> torch.Tensor:
+            return tiled_eps(
+                unet, z, tile, min(self.tiles.unet_overlap, tile // 2), control=control,
+                stage="unet-pix+full",
+            )  # fmt: skip
+
+        with self._timed("unet pix+full"):
+            both = retry_on_oom(run, self.tiles.unet_tile, self.model.device)
+        pair = {branch: both[i : i + 1].clone() for i, branch in enumerate(("pix", "full"))}
+        for branch, eps in pair.items():
+            self.cache.put(self._key("eps", params.scale, params.realism, params.prompt.strip(), branch), eps)
+        return pair
 
     def is_cached(self, params: RenderParams) -> bool:
         if self._key("z", params.scale) not in self.cache:
@@ -197,16 +244,27 @@ class PisaSession(PhotoHolder):
         """z_H = z_L - (pix * eps_pix + sem * (eps_full - eps_pix)), computing only the branches needed."""
         z = self.latent(params.scale, control)
         branches = needed_branches(params.pix, params.sem)
+        eps: dict[str, torch.Tensor] = {}
+        if (
+            self.pair_branches
+            and len(branches) == 2
+            and not any(
+                self._key("eps", params.scale, params.realism, params.prompt.strip(), b) in self.cache for b in branches
+            )
+        ):
+            eps = self._eps_pair(params, control)  # used directly: a cache too small to keep them must not recompute
         out = z.to(torch.float32).clone()
         if "full" in branches:
-            out -= params.sem * self.eps(params, "full", control).to(torch.float32)
+            e_full = eps["full"] if "full" in eps else self.eps(params, "full", control)
+            out -= params.sem * e_full.to(torch.float32)
         if "pix" in branches:
-            out -= (params.pix - params.sem) * self.eps(params, "pix", control).to(torch.float32)
+            e_pix = eps["pix"] if "pix" in eps else self.eps(params, "pix", control)
+            out -= (params.pix - params.sem) * e_pix.to(torch.float32)
         return out.to(z.dtype)
 
     # -- decoding ------------------------------------------------------------------------------------------------
     def _state_bytes_per_px(self) -> float:
-        return vae_state_bytes_per_px(self.model.vae, self.model.dtype)
+        return vae_state_bytes_per_px(self.model.vae, self.model.vae_dtype)
 
     def _decode(
         self,
@@ -235,7 +293,8 @@ class PisaSession(PhotoHolder):
                 stats=stats, record=record, control=control, stage="decode",
             )  # fmt: skip
 
-        y = to_numpy(retry_on_oom(run, self.tiles.vae_tile, self.model.device))
+        with self._timed("decode"):
+            y = to_numpy(retry_on_oom(run, self.tiles.vae_tile, self.model.device))
         oy, ox = (lat[0] * f, lat[2] * f) if region is not None else (0, 0)
         return y[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
 
@@ -311,9 +370,10 @@ class PisaSession(PhotoHolder):
                 self.cache.put(self._raw_key(params, params.pix, params.sem), y)
                 if record:
                     self._corner_stats[self._raw_key(params, params.pix, params.sem)] = record
-            y = color_fix(y, self.model_input(params.scale), params.color_fix)
-            if self.enlarged(params.scale):
-                y = np.clip(resize_rgb(y, self.output_size(params.scale)), 0.0, 1.0)
+            with self._timed("colour fix"):
+                y = color_fix(y, self.model_input(params.scale), params.color_fix)
+                if self.enlarged(params.scale):
+                    y = np.clip(resize_rgb(y, self.output_size(params.scale)), 0.0, 1.0)
             # Results are large (12 bytes a pixel): the caller gets the cached array itself, made read-only so a
             # caller that wants to change it must copy, and the cache can never be corrupted by one that forgets.
             y.flags.writeable = False

@@ -51,6 +51,17 @@ def bicubic_upscale(rgb: np.ndarray, scale: int) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def model_input_of(rgb: np.ndarray, scale: int, process_size: int = PROCESS_SIZE) -> np.ndarray:
+    """What PiSA-SR's VAE encodes for a ``scale`` render of ``rgb``: the bicubic upscale, or for a photo whose short
+    side is under ``process_size // scale``, the bicubic upscale of the photo first enlarged (Pillow bicubic) to that
+    short side, exactly as the reference script does. Needs no model, so it can run while the model loads."""
+    h, w = rgb.shape[:2]
+    size = enlarged_size(w, h, scale, process_size)
+    if size is None:
+        return bicubic_upscale(rgb, scale)
+    return bicubic_upscale(np.clip(resize_rgb(rgb, size), 0.0, 1.0), scale)
+
+
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """H x W x 3 in [0, 1] -> 1 x 3 x H x W in [-1, 1]."""
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).unsqueeze(0) * 2.0 - 1.0

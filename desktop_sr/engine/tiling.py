@@ -82,7 +82,8 @@ def tiled_eps(
     control: Control | None = None,
     stage: str = "unet",
 ) -> torch.Tensor:
-    """Apply the UNet ``fn`` over latent tiles and blend eps with Gaussian weights."""
+    """Apply the UNet ``fn`` over latent tiles and blend eps with Gaussian weights. ``fn`` may return several
+    samples per tile (e.g. both branches as one batch); the result has as many."""
     _, _, h, w = z.shape
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     total = len(ys) * len(xs)
@@ -94,7 +95,7 @@ def tiled_eps(
         return out
     th, tw = min(tile, h), min(tile, w)
     weights = gaussian_weights(th, tw, z.device)
-    acc = torch.zeros(z.shape, device=z.device, dtype=torch.float32)
+    acc: torch.Tensor | None = None  # shaped by the first output: ``fn`` may return several samples per tile
     norm = torch.zeros((1, 1, h, w), device=z.device, dtype=torch.float32)
     done = 0
     for y in ys:
@@ -102,10 +103,13 @@ def tiled_eps(
             if control:
                 control.check()
             out = fn(z[:, :, y : y + th, x : x + tw]).to(torch.float32)
+            if acc is None:
+                acc = torch.zeros((out.shape[0], out.shape[1], h, w), device=z.device, dtype=torch.float32)
             acc[:, :, y : y + th, x : x + tw] += out * weights
             norm[:, :, y : y + th, x : x + tw] += weights
             done += 1
             _report(control, done, total, stage)
+    assert acc is not None
     return (acc / norm).to(z.dtype)
 
 

@@ -118,8 +118,9 @@ def _core_sums(x: torch.Tensor, gn: torch.nn.GroupNorm, tile: Tile) -> tuple[tor
         x = x.reshape(x.shape[0], x.shape[1], round(th * s), round(tw * s))
     ry0, ry1, rx0, rx1 = _core_rect(x.shape[-2], x.shape[-1], tile)
     core = x[:, :, ry0:ry1, rx0:rx1].to(torch.float32)
-    per_channel = core.sum(dim=(0, 2, 3), dtype=torch.float64)
-    per_channel_sq = core.square().sum(dim=(0, 2, 3), dtype=torch.float64)
+    wide = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
+    per_channel = core.sum(dim=(0, 2, 3), dtype=wide)
+    per_channel_sq = core.square().sum(dim=(0, 2, 3), dtype=wide)
     g = gn.num_groups
     count = core.shape[0] * core.shape[2] * core.shape[3] * (x.shape[1] // g)
     return per_channel.reshape(g, -1).sum(1), per_channel_sq.reshape(g, -1).sum(1), count
@@ -284,8 +285,9 @@ class _Lockstep:
 
         def combine(parts: list[object]) -> tuple[torch.Tensor, torch.Tensor]:
             total = max(1, sum(int(p[2]) for p in parts))  # type: ignore[index]
-            mean = sum(p[0].cpu() for p in parts) / total  # type: ignore[index]
-            var = (sum(p[1].cpu() for p in parts) / total - mean.square()).clamp_min(0.0)  # type: ignore[index]
+            # On the device: a .cpu() here would wait for the GPU at every GroupNorm (no host copy in the tile loop).
+            mean = sum(p[0] for p in parts) / total  # type: ignore[index]
+            var = (sum(p[1] for p in parts) / total - mean.square()).clamp_min(0.0)  # type: ignore[index]
             stats = (mean.to(torch.float32), var.to(torch.float32))
             self.recorded[gn] = stats
             return stats
@@ -420,6 +422,13 @@ def tiled_vae(
     ramp = max(1, round(overlap * factor))
     acc: torch.Tensor | None = None
     norm = torch.zeros((1, 1, oh, ow), device=x.device, dtype=torch.float32)
+    ramps: dict[tuple[int, int, tuple[bool, ...]], torch.Tensor] = {}  # made once per shape, on the device
+
+    def ramp_for(th: int, tw: int, sides: tuple[bool, bool, bool, bool]) -> torch.Tensor:
+        key = (th, tw, sides)
+        if key not in ramps:
+            ramps[key] = ramp_weights(th, tw, ramp, sides, x.device)
+        return ramps[key]
 
     def add(t: Tile, out: torch.Tensor) -> None:
         """Blend one tile's output into the window (tiles outside the window are ignored)."""
@@ -431,7 +440,7 @@ def tiled_vae(
         if acc is None:
             acc = torch.zeros((1, out.shape[1], oh, ow), device=x.device, dtype=torch.float32)
         sides = (t.y0 > 0, t.y1 < h, t.x0 > 0, t.x1 < w)
-        wgt = ramp_weights(out.shape[-2], out.shape[-1], ramp, sides, x.device)
+        wgt = ramp_for(out.shape[-2], out.shape[-1], sides)
         sy0, sy1 = round((iy0 - t.y0) * factor), round((iy1 - t.y0) * factor)
         sx0, sx1 = round((ix0 - t.x0) * factor), round((ix1 - t.x0) * factor)
         dy0, dx0 = round((iy0 - wy0) * factor), round((ix0 - wx0) * factor)

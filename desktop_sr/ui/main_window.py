@@ -156,6 +156,8 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
     def _timing_changed(self, seconds: float, preview_ms: float | None) -> None:
         preview = f" (preview {preview_ms:.0f} ms)" if preview_ms is not None else ""
         self.lbl_time.setText(f"Render {seconds:.2f} s{preview}")
+        stages = self.editor.last_render_stages
+        self.lbl_time.setToolTip(f"Last render: {stages}" if stages else "")
         self._update_model_state()
 
     def _progress(self, job: Job, done: int, total: int, stage: str) -> None:
