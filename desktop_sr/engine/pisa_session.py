@@ -51,6 +51,25 @@ PAIR_MIN_BUDGET = 4 * 1024**3
 CORNER_POINTS = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0))
 
 
+Sample = list[tuple[tuple[int, int, int, int], np.ndarray]]  # decoded tile cores and where they lie (y0, y1, x0, x1)
+
+
+def sampled_output_stats(
+    sample: Sample, ref: np.ndarray, ref_stats: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole decoded result's per-channel mean and std, estimated from a spread sample of decoded tile cores:
+    the result follows its model input (the bicubic upscale) up to added detail, so the sample's offset from the
+    input (mean) and its contrast ratio to it (std) carry over to the whole, whose input statistics are known.
+    Measured on a 1024 x 768 result: a visible-region AdaIN with the region's own statistics was 36 levels off the
+    whole render; with these, within a level or two."""
+    outs = np.concatenate([o.reshape(-1, o.shape[-1]) for _, o in sample]).astype(np.float64)
+    refs = np.concatenate([ref[y0:y1, x0:x1].reshape(-1, ref.shape[-1]) for (y0, y1, x0, x1), _ in sample])
+    refs = refs.astype(np.float64)
+    mean = ref_stats[0] + outs.mean(axis=0) - refs.mean(axis=0)
+    std = ref_stats[1] * outs.std(axis=0) / np.maximum(refs.std(axis=0), 1e-6)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
 def needed_branches(pix: float, sem: float) -> tuple[str, ...]:
     """The UNet branches a (pix, sem) setting depends on: eps = sem * eps_full + (pix - sem) * eps_pix."""
     out = []
@@ -275,9 +294,11 @@ class PisaSession(PhotoHolder):
         *,
         stats: GroupStats | None = None,
         record: GroupStats | None = None,
+        sample: Sample | None = None,
     ) -> np.ndarray:
         """Decode z_H (the whole work-size image, or the output ``region`` of it) to H x W x 3 in [0, 1], with the
-        given GroupNorm ``stats`` if any; ``record`` receives the statistics a tiled decode used."""
+        given GroupNorm ``stats`` if any; ``record`` receives the statistics a tiled decode used, ``sample`` the
+        decoded cores of the tiles a region's statistics were sampled from, with where they lie (y0, y1, x0, x1)."""
         f = self.model.vae_scale
         w, h = self._work_size(scale)
         x0, y0, x1, y1 = region if region is not None else (0, 0, w, h)
@@ -286,15 +307,21 @@ class PisaSession(PhotoHolder):
         lat = (y0 // f, min(zh.shape[-2], math.ceil(y1 / f)), x0 // f, min(zh.shape[-1], math.ceil(x1 / f)))
         lat_region = None if region is None else lat
 
+        cores: list[tuple[tuple[int, int, int, int], torch.Tensor]] = []
+
         def run(tile: int) -> torch.Tensor:
+            cores.clear()  # an out-of-memory retry starts the sample again
             return tiled_vae(
                 self.model.decode, self.model.vae.decoder, zh, factor=f, tile=tile, overlap=self.tiles.vae_overlap,
                 region=lat_region, state_bytes_per_px=self._state_bytes_per_px(), state_budget=self.state_budget,
-                stats=stats, record=record, control=control, stage="decode",
+                stats=stats, record=record, sample_out=cores if sample is not None else None, control=control,
+                stage="decode",
             )  # fmt: skip
 
         with self._timed("decode"):
             y = to_numpy(retry_on_oom(run, self.tiles.vae_tile, self.model.device))
+        if sample is not None:
+            sample.extend((where, to_numpy(out)) for where, out in cores)
         oy, ox = (lat[0] * f, lat[2] * f) if region is not None else (0, 0)
         return y[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
 
@@ -388,24 +415,31 @@ class PisaSession(PhotoHolder):
         region: Region,
         control: Control | None,
     ) -> np.ndarray:
-        """A window of a photo too large to render whole first. Once the corners are rendered (the GUI's instant
-        previews), the decoder's GroupNorm statistics are blended from theirs and the colour fix matches the whole
-        result's statistics, blended likewise; before that the statistics come from a spread sample of tiles (see
-        :mod:`.vae_tiling`). The wavelet fix sees a margin. Each tile's attention sees the tile."""
+        """A window of a photo too large to render whole first. For settings between the corners once those are
+        rendered (the GUI's instant previews), the decoder's GroupNorm statistics are blended from theirs and the
+        colour fix matches the whole result's statistics, blended likewise; otherwise both come from a spread sample
+        of tiles (see :mod:`.vae_tiling` and :func:`sampled_output_stats`). The wavelet fix sees a margin. Each
+        tile's attention sees the tile."""
         w, h = self.output_size(params.scale)
         x0, y0, x1, y1 = region
         m = WAVELET_MARGIN if params.color_fix == "wavelet" else 0
         ex0, ey0, ex1, ey1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
         corners = [self._corner_stats.get(self._raw_key(params, p, s)) for p, s in CORNER_POINTS]
         stats = None
-        if all(c is not None for c in corners):
-            weights = (1.0 - params.pix, params.pix - params.sem, params.sem)
+        weights = (1.0 - params.pix, params.pix - params.sem, params.sem)
+        # Between the corners (no negative weight) their blend is as close as a fresh sample (measured: 1.6 vs 1.5
+        # levels mean error) at no cost; outside it extrapolates the variances (4.8 vs 1.3 levels): sample then.
+        if all(c is not None for c in corners) and min(weights) >= 0.0:
             stats = blend_stats(corners, weights)  # type: ignore[arg-type]
-        y = self._decode(zh, params.scale, (ex0, ey0, ex1, ey1), control, stats=stats)
+        sample: Sample = []
+        y = self._decode(zh, params.scale, (ex0, ey0, ex1, ey1), control, stats=stats, sample=sample)
         ref = self.model_input(params.scale)
         if params.color_fix == "adain":
-            out_stats = self._output_stats(params)
-            y = color_fix(y, ref[ey0:ey1, ex0:ex1], "adain", ref_stats=channel_stats(ref), out_stats=out_stats)
+            ref_stats = channel_stats(ref)
+            out_stats = self._output_stats(params) if stats is not None else None
+            if out_stats is None and sample:  # the window itself, decoded anyway, adds to the sample
+                out_stats = sampled_output_stats([*sample, ((ey0, ey1, ex0, ex1), y)], ref, ref_stats)
+            y = color_fix(y, ref[ey0:ey1, ex0:ex1], "adain", ref_stats=ref_stats, out_stats=out_stats)
         else:
             y = color_fix(y, ref[ey0:ey1, ex0:ex1], params.color_fix)
         return y[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
