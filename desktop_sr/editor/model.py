@@ -202,7 +202,6 @@ class EditorModel:
         self._submit(LoadModel(spec, self.device, self.models_dir))
 
     def open_photo(self, path: str | Path) -> None:
-        self.photo_path = Path(path)
         self.status.emit(f"Opening {path}…", 0)
         self._submit(OpenPhoto(Path(path), self.params.scale))
 
@@ -237,8 +236,8 @@ class EditorModel:
     def badge(self) -> tuple[str, str]:
         """What the "after" side is labelled with, and its tooltip."""
         text, tip = BADGES.get(self.shown, ("", ""))
-        if self.busy and self.shown is not Shown.EXACT:
-            text = f"{text} · rendering…" if text else "rendering…"
+        if self.busy and self._render_pending is not None and self.shown is not Shown.EXACT:
+            text = f"{text} · rendering…" if text else "rendering…"  # only while a render is under way
         return text, tip
 
     # -- rendering ------------------------------------------------------------------------------------------------
@@ -331,6 +330,7 @@ class EditorModel:
         self.photo, self.before_scale = r.photo, r.scale
         self.blender = self.corners_for = None
         if new_photo:
+            self.photo_path = r.photo.source  # only once it opened (a failed open keeps the photo on screen)
             for slot in ("render", "corners", "detail"):  # whatever is still under way was for the old photo
                 self._latest.pop(slot, None)
             self.detail_for = self.shown_params = None

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QPushButton
 
@@ -36,6 +36,7 @@ from .controls import ControlsPanel
 from .export_dialog import ExportDialog
 from .images import colormap, qimage_from_rgb
 from .model_dialog import ChooseModelDialog
+from .status_message import MessageStatusBar
 from .window_actions import WindowActions
 from .worker import EngineWorker
 
@@ -51,6 +52,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self.settings, settings_warning = load_settings(settings_dir)
         self.setWindowTitle("desktop-sr")
         self.setAcceptDrops(True)
+        self.setStatusBar(MessageStatusBar(self))  # messages elided with the whole text reachable
 
         self.view = CompareView(self)
         self.view.placeholder = OPEN_PHOTO
@@ -116,7 +118,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         e.detail_changed.connect(self._detail_changed)
         e.timing_changed.connect(self._timing_changed)
         e.status.connect(sb.showMessage)
-        e.error.connect(self.show_error)
+        e.error.connect(lambda title, message: self.show_error(title, message, later=True))
 
     def _params_changed(self, p: RenderParams) -> None:
         if self.controls.params() != p:
@@ -189,7 +191,8 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         spec = self.editor.model_spec
         if info is not None and spec is not None:
             remember_model(self.settings, spec)
-            self.controls.configure_for_model(info.supports_realism, info.supports_prompt, info.trained_timesteps)
+            self.controls.configure_for_model(info.supports_realism, info.supports_prompt, info.trained_timesteps,
+                                              info.supports_color_fix, info.color_fix_note)  # fmt: skip
         self._update_model_state()
 
     def _update_model_state(self) -> None:
@@ -318,12 +321,30 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self.batch_dialog = dlg
         dlg.show()
 
-    def show_error(self, title: str, message: str) -> None:
-        """One modal dialog at a time: errors arriving while one is open go to the status bar only."""
-        self.statusBar().showMessage(f"{title}: {message}", 10000)
+    def show_error(self, title: str, message: str, *, later: bool = False) -> None:
+        """One modal dialog at a time: errors arriving while one is open go to the status bar only (where the
+        whole text stays reachable: elided, with a tooltip and a click for the dialog).
+
+        ``later``: the error arrived while the worker's news is being delivered (the editor's failures); the dialog
+        opens once that delivery is done, so the news after it (the worker is idle) reaches the status bar and
+        badge first instead of waiting behind the modal dialog (a failed open used to keep "rendering…" and a
+        busy bar on screen for as long as its error was).
+        """
+        status = self.statusBar()
+        text = f"{title}: {message}"
+        if isinstance(status, MessageStatusBar):
+            status.show_error(text, 30000)
+        else:
+            status.showMessage(text, 30000)
         if self._error_open:
             return
         self._error_open = True
+        if later:
+            QTimer.singleShot(0, lambda: self._error_dialog(title, message))
+        else:
+            self._error_dialog(title, message)
+
+    def _error_dialog(self, title: str, message: str) -> None:
         try:
             QMessageBox.critical(self, title, message)
         finally:
