@@ -41,6 +41,8 @@ def color_fix_reason(note: str) -> str:
     """The engine's reason the colour fix is off, as a sentence for a note under the control."""
     note = note.strip() or "this model has no colour fix"
     return note[0].upper() + note[1:] + ("" if note.endswith(".") else ".")
+
+
 CUSTOM = -1  # item data of the "Custom…" realism entry
 REALISM_TIP = (
     "Realism level (the UNet timestep): this model was trained with realism grouping, so its levels trade\n"
