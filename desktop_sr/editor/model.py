@@ -220,6 +220,12 @@ class EditorModel:
         if on and self.model_info is not None and self.photo is not None and self.detail_for != self.params:
             self._submit(DetailMap(self.params))
 
+    def photo_has_transparency(self) -> bool:
+        """The photo has transparent pixels (a format without alpha flattens them onto white; the save dialog says
+        so first)."""
+        alpha = self.photo.alpha if self.photo is not None else None
+        return alpha is not None and float(alpha.min()) < 1.0
+
     def export(self, path: Path, options: SaveOptions) -> None:
         self.status.emit(f"Saving {path}…", 0)
         self._submit(Export(self.params, path, options))

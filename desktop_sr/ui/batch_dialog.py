@@ -60,11 +60,12 @@ from ..batch.runner import FAILED
 from ..engine.api import COLOR_FIXES, RenderParams
 from ..engine.loader import ModelSpec
 from ..engine.tile_settings import TileSettings
-from ..imaging import SUPPORTED_READ_EXTENSIONS, SaveOptions
+from ..imaging import SUPPORTED_READ_EXTENSIONS
 from ..models.paths import models_dir
 from ..settings import config_dir, read_settings
 from .batch_worker import BatchWorker, FileFinished, FileStarted, ModelLoading, PauseChanged, RunBatch, TileProgress
 from .controls import COLOR_FIX_LABELS, NO_REALISM_TIP
+from .output_options import OutputOptions
 from .size_choice import SizeChoice
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,6 @@ CONFLICT_COLOUR = QColor(255, 224, 160)
 REFUSED_COLOUR = QColor(255, 190, 190)
 _ACTION_TEXT = {"write": "new", "overwrite": "overwrite", "rename": "rename", "skip": "skip (exists)",
                 "done": "done earlier"}  # fmt: skip
-_FORMATS = (("Same as source", "same"), ("PNG", "png"), ("JPEG", "jpeg"), ("WebP", "webp"), ("TIFF", "tiff"))
 _CONFLICTS = (
     ("Skip it", ("skip", "paren")),
     ("Overwrite it", ("overwrite", "paren")),
@@ -123,8 +123,6 @@ class BatchDialog(QDialog):
                        self.realism.valueChanged, self.color_fix.currentIndexChanged, self.depth.currentIndexChanged,
                        self.quality.valueChanged, self.keep_meta.toggled):  # fmt: skip
             signal.connect(self._schedule_plan)
-        self.format.currentIndexChanged.connect(self._format_changed)
-        self._format_changed()
         self._set_running(False)
         self.refresh_plan()
         self.resize(980, 760)
@@ -169,35 +167,20 @@ class BatchDialog(QDialog):
         orow.addWidget(browse)
         self.template = QLineEdit(DEFAULT_TEMPLATE)
         self.template.setToolTip("Fields: " + "; ".join(f"{{{k}}} {v}" for k, v in FIELDS.items()))
-        self.format = QComboBox()
-        for label, key in _FORMATS:
-            self.format.addItem(label, key)
-        self.depth = QComboBox()
-        self.depth.addItem("As the source", None)
-        self.depth.addItem("8 bit", 8)
-        self.depth.addItem("16 bit", 16)
-        self.quality = QSpinBox()
-        self.quality.setRange(1, 100)
-        self.quality.setValue(95)
         self.conflict = QComboBox()
         for label, value in _CONFLICTS:
             self.conflict.addItem(label, value)
-        self.keep_meta = QCheckBox("Keep metadata (EXIF, XMP, colour profile, DPI)")
-        self.keep_meta.setChecked(True)
-        fmt_row = QHBoxLayout()
-        fmt_row.addWidget(self.format)
-        fmt_row.addWidget(QLabel("Bit depth"))
-        fmt_row.addWidget(self.depth)
-        fmt_row.addWidget(QLabel("Quality"))
-        fmt_row.addWidget(self.quality)
-        fmt_row.addStretch(1)
+        # the same widget as the save dialog's (format, bit depth, quality, metadata, transparency note)
+        self.output_options = OutputOptions(self, allow_same=True, fmt="same", bit_depth=None)
+        self.output_options.set_transparency(None)  # some photos may have it
+        self.format, self.depth = self.output_options.format, self.output_options.depth
+        self.quality, self.keep_meta = self.output_options.quality, self.output_options.keep_meta
         out_box = QGroupBox("Output")
         of = QFormLayout(out_box)
         of.addRow("Folder", orow)
         of.addRow("Name", self.template)
-        of.addRow("Format", fmt_row)
+        of.addRow("Format", self.output_options)
         of.addRow("If a file exists", self.conflict)
-        of.addRow("", self.keep_meta)
 
         # Result (seeded from the window's sliders)
         self.pix, self.sem = QDoubleSpinBox(), QDoubleSpinBox()
@@ -361,11 +344,6 @@ class BatchDialog(QDialog):
             self.output.setText(folder)
 
     # -- settings and plan ----------------------------------------------------------------------------------------
-    def _format_changed(self) -> None:
-        fmt = self.format.currentData()
-        self.depth.setEnabled(fmt in ("png", "tiff", "same"))
-        self.quality.setEnabled(fmt in ("jpeg", "webp", "same"))
-
     def params(self) -> RenderParams:
         return RenderParams(pix=self.pix.value(), sem=self.sem.value(), realism=self.realism.value(),
                             scale=self.scale.scale(), color_fix=str(self.color_fix.currentData()),
@@ -373,12 +351,10 @@ class BatchDialog(QDialog):
 
     def batch_settings(self) -> BatchSettings:
         """The settings as shown. Raises ValueError (TemplateError, PlanError) when they cannot work."""
-        fmt = self.format.currentData()
         policy, style = self.conflict.currentData()
         target = self.scale.target()
-        save = SaveOptions(format=None if fmt == "same" else fmt, bit_depth=self.depth.currentData(),
-                           quality=self.quality.value(), keep_metadata=self.keep_meta.isChecked(),
-                           dpi=target.dpi if target is not None and target.kind == "print" else None)  # fmt: skip
+        dpi = target.dpi if target is not None and target.kind == "print" else None
+        save = self.output_options.save_options(dpi=dpi)
         template = self.template.text()
         if target is not None and template == DEFAULT_TEMPLATE:
             template = TARGET_TEMPLATE  # {scale} differs per photo with a target
@@ -465,16 +441,13 @@ class BatchDialog(QDialog):
     # -- running --------------------------------------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
         for w in (self.input_list, self.btn_add_files, self.btn_add_folder, self.btn_remove, self.btn_clear,
-                  self.recursive, self.output, self.template, self.format, self.depth, self.quality, self.conflict,
-                  self.keep_meta, self.pix, self.sem, self.realism, self.scale, self.color_fix):  # fmt: skip
+                  self.recursive, self.output, self.template, self.output_options, self.conflict, self.pix, self.sem, self.realism, self.scale, self.color_fix):  # fmt: skip
             w.setEnabled(not running)
         self.realism.setEnabled(not running and self.supports_realism)
         self.btn_add_current.setEnabled(not running and self.current_photo is not None)
         self.btn_pause.setEnabled(running)
         self.btn_cancel.setEnabled(running)
         self.btn_pause.setText("Pause")
-        if not running:
-            self._format_changed()
         self._update_start()
 
     def start(self) -> bool:

@@ -283,14 +283,18 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
             return
         plan = self.controls.scale.plan()
         photo = self.editor.photo
-        depth = 16 if photo.info.get("raw") else s.export_bit_depth  # RAW results default to 16 bits
-        dlg = ExportDialog(self, photo.source, self.editor.params.scale, s.last_folder, s.export_format, depth,
+        depth = 16 if photo.info.get("raw") else (s.export_bit_depth or None)  # RAW results default to 16 bits
+        dlg = ExportDialog(self, photo.source, self.editor.params.scale, s.export_folder, s.export_format, depth,
                            s.export_quality, s.name_template, target=self.controls.scale.target(),
-                           size=plan.size if plan is not None and plan.resample else None)  # fmt: skip
+                           size=plan.size if plan is not None and plan.resample else None,
+                           keep_metadata=s.export_keep_metadata,
+                           transparency=self.editor.photo_has_transparency())  # fmt: skip
         if dlg.exec():
-            self.export_to(dlg.target(), dlg.options())
+            target = dlg.target()
+            self.export_to(target, dlg.options())
             s.export_format, s.export_quality = dlg.fmt(), dlg.quality.value()
-            s.export_bit_depth = int(dlg.depth.currentData())
+            s.export_bit_depth = int(dlg.depth.currentData() or 0)  # 0: as the source
+            s.export_keep_metadata, s.export_folder = dlg.keep_meta.isChecked(), str(target.parent)
 
     def export_to(self, path: Path, options: SaveOptions) -> None:
         self.editor.export(path, options)
