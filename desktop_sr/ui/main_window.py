@@ -321,6 +321,9 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
             settings_dir=self.settings_dir,
             device=self.settings.device,
             supports_realism=info.supports_realism if info is not None else True,
+            supports_color_fix=info.supports_color_fix if info is not None else True,
+            color_fix_note=info.color_fix_note if info is not None else "",
+            model_device=info.device if info is not None else None,
         )
         self.batch_dialog = dlg
         dlg.show()
