@@ -18,13 +18,13 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QPushButton
 
 from ..editor import EditorModel, Shown
-from ..editor.jobs import Job
 from ..editor.remembered import (
     default_model_spec,
     last_model_spec,
     params_from_settings,
     remember_model,
 )
+from ..editor.render_time import JobProgress
 from ..engine.api import ModelInfo, RenderParams
 from ..engine.loader import ModelSpec
 from ..imaging import Photo, SaveOptions
@@ -103,7 +103,8 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         w.failed.connect(e.on_failed)
         w.cancelled.connect(e.on_cancelled)
         w.busy_changed.connect(self._busy)
-        w.progress.connect(self._progress)
+        w.started.connect(e.on_started)
+        w.progress.connect(e.on_progress)
         self.controls.changed.connect(e.set_params)
         self.view.view_changed.connect(self._view_changed)
         self.view.zoom_changed.connect(lambda z: self.lbl_zoom.setText(f"{z * 100:.0f} %"))
@@ -119,6 +120,8 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         e.timing_changed.connect(self._timing_changed)
         e.status.connect(sb.showMessage)
         e.error.connect(lambda title, message: self.show_error(title, message, later=True))
+        e.progress.connect(self._progress)
+        e.long_render.connect(lambda seconds, text: QTimer.singleShot(0, lambda: self.ask_long_render(seconds, text)))
 
     def _params_changed(self, p: RenderParams) -> None:
         if self.controls.params() != p:
@@ -162,15 +165,26 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self.lbl_time.setToolTip(f"Last render: {stages}" if stages else "")
         self._update_model_state()
 
-    def _progress(self, job: Job, done: int, total: int, stage: str) -> None:
+    def _progress(self, p: JobProgress) -> None:
+        """The running job: how far (the bar), and its rate and time left from the first tile on (beside it)."""
         self.progress.setVisible(True)
-        self.progress.setMaximum(max(1, total))
-        self.progress.setValue(done)
-        self.progress.setFormat(f"{job.label} %p%")
-        self.progress.setToolTip(f"{job.label}: {stage} step {done} of {total}")
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(round(p.fraction * 1000))
+        self.progress.setFormat(f"{p.label} %p%")
+        self.progress.setToolTip(f"{p.label}: {p.detail}")
+        self.lbl_eta.setText(p.detail)
+        self.lbl_eta.setVisible(True)
+
+    def ask_long_render(self, seconds: float, text: str) -> None:
+        """Before a render estimated as long (the editor waits for the answer; no starts nothing)."""
+        answer = QMessageBox.question(self, "A long render", f"{text}\n\nStart it now?")
+        self.editor.answer_long_render(answer == QMessageBox.StandardButton.Yes)
 
     def _busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
+        self.lbl_eta.setVisible(busy and bool(self.lbl_eta.text()))
+        if not busy:
+            self.lbl_eta.setText("")
         self.btn_cancel.setVisible(busy)
         self.act_cancel.setEnabled(busy)
         if busy:
@@ -226,6 +240,16 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
             lambda spec: spec is None or spec == self.editor.model_spec or self.load_model(spec)
         )
         dlg.models_dir_changed.connect(self._models_dir_changed)
+        dlg.show()
+        return dlg
+
+    def get_pisa_dialog(self) -> QDialog:
+        """Model ▸ Get PiSA-SR… (non-modal): an import made the default is loaded at once."""
+        from .get_pisa_dialog import GetPisaDialog
+
+        dlg = GetPisaDialog(self, self.settings.models_dir)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.imported.connect(lambda spec: spec is None or self.load_model(spec))
         dlg.show()
         return dlg
 
