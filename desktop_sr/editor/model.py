@@ -350,8 +350,9 @@ class EditorModel:
         self.status.emit(f"Not rendered{how_long}: Model ▸ Render now (F5) starts it, or choose a smaller scale", 0)
 
     def on_started(self, job: Job) -> None:
-        """A job began on the worker: its clock starts now."""
+        """A job began on the worker: its clock starts now, and the progress line names it."""
         self._job_clock = JobClock(job.id, job.label, self.clock)
+        self.progress.emit(JobProgress(job.label, None, ""))
 
     def on_progress(self, job: Job, done: int, total: int, stage: str) -> None:
         clock = self._job_clock

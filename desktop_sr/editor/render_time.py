@@ -23,8 +23,8 @@ class JobProgress:
     """What the status bar shows for the running job."""
 
     label: str  # "Rendering"
-    fraction: float  # 0..1 of the job (of its current pass)
-    detail: str  # "2.1 s/tile · about 4 min 10 s left", or what is still unknown
+    fraction: float | None  # 0..1 of the job (of its current pass); None: started, nothing measured yet
+    detail: str  # "2.1 s/tile · about 4 min 10 s left", what is still unknown, or nothing
 
 
 class JobClock:

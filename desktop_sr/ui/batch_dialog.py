@@ -171,11 +171,11 @@ class BatchDialog(QDialog):
         # Output
         self.output = QLineEdit()
         self.output.setPlaceholderText("Folder for the results")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_output)
+        self.btn_browse_output = QPushButton("Browse…")
+        self.btn_browse_output.clicked.connect(self._browse_output)
         orow = QHBoxLayout()
         orow.addWidget(self.output, 1)
-        orow.addWidget(browse)
+        orow.addWidget(self.btn_browse_output)
         self.template = QLineEdit(DEFAULT_TEMPLATE)
         self.template.setToolTip("Fields: " + "; ".join(f"{{{k}}} {v}" for k, v in FIELDS.items()))
         self.conflict = QComboBox()
@@ -241,10 +241,12 @@ class BatchDialog(QDialog):
         # Progress and summary: two labelled bars, the current photo's (tiles, rate, time left) and the batch's
         self.total_bar = QProgressBar()
         self.total_bar.setRange(0, 1000)
-        self.total_bar.setFormat("Photo 0 of 0")
+        self.total_bar.setValue(0)
+        self.total_bar.setFormat("Not started")
         self.file_bar = QProgressBar()
         self.file_bar.setRange(0, 1000)
-        self.file_bar.setFormat("Current photo: waiting")
+        self.file_bar.setValue(0)
+        self.file_bar.setFormat("Not started")
         self.file_caption, self.total_caption = QLabel("Current photo"), QLabel("All photos")
         self.current_label = QLabel()
         self.eta_label = QLabel()
@@ -472,8 +474,8 @@ class BatchDialog(QDialog):
     # -- running --------------------------------------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
         for w in (self.input_list, self.btn_add_files, self.btn_add_folder, self.btn_remove, self.btn_clear,
-                  self.recursive, self.output, self.template, self.output_options, self.conflict, self.pix, self.sem,
-                  self.realism, self.scale, self.color_fix):  # fmt: skip
+                  self.recursive, self.output, self.btn_browse_output, self.template, self.output_options,
+                  self.conflict, self.pix, self.sem, self.realism, self.scale, self.color_fix):  # fmt: skip
             w.setEnabled(not running)
         self.realism.setEnabled(not running and self.supports_realism)
         self.color_fix.setEnabled(not running and self.supports_color_fix)

@@ -168,12 +168,16 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
     def _progress(self, p: JobProgress) -> None:
         """The running job: how far (the bar), and its rate and time left from the first tile on (beside it)."""
         self.progress.setVisible(True)
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(round(p.fraction * 1000))
-        self.progress.setFormat(f"{p.label} %p%")
-        self.progress.setToolTip(f"{p.label}: {p.detail}")
+        if p.fraction is None:  # a job just started: its name, a busy bar until its first report
+            self.progress.setRange(0, 0)
+            self.progress.setFormat(p.label)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(round(p.fraction * 1000))
+            self.progress.setFormat(f"{p.label} %p%")
+        self.progress.setToolTip(f"{p.label}: {p.detail}" if p.detail else p.label)
         self.lbl_eta.setText(p.detail)
-        self.lbl_eta.setVisible(True)
+        self.lbl_eta.setVisible(bool(p.detail))
 
     def ask_long_render(self, seconds: float, text: str) -> None:
         """Before a render estimated as long (the editor waits for the answer; no starts nothing)."""
@@ -187,8 +191,6 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
             self.lbl_eta.setText("")
         self.btn_cancel.setVisible(busy)
         self.act_cancel.setEnabled(busy)
-        if busy:
-            self.progress.setMaximum(0)  # indeterminate until the first report
         self.editor.set_busy(busy)
 
     # -- model ----------------------------------------------------------------------------------------------------

@@ -230,8 +230,8 @@ class BackgroundRelay(QObject):
         try:
             while (taken := self._next()) is not None:
                 job, control = taken
-                self._post("started", job)
                 self._post("busy_changed", True)
+                self._post("started", job)
                 self._execute(job, control)
                 with self._cond:  # one step, so deliver() never sees "idle" before the news that says so
                     self._running = None
