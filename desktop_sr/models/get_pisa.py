@@ -74,7 +74,7 @@ def adapter_hint(stage: Staging) -> str:
     return "\n".join(lines)
 
 
-def offline_instructions(stage: Staging) -> str:
+def offline_instructions(stage: Staging, then: str = "Then run: desktop-sr models get-pisa") -> str:
     """Exactly which two things to copy where, for a machine without internet."""
     need = []
     if not stage.has_base():
@@ -88,7 +88,7 @@ def offline_instructions(stage: Staging) -> str:
     if not need:
         return "Both parts are in place; run: desktop-sr models get-pisa"
     head = "Offline: PiSA-SR needs these copied onto this machine (from one that is online):"
-    return "\n".join([head, *need, "Then run: desktop-sr models get-pisa"])
+    return "\n".join([head, *need, then])
 
 
 @dataclass(frozen=True)

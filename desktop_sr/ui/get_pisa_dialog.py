@@ -53,6 +53,7 @@ from .relay import BackgroundRelay
 
 log = logging.getLogger(__name__)
 OK, MISSING = "✔", "✘"
+GUI_THEN = "Then open Model ▸ Get PiSA-SR… again: it finds them (or run: desktop-sr models get-pisa)"
 
 
 def _link(label: str, url: str) -> str:
@@ -80,7 +81,7 @@ class GetPisaDialog(QDialog):
         self.runner.cancelled.connect(lambda task: self._cancelled(task.kind))
         self._build()
         self.refresh()
-        self.resize(760, 640)
+        self.resize(760, 560)
 
     # -- construction ---------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -97,7 +98,7 @@ class GetPisaDialog(QDialog):
         self.base_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.base_path = QLineEdit()
         self.base_path.setPlaceholderText("or a Stable Diffusion 2.1-base folder you already have")
-        self.base_path.textChanged.connect(self._update_buttons)
+        self.base_path.textChanged.connect(self.refresh)
         self.btn_base_pick = QPushButton("Choose folder…")
         self.btn_base_pick.clicked.connect(self._pick_base)
         self.btn_download = QPushButton("Download (about 5 GB)")
@@ -125,7 +126,7 @@ class GetPisaDialog(QDialog):
         self.adapter_status.setWordWrap(True)
         self.adapter_path = QLineEdit()
         self.adapter_path.setPlaceholderText(f"the {ADAPTER_FILE} you saved")
-        self.adapter_path.textChanged.connect(self._update_buttons)
+        self.adapter_path.textChanged.connect(self.refresh)
         self.btn_adapter_pick = QPushButton("Choose file…")
         self.btn_adapter_pick.clicked.connect(self._pick_adapter)
         arow = QHBoxLayout()
@@ -197,31 +198,38 @@ class GetPisaDialog(QDialog):
         return self.stage.adapter if self.stage.has_adapter() else None
 
     def refresh(self) -> None:
-        """Say what is already here, and (offline, or while a part is missing offline) what to copy where."""
-        if self.stage.has_base():
+        """Say what is here (chosen, or found where the offline instructions put it) and what to do next."""
+        chosen_base, chosen_adapter = self.base_path.text().strip(), self.adapter_path.text().strip()
+        if chosen_base:
+            ok = Path(chosen_base).expanduser().is_dir()
+            self.base_status.setText(f"{OK} Chosen: {chosen_base}" if ok else f"{MISSING} {chosen_base}: not a folder")
+        elif self.stage.has_base():
             self.base_status.setText(f"{OK} Found in {self.stage.base}")
         elif self.online:
             self.base_status.setText(f"{MISSING} Not here yet: download it from {BASE_URL}, or choose a folder.")
         else:
             self.base_status.setText(f"{MISSING} Not here yet, and this machine is offline: copy it (below), or "
                                      "choose a folder you have.")  # fmt: skip
-        self.btn_download.setEnabled(self.online and not self.stage.has_base())
         if not self.online:
             self.btn_download.setToolTip("Offline (HF_HUB_OFFLINE is set): copy the folder instead, see below")
-        if self.stage.has_adapter():
+        if chosen_adapter:
+            ok = Path(chosen_adapter).expanduser().is_file()
+            self.adapter_status.setText(f"{OK} Chosen: {chosen_adapter}" if ok else
+                                        f"{MISSING} {chosen_adapter}: file not found")  # fmt: skip
+        elif self.stage.has_adapter():
             self.adapter_status.setText(f"{OK} Found in {self.stage.adapter}")
         else:
             self.adapter_status.setText(f"{MISSING} Not chosen yet.")
-        missing = not (self.stage.has_base() and self.stage.has_adapter())
-        self.offline_text.setPlainText(offline_instructions(self.stage))
-        self.offline_box.setVisible(not self.online and missing)
+        missing = self.base() is None or self.adapter() is None
+        self.offline_text.setPlainText(offline_instructions(self.stage, GUI_THEN))
+        self.offline_box.setVisible(not self.online and missing and self.result_ is None)
         self._update_buttons()
 
     def _update_buttons(self) -> None:
         idle = not self.runner.busy
         base, adapter = self.base(), self.adapter()
         ready = base is not None and adapter is not None
-        self.btn_import.setEnabled(idle and ready)
+        self.btn_import.setEnabled(idle and ready and self.result_ is None)  # imported: once is enough
         why = [] if base is not None else ["the base (step 1)"]
         why += [] if adapter is not None else [f"{ADAPTER_FILE} (step 2)"]
         self.btn_import.setToolTip("Import needs " + " and ".join(why) if why else "Check the adapter and import")
