@@ -49,6 +49,8 @@ class Settings:
     export_format: str = "png"
     export_bit_depth: int = 8
     export_quality: int = 95
+    export_folder: str = ""  # the folder a result was saved to last (the save dialog proposes it; empty: the photo's)
+    export_keep_metadata: bool = True
     name_template: str = "{stem}_x{scale}"
 
     def add_recent(self, path: str | Path) -> None:

@@ -89,6 +89,18 @@ class CostBook:
             log.info("cannot remember the render time in %s (%s)", self.path, exc)
 
 
+def output_megapixels(source: str | Path, scale: int) -> float:
+    """The result's size in megapixels from the photo's header (no decoding), for an estimate; 0 when unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(source) as im:
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - a damaged file fails later with its own message
+        return 0.0
+    return w * h * scale * scale / 1e6
+
+
 def render_fraction(stage: str, done: int, total: int) -> float:
     """How much of one render is done, from the engine's (done, total, stage) report."""
     lo, hi = next((span for name, span in _STAGE_SPAN.items() if stage.startswith(name)), (0.0, 1.0))
@@ -96,7 +108,14 @@ def render_fraction(stage: str, done: int, total: int) -> float:
 
 
 class RenderClock:
-    """Rate and time left of one render, from the first tile on (never a rate from a zero or startup interval)."""
+    """Rate and time left of one render, from the first tile on (never a rate from a zero or startup interval).
+
+    A render can run in passes: the GUI renders the part on screen, then decodes the whole photo from the cached
+    latents; two UNet branches (pixel, full) each count their tiles from 1; an out-of-memory retry starts its stage
+    again with smaller tiles. A report whose fraction is lower than the last one starts a new pass: its time left is
+    then measured from where that pass began (its first stage's share), so it is neither stuck at "0 s" nor counted
+    from the first pass's rate.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -104,26 +123,39 @@ class RenderClock:
         self.fraction = 0.0
         self.tiles = 0
         self._last: tuple[int, str] | None = None
+        self._last_time = self.start
+        self._pass_start = self.start  # when the current pass began, and the fraction it began at
+        self._pass_from = 0.0
+        self.passes = 1
 
     def update(self, done: int, total: int, stage: str) -> None:
+        now = self._clock()
+        fraction = min(1.0, render_fraction(stage, done, total))
+        if self._last is not None and fraction < self.fraction:  # a stage began again: a new pass
+            self.passes += 1
+            self._pass_start, self._pass_from = self._last_time, render_fraction(stage, 0, total)
+            self.fraction = fraction
         if (done, stage) != self._last and done > 0:
             self.tiles += 1
-        self._last = (done, stage)
-        self.fraction = max(self.fraction, min(1.0, render_fraction(stage, done, total)))
+        self._last, self._last_time = (done, stage), now
+        self.fraction = max(self.fraction, fraction)
 
     @property
     def elapsed(self) -> float:
         return self._clock() - self.start
 
-    def total_estimate(self) -> float | None:
-        """Seconds the whole render will take, once a tile is done."""
-        if self.fraction <= 0.0 or self.tiles == 0:
-            return None
-        return self.elapsed / self.fraction
-
     def eta(self) -> float | None:
-        total = self.total_estimate()
-        return None if total is None else max(0.0, total - self.elapsed)
+        """Seconds left of the pass under way, once a tile of it is done."""
+        done = self.fraction - self._pass_from
+        if done <= 0.0 or self.tiles == 0:
+            return None
+        pass_elapsed = self._clock() - self._pass_start
+        return max(0.0, pass_elapsed / done * (1.0 - self.fraction))
+
+    def total_estimate(self) -> float | None:
+        """Seconds the whole render will take (elapsed plus what is left), once a tile is done."""
+        eta = self.eta()
+        return None if eta is None else self.elapsed + eta
 
     def seconds_per_tile(self) -> float | None:
         return self.elapsed / self.tiles if self.tiles else None

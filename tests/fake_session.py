@@ -83,8 +83,10 @@ class FakeSession(PhotoHolder):
 
 
 class _Control(JobControl):
+    """Progress reports go to the editor as the GUI's relay would deliver them."""
+
     def __init__(self, queue: InlineQueue, job: Job) -> None:
-        super().__init__()
+        super().__init__(lambda done, total, stage: queue.editor and queue.editor.on_progress(job, done, total, stage))
         self.queue, self.job = queue, job
 
     def superseded(self) -> bool:
@@ -124,6 +126,8 @@ class InlineQueue:
         job = min(self.queued, key=lambda j: (j.priority, j.id))
         self.queued.remove(job)
         control = _Control(self, job)
+        if self.editor is not None:
+            self.editor.on_started(job)
         self.running = (job, control, iter(self.executor.run(job, control)))
         return job
 

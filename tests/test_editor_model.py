@@ -261,7 +261,9 @@ def test_cancel_keeps_the_last_result_labelled(setup, photos):
     assert editor.shown is Shown.STALE and editor.shown_params == RenderParams()
     editor.set_busy(False)
     assert editor.badge()[0] == "Previous settings"
-    editor.set_busy(True)
+    editor.set_busy(True)  # the worker busy with something else (opening, saving): no render is under way
+    assert editor.badge()[0] == "Previous settings"
+    editor.set_params(RenderParams(color_fix="wavelet"))
     assert editor.badge()[0] == "Previous settings · rendering…"
 
 

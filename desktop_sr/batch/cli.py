@@ -150,15 +150,9 @@ def _ctrl_c_cancels(control: Control) -> Iterator[None]:
 
 
 def _output_megapixels(source: Path, scale: int) -> float:
-    """The result's size from the photo's header (no decoding), for the estimate; 0 when unreadable."""
-    from PIL import Image
+    from ..timing import output_megapixels
 
-    try:
-        with Image.open(source) as im:
-            w, h = im.size
-    except Exception:  # noqa: BLE001 - a damaged file fails later with its own message
-        return 0.0
-    return w * h * scale * scale / 1e6
+    return output_megapixels(source, scale)
 
 
 def report_failures(summary: BatchSummary, plan: Plan, err: Callable[[str], None]) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from ..engine.api import ModelInfo, Region, RenderParams
 from ..engine.loader import ModelSpec
 from ..imaging import Photo, SaveOptions
+from ..timing import CostBook, format_duration
 from .events import Event
 from .history import ParamsHistory
 from .jobs import (
@@ -45,6 +46,7 @@ from .jobs import (
     Result,
 )
 from .preview import CornerBlend
+from .render_time import JobClock, JobProgress, LongRenderGate
 
 
 class Shown(str, Enum):
@@ -118,7 +120,9 @@ class EditorModel:
         device: str = "auto",
         models_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cost_book: CostBook | None = None,
     ) -> None:
+        """``cost_book``: where render times are measured and estimated (default: the app's cache folder)."""
         self.jobs = jobs
         self.default_spec = default_spec  # the model to fall back to when loading one fails
         self.device, self.models_dir = device, models_dir
@@ -148,6 +152,9 @@ class EditorModel:
         self._render_pending: Render | None = None  # the render whose whole result has not arrived yet
         self._painted: Region | None = None  # the exact region of it already on screen
         self._falling_back = False  # a fallback model is loading after a failed load (never chain fallbacks)
+        self.gate = LongRenderGate(cost_book)  # asks before a render estimated as long
+        self._held: Callable[[], None] | None = None  # what runs if the user says yes to the question on screen
+        self._job_clock: JobClock | None = None  # the running job's progress and rate
 
         # Events the widgets bind to (all called on the thread that calls the intents: the GUI thread).
         self.params_changed: Event[[RenderParams]] = Event()
@@ -162,6 +169,8 @@ class EditorModel:
         self.timing_changed: Event[[float, float | None]] = Event()  # exact render s, last preview ms
         self.status: Event[[str, int]] = Event()  # a status-bar message and how long it stays (ms)
         self.error: Event[[str, str]] = Event()  # title, message
+        self.progress: Event[[JobProgress]] = Event()  # the running job: fraction, rate and time left
+        self.long_render: Event[[float, str]] = Event()  # estimated seconds, the question: answer_long_render()
 
     # -- intents: settings ----------------------------------------------------------------------------------------
     def set_params(self, params: RenderParams, kind: str = "other") -> None:
@@ -202,7 +211,6 @@ class EditorModel:
         self._submit(LoadModel(spec, self.device, self.models_dir))
 
     def open_photo(self, path: str | Path) -> None:
-        self.photo_path = Path(path)
         self.status.emit(f"Opening {path}…", 0)
         self._submit(OpenPhoto(Path(path), self.params.scale))
 
@@ -221,9 +229,22 @@ class EditorModel:
         if on and self.model_info is not None and self.photo is not None and self.detail_for != self.params:
             self._submit(DetailMap(self.params))
 
+    def photo_has_transparency(self) -> bool:
+        """The photo has transparent pixels (a format without alpha flattens them onto white; the save dialog says
+        so first)."""
+        alpha = self.photo.alpha if self.photo is not None else None
+        return alpha is not None and float(alpha.min()) < 1.0
+
     def export(self, path: Path, options: SaveOptions) -> None:
-        self.status.emit(f"Saving {path}…", 0)
-        self._submit(Export(self.params, path, options))
+        """Save the result; a render estimated as long that has not been agreed to yet is asked about first."""
+        job = Export(self.params, path, options)
+
+        def submit() -> None:
+            self.status.emit(f"Saving {path}…", 0)
+            self._submit(job)
+
+        if not self._held_back(job.params, submit, explicit=True):
+            submit()
 
     def cancel(self) -> None:
         self.jobs.cancel(SCREEN_JOBS)
@@ -237,8 +258,8 @@ class EditorModel:
     def badge(self) -> tuple[str, str]:
         """What the "after" side is labelled with, and its tooltip."""
         text, tip = BADGES.get(self.shown, ("", ""))
-        if self.busy and self.shown is not Shown.EXACT:
-            text = f"{text} · rendering…" if text else "rendering…"
+        if self.busy and self._render_pending is not None and self.shown is not Shown.EXACT:
+            text = f"{text} · rendering…" if text else "rendering…"  # only while a render is under way
         return text, tip
 
     # -- rendering ------------------------------------------------------------------------------------------------
@@ -253,6 +274,8 @@ class EditorModel:
         params = self.params
         if params == self.shown_params and self.shown is Shown.EXACT:
             return
+        if self._held_back(params, self.request_render):
+            return
         if self.blender is not None and self.corners_for == corner_key(params):
             self._show_preview(params)
         elif self.has_after:
@@ -261,6 +284,97 @@ class EditorModel:
         if self.detail_on:
             self._submit(DetailMap(params))
         self.shown_changed.emit(self.shown)
+
+    # -- how long: estimates before, rate and time left during ---------------------------------------------------
+    def render_key(self, params: RenderParams) -> tuple[object, ...]:
+        """What decides whether a render needs model time: photo, model, scale, realism, description."""
+        return (self.photo_path, self.model_spec, params.scale, params.realism, params.prompt.strip())
+
+    def output_megapixels(self, params: RenderParams) -> float:
+        return 0.0 if self.photo is None else self.photo.width * self.photo.height * params.scale**2 / 1e6
+
+    def estimate_seconds(self, params: RenderParams) -> float | None:
+        """The render's length from earlier renders of this model on this device, or None before any."""
+        if self.photo is None or self.model_info is None or self.model_spec is None:
+            return None
+        return self.gate.estimate(self.model_spec.name, self.model_info.device, self.output_megapixels(params))
+
+    def _held_back(self, params: RenderParams, action: Callable[[], None], *, explicit: bool = False) -> bool:
+        """True when the render of ``params`` must wait: it is estimated as long and the user has not agreed yet.
+
+        Asks (``long_render``) unless it was declined before and this is not an ``explicit`` request (an export);
+        ``action`` runs if the answer is yes.
+        """
+        key = self.render_key(params)
+        if key in self.gate.confirmed:
+            return False
+        seconds = self.estimate_seconds(params)
+        if not self.gate.is_long(seconds):
+            return False
+        assert seconds is not None
+        if self.gate.asking == key:
+            self._held = action  # the question is on screen: the newest request waits for its answer
+            return True
+        if key in self.gate.declined and not explicit:
+            self._say_not_rendered(seconds)
+            return True
+        self.gate.asking, self._held = key, action
+        w, h = self.photo.width * params.scale, self.photo.height * params.scale  # type: ignore[union-attr]
+        name = self.model_spec.name if self.model_spec else "the model"
+        self.long_render.emit(
+            seconds,
+            f"This render ({w} × {h}, {self.output_megapixels(params):.0f} megapixels at ×{params.scale}) will take "
+            f"about {format_duration(seconds)} with {name} on this machine (measured on earlier renders).",
+        )
+        return True
+
+    def answer_long_render(self, yes: bool) -> None:
+        """The user's answer to ``long_render``: yes starts what waited, no leaves the screen as it is."""
+        key, action = self.gate.asking, self._held
+        self._held = None
+        if key is None:
+            return
+        self.gate.answer(key, yes)
+        if yes and action is not None:
+            action()
+        elif not yes:
+            self._say_not_rendered(self.estimate_seconds(self.params))
+
+    def render_now(self) -> None:
+        """Start the render of the current settings even though it was estimated as long and declined."""
+        self.gate.answer(self.render_key(self.params), True)
+        self.request_render()
+
+    def _say_not_rendered(self, seconds: float | None) -> None:
+        how_long = f" (about {format_duration(seconds)})" if seconds is not None else ""
+        self.status.emit(f"Not rendered{how_long}: Model ▸ Render now (F5) starts it, or choose a smaller scale", 0)
+
+    def on_started(self, job: Job) -> None:
+        """A job began on the worker: its clock starts now, and the progress line names it."""
+        self._job_clock = JobClock(job.id, job.label, self.clock)
+        self.progress.emit(JobProgress(job.label, None, ""))
+
+    def on_progress(self, job: Job, done: int, total: int, stage: str) -> None:
+        clock = self._job_clock
+        if clock is None or clock.job_id != job.id:
+            clock = self._job_clock = JobClock(job.id, job.label, self.clock)
+        had_estimate = clock.first_estimate is not None
+        progress = clock.report(done, total, stage)
+        self.progress.emit(progress)
+        first = clock.first_estimate
+        if not had_estimate and self.gate.is_long(first) and isinstance(job, Render | Export):
+            assert first is not None
+            self.status.emit(f"{job.label}: about {format_duration(first)} in all (from its first tiles); "
+                             "Esc cancels", 0)  # fmt: skip
+
+    def _measured(self, job_id: int, params: RenderParams, seconds: float) -> None:
+        """A whole render finished: agreed to from now on, and its time kept if the model ran in it."""
+        self.gate.confirmed.add(self.render_key(params))
+        clock = self._job_clock
+        if clock is None or clock.job_id != job_id or not clock.model_ran:
+            return
+        if self.model_spec is not None and self.model_info is not None:
+            self.gate.record(self.model_spec.name, self.model_info.device, self.output_megapixels(params), seconds)
 
     def _submit_render(self) -> None:
         self.jobs.supersede("render")
@@ -319,6 +433,7 @@ class EditorModel:
         self._render_pending = None
         self.shown = Shown.EXACT
         self.after_changed.emit(r.image)
+        self._measured(job_id, r.params, r.seconds)
         self.last_render_seconds = r.seconds
         self.last_render_stages = r.stages
         self.timing_changed.emit(r.seconds, self.last_preview_ms)
@@ -331,6 +446,7 @@ class EditorModel:
         self.photo, self.before_scale = r.photo, r.scale
         self.blender = self.corners_for = None
         if new_photo:
+            self.photo_path = r.photo.source  # only once it opened (a failed open keeps the photo on screen)
             for slot in ("render", "corners", "detail"):  # whatever is still under way was for the old photo
                 self._latest.pop(slot, None)
             self.detail_for = self.shown_params = None

@@ -292,7 +292,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_get_pisa(args: argparse.Namespace) -> int:
     """Exit 0 imported; 1 a part is still missing (what to do is printed); 3 the adapter or base is unusable."""
     from .download import download_base
-    from .get_pisa import BASE_URL, adapter_hint, offline, offline_instructions, staging
+    from .get_pisa import BASE_URL, adapter_hint, import_model, offline, offline_instructions, staging
 
     def run() -> int:
         store = _store(args)
@@ -320,11 +320,8 @@ def cmd_get_pisa(args: argparse.Namespace) -> int:
             print(adapter_hint(stage))
             return EXIT_FAILED
         with _bar(not args.quiet, "import") as progress:
-            entry = store.import_pisa(
-                base, adapter, name=args.name, mode="reference" if base == stage.base else "copy",
-                adapter_mode="copy", make_default=args.default, control=progress,
-            )  # fmt: skip
-        sha = next((f.sha256 for f in entry.files if f.role == "adapter"), "")
+            done = import_model(store, base, adapter, name=args.name, make_default=args.default, control=progress)
+        entry, sha = done.entry, done.adapter_sha256
         print(f"imported {entry.id} ({entry.name}): {human_size(entry.size)} in {store.location(entry)}")
         print(f"  adapter {adapter.name} sha256 {sha}")
         if args.default:

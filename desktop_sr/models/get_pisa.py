@@ -14,8 +14,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .download import BASE_REPO
+
+if TYPE_CHECKING:
+    from ..engine.control import Control
+    from .registry import ModelEntry, ModelStore
 
 PROJECT_URL = "https://github.com/csslc/PiSA-SR"
 BASE_URL = f"https://huggingface.co/{BASE_REPO}"
@@ -69,7 +74,7 @@ def adapter_hint(stage: Staging) -> str:
     return "\n".join(lines)
 
 
-def offline_instructions(stage: Staging) -> str:
+def offline_instructions(stage: Staging, then: str = "Then run: desktop-sr models get-pisa") -> str:
     """Exactly which two things to copy where, for a machine without internet."""
     need = []
     if not stage.has_base():
@@ -83,4 +88,30 @@ def offline_instructions(stage: Staging) -> str:
     if not need:
         return "Both parts are in place; run: desktop-sr models get-pisa"
     head = "Offline: PiSA-SR needs these copied onto this machine (from one that is online):"
-    return "\n".join([head, *need, "Then run: desktop-sr models get-pisa"])
+    return "\n".join([head, *need, then])
+
+
+@dataclass(frozen=True)
+class Imported:
+    entry: ModelEntry
+    adapter_sha256: str
+
+
+def import_model(
+    store: ModelStore,
+    base: Path,
+    adapter: Path,
+    *,
+    name: str = "PiSA-SR",
+    make_default: bool = False,
+    control: Control | None = None,
+) -> Imported:
+    """Import the base and the adapter the user saved: the adapter's layout is checked (loaded by the engine, so a
+    wrong file is refused now) and its sha256 recorded. A base in the staging place is used where it is (no second
+    5 GB copy); one elsewhere is copied, as is the adapter. Touches torch: call it from a worker thread in the GUI."""
+    stage = staging(store.root)
+    in_place = Path(base).expanduser().absolute() == stage.base.absolute()
+    entry = store.import_pisa(base, adapter, name=name, mode="reference" if in_place else "copy", adapter_mode="copy",
+                              make_default=make_default, control=control)  # fmt: skip
+    sha = next((f.sha256 for f in entry.files if f.role == "adapter"), "")
+    return Imported(entry, sha)

@@ -52,7 +52,6 @@ from ..batch import (
     PlanItem,
     Progress,
     TemplateError,
-    format_eta,
     make_plan,
 )
 from ..batch.naming import TARGET_TEMPLATE
@@ -60,11 +59,13 @@ from ..batch.runner import FAILED
 from ..engine.api import COLOR_FIXES, RenderParams
 from ..engine.loader import ModelSpec
 from ..engine.tile_settings import TileSettings
-from ..imaging import SUPPORTED_READ_EXTENSIONS, SaveOptions
+from ..imaging import SUPPORTED_READ_EXTENSIONS
 from ..models.paths import models_dir
 from ..settings import config_dir, read_settings
+from ..timing import LONG_JOB_SECONDS, CostBook, RenderClock, format_duration, output_megapixels
 from .batch_worker import BatchWorker, FileFinished, FileStarted, ModelLoading, PauseChanged, RunBatch, TileProgress
-from .controls import COLOR_FIX_LABELS, NO_REALISM_TIP
+from .controls import COLOR_FIX_LABELS, COLOR_FIX_TIP, NO_REALISM_TIP, color_fix_reason
+from .output_options import OutputOptions
 from .size_choice import SizeChoice
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,6 @@ CONFLICT_COLOUR = QColor(255, 224, 160)
 REFUSED_COLOUR = QColor(255, 190, 190)
 _ACTION_TEXT = {"write": "new", "overwrite": "overwrite", "rename": "rename", "skip": "skip (exists)",
                 "done": "done earlier"}  # fmt: skip
-_FORMATS = (("Same as source", "same"), ("PNG", "png"), ("JPEG", "jpeg"), ("WebP", "webp"), ("TIFF", "tiff"))
 _CONFLICTS = (
     ("Skip it", ("skip", "paren")),
     ("Overwrite it", ("overwrite", "paren")),
@@ -99,7 +99,12 @@ class BatchDialog(QDialog):
         device: str = "auto",
         tiles: TileSettings | None = None,
         supports_realism: bool = True,
+        supports_color_fix: bool = True,
+        color_fix_note: str = "",
+        model_device: str | None = None,
     ) -> None:
+        """``model_device``: the device the window's model runs on (the key of the measured render cost, so a long
+        batch is estimated before it starts); None: no estimate."""
         super().__init__(parent)
         self.setWindowTitle("Batch export")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
@@ -107,6 +112,12 @@ class BatchDialog(QDialog):
         self.prompt = params.prompt
         self.device, self.tiles = device, tiles
         self.supports_realism = supports_realism
+        self.supports_color_fix, self.color_fix_note = supports_color_fix, color_fix_note
+        self.model_device = model_device
+        self.cost_book = CostBook()
+        self._tried_start = False  # missing folders are a neutral hint until the user tries to start
+        self._clock: RenderClock | None = None  # the current photo's render
+        self._sizes: dict[Path, float] = {}  # output megapixels by source (the estimate, and what is recorded)
         self.settings_path = (settings_dir or config_dir()) / "batch.json"
         self.inputs: list[Path] = []
         self.plan: Plan | None = None
@@ -123,8 +134,6 @@ class BatchDialog(QDialog):
                        self.realism.valueChanged, self.color_fix.currentIndexChanged, self.depth.currentIndexChanged,
                        self.quality.valueChanged, self.keep_meta.toggled):  # fmt: skip
             signal.connect(self._schedule_plan)
-        self.format.currentIndexChanged.connect(self._format_changed)
-        self._format_changed()
         self._set_running(False)
         self.refresh_plan()
         self.resize(980, 760)
@@ -162,42 +171,27 @@ class BatchDialog(QDialog):
         # Output
         self.output = QLineEdit()
         self.output.setPlaceholderText("Folder for the results")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_output)
+        self.btn_browse_output = QPushButton("Browse…")
+        self.btn_browse_output.clicked.connect(self._browse_output)
         orow = QHBoxLayout()
         orow.addWidget(self.output, 1)
-        orow.addWidget(browse)
+        orow.addWidget(self.btn_browse_output)
         self.template = QLineEdit(DEFAULT_TEMPLATE)
         self.template.setToolTip("Fields: " + "; ".join(f"{{{k}}} {v}" for k, v in FIELDS.items()))
-        self.format = QComboBox()
-        for label, key in _FORMATS:
-            self.format.addItem(label, key)
-        self.depth = QComboBox()
-        self.depth.addItem("As the source", None)
-        self.depth.addItem("8 bit", 8)
-        self.depth.addItem("16 bit", 16)
-        self.quality = QSpinBox()
-        self.quality.setRange(1, 100)
-        self.quality.setValue(95)
         self.conflict = QComboBox()
         for label, value in _CONFLICTS:
             self.conflict.addItem(label, value)
-        self.keep_meta = QCheckBox("Keep metadata (EXIF, XMP, colour profile, DPI)")
-        self.keep_meta.setChecked(True)
-        fmt_row = QHBoxLayout()
-        fmt_row.addWidget(self.format)
-        fmt_row.addWidget(QLabel("Bit depth"))
-        fmt_row.addWidget(self.depth)
-        fmt_row.addWidget(QLabel("Quality"))
-        fmt_row.addWidget(self.quality)
-        fmt_row.addStretch(1)
+        # the same widget as the save dialog's (format, bit depth, quality, metadata, transparency note)
+        self.output_options = OutputOptions(self, allow_same=True, fmt="same", bit_depth=None)
+        self.output_options.set_transparency(None)  # some photos may have it
+        self.format, self.depth = self.output_options.format, self.output_options.depth
+        self.quality, self.keep_meta = self.output_options.quality, self.output_options.keep_meta
         out_box = QGroupBox("Output")
         of = QFormLayout(out_box)
         of.addRow("Folder", orow)
         of.addRow("Name", self.template)
-        of.addRow("Format", fmt_row)
+        of.addRow("Format", self.output_options)
         of.addRow("If a file exists", self.conflict)
-        of.addRow("", self.keep_meta)
 
         # Result (seeded from the window's sliders)
         self.pix, self.sem = QDoubleSpinBox(), QDoubleSpinBox()
@@ -218,6 +212,7 @@ class BatchDialog(QDialog):
         for c in COLOR_FIXES:
             self.color_fix.addItem(COLOR_FIX_LABELS.get(c, c), c)
         self.color_fix.setCurrentIndex(max(0, self.color_fix.findData(params.color_fix)))
+        self.color_fix.setToolTip(COLOR_FIX_TIP if self.supports_color_fix else color_fix_reason(self.color_fix_note))
         res_row = QHBoxLayout()
         for label, w in (("Pixel", self.pix), ("Semantic", self.sem), ("Realism", self.realism),
                          ("Scale", self.scale), ("Colour fix", self.color_fix)):  # fmt: skip
@@ -243,11 +238,16 @@ class BatchDialog(QDialog):
         self.plan_label = QLabel()
         self.plan_label.setWordWrap(True)
 
-        # Progress and summary
+        # Progress and summary: two labelled bars, the current photo's (tiles, rate, time left) and the batch's
         self.total_bar = QProgressBar()
         self.total_bar.setRange(0, 1000)
+        self.total_bar.setValue(0)
+        self.total_bar.setFormat("Not started")
         self.file_bar = QProgressBar()
-        self.file_bar.setFormat("%v / %m tiles")
+        self.file_bar.setRange(0, 1000)
+        self.file_bar.setValue(0)
+        self.file_bar.setFormat("Not started")
+        self.file_caption, self.total_caption = QLabel("Current photo"), QLabel("All photos")
         self.current_label = QLabel()
         self.eta_label = QLabel()
         self.summary_text = QPlainTextEdit(readOnly=True)
@@ -278,8 +278,10 @@ class BatchDialog(QDialog):
         lay.addWidget(self.plan_label)
         lay.addWidget(self.table, 4)
         lay.addWidget(self.current_label)
-        lay.addWidget(self.file_bar)
-        lay.addWidget(self.total_bar)
+        bars = QFormLayout()
+        bars.addRow(self.file_caption, self.file_bar)
+        bars.addRow(self.total_caption, self.total_bar)
+        lay.addLayout(bars)
         lay.addWidget(self.eta_label)
         lay.addWidget(self.summary_text)
         lay.addLayout(brow)
@@ -361,11 +363,6 @@ class BatchDialog(QDialog):
             self.output.setText(folder)
 
     # -- settings and plan ----------------------------------------------------------------------------------------
-    def _format_changed(self) -> None:
-        fmt = self.format.currentData()
-        self.depth.setEnabled(fmt in ("png", "tiff", "same"))
-        self.quality.setEnabled(fmt in ("jpeg", "webp", "same"))
-
     def params(self) -> RenderParams:
         return RenderParams(pix=self.pix.value(), sem=self.sem.value(), realism=self.realism.value(),
                             scale=self.scale.scale(), color_fix=str(self.color_fix.currentData()),
@@ -373,12 +370,10 @@ class BatchDialog(QDialog):
 
     def batch_settings(self) -> BatchSettings:
         """The settings as shown. Raises ValueError (TemplateError, PlanError) when they cannot work."""
-        fmt = self.format.currentData()
         policy, style = self.conflict.currentData()
         target = self.scale.target()
-        save = SaveOptions(format=None if fmt == "same" else fmt, bit_depth=self.depth.currentData(),
-                           quality=self.quality.value(), keep_metadata=self.keep_meta.isChecked(),
-                           dpi=target.dpi if target is not None and target.kind == "print" else None)  # fmt: skip
+        dpi = target.dpi if target is not None and target.kind == "print" else None
+        save = self.output_options.save_options(dpi=dpi)
         template = self.template.text()
         if target is not None and template == DEFAULT_TEMPLATE:
             template = TARGET_TEMPLATE  # {scale} differs per photo with a target
@@ -401,6 +396,11 @@ class BatchDialog(QDialog):
         """Plan again and fill the preview; shows the error instead when the settings cannot work."""
         self.plan = None
         self.template.setStyleSheet("")
+        missing = self._missing()
+        if missing:  # a fresh dialog: say what to do, in neutral words, until the user tries to start
+            text = "To start: " + " and ".join(missing) + "."
+            self._show_problem(text) if self._tried_start else self._show_hint(text)
+            return None
         try:
             settings = self.batch_settings()
             manifest = Manifest(settings.output_dir)
@@ -414,9 +414,7 @@ class BatchDialog(QDialog):
             return None
         self.plan = plan
         self._fill_table(plan)
-        if not self.inputs:
-            self._show_problem("Add photos or a folder.")
-        elif not plan.items:
+        if not plan.items:
             hint = "" if self.recursive.isChecked() else " Sub-folders are not included."
             self._show_problem("No photos found." + hint)
         else:
@@ -425,6 +423,17 @@ class BatchDialog(QDialog):
             self.plan_label.setText(f"<b>Plan:</b> {plan.describe()}{note}")
         self._update_start()
         return plan
+
+    def _missing(self) -> list[str]:
+        missing = [] if self.inputs else ["add photos or a folder"]
+        if not self.output.text().strip():
+            missing.append("choose an output folder")
+        return missing
+
+    def _show_hint(self, text: str) -> None:
+        self.plan_label.setText(_html(text))
+        self.table.setRowCount(0)
+        self._update_start()
 
     def _show_problem(self, text: str) -> None:
         self.plan_label.setText(f"<span style='color:#b00020'>{_html(text)}</span>")
@@ -465,35 +474,37 @@ class BatchDialog(QDialog):
     # -- running --------------------------------------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
         for w in (self.input_list, self.btn_add_files, self.btn_add_folder, self.btn_remove, self.btn_clear,
-                  self.recursive, self.output, self.template, self.format, self.depth, self.quality, self.conflict,
-                  self.keep_meta, self.pix, self.sem, self.realism, self.scale, self.color_fix):  # fmt: skip
+                  self.recursive, self.output, self.btn_browse_output, self.template, self.output_options,
+                  self.conflict, self.pix, self.sem, self.realism, self.scale, self.color_fix):  # fmt: skip
             w.setEnabled(not running)
         self.realism.setEnabled(not running and self.supports_realism)
+        self.color_fix.setEnabled(not running and self.supports_color_fix)
         self.btn_add_current.setEnabled(not running and self.current_photo is not None)
         self.btn_pause.setEnabled(running)
         self.btn_cancel.setEnabled(running)
         self.btn_pause.setText("Pause")
-        if not running:
-            self._format_changed()
         self._update_start()
 
     def start(self) -> bool:
         """Plan once more (the folder may have changed) and start the worker. False if it cannot start."""
         if self.worker is not None:
             return False
+        self._tried_start = True
         if self.model_spec is None:
             QMessageBox.information(self, "Batch export", "Choose a model first (Model ▸ Choose model…).")
             return False
         plan = self.refresh_plan()
         if plan is None or not any(i.runs for i in plan.items):
             return False
+        if not self._confirm_estimate(plan):
+            return False
         self._save()
         self.summary, self.failures = None, []
         self.summary_text.clear()
         self.summary_text.setVisible(False)
         self.total_bar.setValue(0)
-        self.file_bar.setRange(0, 1)
         self.file_bar.setValue(0)
+        self.file_bar.setFormat("Current photo: waiting for the model")
         self.eta_label.setText("")
         job = RunBatch(plan, self.model_spec, device=self.device, tiles=self.tiles, models_dir=self.models_dir)
         worker = BatchWorker(job, parent=self)
@@ -540,25 +551,69 @@ class BatchDialog(QDialog):
 
     def _file_started(self, item: PlanItem, progress: Progress) -> None:
         self.current_label.setText(f"{progress.index + 1} of {progress.total}: {item.source.name} → {item.target.name}")
-        self.file_bar.setRange(0, 1)
+        self._clock = RenderClock()
         self.file_bar.setValue(0)
+        self.file_bar.setFormat("Current photo: reading")
         self._show_progress(progress)
 
     def _tile_progress(self, progress: Progress) -> None:
-        self.file_bar.setRange(0, max(1, progress.tile_total))
-        self.file_bar.setValue(progress.tile_done)
-        self.file_bar.setFormat(f"{progress.stage}: %v / %m tiles")
+        clock = self._clock = self._clock or RenderClock()
+        clock.update(progress.tile_done, progress.tile_total, progress.stage)
+        self.file_bar.setValue(int(clock.fraction * 1000))
+        self.file_bar.setFormat(f"Current photo: {stage_words(progress.stage)} tiles {progress.tile_done} of "
+                                f"{progress.tile_total}")  # fmt: skip
         self._show_progress(progress)
 
     def _file_finished(self, result: FileResult, progress: Progress) -> None:
         if result.status == FAILED:
             self.failures.append(result)
+        elif result.model_seconds > 0 and self._sizes.get(result.source) and self.model_spec and self.model_device:
+            self.cost_book.record(self.model_spec.name, self.model_device, self._sizes[result.source],
+                                  result.model_seconds)  # fmt: skip
+        self._clock = None
         self._show_progress(progress)
 
     def _show_progress(self, progress: Progress) -> None:
+        """Both bars and one line of rate and time left: from the first tile on (the current photo's clock), and
+        for the whole batch from the photos done so far, else from this photo's pace."""
         self.total_bar.setValue(int(progress.fraction * 1000))
-        self.total_bar.setFormat(f"{progress.finished} / {progress.total} photos")
-        self.eta_label.setText(f"Elapsed {format_eta(progress.elapsed)} — remaining {format_eta(progress.eta_seconds)}")
+        shown = min(progress.total, progress.index + 1) if progress.finished < progress.total else progress.total
+        self.total_bar.setFormat(f"Photo {shown} of {progress.total} ({progress.finished} done)")
+        parts = [f"Elapsed {format_duration(progress.elapsed)}"]
+        clock = self._clock
+        per_tile = clock.seconds_per_tile() if clock is not None else None
+        photo_left = clock.eta() if clock is not None else None
+        if per_tile is not None:
+            parts.append(f"{per_tile:.1f} s/tile")
+        if photo_left is not None:
+            parts.append(f"this photo {format_duration(photo_left)} left")
+        total_left = progress.eta_seconds
+        if total_left is None and clock is not None and photo_left is not None:
+            whole = clock.total_estimate() or 0.0  # nothing finished yet: the others at this photo's pace
+            total_left = photo_left + whole * max(0, progress.total - progress.finished - 1)
+        if total_left is not None:
+            parts.append(f"all photos about {format_duration(total_left)} left")
+        elif progress.finished < progress.total:
+            parts.append("time left: after the first tile")
+        self.eta_label.setText(" — ".join(parts))
+
+    def _confirm_estimate(self, plan: Plan) -> bool:
+        """Before a batch estimated (from earlier renders on this machine) over the long-job threshold, ask."""
+        scale = self.scale.scale()
+        self._sizes = {i.source: output_megapixels(i.source, scale) for i in plan.items if i.runs}
+        if self.model_spec is None or self.model_device is None:
+            return True
+        megapixels = sum(self._sizes.values())
+        seconds = self.cost_book.estimate(self.model_spec.name, self.model_device, megapixels)
+        if seconds is None or seconds <= LONG_JOB_SECONDS:
+            return True
+        answer = QMessageBox.question(
+            self, "Batch export",
+            f"This batch ({len(self._sizes)} photos, {megapixels:.0f} megapixels out) will take about "
+            f"{format_duration(seconds)} on this machine (measured on earlier renders with "
+            f"{self.model_spec.name}).\n\nStart it?",
+        )  # fmt: skip
+        return answer == QMessageBox.StandardButton.Yes
 
     def _paused_changed(self, paused: bool) -> None:
         self.eta_label.setText("Paused" if paused else self.eta_label.text())
@@ -575,6 +630,7 @@ class BatchDialog(QDialog):
         self._finish_worker()
         early = summary.cancelled or bool(summary.stopped)
         self.file_bar.setValue(self.file_bar.maximum() if not early else 0)
+        self.file_bar.setFormat("Current photo: done" if not early else "Current photo: stopped")
         if not early:
             self.total_bar.setValue(1000)
         if summary.stopped:
@@ -627,6 +683,14 @@ class BatchDialog(QDialog):
         self._save()
         event.accept()
         self.done(QDialog.DialogCode.Rejected)  # not super(): QDialog's closeEvent calls reject(), which closes
+
+
+#: The engine's stage names in plain words.
+STAGE_WORDS = {"encode": "encoding", "unet": "model", "decode": "decoding", "upscale": "model"}
+
+
+def stage_words(stage: str) -> str:
+    return next((word for key, word in STAGE_WORDS.items() if stage.startswith(key)), stage)
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -27,6 +27,22 @@ STEP = 0.05
 #: The colour-fix choices in plain words (the window and the batch dialog show the same).
 COLOR_FIX_LABELS = {"adain": "AdaIN (match colours)", "wavelet": "Wavelet (keep tones)", "none": "None"}
 NO_REALISM_TIP = "This model has no realism levels: they need a diffusion model (PiSA-SR)."
+COLOR_FIX_TIP = (
+    "Colour correction after the model: keeps the photo's colours.\n"
+    "AdaIN matches overall colour; Wavelet keeps the original's broad tones exactly; None shows the raw model."
+)
+NO_PROMPT_TIP = "This model does not read descriptions (it has no text encoder)."
+NO_PROMPT_NOTE = "Not used by this model (descriptions need PiSA-SR)."
+#: A disabled field must look disabled: some styles keep an enabled-looking white box (issue 16).
+DISABLED_FIELD_STYLE = "QLineEdit:disabled { background: palette(window); color: palette(mid); }"
+
+
+def color_fix_reason(note: str) -> str:
+    """The engine's reason the colour fix is off, as a sentence for a note under the control."""
+    note = note.strip() or "this model has no colour fix"
+    return note[0].upper() + note[1:] + ("" if note.endswith(".") else ".")
+
+
 CUSTOM = -1  # item data of the "Custom…" realism entry
 REALISM_TIP = (
     "Realism level (the UNet timestep): this model was trained with realism grouping, so its levels trade\n"
@@ -37,6 +53,7 @@ EXPERIMENTAL_TIP = (
     "the fidelity/realism trade of RCOD needs a model trained with realism grouping (desktop-sr-train --ldg)."
 )
 EXPERIMENTAL = " — experimental"
+PROMPT_PLACEHOLDER = "optional, e.g. 'old portrait'"
 
 
 def realism_label(t: int) -> str:
@@ -134,20 +151,17 @@ class ControlsPanel(QWidget):
         self.color_fix = QComboBox()
         for key, label in COLOR_FIX_LABELS.items():
             self.color_fix.addItem(label, key)
-        self.color_fix.setToolTip(
-            "Colour correction after the model: keeps the photo's colours.\n"
-            "AdaIN matches overall colour; Wavelet keeps the original's broad tones exactly; None shows the raw model."
-        )
+        self.color_fix.setToolTip(COLOR_FIX_TIP)
+        self.color_fix_note = _note_label()
         self.prompt = QLineEdit()
-        self.prompt.setPlaceholderText("optional, e.g. 'old portrait'")
+        self.prompt.setPlaceholderText(PROMPT_PLACEHOLDER)
+        self.prompt.setStyleSheet(DISABLED_FIELD_STYLE)
+        self.prompt_note = _note_label()
         self._prompt_tip = (
             "Describe the photo in a few words to guide added detail. Leave empty for the neutral default."
         )
         self.prompt.setToolTip(self._prompt_tip)
-        self.realism_note = QLabel("")
-        self.realism_note.setWordWrap(True)
-        self.realism_note.setStyleSheet("color: gray")
-        self.realism_note.setVisible(False)
+        self.realism_note = _note_label()
 
         form = QFormLayout()
         form.addRow("Pixel fidelity", self.pix)
@@ -163,8 +177,8 @@ class ControlsPanel(QWidget):
         size_cell.addWidget(self.scale)
         size_cell.addWidget(self.size_note)
         form.addRow("Scale", size_cell)
-        form.addRow("Colour fix", self.color_fix)
-        form.addRow("Description", self.prompt)
+        form.addRow("Colour fix", _stacked(self.color_fix, self.color_fix_note))
+        form.addRow("Description", _stacked(self.prompt, self.prompt_note))
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addStretch(1)
@@ -225,8 +239,16 @@ class ControlsPanel(QWidget):
             for w in widgets:
                 w.blockSignals(False)
 
-    def configure_for_model(self, supports_realism: bool, supports_prompt: bool, timesteps: tuple[int, ...]) -> None:
-        """Offer exactly what the loaded model can do: its trained realism levels, or none at all."""
+    def configure_for_model(
+        self,
+        supports_realism: bool,
+        supports_prompt: bool,
+        timesteps: tuple[int, ...],
+        supports_color_fix: bool = True,
+        color_fix_note: str = "",
+    ) -> None:
+        """Offer exactly what the loaded model can do: its trained realism levels, or none at all; a control the
+        model ignores is disabled, and a note under it says why (every control acts or says it does not)."""
         self.realism.blockSignals(True)
         current = self.realism_value()
         self.realism.clear()
@@ -254,9 +276,13 @@ class ControlsPanel(QWidget):
             self.realism.setToolTip(REALISM_TIP if grouped else EXPERIMENTAL_TIP)
         self._update_realism_note()
         self.prompt.setEnabled(supports_prompt)
-        self.prompt.setToolTip(
-            self._prompt_tip if supports_prompt else "This model does not read descriptions (it has no text encoder)."
-        )
+        self.prompt.setToolTip(self._prompt_tip if supports_prompt else NO_PROMPT_TIP)
+        self.prompt.setPlaceholderText(PROMPT_PLACEHOLDER if supports_prompt else "not used by this model")
+        _show_note(self.prompt_note, "" if supports_prompt else NO_PROMPT_NOTE)
+        self.color_fix.setEnabled(supports_color_fix)
+        reason = "" if supports_color_fix else color_fix_reason(color_fix_note)
+        self.color_fix.setToolTip(COLOR_FIX_TIP if supports_color_fix else reason)
+        _show_note(self.color_fix_note, reason)
 
     def _update_realism_note(self) -> None:
         """Say what the chosen level is: one the model was trained for, or an experiment."""
@@ -268,8 +294,7 @@ class ControlsPanel(QWidget):
             text = "Experimental: these weights were trained at t = 1 only."
         else:
             text = ""
-        self.realism_note.setText(text)
-        self.realism_note.setVisible(bool(text))
+        _show_note(self.realism_note, text)
 
     def _size_problem(self, message: str) -> None:
         self.size_note.setText(message)
@@ -277,3 +302,26 @@ class ControlsPanel(QWidget):
 
     def _emit(self, kind: str) -> None:
         self.changed.emit(self.params(), kind)
+
+
+def _note_label() -> QLabel:
+    """A grey wrapped note under a control (why it is disabled, what a choice means); hidden while empty."""
+    label = QLabel("")
+    label.setWordWrap(True)
+    label.setStyleSheet("color: gray")
+    label.setVisible(False)
+    return label
+
+
+def _show_note(label: QLabel, text: str) -> None:
+    label.setText(text)
+    label.setToolTip(text)
+    label.setVisible(bool(text))
+
+
+def _stacked(control: QWidget, note: QLabel) -> QVBoxLayout:
+    """The control with its note under it (the note takes no space while hidden)."""
+    cell = QVBoxLayout()
+    cell.addWidget(control)
+    cell.addWidget(note)
+    return cell

@@ -1,8 +1,10 @@
-"""Export options: format, bit depth, quality, and a file name suggested from a template. Never overwrites
-without asking."""
+"""Save the result: the output options shared with the batch dialog (format, bit depth, quality, keep metadata;
+:mod:`desktop_sr.ui.output_options`), the DPI policy, and an absolute file path proposed next to the photo or in the
+folder saved to last. Never overwrites without asking; says before saving when transparency will be flattened."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -16,13 +18,13 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from ..imaging import FORMATS, SaveOptions
 from ..target_size import DPI_POLICIES, TargetSize
+from .output_options import DEEP, OutputOptions
 
 
 def suggest_name(template: str, source: Path, scale: int, fmt: str) -> str:
@@ -35,30 +37,33 @@ def suggest_name(template: str, source: Path, scale: int, fmt: str) -> str:
     return stem + FORMATS[fmt]
 
 
+def proposed_folder(source: Path, folder: str | Path | None) -> Path:
+    """Where the save dialog proposes to save: ``folder`` (the one saved to last) if it still exists, else the
+    photo's own folder; always absolute, so the file lands where the dialog says whatever the working folder."""
+    if folder and Path(folder).expanduser().is_dir():
+        return Path(folder).expanduser().absolute()
+    return source.expanduser().absolute().parent
+
+
 class ExportDialog(QDialog):
-    """``target`` and ``size``: a target size and the exact pixels it gives for this photo (the render is at the
-    next model scale up and is resampled on saving)."""
+    """``folder``: the folder saved to last (empty: next to the photo). ``target`` and ``size``: a target size and
+    the exact pixels it gives for this photo (the render is at the next model scale up and is resampled on saving).
+    ``transparency``: the photo has transparent pixels (a format without alpha says it will flatten them)."""
 
     def __init__(self, parent: QWidget | None, source: Path, scale: int, folder: str, fmt: str = "png",
-                 bit_depth: int = 8, quality: int = 95, template: str = "{stem}_x{scale}",
-                 target: TargetSize | None = None, size: tuple[int, int] | None = None) -> None:  # fmt: skip
+                 bit_depth: int | None = 8, quality: int = 95, template: str = "{stem}_x{scale}",
+                 target: TargetSize | None = None, size: tuple[int, int] | None = None, keep_metadata: bool = True,
+                 transparency: bool = False) -> None:  # fmt: skip
         super().__init__(parent)
         self.setWindowTitle("Save result as")
         self.source, self.scale_factor, self.template = source, scale, template
         self.size_target, self.size = target, size
         if target is not None and template == "{stem}_x{scale}":
             template = "{stem}_" + target.label
-        self.format = QComboBox()
-        for label, key in (("PNG", "png"), ("JPEG", "jpeg"), ("WebP", "webp"), ("TIFF", "tiff")):
-            self.format.addItem(label, key)
-        self.format.setCurrentIndex(max(0, self.format.findData(fmt)))
-        self.depth = QComboBox()
-        self.depth.addItem("8 bit", 8)
-        self.depth.addItem("16 bit", 16)
-        self.depth.setCurrentIndex(1 if bit_depth == 16 else 0)
-        self.quality = QSpinBox()
-        self.quality.setRange(1, 100)
-        self.quality.setValue(quality)
+        self.output = OutputOptions(self, fmt=fmt, bit_depth=bit_depth, quality=quality, keep_metadata=keep_metadata)
+        self.output.set_transparency(transparency)
+        self.format, self.depth, self.quality = self.output.format, self.output.depth, self.output.quality
+        self.keep_meta = self.output.keep_meta
         self.dpi_policy = QComboBox()
         for label, key in (("Keep the print size (DPI grows with the scale)", DPI_POLICIES[0]),
                            ("Keep the DPI (prints larger)", DPI_POLICIES[1])):  # fmt: skip
@@ -66,16 +71,15 @@ class ExportDialog(QDialog):
         if target is not None and target.kind == "print":
             self.dpi_policy.setEnabled(False)
             self.dpi_policy.setToolTip(f"A print size writes its own DPI: {target.dpi:g}")
-        self.path = QLineEdit(str(Path(folder or source.parent) / suggest_name(template, source, scale, fmt)))
+        self.folder = proposed_folder(source, folder)
+        self.path = QLineEdit(str(self.folder / suggest_name(template, source, scale, fmt)))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
         row.addWidget(self.path, 1)
         row.addWidget(browse)
         form = QFormLayout()
-        form.addRow("Format", self.format)
-        form.addRow("Bit depth", self.depth)
-        form.addRow("Quality", self.quality)
+        form.addRow("Output", self.output)
         form.addRow("DPI", self.dpi_policy)
         if size is not None:
             form.addRow("Size", QLabel(f"{size[0]} × {size[1]} px ({target.describe() if target else ''})"))
@@ -88,17 +92,14 @@ class ExportDialog(QDialog):
         lay.addWidget(buttons)
         self.format.currentIndexChanged.connect(self._format_changed)
         self._format_changed()
-        self.resize(560, 160)
+        self.resize(640, 200)
 
     def fmt(self) -> str:
         return str(self.format.currentData())
 
     def _format_changed(self) -> None:
-        fmt = self.fmt()
-        self.depth.setEnabled(fmt in ("png", "tiff"))
-        self.quality.setEnabled(fmt in ("jpeg", "webp"))
         p = Path(self.path.text())
-        self.path.setText(str(p.with_suffix(FORMATS[fmt])))
+        self.path.setText(str(p.with_suffix(FORMATS[self.fmt()])))
 
     def _browse(self) -> None:
         f, _ = QFileDialog.getSaveFileName(self, "Save result as", self.path.text())
@@ -106,15 +107,17 @@ class ExportDialog(QDialog):
             self.path.setText(f)
 
     def options(self) -> SaveOptions:
-        fmt = self.fmt()
-        depth = int(self.depth.currentData()) if fmt in ("png", "tiff") else 8
         target = self.size_target
         dpi = target.dpi if target is not None and target.kind == "print" else None
-        return SaveOptions(format=fmt, bit_depth=depth, quality=self.quality.value(), size=self.size, dpi=dpi,
-                           dpi_policy=str(self.dpi_policy.currentData()))  # fmt: skip
+        options = self.output.save_options(size=self.size, dpi=dpi, dpi_policy=str(self.dpi_policy.currentData()))
+        if self.fmt() not in DEEP:
+            options = replace(options, bit_depth=8)  # JPEG and WebP are 8 bit whatever the depth box says
+        return options
 
     def target(self) -> Path:
-        return Path(self.path.text().strip())
+        """The file to write, absolute (a relative name typed in is taken next to the proposed folder)."""
+        path = Path(self.path.text().strip()).expanduser()
+        return path if path.is_absolute() else self.folder / path
 
     def _accept(self) -> None:
         target = self.target()

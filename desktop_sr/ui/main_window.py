@@ -13,18 +13,18 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QPushButton
 
 from ..editor import EditorModel, Shown
-from ..editor.jobs import Job
 from ..editor.remembered import (
     default_model_spec,
     last_model_spec,
     params_from_settings,
     remember_model,
 )
+from ..editor.render_time import JobProgress
 from ..engine.api import ModelInfo, RenderParams
 from ..engine.loader import ModelSpec
 from ..imaging import Photo, SaveOptions
@@ -36,6 +36,7 @@ from .controls import ControlsPanel
 from .export_dialog import ExportDialog
 from .images import colormap, qimage_from_rgb
 from .model_dialog import ChooseModelDialog
+from .status_message import MessageStatusBar
 from .window_actions import WindowActions
 from .worker import EngineWorker
 
@@ -51,6 +52,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self.settings, settings_warning = load_settings(settings_dir)
         self.setWindowTitle("desktop-sr")
         self.setAcceptDrops(True)
+        self.setStatusBar(MessageStatusBar(self))  # messages elided with the whole text reachable
 
         self.view = CompareView(self)
         self.view.placeholder = OPEN_PHOTO
@@ -101,7 +103,8 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         w.failed.connect(e.on_failed)
         w.cancelled.connect(e.on_cancelled)
         w.busy_changed.connect(self._busy)
-        w.progress.connect(self._progress)
+        w.started.connect(e.on_started)
+        w.progress.connect(e.on_progress)
         self.controls.changed.connect(e.set_params)
         self.view.view_changed.connect(self._view_changed)
         self.view.zoom_changed.connect(lambda z: self.lbl_zoom.setText(f"{z * 100:.0f} %"))
@@ -116,7 +119,9 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         e.detail_changed.connect(self._detail_changed)
         e.timing_changed.connect(self._timing_changed)
         e.status.connect(sb.showMessage)
-        e.error.connect(self.show_error)
+        e.error.connect(lambda title, message: self.show_error(title, message, later=True))
+        e.progress.connect(self._progress)
+        e.long_render.connect(lambda seconds, text: QTimer.singleShot(0, lambda: self.ask_long_render(seconds, text)))
 
     def _params_changed(self, p: RenderParams) -> None:
         if self.controls.params() != p:
@@ -160,19 +165,32 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self.lbl_time.setToolTip(f"Last render: {stages}" if stages else "")
         self._update_model_state()
 
-    def _progress(self, job: Job, done: int, total: int, stage: str) -> None:
+    def _progress(self, p: JobProgress) -> None:
+        """The running job: how far (the bar), and its rate and time left from the first tile on (beside it)."""
         self.progress.setVisible(True)
-        self.progress.setMaximum(max(1, total))
-        self.progress.setValue(done)
-        self.progress.setFormat(f"{job.label} %p%")
-        self.progress.setToolTip(f"{job.label}: {stage} step {done} of {total}")
+        if p.fraction is None:  # a job just started: its name, a busy bar until its first report
+            self.progress.setRange(0, 0)
+            self.progress.setFormat(p.label)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(round(p.fraction * 1000))
+            self.progress.setFormat(f"{p.label} %p%")
+        self.progress.setToolTip(f"{p.label}: {p.detail}" if p.detail else p.label)
+        self.lbl_eta.setText(p.detail)
+        self.lbl_eta.setVisible(bool(p.detail))
+
+    def ask_long_render(self, seconds: float, text: str) -> None:
+        """Before a render estimated as long (the editor waits for the answer; no starts nothing)."""
+        answer = QMessageBox.question(self, "A long render", f"{text}\n\nStart it now?")
+        self.editor.answer_long_render(answer == QMessageBox.StandardButton.Yes)
 
     def _busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
+        self.lbl_eta.setVisible(busy and bool(self.lbl_eta.text()))
+        if not busy:
+            self.lbl_eta.setText("")
         self.btn_cancel.setVisible(busy)
         self.act_cancel.setEnabled(busy)
-        if busy:
-            self.progress.setMaximum(0)  # indeterminate until the first report
         self.editor.set_busy(busy)
 
     # -- model ----------------------------------------------------------------------------------------------------
@@ -189,7 +207,8 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         spec = self.editor.model_spec
         if info is not None and spec is not None:
             remember_model(self.settings, spec)
-            self.controls.configure_for_model(info.supports_realism, info.supports_prompt, info.trained_timesteps)
+            self.controls.configure_for_model(info.supports_realism, info.supports_prompt, info.trained_timesteps,
+                                              info.supports_color_fix, info.color_fix_note)  # fmt: skip
         self._update_model_state()
 
     def _update_model_state(self) -> None:
@@ -223,6 +242,16 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
             lambda spec: spec is None or spec == self.editor.model_spec or self.load_model(spec)
         )
         dlg.models_dir_changed.connect(self._models_dir_changed)
+        dlg.show()
+        return dlg
+
+    def get_pisa_dialog(self) -> QDialog:
+        """Model ▸ Get PiSA-SR… (non-modal): an import made the default is loaded at once."""
+        from .get_pisa_dialog import GetPisaDialog
+
+        dlg = GetPisaDialog(self, self.settings.models_dir)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.imported.connect(lambda spec: spec is None or self.load_model(spec))
         dlg.show()
         return dlg
 
@@ -280,14 +309,18 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
             return
         plan = self.controls.scale.plan()
         photo = self.editor.photo
-        depth = 16 if photo.info.get("raw") else s.export_bit_depth  # RAW results default to 16 bits
-        dlg = ExportDialog(self, photo.source, self.editor.params.scale, s.last_folder, s.export_format, depth,
+        depth = 16 if photo.info.get("raw") else (s.export_bit_depth or None)  # RAW results default to 16 bits
+        dlg = ExportDialog(self, photo.source, self.editor.params.scale, s.export_folder, s.export_format, depth,
                            s.export_quality, s.name_template, target=self.controls.scale.target(),
-                           size=plan.size if plan is not None and plan.resample else None)  # fmt: skip
+                           size=plan.size if plan is not None and plan.resample else None,
+                           keep_metadata=s.export_keep_metadata,
+                           transparency=self.editor.photo_has_transparency())  # fmt: skip
         if dlg.exec():
-            self.export_to(dlg.target(), dlg.options())
+            target = dlg.target()
+            self.export_to(target, dlg.options())
             s.export_format, s.export_quality = dlg.fmt(), dlg.quality.value()
-            s.export_bit_depth = int(dlg.depth.currentData())
+            s.export_bit_depth = int(dlg.depth.currentData() or 0)  # 0: as the source
+            s.export_keep_metadata, s.export_folder = dlg.keep_meta.isChecked(), str(target.parent)
 
     def export_to(self, path: Path, options: SaveOptions) -> None:
         self.editor.export(path, options)
@@ -314,16 +347,37 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
             settings_dir=self.settings_dir,
             device=self.settings.device,
             supports_realism=info.supports_realism if info is not None else True,
+            supports_color_fix=info.supports_color_fix if info is not None else True,
+            color_fix_note=info.color_fix_note if info is not None else "",
+            model_device=info.device if info is not None else None,
         )
         self.batch_dialog = dlg
         dlg.show()
 
-    def show_error(self, title: str, message: str) -> None:
-        """One modal dialog at a time: errors arriving while one is open go to the status bar only."""
-        self.statusBar().showMessage(f"{title}: {message}", 10000)
+    def show_error(self, title: str, message: str, *, later: bool = False) -> None:
+        """One modal dialog at a time: errors arriving while one is open go to the status bar only (where the
+        whole text stays reachable: elided, with a tooltip and a click for the dialog).
+
+        ``later``: the error arrived while the worker's news is being delivered (the editor's failures); the dialog
+        opens once that delivery is done, so the news after it (the worker is idle) reaches the status bar and
+        badge first instead of waiting behind the modal dialog (a failed open used to keep "rendering…" and a
+        busy bar on screen for as long as its error was).
+        """
+        status = self.statusBar()
+        text = f"{title}: {message}"
+        if isinstance(status, MessageStatusBar):
+            status.show_error(text, 30000)
+        else:
+            status.showMessage(text, 30000)
         if self._error_open:
             return
         self._error_open = True
+        if later:
+            QTimer.singleShot(0, lambda: self._error_dialog(title, message))
+        else:
+            self._error_dialog(title, message)
+
+    def _error_dialog(self, title: str, message: str) -> None:
         try:
             QMessageBox.critical(self, title, message)
         finally:

@@ -88,6 +88,7 @@ class BackgroundRelay(QObject):
     failed = Signal(object, str)  # job, message
     cancelled = Signal(object)  # job
     progress = Signal(object, int, int, str)  # job, done, total, stage (of a burst, only the last is emitted)
+    started = Signal(object)  # job: it left the queue and runs now (a clock measuring it starts here)
     busy_changed = Signal(bool)
 
     def __init__(
@@ -230,6 +231,7 @@ class BackgroundRelay(QObject):
             while (taken := self._next()) is not None:
                 job, control = taken
                 self._post("busy_changed", True)
+                self._post("started", job)
                 self._execute(job, control)
                 with self._cond:  # one step, so deliver() never sees "idle" before the news that says so
                     self._running = None

@@ -78,6 +78,11 @@ class WindowActions:
         self.act_detail.setToolTip("Colour where the semantic branch adds detail, to spot invented content")
         self.act_detail.toggled.connect(self._toggle_detail)
         self.act_cancel = self._action("&Cancel render", self.editor.cancel, "Esc", "Stop the running render")
+        self.act_render_now = self._action("&Render now", self.editor.render_now, "F5",
+                                           "Start the render of these settings, even a long one")  # fmt: skip
+        self.act_get_pisa = self._action("&Get PiSA-SR…", self.get_pisa_dialog, None,
+                                         "Download Stable Diffusion 2.1-base, get the PiSA-SR adapter and import "
+                                         "them (or see what to copy where, offline)")  # fmt: skip
         self.act_choose_model = self._action("&Choose model…", self.choose_model_dialog, None,
                                              "Use Stable Diffusion 2.1-base with PiSA-SR adapters")  # fmt: skip
         self.act_models = self._action("&Models…", self.open_model_manager, None,
@@ -136,6 +141,9 @@ class WindowActions:
         model_menu = mb.addMenu("&Model")
         model_menu.addAction(self.act_choose_model)
         model_menu.addAction(self.act_models)
+        model_menu.addAction(self.act_get_pisa)
+        model_menu.addSeparator()
+        model_menu.addAction(self.act_render_now)
         model_menu.addAction(self.act_cancel)
         help_menu = mb.addMenu("&Help")
         help_menu.addAction(self.act_sample)
@@ -165,6 +173,9 @@ class WindowActions:
         self.lbl_time.setToolTip("How long the last exact render took (instant preview time in brackets)")
         self.lbl_zoom = QLabel("")
         self.lbl_zoom.setToolTip("Zoom: 100 % is one photo pixel per screen pixel")
+        self.lbl_eta = QLabel("")
+        self.lbl_eta.setToolTip("The running job's pace and time left, measured from its first tile")
+        self.lbl_eta.setVisible(False)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(240)
         self.progress.setMinimumWidth(200)
@@ -177,6 +188,7 @@ class WindowActions:
         for w in (self.lbl_sizes, self.lbl_zoom, self.lbl_model, self.lbl_time, self.lbl_badge):
             w.setContentsMargins(8, 0, 8, 0)
             sb.addPermanentWidget(w)
+        sb.addPermanentWidget(self.lbl_eta)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.btn_cancel)
 
