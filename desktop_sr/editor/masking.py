@@ -33,7 +33,7 @@ class MaskEditing:
     def _init_masking(self: EditorModel) -> None:  # type: ignore[misc]
         self.stroke: Stroke | None = None
         self.mask_key: str | None = None  # the photo file's content hash: where its mask is kept
-        self._detail_values: np.ndarray | None = None
+        self._detail_values: tuple[RenderParams, np.ndarray] | None = None  # for which settings (maps aside)
         self._pending_detail: tuple[float, float] | None = None  # threshold, value asked before the map arrived
         #: The mask grid's values (H x W multipliers of the semantic strength), or None when nothing is painted.
         self.mask_changed: Event[[np.ndarray | None]] = Event()
@@ -110,7 +110,7 @@ class MaskEditing:
         """Less invention wherever the detail map is above ``threshold`` (computed first if need be)."""
         if self.photo is None or self.model_info is None:
             return
-        if self._detail_values is None:
+        if self._detail_values is None or self._detail_values[0] != self.params.with_(maps=None):
             self._pending_detail = (threshold, value)
             self._submit(DetailMap(self.params))
             self.status.emit("Computing the detail map for the mask…", 0)
@@ -118,7 +118,7 @@ class MaskEditing:
         self._pending_detail = None
         grid = self.mask_grid()
         assert grid is not None
-        self.set_mask(self._combine(from_detail(self._detail_values, grid, threshold, value)))
+        self.set_mask(self._combine(from_detail(self._detail_values[1], grid, threshold, value)))
 
     def _detail_arrived(self: EditorModel) -> None:  # type: ignore[misc]
         if self._pending_detail is not None:

@@ -312,7 +312,7 @@ class EditorModel(MaskEditing):
                 self.blender, self.corners_for = result.blend, corner_key(result.params)
         elif isinstance(result, DetailReady):
             if result.params.with_(maps=None) == self.params.with_(maps=None):  # the mask does not change it
-                self._detail_values = result.values
+                self._detail_values = (result.params.with_(maps=None), result.values)
                 if self.detail_on:
                     self.detail_for = result.params
                     self.detail_changed.emit(result.values)
