@@ -30,6 +30,7 @@ from .cli_common import (
     warn_ignored,
     warn_long_render,
 )
+from .cli_maps import add_map_args, maps_from_args, photo_size, proportion_problem, with_maps
 from .cli_text import plain
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
@@ -55,6 +56,7 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     add_output_args(p, default_format=None)
     add_model_args(p)
     add_render_args(p)
+    add_map_args(p)
     p.set_defaults(func=run_upscale)
 
 
@@ -121,11 +123,21 @@ def run_upscale(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"desktop-sr: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    try:
+        maps = maps_from_args(args)
+    except ValueError as exc:
+        print(f"desktop-sr: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     failed = 0
     jobs: list[tuple[Path, Path]] = []
     for src in args.inputs:  # everything that can be checked without the model, before it loads
         if not src.exists():
             print(f"desktop-sr: {src}: file not found", file=sys.stderr)
+            failed += 1
+            continue
+        size = photo_size(src) if maps else None
+        if size is not None and (problem := proportion_problem(maps, size, str(src))):
+            print(f"desktop-sr: {problem}", file=sys.stderr)
             failed += 1
             continue
         dst = output_path(src, args, single, target)
@@ -181,17 +193,20 @@ def run_upscale(args: argparse.Namespace) -> int:
                 notes.append(flattening_note(fmt))
             for note in notes:
                 bar.bar.write(f"desktop-sr: note: {src}: {note}", file=sys.stderr)
+            if maps and (problem := proportion_problem(maps, photo.size, str(src))):
+                raise ValueError(problem)  # a camera RAW: its size is known once developed
             session.set_photo(photo.rgb)
             if model_input is not None and hasattr(session, "prime_model_input"):
                 session.prime_model_input(params.scale, model_input)
+            photo_params = with_maps(params, maps)
             how = f"×{params.scale}"
             render_start = time.perf_counter()
             if target is None:
-                result = in_worker(functools.partial(session.render, params, control=Control(bar)))
+                result = in_worker(functools.partial(session.render, photo_params, control=Control(bar)))
                 ratio = float(params.scale)
             else:
                 result, plan = in_worker(
-                    functools.partial(render_to_target, session, photo.size, params, target, control=Control(bar))
+                    functools.partial(render_to_target, session, photo.size, photo_params, target, control=Control(bar))
                 )
                 ratio = plan.ratio
                 how = f"×{plan.scale}" + (", then Lanczos" if plan.resample else "")

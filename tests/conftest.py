@@ -8,6 +8,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # measured render times go to a throw-away cache, never the user's (subprocess tests inherit it)
 os.environ.setdefault("DESKTOP_SR_CACHE_DIR", __import__("tempfile").mkdtemp(prefix="desktop-sr-test-cache-"))
+# strength masks painted in tests never land in the user's data folder (subprocess tests inherit it)
+os.environ.setdefault("DESKTOP_SR_MASKS_DIR", __import__("tempfile").mkdtemp(prefix="desktop-sr-test-masks-"))
 
 from pathlib import Path  # noqa: E402
 

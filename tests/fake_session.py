@@ -56,7 +56,7 @@ class FakeSession(PhotoHolder):
     def render(self, params, *, region=None, control=None) -> np.ndarray:
         self.calls.append(("render", params, region))
         self._work(control)
-        out = self._corners(params).blend(params.pix, params.sem)
+        out = self._corners(params).blend(params.pix, params.sem, params.maps)
         if region is not None:
             x0, y0, x1, y1 = region
             out = out[y0:y1, x0:x1]

@@ -73,6 +73,8 @@ def add_batch_parser(sub: argparse._SubParsersAction) -> None:
     add_yes_arg(p)
     add_model_args(p)
     add_render_args(p)
+    p.add_argument("--no-saved-masks", dest="saved_masks", action="store_false",
+                   help="ignore strength masks painted in the editor (default: a photo with one uses it)")  # fmt: skip
     add_cluster_args(p)
     p.set_defaults(func=run_batch)
 
@@ -193,6 +195,7 @@ def run_batch(args: argparse.Namespace) -> int:
         recursive=args.recursive,
         model_name=spec.name if spec is not None else "model",
         target=target,
+        use_saved_masks=args.saved_masks,
     )
     try:
         settings.validate()  # the template first: a typo must not cost a model load or a folder scan

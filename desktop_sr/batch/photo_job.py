@@ -25,6 +25,7 @@ from ..engine.errors import Cancelled, EngineError
 from ..imaging import Photo, PhotoError, read_photo, write_photo
 from ..imaging.formats import ALPHA_FORMATS, flattening_note
 from ..target_size import check_session_fits, plan_size, resample
+from .masks import params_with_saved_mask
 from .plan import BatchSettings
 from .results import CANCELLED, FAILED, WRITTEN, ModelLoadFailed
 
@@ -66,9 +67,12 @@ def process_photo(
     start = time.perf_counter()
     model_seconds = 0.0
     megapixels = 0.0
+    mask_notes: list[str] = []
     try:
         photo = read_photo(source)
         params, ratio = settings.params, float(settings.params.scale)
+        if settings.use_saved_masks:
+            params = params_with_saved_mask(source, params, mask_notes)
         plan = plan_size(photo.size, settings.target) if settings.target is not None else None
         if plan is not None:  # a target size: this photo's model scale, then a resample to the exact size
             params, ratio = params.with_(scale=plan.scale), plan.ratio
@@ -104,7 +108,7 @@ def process_photo(
     size = None
     with contextlib.suppress(OSError):
         size = target.stat().st_size
-    notes = list(photo.warnings)
+    notes = list(photo.warnings) + mask_notes
     fmt = settings.output_format(photo.source)
     if photo.alpha is not None and fmt not in ALPHA_FORMATS and float(photo.alpha.min()) < 1.0:
         notes.append(flattening_note(fmt))

@@ -12,7 +12,7 @@ import datetime as _dt
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +58,8 @@ class BatchSettings:
     #: A target size (long edge, fit, print) instead of ``params.scale``: each photo runs at the smallest model
     #: scale that reaches it, then is resampled to exactly that size.
     target: TargetSize | None = None
+    #: Use the strength mask painted in the editor for a photo that has one (see :mod:`desktop_sr.batch.masks`).
+    use_saved_masks: bool = True
 
     def validate(self) -> NameTemplate:
         """Check everything checkable up front; returns the parsed template. Raises TemplateError or PlanError."""
@@ -87,13 +89,19 @@ class BatchSettings:
         for key, default in (("dpi_policy", "keep-print-size"), ("dpi", None), ("size", None)):
             if save.get(key) == default:  # options added later: at their defaults, earlier signatures still hold
                 save.pop(key, None)
+        params = asdict(replace(self.params, maps=None))
+        params.pop("maps")  # earlier signatures stay valid; maps are per photo (saved masks) or named below
         data = {
-            "params": asdict(self.params),
+            "params": params,
             "template": self.template,
             "save": save,
             "model": self.model_name,
             "date": self.date.isoformat() if "{date" in self.template else "",
         }
+        if self.params.maps is not None:
+            data["maps"] = self.params.maps.digest
+        if not self.use_saved_masks:
+            data["saved_masks"] = False
         if self.target is not None:  # only when set, so batches without a target keep their earlier signatures
             data["target"] = asdict(self.target)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -23,6 +23,8 @@ from .jobs import (
     DetailReady,
     Export,
     Exported,
+    FacesFound,
+    FindFaces,
     Job,
     LoadModel,
     ModelLoaded,
@@ -93,6 +95,11 @@ class Executor:
                 yield DetailReady(job.params, values)
         elif isinstance(job, Export):
             yield self._export(job, control)
+        elif isinstance(job, FindFaces):
+            if self.photo is not None:
+                from .faces import detect_faces
+
+                yield FacesFound(tuple(detect_faces(self.photo.rgb)))
         else:
             raise TypeError(f"not an editor job: {job!r}")
 

@@ -37,6 +37,11 @@ class ParamsHistory:
         self.current = current
         self._last = None
 
+    def forget_masks(self) -> None:
+        """Another photo: the steps keep their settings but not the previous photo's painted mask."""
+        self._undo = [p.with_(maps=None) for p in self._undo]
+        self._redo = [p.with_(maps=None) for p in self._redo]
+
     def can_undo(self) -> bool:
         return bool(self._undo)
 

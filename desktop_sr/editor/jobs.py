@@ -103,6 +103,15 @@ class PrepareCorners(Job):
     label: ClassVar[str] = "Preparing instant previews"
 
 
+@dataclass(frozen=True)
+class FindFaces(Job):
+    """Look for faces in the current photo (a starting mask that protects them)."""
+
+    slot: ClassVar[str | None] = "faces"
+    priority: ClassVar[int] = 4
+    label: ClassVar[str] = "Finding faces"
+
+
 #: Jobs that only feed what is on screen: cancelling a render drops them too (an export is kept).
 SCREEN_JOBS = (Render, PrepareCorners, DetailMap)
 
@@ -146,9 +155,14 @@ class DetailReady:
 
 
 @dataclass(frozen=True)
+class FacesFound:
+    boxes: tuple[tuple[int, int, int, int], ...]  # photo pixels
+
+
+@dataclass(frozen=True)
 class Exported:
     path: Path
     seconds: float
 
 
-Result = ModelLoaded | PhotoReady | Rendered | CornersReady | DetailReady | Exported
+Result = ModelLoaded | PhotoReady | Rendered | CornersReady | DetailReady | Exported | FacesFound

@@ -34,6 +34,8 @@ from .jobs import (
     DetailReady,
     Export,
     Exported,
+    FacesFound,
+    FindFaces,
     Job,
     LoadModel,
     ModelLoaded,
@@ -45,6 +47,7 @@ from .jobs import (
     Rescale,
     Result,
 )
+from .masking import MaskEditing
 from .preview import CornerBlend
 from .render_time import JobClock, JobProgress, LongRenderGate
 
@@ -76,6 +79,7 @@ FAILURE_TITLES: dict[type[Job], str] = {
     Render: "Render failed",
     PrepareCorners: "Preview failed",
     DetailMap: "Detail map failed",
+    FindFaces: "Cannot find faces",
 }
 
 
@@ -110,7 +114,7 @@ class JobQueue(Protocol):
         """Cancel the running job and drop queued ones, of these kinds."""
 
 
-class EditorModel:
+class EditorModel(MaskEditing):
     def __init__(
         self,
         jobs: JobQueue,
@@ -171,10 +175,14 @@ class EditorModel:
         self.error: Event[[str, str]] = Event()  # title, message
         self.progress: Event[[JobProgress]] = Event()  # the running job: fraction, rate and time left
         self.long_render: Event[[float, str]] = Event()  # estimated seconds, the question: answer_long_render()
+        self._init_masking()
 
     # -- intents: settings ----------------------------------------------------------------------------------------
     def set_params(self, params: RenderParams, kind: str = "other") -> None:
-        """The user changed the controls. ``kind`` "strength" (pixel/semantic only) merges a drag into one undo step."""
+        """The user changed the controls. ``kind`` "strength" (pixel/semantic only) merges a drag into one undo step.
+        The controls carry no mask: the painted one stays (only ``kind="mask"`` changes it, see :mod:`.masking`)."""
+        if kind != "mask":
+            params = params.with_(maps=self.params.maps)
         self.history.record(params, kind, self.clock())
         self._history_changed()
         self._apply(params)
@@ -197,8 +205,11 @@ class EditorModel:
         self.history_changed.emit(self.history.can_undo(), self.history.can_redo())
 
     def _apply(self, params: RenderParams) -> None:
+        mask_moved = params.maps != self.params.maps
         self.params = params
         self.params_changed.emit(params)
+        if mask_moved:
+            self._mask_moved()
         if self.photo is not None and self.before_scale is not None and self.before_scale != params.scale:
             self._submit(Rescale(params.scale))  # the new 'before' arrives first, then the render
             return
@@ -388,7 +399,7 @@ class EditorModel:
         start = time.perf_counter()
         self.has_after = True
         self.shown_params, self.shown = params, Shown.PREVIEW
-        self.after_changed.emit(self.blender.blend(params.pix, params.sem))
+        self.after_changed.emit(self.blender.blend(params.pix, params.sem, params.maps))
         self.last_preview_ms = (time.perf_counter() - start) * 1000
         self.preview_count += 1
 
@@ -414,11 +425,16 @@ class EditorModel:
             if corner_key(result.params) == corner_key(self.params):
                 self.blender, self.corners_for = result.blend, corner_key(result.params)
         elif isinstance(result, DetailReady):
-            if result.params == self.params and self.detail_on:
-                self.detail_for = result.params
-                self.detail_changed.emit(result.values)
+            if result.params.with_(maps=None) == self.params.with_(maps=None):  # the mask does not change it
+                self._detail_values = (result.params.with_(maps=None), result.values)
+                if self.detail_on:
+                    self.detail_for = result.params
+                    self.detail_changed.emit(result.values)
+                self._detail_arrived()
         elif isinstance(result, Exported):
             self.status.emit(f"Saved {result.path} ({result.seconds:.1f} s)", 10000)
+        elif isinstance(result, FacesFound):
+            self.on_faces(result.boxes)
 
     def on_rendered(self, job_id: int, r: Rendered) -> None:
         if self._latest.get("render") != job_id or r.params != self.params:
@@ -447,7 +463,8 @@ class EditorModel:
         self.blender = self.corners_for = None
         if new_photo:
             self.photo_path = r.photo.source  # only once it opened (a failed open keeps the photo on screen)
-            for slot in ("render", "corners", "detail"):  # whatever is still under way was for the old photo
+            self._photo_opened()  # its saved mask, or none
+            for slot in ("render", "corners", "detail", "faces"):  # whatever is still under way was for the old photo
                 self._latest.pop(slot, None)
             self.detail_for = self.shown_params = None
             self.shown, self.has_after = Shown.NONE, False

@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+from ..engine.strength_map import StrengthMaps, output_strengths
+
 #: Above this many output pixels the instant preview is blended on a subsampled grid: a 4 MP blend takes ~25 ms
 #: on two CPU cores, and the preview must reach the screen within 100 ms; the exact render follows anyway.
 PREVIEW_MAX_PIXELS = 4_200_000
@@ -35,12 +37,21 @@ class CornerBlend:
         self._out = np.empty_like(self.base)
         self._tmp = np.empty_like(self.base)
 
-    def blend(self, pix: float, sem: float) -> np.ndarray:
-        """uint8 H x W x 3: base + pix (pix - base) + sem (full - pix), rounded like ``to_uint8``."""
+    def blend(self, pix: float, sem: float, maps: StrengthMaps | None = None) -> np.ndarray:
+        """uint8 H x W x 3: base + pix (pix - base) + sem (full - pix), rounded like ``to_uint8``; with ``maps``
+        the strengths vary place by place as the engine applies them (its 8-pixel grid, stretched bilinearly)."""
         out, tmp = self._out, self._tmp
-        np.multiply(self.d_pix, np.float32(pix), out=out)
+        p: float | np.ndarray = np.float32(pix)
+        s: float | np.ndarray = np.float32(sem)
+        if maps is not None:
+            from ..engine.api import RenderParams
+
+            w, h = self.size
+            lp, ls = output_strengths(RenderParams(pix=pix, sem=sem, maps=maps), w, h, step=self.step)
+            p, s = np.asarray(lp)[..., None], np.asarray(ls)[..., None]
+        np.multiply(self.d_pix, p, out=out)
         out += self.base
-        np.multiply(self.d_sem, np.float32(sem), out=tmp)
+        np.multiply(self.d_sem, s, out=tmp)
         out += tmp
         np.clip(out, 0.0, 255.0, out=out)
         np.rint(out, out=out)

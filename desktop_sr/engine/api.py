@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .control import Control, ReportFn
+from .strength_map import StrengthMaps
 
 COLOR_FIXES = ("adain", "wavelet", "none")
 #: x1 restores at the original size (noise, blur, JPEG) through the same path as an upscale.
@@ -31,8 +32,14 @@ class RenderParams:
     scale: int = 4  # output / input size
     color_fix: str = "adain"
     prompt: str = ""
+    #: Local multipliers of pix and sem painted over the photo (see :mod:`.strength_map`); None = uniform.
+    maps: StrengthMaps | None = None
 
     def __post_init__(self) -> None:
+        if self.maps is not None and not isinstance(self.maps, StrengthMaps):
+            raise ValueError(f"maps must be StrengthMaps or None, not {type(self.maps).__name__}")
+        if self.maps is not None and self.maps.empty:
+            object.__setattr__(self, "maps", None)  # no map at all: the plain scalar strengths
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, not {self.scale}")
         if self.color_fix not in COLOR_FIXES:
@@ -87,7 +94,14 @@ class Corners:
     full: np.ndarray
     extras: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def blend(self, pix: float, sem: float) -> np.ndarray:
+    def blend(self, pix: float, sem: float, maps: StrengthMaps | None = None) -> np.ndarray:
+        """The preview for (pix, sem), with the local ``maps`` if given (see :mod:`.strength_map`)."""
+        if maps is not None:
+            from .strength_map import output_strengths
+
+            h, w = self.base.shape[:2]
+            p, s = output_strengths(RenderParams(pix=pix, sem=sem, maps=maps), w, h)
+            pix, sem = np.asarray(p)[..., None], np.asarray(s)[..., None]  # type: ignore[assignment]
         out = self.base + pix * (self.pix - self.base) + sem * (self.full - self.pix)
         return np.clip(out, 0.0, 1.0, out=out)
 

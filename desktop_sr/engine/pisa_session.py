@@ -20,6 +20,9 @@ from .api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_ph
 from .cache import LRUCache, photo_hash
 from .control import Control
 from .device import empty_cache, memory_budget, synchronize
+from .latent_strength import compose_latent
+from .local_norm import LocalGroupNorm
+from .pisa_local import LocalStrengths
 from .pisa_model import PisaModel
 from .processing import (
     PROCESS_SIZE,
@@ -80,7 +83,7 @@ def needed_branches(pix: float, sem: float) -> tuple[str, ...]:
     return tuple(out)
 
 
-class PisaSession(PhotoHolder):
+class PisaSession(LocalStrengths, PhotoHolder):
     """Implements :class:`~desktop_sr.engine.api.UpscaleSession` for a :class:`PisaModel`."""
 
     #: Measured: 63 bytes per output pixel with small tiles (1 and 4.2 MP results with their corners); the VAE's
@@ -256,13 +259,13 @@ class PisaSession(PhotoHolder):
             return False
         return all(
             self._key("eps", params.scale, params.realism, params.prompt.strip(), b) in self.cache
-            for b in needed_branches(params.pix, params.sem)
+            for b in (needed_branches(params.pix, params.sem) if params.maps is None else self._map_branches(params))
         )
 
     def latent_result(self, params: RenderParams, control: Control | None = None) -> torch.Tensor:
         """z_H = z_L - (pix * eps_pix + sem * (eps_full - eps_pix)), computing only the branches needed."""
         z = self.latent(params.scale, control)
-        branches = needed_branches(params.pix, params.sem)
+        branches = needed_branches(params.pix, params.sem) if params.maps is None else self._map_branches(params)
         eps: dict[str, torch.Tensor] = {}
         if (
             self.pair_branches
@@ -272,6 +275,8 @@ class PisaSession(PhotoHolder):
             )
         ):
             eps = self._eps_pair(params, control)  # used directly: a cache too small to keep them must not recompute
+        if params.maps is not None:  # local strengths: the same arithmetic per latent pixel (latent_strength.py)
+            return compose_latent(z, params, lambda b: eps[b] if b in eps else self.eps(params, b, control))
         out = z.to(torch.float32).clone()
         if "full" in branches:
             e_full = eps["full"] if "full" in eps else self.eps(params, "full", control)
@@ -295,6 +300,7 @@ class PisaSession(PhotoHolder):
         stats: GroupStats | None = None,
         record: GroupStats | None = None,
         sample: Sample | None = None,
+        local: LocalGroupNorm | None = None,
     ) -> np.ndarray:
         """Decode z_H (the whole work-size image, or the output ``region`` of it) to H x W x 3 in [0, 1], with the
         given GroupNorm ``stats`` if any; ``record`` receives the statistics a tiled decode used, ``sample`` the
@@ -306,6 +312,8 @@ class PisaSession(PhotoHolder):
             raise ValueError(f"region {region} is outside the {w} x {h} result")
         lat = (y0 // f, min(zh.shape[-2], math.ceil(y1 / f)), x0 // f, min(zh.shape[-1], math.ceil(x1 / f)))
         lat_region = None if region is None else lat
+        if local is not None and stats is None:
+            stats = local.mean_stats()  # where the local statistics decline a module
 
         cores: list[tuple[tuple[int, int, int, int], torch.Tensor]] = []
 
@@ -314,8 +322,8 @@ class PisaSession(PhotoHolder):
             return tiled_vae(
                 self.model.decode, self.model.vae.decoder, zh, factor=f, tile=tile, overlap=self.tiles.vae_overlap,
                 region=lat_region, state_bytes_per_px=self._state_bytes_per_px(), state_budget=self.state_budget,
-                stats=stats, record=record, sample_out=cores if sample is not None else None, control=control,
-                stage="decode",
+                stats=stats, record=record, local=local, sample_out=cores if sample is not None else None,
+                control=control, stage="decode",
             )  # fmt: skip
 
         with self._timed("decode"):
@@ -390,15 +398,19 @@ class PisaSession(PhotoHolder):
         self.check_fits(params.scale)
         zh = self.latent_result(params, control)
         if region is None:
-            corner = (params.pix, params.sem) in CORNER_POINTS
+            corner = params.maps is None and (params.pix, params.sem) in CORNER_POINTS
             record: GroupStats = {}
-            y = self._decode(zh, params.scale, None, control, record=record if corner else None)
+            local = self._local_norm(params, zh, control)
+            with self._recording(zh, record if corner else None):
+                raw = self._decode(zh, params.scale, None, control, record=record if corner else None, local=local)
             if corner:  # later region renders take their tone from the corners (see _render_region)
-                self.cache.put(self._raw_key(params, params.pix, params.sem), y)
+                self.cache.put(self._raw_key(params, params.pix, params.sem), raw)
                 if record:
                     self._corner_stats[self._raw_key(params, params.pix, params.sem)] = record
             with self._timed("colour fix"):
-                y = color_fix(y, self.model_input(params.scale), params.color_fix)
+                y = self._local_color_fix(params, raw)
+                if y is None:
+                    y = color_fix(raw, self.model_input(params.scale), params.color_fix)
                 if self.enlarged(params.scale):
                     y = np.clip(resize_rgb(y, self.output_size(params.scale)), 0.0, 1.0)
             # Results are large (12 bytes a pixel): the caller gets the cached array itself, made read-only so a
@@ -426,17 +438,22 @@ class PisaSession(PhotoHolder):
         ex0, ey0, ex1, ey1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
         corners = [self._corner_stats.get(self._raw_key(params, p, s)) for p, s in CORNER_POINTS]
         stats = None
-        weights = (1.0 - params.pix, params.pix - params.sem, params.sem)
+        mean = self._mean_params(params, zh)  # with local strengths: their means (what blends globally)
+        weights = (1.0 - mean.pix, mean.pix - mean.sem, mean.sem)
         # Between the corners (no negative weight) their blend is as close as a fresh sample (measured: 1.6 vs 1.5
         # levels mean error) at no cost; outside it extrapolates the variances (4.8 vs 1.3 levels): sample then.
         if all(c is not None for c in corners) and min(weights) >= 0.0:
             stats = blend_stats(corners, weights)  # type: ignore[arg-type]
+        local = self._local_norm(params, zh, control, compute=False)  # only once the corners are at hand
         sample: Sample = []
-        y = self._decode(zh, params.scale, (ex0, ey0, ex1, ey1), control, stats=stats, sample=sample)
+        y = self._decode(zh, params.scale, (ex0, ey0, ex1, ey1), control, stats=stats, local=local, sample=sample)
         ref = self.model_input(params.scale)
-        if params.color_fix == "adain":
+        local_fix = self._local_color_fix(params, y, (ex0, ey0, ex1, ey1))
+        if local_fix is not None:
+            y = local_fix
+        elif params.color_fix == "adain":
             ref_stats = channel_stats(ref)
-            out_stats = self._output_stats(params) if stats is not None else None
+            out_stats = self._output_stats(mean) if stats is not None else None
             if out_stats is None and sample:  # the window itself, decoded anyway, adds to the sample
                 out_stats = sampled_output_stats([*sample, ((ey0, ey1, ex0, ex1), y)], ref, ref_stats)
             y = color_fix(y, ref[ey0:ey1, ex0:ex1], "adain", ref_stats=ref_stats, out_stats=out_stats)
@@ -445,7 +462,7 @@ class PisaSession(PhotoHolder):
         return y[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
 
     def corners(self, params: RenderParams, *, control: Control | None = None) -> Corners:
-        imgs = [self.render(params.with_(pix=p, sem=s), control=control) for p, s in CORNER_POINTS]
+        imgs = [self.render(params.with_(pix=p, sem=s, maps=None), control=control) for p, s in CORNER_POINTS]
         return Corners(base=imgs[0], pix=imgs[1], full=imgs[2])
 
     def detail_map(self, params: RenderParams, *, control: Control | None = None) -> np.ndarray:

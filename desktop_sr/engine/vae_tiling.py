@@ -33,6 +33,9 @@ REGION_SAMPLE_SHARE = 1 / 3
 
 #: Per GroupNorm module: (mean, var) per group, float32, shape (groups,).
 GroupStats = dict[torch.nn.GroupNorm, tuple[torch.Tensor, torch.Tensor]]
+#: local(gn, x, window): a GroupNorm of ``x`` with statistics that vary over the image (local strengths, see
+#: :mod:`.local_norm`); ``window`` = (y0, y1, x0, x1) of the tile in input pixels.
+LocalNorm = Callable[[torch.nn.GroupNorm, torch.Tensor, tuple[int, int, int, int]], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class _TileContext(threading.local):
     tile: Tile | None = None
     lockstep: _Lockstep | None = None
     index: int = 0
+    window: tuple[int, int, int, int] | None = None  # the frozen-statistics tile being run (for a LocalNorm)
 
 
 _ctx = _TileContext()
@@ -131,9 +135,11 @@ def _core_sums(x: torch.Tensor, gn: torch.nn.GroupNorm, tile: Tile) -> tuple[tor
 
 
 @contextlib.contextmanager
-def _patched_group_norms(net: torch.nn.Module, frozen: GroupStats | None = None) -> Iterator[list[torch.nn.GroupNorm]]:
-    """Route every GroupNorm of ``net`` through the lockstep exchange (inside lockstep threads) or through the
-    ``frozen`` statistics. Yields the modules in registration order."""
+def _patched_group_norms(
+    net: torch.nn.Module, frozen: GroupStats | None = None, local: LocalNorm | None = None
+) -> Iterator[list[torch.nn.GroupNorm]]:
+    """Route every GroupNorm of ``net`` through the lockstep exchange (inside lockstep threads), the ``local``
+    normalisation (for the tile in ``_ctx.window``) or the ``frozen`` statistics. Yields the modules in order."""
     modules = [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
 
     def make(gn: torch.nn.GroupNorm) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -144,6 +150,8 @@ def _patched_group_norms(net: torch.nn.Module, frozen: GroupStats | None = None)
             if lockstep is not None and _ctx.tile is not None:
                 mean, var = lockstep.group_stats(_ctx.index, gn, _core_sums(x, gn, _ctx.tile))
                 return _normalise(x, gn, mean, var)
+            if local is not None and _ctx.window is not None:
+                return local(gn, x, _ctx.window)
             if frozen is not None and gn in frozen:
                 return _normalise(x, gn, *frozen[gn])
             return original(gn, x)
@@ -374,6 +382,7 @@ def tiled_vae(
     stats: GroupStats | None = None,
     record: GroupStats | None = None,
     sample_out: list[tuple[tuple[int, int, int, int], torch.Tensor]] | None = None,
+    local: LocalNorm | None = None,
     control: Control | None = None,
     stage: str = "decode",
 ) -> torch.Tensor:
@@ -393,11 +402,13 @@ def tiled_vae(
     When every tile runs in lockstep and the attention layer has at most ``attention_tokens``
     positions, the attention also sees the whole image (its cost then stays below the decoder's convolutions:
     about 32 N FLOP per output pixel against about 5 M); beyond that, each tile's attention sees the tile.
+    ``local`` (with ``stats``, used where it declines a module) normalises each tile with statistics that vary
+    over the image, even for a single tile.
     """
     _, _, h, w = x.shape
     y0, y1, x0, x1 = region if region is not None else (0, h, 0, w)
     whole = (y0, y1, x0, x1) == (0, h, 0, w)
-    if whole and h <= tile and w <= tile:
+    if whole and h <= tile and w <= tile and local is None:
         if control:
             control.check()
         out = fn(x)
@@ -487,12 +498,16 @@ def tiled_vae(
         total = len(rest)
     if record is not None:
         record.update(stats)
-    with _patched_group_norms(net, frozen=stats):
+    with _patched_group_norms(net, frozen=stats, local=local):
         for i in rest:
             if control:
                 control.check()
             t = tiles[i]
-            add(t, fn(x[:, :, t.y0 : t.y1, t.x0 : t.x1]))
+            _ctx.window = (t.y0, t.y1, t.x0, t.x1)
+            try:
+                add(t, fn(x[:, :, t.y0 : t.y1, t.x0 : t.x1]))
+            finally:
+                _ctx.window = None
             done_tiles += 1
             if control:
                 control.report(rounds + done_tiles, total, stage)

@@ -31,6 +31,7 @@ from ..imaging import Photo, SaveOptions
 from ..models.paths import models_dir
 from ..settings import load_settings, save_settings
 from .ab_compare import ABCompare
+from .brush import install_brush
 from .compare_view import CompareView
 from .controls import ControlsPanel
 from .export_dialog import ExportDialog
@@ -81,6 +82,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self._build_actions()
         self._build_status()
         self._bind()
+        self.brush = install_brush(self, self.view, self.editor)
         self.controls.set_params(self.editor.params)
 
         if self.settings.geometry:
@@ -124,7 +126,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         e.long_render.connect(lambda seconds, text: QTimer.singleShot(0, lambda: self.ask_long_render(seconds, text)))
 
     def _params_changed(self, p: RenderParams) -> None:
-        if self.controls.params() != p:
+        if self.controls.params() != p.with_(maps=None):  # the controls hold no mask (the brush does)
             self.controls.set_params(p)
         s = self.settings
         s.pix, s.sem, s.realism, s.scale, s.color_fix, s.prompt = (

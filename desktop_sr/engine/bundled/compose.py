@@ -56,10 +56,20 @@ def split_bands(model: np.ndarray, bicubic: np.ndarray, scale: int) -> tuple[np.
     return low, d - low
 
 
-def compose(bicubic: np.ndarray, low: np.ndarray, high: np.ndarray, pix: float, sem: float) -> np.ndarray:
-    """bicubic + pix * low + sem * high, clipped to [0, 1]."""
-    out = bicubic + np.float32(pix) * low
-    out += np.float32(sem) * high
+def _gain(v: float | np.ndarray) -> np.float32 | np.ndarray:
+    """A strength as a float32 factor: a scalar, or an H x W map (local strengths) broadcast over the channels."""
+    if isinstance(v, np.ndarray) and v.ndim == 2:
+        return np.asarray(v, dtype=np.float32)[..., None]
+    return np.float32(v)
+
+
+def compose(
+    bicubic: np.ndarray, low: np.ndarray, high: np.ndarray, pix: float | np.ndarray, sem: float | np.ndarray
+) -> np.ndarray:
+    """bicubic + pix * low + sem * high, clipped to [0, 1]; ``pix``/``sem`` may be H x W maps of local strengths
+    (:mod:`desktop_sr.engine.strength_map`), which scale the same bands pixel by pixel."""
+    out = bicubic + _gain(pix) * low
+    out += _gain(sem) * high
     return np.clip(out, 0.0, 1.0, out=out)
 
 

@@ -32,6 +32,7 @@ from ..control import Control
 from ..device import dtype_name, empty_cache, memory_budget, select_device, select_dtype
 from ..errors import ModelError
 from ..processing import bicubic_upscale, resize_rgb
+from ..strength_map import output_strengths
 from ..tiling import retry_on_oom
 from .compose import compose, detail_map, radius_for, split_bands
 from .rrdbnet import RRDBNet
@@ -231,6 +232,10 @@ class BundledSession(PhotoHolder):
                 bic, low, high = (a[y0:y1, x0:x1] for a in (bic, low, high))
         else:
             bic, low, high = self._region_bands(scale, region, control)
+        if params.maps is not None:  # local strengths scale the same two bands, pixel by pixel
+            w, h = self.output_size(scale)
+            pix, sem = output_strengths(params, w, h, region)
+            return compose(bic, low, high, pix, sem)
         return compose(bic, low, high, params.pix, params.sem)
 
     def corners(self, params: RenderParams, *, control: Control | None = None) -> Corners:
