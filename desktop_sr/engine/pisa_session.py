@@ -125,7 +125,10 @@ class PisaSession(LocalStrengths, PhotoHolder):
         self._corner_stats: dict[tuple[object, ...], GroupStats] = {}
         self.unet_passes = 0  # tile passes actually run (a paired pass counts two), for tests and benchmarks
         #: Run eps_pix and eps_full as one batch when both are needed (see :meth:`PisaModel.eps_pair`).
-        self.pair_branches = model.can_pair and self.state_budget >= PAIR_MIN_BUDGET
+        # Not on the CPU: there the pair measured no faster than two passes (it is compute-bound), and a branch
+        # computed in a batch of two differs from one computed alone in the last float bits, so the result of a
+        # setting would depend on which branch an earlier render had cached (one 8-bit level here and there).
+        self.pair_branches = model.can_pair and model.device.type != "cpu" and self.state_budget >= PAIR_MIN_BUDGET
         #: Wall time per stage of the work done since the last :meth:`StageTimes.reset` (the caller resets).
         self.timings = StageTimes()
 
