@@ -179,7 +179,8 @@ class Child:
 
 @POSIX_ONLY
 def test_ctrl_c_during_upscale_is_one_line_and_leaves_no_file(tmp_path):
-    Image.open(DATA / "astronaut_64.png").save(tmp_path / "in.png")
+    # large enough that the render is still running when Ctrl-C comes (64 px could finish first on an idle machine)
+    Image.open(DATA / "astronaut_512.jpg").convert("RGB").resize((256, 256)).save(tmp_path / "in.png")
     child = Child(_cli("upscale", "in.png", "-o", "out/in_x4.png", "--device", "cpu"), tmp_path)
     child.wait_for(b"in.png")  # the tile bar is up: the model is loaded and the photo is being read or rendered
     time.sleep(0.5)
