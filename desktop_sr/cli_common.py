@@ -245,10 +245,14 @@ def tiles_from_args(args: argparse.Namespace) -> TileSettings | None:
 
 def session_from_args(args: argparse.Namespace) -> UpscaleSession:
     tiles = tiles_from_args(args)
-    from .models import models_dir
-
+    try:
+        from .models.paths import models_dir  # the model manager, when installed (as spec_from_args)
+    except ImportError:
+        folder = None
+    else:
+        folder = models_dir()
     return open_session(spec_from_args(args), device=args.device, dtype=args.dtype, cache_mb=args.cache_mb, tiles=tiles,
-                        models_dir=models_dir())  # fmt: skip
+                        models_dir=folder)  # fmt: skip
 
 
 def in_worker(work: Callable[[], T]) -> T:
