@@ -48,7 +48,7 @@ def prepare(out: Path) -> tuple[Path, Path, Path]:
 def start(cmd: list[str], checkout: Path) -> tuple[subprocess.Popen, float]:
     env = dict(os.environ, PYTHONPATH=str(checkout), QT_QPA_PLATFORM="offscreen")
     return subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        cmd, env=env, cwd=str(checkout), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     ), time.perf_counter()
 
 

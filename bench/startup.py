@@ -50,7 +50,9 @@ def timed(cmd: list[str], checkout: Path, env: dict[str, str]) -> tuple[float, s
     """Seconds from spawn to the child's first line on stdout (or to its exit), and that line."""
     env = dict(env, PYTHONPATH=str(checkout))
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=str(checkout), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     seconds = time.perf_counter() - start
