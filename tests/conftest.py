@@ -17,6 +17,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _own_render_cost_book(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test measures render times into its own cache: a slow render in one test (a loaded machine) must not
+    make the next one's render "long", which would open the GUI's question and wait for an answer."""
+    monkeypatch.setenv("DESKTOP_SR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny random SD-2.1 look-alike in diffusers layout plus a random PiSA-SR LoRA in both checkpoint formats.
