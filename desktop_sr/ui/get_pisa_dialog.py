@@ -48,7 +48,7 @@ from ..models.get_pisa import (
 )
 from ..models.paths import models_dir
 from ..models.registry import ModelStore
-from .model_manager_dialog import StoreTask, run_store_task
+from .model_manager_dialog import StoreTask, close_store_dialog, run_store_task
 from .relay import BackgroundRelay
 
 log = logging.getLogger(__name__)
@@ -338,13 +338,4 @@ class GetPisaDialog(QDialog):
         self.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        if self.runner.busy:
-            name = self.task.kind if self.task is not None else "work"
-            answer = QMessageBox.question(self, "Get PiSA-SR", f"The {name} is still running. Cancel it and close?")
-            if answer != QMessageBox.StandardButton.Yes:
-                event.ignore()
-                return
-            if not self.runner.stop(30.0):
-                log.warning("the %s did not stop within 30 s; leaving it to finish in the background", name)
-        event.accept()
-        self.done(QDialog.DialogCode.Rejected)
+        close_store_dialog(self, self.runner, self.task, event, "Get PiSA-SR", "work")

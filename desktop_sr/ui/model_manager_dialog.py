@@ -65,6 +65,28 @@ class StoreTask(Task):
     work: Callable[[Control], object] = field(compare=False)
 
 
+def close_store_dialog(
+    dialog: QDialog,
+    runner: BackgroundRelay,
+    task: StoreTask | None,
+    event: QCloseEvent,
+    title: str,
+    what: str,
+) -> None:
+    """Close a dialog that runs store work: while it runs, ask first; yes cancels it (the store stops within a
+    chunk) and waits. Shared by the model manager and Get PiSA-SR."""
+    if runner.busy:
+        name = task.kind if task is not None else what
+        answer = QMessageBox.question(dialog, title, f"The {name} is still running. Cancel it and close?")
+        if answer != QMessageBox.StandardButton.Yes:
+            event.ignore()
+            return
+        if not runner.stop(30.0):
+            log.warning("the %s did not stop within 30 s; leaving it to finish in the background", name)
+    event.accept()
+    dialog.done(QDialog.DialogCode.Rejected)
+
+
 def run_store_task(task: StoreTask, control: Control) -> object:
     return task.work(control)
 
@@ -562,14 +584,4 @@ class ModelManagerDialog(QDialog):
         self.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        """Closing while an operation runs asks first; yes cancels it (it stops within a chunk) and waits."""
-        if self.runner.busy:
-            name = self.task.kind if self.task is not None else "operation"
-            answer = QMessageBox.question(self, "Models", f"The {name} is still running. Cancel it and close?")
-            if answer != QMessageBox.StandardButton.Yes:
-                event.ignore()
-                return
-            if not self.runner.stop(30.0):  # cancels; the store stops within a chunk
-                log.warning("the %s did not stop within 30 s; leaving it to finish in the background", name)
-        event.accept()
-        self.done(QDialog.DialogCode.Rejected)
+        close_store_dialog(self, self.runner, self.task, event, "Models", "operation")
