@@ -38,7 +38,7 @@ from .processing import (
 )
 from .tiling import TileSettings, retry_on_oom, tiled_eps
 from .timing import StageTimes
-from .vae_tiling import GroupStats, blend_stats, tiled_vae, vae_state_bytes_per_px
+from .vae_tiling import GroupStats, blend_stats, decode_overlap, tiled_vae, vae_state_bytes_per_px
 
 #: Output pixels decoded around a region so the wavelet colour fix (5 levels, dilation up to 16) sees its context.
 WAVELET_MARGIN = 32
@@ -197,8 +197,8 @@ class PisaSession(LocalStrengths, PhotoHolder):
         def run(tile: int) -> torch.Tensor:
             return tiled_vae(
                 self.model.encode, self.model.vae.encoder, x, factor=1 / f, tile=tile * f,
-                overlap=self.tiles.vae_overlap * f, align=f, state_bytes_per_px=self._state_bytes_per_px(),
-                state_budget=self.state_budget, control=control, stage="encode",
+                overlap=min(self.tiles.vae_overlap, tile // 2) * f, align=f, control=control, stage="encode",
+                state_bytes_per_px=self._state_bytes_per_px(), state_budget=self.state_budget,
             )  # fmt: skip
 
         with self._timed("encode"):
@@ -323,8 +323,9 @@ class PisaSession(LocalStrengths, PhotoHolder):
         def run(tile: int) -> torch.Tensor:
             cores.clear()  # an out-of-memory retry starts the sample again
             return tiled_vae(
-                self.model.decode, self.model.vae.decoder, zh, factor=f, tile=tile, overlap=self.tiles.vae_overlap,
-                region=lat_region, state_bytes_per_px=self._state_bytes_per_px(), state_budget=self.state_budget,
+                self.model.decode, self.model.vae.decoder, zh, factor=f, tile=tile,
+                overlap=decode_overlap(tile, self.tiles.vae_overlap), region=lat_region,
+                state_bytes_per_px=self._state_bytes_per_px(), state_budget=self.state_budget,
                 stats=stats, record=record, local=local, sample_out=cores if sample is not None else None,
                 control=control, stage="decode",
             )  # fmt: skip
