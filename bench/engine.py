@@ -99,8 +99,17 @@ def tiling_report(model: PisaModel, width: int, tiles_arg: int | None) -> None:
         out = np.array(session.render(params))
         return out, time.perf_counter() - start
 
+    def psnr(a: np.ndarray) -> float:
+        return 10 * math.log10(1 / max(float(np.mean((a - untiled) ** 2)), 1e-12))
+
+    def shift(a: np.ndarray) -> float:
+        return float(np.abs(a.mean(axis=(0, 1)) - untiled.mean(axis=(0, 1))).max() * 255)
+
+    print(f"tiled VAE, {width} x {height} result, {tiles.vae_tile * 8} px tiles:", flush=True)
     untiled, t_untiled = run(TileSettings(vae_tile=4096, unet_tile=4096))
+    print(f"  untiled              {t_untiled:.1f} s", flush=True)
     exact, t_exact = run(tiles)
+    print(f"  exact stats          PSNR {psnr(exact):6.2f} dB, mean shift {shift(exact):5.2f} levels, {t_exact:.1f} s")
     original = vae_tiling.tiled_vae
 
     def approximate(fn, net, x, **kw):  # type: ignore[no-untyped-def]
@@ -109,6 +118,7 @@ def tiling_report(model: PisaModel, width: int, tiles_arg: int | None) -> None:
         h, w = x.shape[-2:]
         f = min(1.0, limit / max(h, w))
         xs = torch.nn.functional.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
+        kw.pop("stats", None)
         return original(fn, net, x, stats=vae_tiling.gather_stats(fn, net, xs), **kw)
 
     pisa_session.tiled_vae = approximate
@@ -117,14 +127,6 @@ def tiling_report(model: PisaModel, width: int, tiles_arg: int | None) -> None:
     finally:
         pisa_session.tiled_vae = original
 
-    def psnr(a: np.ndarray) -> float:
-        return 10 * math.log10(1 / max(float(np.mean((a - untiled) ** 2)), 1e-12))
-
-    def shift(a: np.ndarray) -> float:
-        return float(np.abs(a.mean(axis=(0, 1)) - untiled.mean(axis=(0, 1))).max() * 255)
-
-    print(f"tiled VAE, {width} x {height} result, {tiles.vae_tile * 8} px tiles (untiled {t_untiled:.1f} s):")
-    print(f"  exact stats          PSNR {psnr(exact):6.2f} dB, mean shift {shift(exact):5.2f} levels, {t_exact:.1f} s")
     print(
         f"  approx. stats        PSNR {psnr(approx):6.2f} dB, mean shift {shift(approx):5.2f} levels, {t_approx:.1f} s"
     )

@@ -153,3 +153,40 @@ def test_out_of_memory_halves_the_tile_and_retries():
     assert tried == [96, 48, 24]
     with pytest.raises(OutOfMemory, match="lower"):
         retry_on_oom(lambda t: (_ for _ in ()).throw(RuntimeError("out of memory")), 32, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("early", [True, False])
+def test_when_only_a_sample_of_tiles_fits_the_attention_still_sees_the_whole_image(model, early):
+    """A photo whose decoder activations do not all fit takes its statistics from a sample of tiles. The decoder's
+    mid-block attention comes before any upsampling, so every tile can still wait there cheaply: the attention then
+    sees the whole image, and the statistics up to it come from every tile (exact), before the tiles beyond the
+    sample leave. Without that room (``attention_bytes_per_px=0``) everything comes from the sample."""
+    from desktop_sr.engine.vae_tiling import gather_stats, plan_tiles, tiled_vae, vae_attention_bytes_per_px
+
+    torch.manual_seed(0)
+    z = torch.randn(1, 4, 40, 56) * 4
+    vae = model.vae
+    with torch.no_grad():
+        exact = gather_stats(model.decode, vae.decoder, z)
+        recorded: dict = {}
+        per_tile_px = 16 * 16 * 64  # a 16-latent-px tile's full-resolution pixels
+        state = 1000.0
+        n_tiles = len(plan_tiles(40, 56, 16, 8))
+        out = tiled_vae(
+            model.decode, vae.decoder, z, factor=8, tile=16, overlap=8, state_bytes_per_px=state,
+            state_budget=int(3.5 * per_tile_px * state), record=recorded,
+            attention_bytes_per_px=vae_attention_bytes_per_px(vae, torch.float32) if early else 0.0,
+        )  # fmt: skip
+        full = model.decode(z)
+    assert n_tiles > 3 and out.shape == full.shape and torch.isfinite(out).all()
+    norms = list(exact)  # in the order the forward calls them
+    attention_norm = vae.decoder.mid_block.attentions[0].group_norm
+    before = norms[: norms.index(attention_norm) + 1]  # what runs before the attention: conv_in, the first resnet
+
+    def off(gn: torch.nn.GroupNorm) -> float:
+        return float((recorded[gn][0] - exact[gn][0]).abs().max() + (recorded[gn][1] / exact[gn][1] - 1).abs().max())
+
+    if early:
+        assert max(off(gn) for gn in before) < 1e-3
+    else:
+        assert max(off(gn) for gn in before) > 1e-2  # the sample alone does not see the whole image

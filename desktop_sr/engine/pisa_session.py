@@ -38,7 +38,14 @@ from .processing import (
 )
 from .tiling import TileSettings, retry_on_oom, tiled_eps
 from .timing import StageTimes
-from .vae_tiling import GroupStats, blend_stats, decode_overlap, tiled_vae, vae_state_bytes_per_px
+from .vae_tiling import (
+    GroupStats,
+    blend_stats,
+    decode_overlap,
+    tiled_vae,
+    vae_attention_bytes_per_px,
+    vae_state_bytes_per_px,
+)
 
 #: Output pixels decoded around a region so the wavelet colour fix (5 levels, dilation up to 16) sees its context.
 WAVELET_MARGIN = 32
@@ -293,6 +300,9 @@ class PisaSession(LocalStrengths, PhotoHolder):
     def _state_bytes_per_px(self) -> float:
         return vae_state_bytes_per_px(self.model.vae, self.model.vae_dtype)
 
+    def _attention_bytes_per_px(self) -> float:
+        return vae_attention_bytes_per_px(self.model.vae, self.model.vae_dtype)
+
     def _decode(
         self,
         zh: torch.Tensor,
@@ -326,6 +336,7 @@ class PisaSession(LocalStrengths, PhotoHolder):
                 self.model.decode, self.model.vae.decoder, zh, factor=f, tile=tile,
                 overlap=decode_overlap(tile, self.tiles.vae_overlap), region=lat_region,
                 state_bytes_per_px=self._state_bytes_per_px(), state_budget=self.state_budget,
+                attention_bytes_per_px=self._attention_bytes_per_px(),
                 stats=stats, record=record, local=local, sample_out=cores if sample is not None else None,
                 control=control, stage="decode",
             )  # fmt: skip

@@ -14,6 +14,7 @@ the remaining tiles are run with those statistics frozen.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import threading
@@ -181,11 +182,13 @@ def _patched_group_norms(
 
 class _WholeImageAttention:
     """Self-attention of a tile's queries over the keys and values of the whole image (every tile's core tokens,
-    gathered in lockstep), so the VAE's mid-block attention sees what it sees untiled. Outside a lockstep run, or for
-    any call it does not handle, it defers to the processor it replaced."""
+    gathered in lockstep), so the VAE's mid-block attention sees what it sees untiled. The gathered keys and values
+    are kept: tiles run after the lockstep (with frozen statistics) attend to them too. Before any are gathered, or
+    for any call it does not handle, it defers to the processor it replaced."""
 
     def __init__(self, fallback: Callable[..., torch.Tensor]) -> None:
         self.fallback = fallback
+        self.kv: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __call__(
         self,
@@ -197,23 +200,33 @@ class _WholeImageAttention:
     ) -> torch.Tensor:
         lockstep, tile = _ctx.lockstep, _ctx.tile
         plain = encoder_hidden_states is None and attention_mask is None and temb is None
-        if lockstep is None or tile is None or not plain or hidden_states.ndim != 4 or attn.spatial_norm is not None:
+        in_step = lockstep is not None and tile is not None
+        handled = plain and hidden_states.ndim == 4 and attn.spatial_norm is None
+        if not handled or not (in_step or self.kv is not None):
             return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         residual = hidden_states
         b, c, h, w = hidden_states.shape
         x = hidden_states.view(b, c, h * w).transpose(1, 2)
         if attn.group_norm is not None:
             x = attn.group_norm(x.transpose(1, 2)).transpose(1, 2)
-        q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
-        ry0, ry1, rx0, rx1 = _core_rect(h, w, tile)
+        q = attn.to_q(x)
+        if in_step:
+            assert lockstep is not None and tile is not None
+            k, v = attn.to_k(x), attn.to_v(x)
+            ry0, ry1, rx0, rx1 = _core_rect(h, w, tile)
 
-        def core(t: torch.Tensor) -> torch.Tensor:
-            return t.view(b, h, w, -1)[:, ry0:ry1, rx0:rx1].reshape(b, -1, t.shape[-1])
+            def core(t: torch.Tensor) -> torch.Tensor:
+                return t.view(b, h, w, -1)[:, ry0:ry1, rx0:rx1].reshape(b, -1, t.shape[-1])
 
-        def combine(parts: list[object]) -> tuple[torch.Tensor, torch.Tensor]:
-            return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)  # type: ignore[index]
+            def combine(parts: list[object]) -> tuple[torch.Tensor, torch.Tensor]:
+                keys = torch.cat([p[0] for p in parts], dim=1)  # type: ignore[index]
+                self.kv = keys, torch.cat([p[1] for p in parts], dim=1)  # type: ignore[index]
+                return self.kv
 
-        keys, values = lockstep.meet(_ctx.index, (core(k), core(v)), combine)  # type: ignore[misc]
+            del x
+            keys, values = lockstep.meet(_ctx.index, (core(k), core(v)), combine, cut=True)  # type: ignore[misc]
+        else:
+            keys, values = self.kv  # type: ignore[misc]
         heads = attn.heads
         hd = q.shape[-1] // heads
         q = q.view(b, -1, heads, hd).transpose(1, 2)
@@ -252,13 +265,21 @@ class _Lockstep:
     """Runs one thread per tile, one at a time, meeting wherever the network needs the whole image.
 
     Tiles take turns in index order. Tile i runs until its next meeting point (a GroupNorm, or the mid-block
-    attention), leaves its contribution and hands the turn to tile i + 1; the last tile combines the contributions
-    (sums into mean and variance; keys and values into the whole image's) and hands the turn back to tile 0. Every
-    tile runs the same network, so all meet at the same points in the same order.
+    attention), leaves its contribution and hands the turn to the next tile; the last tile combines the contributions
+    (sums into mean and variance; keys and values into the whole image's) and hands the turn back to the first. Every
+    tile runs the same network, so all meet at the same points in the same order. With ``keep``, only those tiles
+    go on past the attention (the cut): the others leave once the whole image's keys and values are gathered.
     """
 
-    def __init__(self, n: int, control: Control | None, on_round: Callable[[int], None]) -> None:
-        self.n = n
+    def __init__(
+        self,
+        n: int,
+        control: Control | None,
+        on_round: Callable[[int], None],
+        keep: Sequence[int] | None = None,
+    ) -> None:
+        self.active = list(range(n))
+        self.keep = sorted(keep) if keep is not None else None
         self.control = control
         self.on_round = on_round
         self.cond = threading.Condition()
@@ -269,15 +290,25 @@ class _Lockstep:
         self.recorded: GroupStats = {}
         self.error: BaseException | None = None
 
+    def _next(self, i: int) -> int:
+        """The active tile after ``i`` (-1 after the last)."""
+        at = bisect.bisect_right(self.active, i)
+        return self.active[at] if at < len(self.active) else -1
+
     def _wait_turn(self, i: int, round_: int) -> None:
         with self.cond:
-            while self.error is None and not (self.round >= round_ and self.turn == i):
+            while self.error is None and not (self.round >= round_ and (self.turn == i or not self._is_active(i))):
                 self.cond.wait(timeout=0.5)
-            if self.error is not None:
+            if self.error is not None or not self._is_active(i):
                 raise _Aborted()
 
-    def meet(self, i: int, part: object, combine: Callable[[list[object]], object]) -> object:
-        """Leave ``part``; once every tile has, all get ``combine(parts)`` (computed once, by the last tile)."""
+    def _is_active(self, i: int) -> bool:
+        at = bisect.bisect_left(self.active, i)
+        return at < len(self.active) and self.active[at] == i
+
+    def meet(self, i: int, part: object, combine: Callable[[list[object]], object], cut: bool = False) -> object:
+        """Leave ``part``; once every tile has, all get ``combine(parts)`` (computed once, by the last tile). At a
+        ``cut``, tiles not kept leave (their thread ends) once they have the result."""
         with self.cond:
             if self.control is not None and self.control.cancelled:
                 self.error = Cancelled()
@@ -285,7 +316,7 @@ class _Lockstep:
                 raise _Aborted()
             self.parts.append(part)
             mine = self.round
-            if i == self.n - 1:
+            if i == self.active[-1]:
                 try:
                     self.result = combine(self.parts)
                 except BaseException as exc:
@@ -293,11 +324,13 @@ class _Lockstep:
                     self.cond.notify_all()
                     raise _Aborted() from exc
                 self.parts = []
+                if cut and self.keep is not None:
+                    self.active, self.keep = self.keep, None
                 self.round += 1
-                self.turn = 0
+                self.turn = self.active[0]
                 self.on_round(self.round)
             else:
-                self.turn = i + 1
+                self.turn = self._next(i)
             self.cond.notify_all()
         self._wait_turn(i, mine + 1)
         return self.result
@@ -320,7 +353,7 @@ class _Lockstep:
 
     def finish(self, i: int) -> None:
         with self.cond:
-            self.turn = i + 1
+            self.turn = self._next(i)
             self.cond.notify_all()
 
     def fail(self, exc: BaseException) -> None:
@@ -341,10 +374,12 @@ def _run_lockstep(
     control: Control | None,
     on_round: Callable[[int], None],
     on_tile: Callable[[int, torch.Tensor], None],
+    keep: Sequence[int] | None = None,
 ) -> GroupStats:
-    """Run ``fn`` on every tile in lockstep (see :class:`_Lockstep`); ``on_tile(i, out)`` gets each output in order.
-    Returns the statistics used at each GroupNorm."""
-    lockstep = _Lockstep(len(tiles), control, on_round)
+    """Run ``fn`` on every tile in lockstep (see :class:`_Lockstep`); ``on_tile(i, out)`` gets each output in order
+    (with ``keep``, only those tiles run past the attention and give an output). Returns the statistics used at each
+    GroupNorm."""
+    lockstep = _Lockstep(len(tiles), control, on_round, keep)
     grad = torch.is_grad_enabled()
 
     def body(i: int, tile: Tile) -> None:
@@ -397,6 +432,7 @@ def tiled_vae(
     local: LocalNorm | None = None,
     control: Control | None = None,
     stage: str = "decode",
+    attention_bytes_per_px: float = 0.0,
 ) -> torch.Tensor:
     """Run a VAE half (``fn`` = encode or decode, ``net`` = its module) over tiles of ``x``.
 
@@ -487,42 +523,51 @@ def tiled_vae(
     rounds = count_group_norms(net)
     total = rounds + len(rest)
     done_tiles = 0
+    exact = stats is None and whole and len(sample) == len(tiles)
+    tokens = h * w * min(factor, 1.0) ** 2
+    # The decoder's attention comes before any upsampling: when every tile can wait there (a few latent-resolution
+    # maps each), all of them reach it, the attention sees the whole image, and the tiles beyond the sample leave.
+    waiting = len(tiles) * min(tile, h) * min(tile, w) * attention_bytes_per_px
+    shared = tokens <= attention_tokens and (
+        exact or (stats is None and attention_bytes_per_px > 0 and waiting <= (state_budget or 0))
+    )
+    lock = list(range(len(tiles))) if shared else sample
 
     def on_round(r: int) -> None:
         if control:
             control.report(min(r, rounds), total, stage)
 
     def on_tile(i: int, out: torch.Tensor) -> None:
-        t = tiles[sample[i]]
+        t = tiles[lock[i]]
         add(t, out)
         if sample_out is not None and len(sample) < len(tiles):
             ry0, ry1, rx0, rx1 = _core_rect(out.shape[-2], out.shape[-1], t)
             where = tuple(round(v * factor) for v in (t.cy0, t.cy1, t.cx0, t.cx1))
             sample_out.append((where, out[:, :, ry0:ry1, rx0:rx1]))  # type: ignore[arg-type]
 
-    if stats is None:
-        exact = whole and len(sample) == len(tiles)
-        tokens = h * w * min(factor, 1.0) ** 2
-        with _patched_group_norms(net), _whole_image_attention(net, exact and tokens <= attention_tokens):
-            stats = _run_lockstep(fn, x, [tiles[i] for i in sample], control, on_round, on_tile)
-    else:
-        rounds = 0
-        total = len(rest)
-    if record is not None:
-        record.update(stats)
-    with _patched_group_norms(net, frozen=stats, local=local):
-        for i in rest:
-            if control:
-                control.check()
-            t = tiles[i]
-            _ctx.window = (t.y0, t.y1, t.x0, t.x1)
-            try:
-                add(t, fn(x[:, :, t.y0 : t.y1, t.x0 : t.x1]))
-            finally:
-                _ctx.window = None
-            done_tiles += 1
-            if control:
-                control.report(rounds + done_tiles, total, stage)
+    with _whole_image_attention(net, shared):
+        if stats is None:
+            keep = sample if lock is not sample and not exact else None
+            with _patched_group_norms(net):
+                stats = _run_lockstep(fn, x, [tiles[i] for i in lock], control, on_round, on_tile, keep)
+        else:
+            rounds = 0
+            total = len(rest)
+        if record is not None:
+            record.update(stats)
+        with _patched_group_norms(net, frozen=stats, local=local):
+            for i in rest:
+                if control:
+                    control.check()
+                t = tiles[i]
+                _ctx.window = (t.y0, t.y1, t.x0, t.x1)
+                try:
+                    add(t, fn(x[:, :, t.y0 : t.y1, t.x0 : t.x1]))
+                finally:
+                    _ctx.window = None
+                done_tiles += 1
+                if control:
+                    control.report(rounds + done_tiles, total, stage)
     assert acc is not None
     result = acc / norm.clamp_min(1e-8)
     cy0, cx0 = round((y0 - wy0) * factor), round((x0 - wx0) * factor)
@@ -555,6 +600,13 @@ def vae_state_bytes_per_px(vae: torch.nn.Module, dtype: torch.dtype) -> float:
     return 3.0 * channels * torch.finfo(dtype).bits / 8
 
 
+def vae_attention_bytes_per_px(vae: torch.nn.Module, dtype: torch.dtype) -> float:
+    """Bytes a decoder tile keeps alive per latent pixel while it waits at the mid-block attention: its hidden state,
+    the residual, the normalised input and its queries, keys and values, at the mid-block's width, in ``dtype``."""
+    channels = int(getattr(getattr(vae, "config", None), "block_out_channels", (512,))[-1])
+    return 6.0 * channels * torch.finfo(dtype).bits / 8
+
+
 __all__ = [
     "GroupStats",
     "Tile",
@@ -564,5 +616,6 @@ __all__ = [
     "plan_tiles",
     "spread_sample",
     "tiled_vae",
+    "vae_attention_bytes_per_px",
     "vae_state_bytes_per_px",
 ]
