@@ -190,3 +190,18 @@ def test_when_only_a_sample_of_tiles_fits_the_attention_still_sees_the_whole_ima
         assert max(off(gn) for gn in before) < 1e-3
     else:
         assert max(off(gn) for gn in before) > 1e-2  # the sample alone does not see the whole image
+
+
+def test_exact_statistics_may_use_most_of_the_free_memory_on_the_cpu():
+    """The lockstep keeps every tile's activations; a fixed quarter of RAM made an SD-width 2048 x 1536 result
+    (about 10 GB of them) fall back to sampled statistics on a 24 GB machine with 17 GB free."""
+    from desktop_sr.engine.device import memory_budget, state_budget
+    from desktop_sr.engine.vae_tiling import plan_tiles
+
+    cpu = torch.device("cpu")
+    sd_state_per_px = 3 * 128 * 4  # vae_state_bytes_per_px for SD's VAE in fp32
+    needed = len(plan_tiles(192, 256, 128, 16)) * (128 * 8) ** 2 * sd_state_per_px
+    assert needed > 6 * 1024**3  # more than a quarter of 24 GB
+    assert state_budget(cpu, available=17 * 1024**3) >= needed
+    assert state_budget(cpu, available=1024**3) == memory_budget(cpu)  # never less than before
+    assert state_budget(cpu, available=None) >= memory_budget(cpu)

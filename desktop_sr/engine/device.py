@@ -114,3 +114,21 @@ def memory_budget(device: torch.device, ram_share: float = 0.25) -> int:
     except (ValueError, OSError, AttributeError):
         total = 8 * 1024**3
     return int(total * ram_share)
+
+
+def state_budget(device: torch.device, available: int | None = None) -> int:
+    """Bytes the tiled VAE may keep alive between GroupNorms (every tile's activations, see :mod:`.vae_tiling`).
+
+    Exact whole-image statistics need all of them at once, so this may exceed the tile budget: on the CPU, 60 % of
+    the memory available now (the rest covers one tile's working memory and headroom), never less than
+    :func:`memory_budget`. An SD-width 2048 x 1536 result needs about 10 GB: a 24 GB machine with the model loaded
+    has 17 GB available, so its statistics are exact, where the fixed quarter of RAM (6 GB) sampled half the tiles.
+    On a GPU, the same as :func:`memory_budget`: most of its free memory."""
+    budget = memory_budget(device)
+    if device.type != "cpu":
+        return budget
+    if available is None:
+        from .memory import available_ram
+
+        available = available_ram()
+    return max(budget, int(0.6 * available)) if available else budget

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
 from .cache import LRUCache, photo_hash
 from .control import Control
-from .device import empty_cache, memory_budget, synchronize
+from .device import empty_cache, memory_budget, state_budget, synchronize
 from .latent_strength import compose_latent
 from .local_norm import LocalGroupNorm
 from .pisa_local import LocalStrengths
@@ -115,7 +115,7 @@ class PisaSession(LocalStrengths, PhotoHolder):
         self.tiles = tiles
         self.cache = LRUCache(cache_mb * 1024 * 1024)
         #: Bytes the VAE's lockstep tiles may keep alive between GroupNorms (beyond it: sampled statistics).
-        self.state_budget = memory_budget(model.device)
+        self.state_budget = state_budget(model.device)
         timesteps = tuple(model.ckpt.timesteps)
         self.info = ModelInfo(
             name=model.name,
