@@ -156,8 +156,8 @@ def test_out_of_memory_halves_the_tile_and_retries():
 
 
 @pytest.mark.parametrize("early", [True, False])
-def test_when_only_a_sample_of_tiles_fits_the_attention_still_sees_the_whole_image(model, early):
-    """A photo whose decoder activations do not all fit takes its statistics from a sample of tiles. The decoder's
+def test_a_region_preview_sees_the_whole_image_up_to_the_attention(model, early):
+    """A window of a large photo (the GUI's first preview) takes its statistics from a sample of tiles. The decoder's
     mid-block attention comes before any upsampling, so every tile can still wait there cheaply: the attention then
     sees the whole image, and the statistics up to it come from every tile (exact), before the tiles beyond the
     sample leave. Without that room (``attention_bytes_per_px=0``) everything comes from the sample."""
@@ -174,11 +174,10 @@ def test_when_only_a_sample_of_tiles_fits_the_attention_still_sees_the_whole_ima
         n_tiles = len(plan_tiles(40, 56, 16, 8))
         out = tiled_vae(
             model.decode, vae.decoder, z, factor=8, tile=16, overlap=8, state_bytes_per_px=state,
-            state_budget=int(3.5 * per_tile_px * state), record=recorded,
+            state_budget=int(3.5 * per_tile_px * state), record=recorded, region=(8, 24, 16, 32),
             attention_bytes_per_px=vae_attention_bytes_per_px(vae, torch.float32) if early else 0.0,
         )  # fmt: skip
-        full = model.decode(z)
-    assert n_tiles > 3 and out.shape == full.shape and torch.isfinite(out).all()
+    assert n_tiles > 3 and out.shape == (1, 3, 16 * 8, 16 * 8) and torch.isfinite(out).all()
     norms = list(exact)  # in the order the forward calls them
     attention_norm = vae.decoder.mid_block.attentions[0].group_norm
     before = norms[: norms.index(attention_norm) + 1]  # what runs before the attention: conv_in, the first resnet
@@ -205,3 +204,23 @@ def test_exact_statistics_may_use_most_of_the_free_memory_on_the_cpu():
     assert state_budget(cpu, available=17 * 1024**3) >= needed
     assert state_budget(cpu, available=1024**3) == memory_budget(cpu)  # never less than before
     assert state_budget(cpu, available=None) >= memory_budget(cpu)
+
+
+def test_a_photo_whose_tiles_do_not_all_fit_takes_the_statistics_of_a_downsampled_copy(model):
+    """Beyond the state budget every tile runs with the statistics of one forward of the input downsampled to a
+    tile: measured closer to the full render than a sample of full-resolution tiles (see ``tiled_vae``)."""
+    from desktop_sr.engine.vae_tiling import downsampled, gather_stats, tiled_vae
+
+    torch.manual_seed(0)
+    z = torch.randn(1, 4, 40, 56)
+    with torch.no_grad():
+        recorded: dict = {}
+        out = tiled_vae(
+            model.decode, model.vae.decoder, z, factor=8, tile=16, overlap=8, state_bytes_per_px=1000.0,
+            state_budget=2 * 16 * 16 * 64 * 1000, record=recorded,
+        )  # fmt: skip
+        expected = gather_stats(model.decode, model.vae.decoder, downsampled(z, 16))
+    assert out.shape == (1, 3, 320, 448) and torch.isfinite(out).all()
+    assert downsampled(z, 16).shape[-2:] == (11, 16)
+    for gn, (mean, var) in expected.items():
+        assert torch.allclose(recorded[gn][0], mean) and torch.allclose(recorded[gn][1], var)

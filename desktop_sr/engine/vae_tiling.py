@@ -8,8 +8,10 @@ thread of its own, one thread at a time, and each GroupNorm call waits until eve
 and variance. The result equals the untiled one up to what a tile border cuts from the receptive field (the overlap
 is blended away) and the mid-block attention, which sees one tile. Working memory is one tile's; what stays alive
 between GroupNorms (the activations of every tile, about the untiled network's) is bounded by ``state_budget``: when
-the image needs more, the statistics are taken in lockstep from a spread sample of full-resolution tiles instead, and
-the remaining tiles are run with those statistics frozen.
+the image needs more, every tile runs with the statistics of one forward of a copy downsampled to a tile (measured
+better than a sample of full-resolution tiles; see :func:`tiled_vae`). A window of the image (a preview) takes its
+statistics from a spread sample of tiles; every tile still runs up to the decoder's mid-block attention (latent
+resolution, cheap), so that attention sees the whole image and the statistics before it are exact.
 """
 
 from __future__ import annotations
@@ -443,7 +445,10 @@ def tiled_vae(
     ``region_sample`` tiles (at least a third of them) spread over the whole image (a preview: the full render is
     exact).
     ``state_bytes_per_px`` (bytes kept per full-resolution pixel between GroupNorms) and ``state_budget`` bound
-    the lockstep's memory; beyond it the statistics come from a spread sample of tiles. ``stats`` given (see
+    the lockstep's memory; beyond it a whole image's statistics come from its copy downsampled to a tile, a region's
+    from a spread sample of tiles. ``attention_bytes_per_px`` (bytes a decoder tile keeps per input pixel while it
+    waits at the mid-block attention; 0 for the encoder, whose attention comes last) lets every tile of a sampled
+    region run up to that attention when all of them fit there. ``stats`` given (see
     :func:`gather_stats`, :func:`blend_stats`) are used as they are, for every tile; ``record`` receives the
     statistics used. ``sample_out`` receives, for each tile of a statistics sample, its core's output and where that
     core lies in output pixels (y0, y1, x0, x1): what a region's colour fix estimates the whole result's tone from.
@@ -479,6 +484,12 @@ def tiled_vae(
     elif whole:
         sample = spread_sample(tiles, fits)
         margin, win = 0, (0, h, 0, w)
+        if len(sample) < len(tiles):
+            # Not every tile fits: the statistics of one forward of the input downsampled to a tile. A sample of
+            # full-resolution tiles follows the content of the part it covers, and measured worse at 2048 x 1536:
+            # 14.6 dB and up to 51 levels of shift (trained test VAE, 2 of 4 tiles) against 29.7 dB and 4.5 levels;
+            # 16.3 dB against 23.8 dB with SD-2.1-shaped weights (3 of 6 tiles).
+            stats, sample = gather_stats(fn, net, downsampled(x, tile)), []
     else:
         sample = spread_sample(tiles, min(fits, max(region_sample, math.ceil(len(tiles) * REGION_SAMPLE_SHARE))))
         margin = overlap
@@ -527,7 +538,7 @@ def tiled_vae(
     tokens = h * w * min(factor, 1.0) ** 2
     # The decoder's attention comes before any upsampling: when every tile can wait there (a few latent-resolution
     # maps each), all of them reach it, the attention sees the whole image, and the tiles beyond the sample leave.
-    waiting = len(tiles) * min(tile, h) * min(tile, w) * attention_bytes_per_px
+    waiting = sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in tiles) * attention_bytes_per_px
     shared = tokens <= attention_tokens and (
         exact or (stats is None and attention_bytes_per_px > 0 and waiting <= (state_budget or 0))
     )
@@ -584,6 +595,15 @@ def blend_stats(corners: Sequence[GroupStats], weights: Sequence[float]) -> Grou
         second = sum(w * (c[gn][1] + c[gn][0].square()) for w, c in zip(weights, corners, strict=True))
         out[gn] = (mean, (second - mean.square()).clamp_min(0.0))  # type: ignore[union-attr]
     return out
+
+
+def downsampled(x: torch.Tensor, limit: int) -> torch.Tensor:
+    """``x`` area-downsampled so its longer side is at most ``limit`` pixels (unchanged if it already is)."""
+    h, w = x.shape[-2:]
+    f = min(1.0, limit / max(h, w))
+    if f >= 1.0:
+        return x
+    return torch.nn.functional.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
 
 
 def gather_stats(fn: Callable[[torch.Tensor], torch.Tensor], net: torch.nn.Module, x: torch.Tensor) -> GroupStats:
