@@ -77,7 +77,6 @@ def tiling_report(model: PisaModel, width: int, tiles_arg: int | None) -> None:
     """Tiled vs untiled encode + decode, exact vs approximate statistics (see the module docstring)."""
     import math
 
-    import torch
     from PIL import Image
 
     from desktop_sr.engine import pisa_session, vae_tiling
@@ -114,11 +113,8 @@ def tiling_report(model: PisaModel, width: int, tiles_arg: int | None) -> None:
 
     def approximate(fn, net, x, **kw):  # type: ignore[no-untyped-def]
         """The old method: statistics of the input downsampled to one tile, then every tile with them."""
-        limit = kw["tile"]
-        h, w = x.shape[-2:]
-        f = min(1.0, limit / max(h, w))
-        xs = torch.nn.functional.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
         kw.pop("stats", None)
+        xs = vae_tiling.downsampled(x, kw["tile"])
         return original(fn, net, x, stats=vae_tiling.gather_stats(fn, net, xs), **kw)
 
     pisa_session.tiled_vae = approximate
