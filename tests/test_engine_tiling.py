@@ -48,8 +48,12 @@ def seam_ratio(diff: np.ndarray, borders: list[int], axis: int) -> float:
 
 
 def tile_borders(size_px: int, tile: int, overlap: int, f: int = 8) -> list[int]:
-    starts = tile_starts(size_px // f, tile, overlap)
-    return sorted({s * f for s in starts[1:]} | {(s + tile) * f for s in starts[:-1]})
+    """Output pixels where a decoder tile begins or ends (tiles are balanced: see ``balanced_tile``)."""
+    from desktop_sr.engine.vae_tiling import balanced_tile
+
+    side = balanced_tile(size_px // f, tile, overlap)
+    starts = tile_starts(size_px // f, side, overlap)
+    return sorted({s * f for s in starts[1:]} | {(s + side) * f for s in starts[:-1]})
 
 
 def test_tile_grid_covers_any_shape():
