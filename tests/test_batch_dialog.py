@@ -97,7 +97,7 @@ def test_cancel_from_the_dialog_stops_within_one_tile_and_leaves_no_partial_file
     srcs = photos(tmp_path / "in", 3, seed=4)
     out = tmp_path / "out"
     spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
-    small = TileSettings(unet_tile=8, unet_overlap=2, vae_tile=8, vae_overlap=2)  # many tiles
+    small = TileSettings(unet_tile=8, unet_overlap=2, vae_tile=16, vae_overlap=4)  # many tiles
     dlg = make_dialog(qtbot, tmp_path, spec, params=RenderParams(scale=4), device="cpu", tiles=small)
     dlg.set_inputs([tmp_path / "in"])
     dlg.output.setText(str(out))
@@ -197,7 +197,7 @@ def test_closing_the_window_during_a_batch_asks_then_cancels_cleanly(qtbot, tmp_
     window.settings.device = "cpu"
     window.open_batch_dialog()
     dlg = window.batch_dialog
-    dlg.tiles = TileSettings(unet_tile=8, unet_overlap=2, vae_tile=8, vae_overlap=2)
+    dlg.tiles = TileSettings(unet_tile=8, unet_overlap=2, vae_tile=16, vae_overlap=4)
     dlg.set_inputs([tmp_path / "in"])
     dlg.output.setText(str(out))
     assert dlg.refresh_plan() is not None

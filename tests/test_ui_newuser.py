@@ -212,7 +212,7 @@ def test_batch_progress_is_labelled_with_rate_and_time_left(qtbot, tmp_path, tin
     folder.mkdir()
     for i in range(2):
         Image.open(DATA / "astronaut_64.png").convert("RGB").crop((i, 0, 32 + i, 32)).save(folder / f"p{i}.png")
-    small = TileSettings(unet_tile=8, unet_overlap=2, vae_tile=8, vae_overlap=2)  # several tiles per photo
+    small = TileSettings(unet_tile=16, unet_overlap=4, vae_tile=16, vae_overlap=4)  # several tiles per photo
     dlg = BatchDialog(None, model_spec=ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]),
                       params=RenderParams(scale=2), current_photo=None, settings_dir=tmp_path / "config",
                       device="cpu", tiles=small, model_device="cpu")  # fmt: skip

@@ -122,7 +122,8 @@ def state_budget(device: torch.device, available: int | None = None) -> int:
     Exact whole-image statistics need all of them at once, so this may exceed the tile budget: on the CPU, 60 % of
     the memory available now (the rest covers one tile's working memory and headroom), never less than
     :func:`memory_budget`. An SD-width 2560 x 1920 result keeps about 9 GB: a 24 GB machine with the model loaded has
-    17 GB available, so its statistics are exact, where a fixed quarter of RAM (6 GB) would not hold them. On a GPU, the same as :func:`memory_budget`: most of its free memory."""
+    17 GB available, so its statistics are exact, where a fixed quarter of RAM (6 GB) would not hold them. On a GPU,
+    the same as :func:`memory_budget`: most of its free memory."""
     budget = memory_budget(device)
     if device.type != "cpu":
         return budget

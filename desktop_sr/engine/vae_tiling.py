@@ -284,6 +284,9 @@ class _Lockstep:
     (sums into mean and variance; keys and values into the whole image's) and hands the turn back to the first. Every
     tile runs the same network, so all meet at the same points in the same order. With ``keep``, only those tiles
     go on past the attention (the cut): the others leave once the whole image's keys and values are gathered.
+
+    Each tile waits on an event of its own, set only when it has something to do: one shared condition woke every
+    waiting thread at every hand-over, and hundreds of tiles then spent most of the time fighting for the GIL.
     """
 
     def __init__(
@@ -297,7 +300,8 @@ class _Lockstep:
         self.keep = sorted(keep) if keep is not None else None
         self.control = control
         self.on_round = on_round
-        self.cond = threading.Condition()
+        self.cond = threading.Lock()
+        self.wake = [threading.Event() for _ in range(n)]
         self.turn = 0
         self.round = 0
         self.parts: list[object] = []
@@ -310,12 +314,25 @@ class _Lockstep:
         at = bisect.bisect_right(self.active, i)
         return self.active[at] if at < len(self.active) else -1
 
+    def _hand_to(self, j: int) -> None:
+        """Give the turn to tile ``j`` (under the lock)."""
+        self.turn = j
+        if j >= 0:
+            self.wake[j].set()
+
+    def _wake_all(self) -> None:
+        for ev in self.wake:
+            ev.set()
+
     def _wait_turn(self, i: int, round_: int) -> None:
-        with self.cond:
-            while self.error is None and not (self.round >= round_ and (self.turn == i or not self._is_active(i))):
-                self.cond.wait(timeout=0.5)
-            if self.error is not None or not self._is_active(i):
-                raise _Aborted()
+        while True:
+            with self.cond:
+                if self.error is not None or not self._is_active(i):
+                    raise _Aborted()
+                if self.round >= round_ and self.turn == i:
+                    return
+                self.wake[i].clear()  # under the lock: a hand-over after this sets it again
+            self.wake[i].wait(timeout=0.5)
 
     def _is_active(self, i: int) -> bool:
         at = bisect.bisect_left(self.active, i)
@@ -327,7 +344,7 @@ class _Lockstep:
         with self.cond:
             if self.control is not None and self.control.cancelled:
                 self.error = Cancelled()
-                self.cond.notify_all()
+                self._wake_all()
                 raise _Aborted()
             self.parts.append(part)
             mine = self.round
@@ -336,17 +353,19 @@ class _Lockstep:
                     self.result = combine(self.parts)
                 except BaseException as exc:
                     self.error = exc
-                    self.cond.notify_all()
+                    self._wake_all()
                     raise _Aborted() from exc
                 self.parts = []
                 if cut and self.keep is not None:
+                    leaving = set(self.active) - set(self.keep)
                     self.active, self.keep = self.keep, None
+                    for j in leaving:
+                        self.wake[j].set()  # to end their threads
                 self.round += 1
-                self.turn = self.active[0]
+                self._hand_to(self.active[0])
                 self.on_round(self.round)
             else:
-                self.turn = self._next(i)
-            self.cond.notify_all()
+                self._hand_to(self._next(i))
         self._wait_turn(i, mine + 1)
         return self.result
 
@@ -368,14 +387,13 @@ class _Lockstep:
 
     def finish(self, i: int) -> None:
         with self.cond:
-            self.turn = self._next(i)
-            self.cond.notify_all()
+            self._hand_to(self._next(i))
 
     def fail(self, exc: BaseException) -> None:
         with self.cond:
             if self.error is None:
                 self.error = exc
-            self.cond.notify_all()
+            self._wake_all()
 
 
 class _Aborted(Exception):
