@@ -114,7 +114,8 @@ class PisaSession(LocalStrengths, PhotoHolder):
             tiles = TileSettings.for_budget(memory_budget(model.device), itemsize)
         self.tiles = tiles
         self.cache = LRUCache(cache_mb * 1024 * 1024)
-        #: Bytes the VAE's lockstep tiles may keep alive between GroupNorms (beyond it: sampled statistics).
+        #: Bytes the VAE's lockstep tiles may keep alive between GroupNorms (beyond it, a whole image takes the
+        #: statistics of a downsampled copy, a region those of a sample of tiles).
         self.state_budget = state_budget(model.device)
         timesteps = tuple(model.ckpt.timesteps)
         self.info = ModelInfo(
