@@ -48,7 +48,7 @@ from ..models.get_pisa import (
 )
 from ..models.paths import models_dir
 from ..models.registry import ModelStore
-from .model_manager_dialog import StoreTask, close_store_dialog, run_store_task
+from .model_manager_dialog import StoreTask, StoreWorkHost, close_store_dialog, run_store_task
 from .relay import BackgroundRelay
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def _link(label: str, url: str) -> str:
     return f'<a href="{url}">{label}</a>'
 
 
-class GetPisaDialog(QDialog):
+class GetPisaDialog(StoreWorkHost, QDialog):
     """``imported`` carries the new model's spec (or None) when an import made it the default."""
 
     imported = Signal(object)
@@ -238,12 +238,7 @@ class GetPisaDialog(QDialog):
         self.btn_download.setEnabled(idle and self.online and not self.stage.has_base())
 
     def _set_busy(self, busy: bool, label: str = "") -> None:
-        self.progress_bar.setVisible(busy)
-        self.btn_cancel.setVisible(busy)
-        self.btn_cancel.setEnabled(busy)
-        if busy:
-            self.progress_bar.setRange(0, 0)
-            self.status.setText(label)
+        self._show_busy(busy, label)
         self._update_buttons()
 
     def _pick_base(self) -> None:
@@ -283,24 +278,6 @@ class GetPisaDialog(QDialog):
             return import_model(store, base, adapter, make_default=default, control=control)
 
         return self._start(StoreTask("import", work), f"Checking and importing {adapter.name}…")
-
-    def _start(self, task: StoreTask, label: str) -> bool:
-        self.task = task
-        self.runner.submit(task)
-        self._set_busy(True, label)
-        return True
-
-    def cancel_task(self) -> None:
-        self.runner.cancel()
-        self.btn_cancel.setEnabled(False)
-        self.status.setText("Cancelling…")
-
-    def _progress(self, done: int, total: int, label: str) -> None:
-        if total > 0:
-            self.progress_bar.setRange(0, 1000)
-            self.progress_bar.setValue(int(1000 * min(done, total) / total))
-            self.progress_bar.setFormat(f"%p%  ({human_size(done)} of {human_size(total)})")
-        self.status.setText(label)
 
     def _done(self, kind: str, value: object) -> None:
         self._set_busy(False)

@@ -91,6 +91,51 @@ def run_store_task(task: StoreTask, control: Control) -> object:
     return task.work(control)
 
 
+class StoreWorkHost:
+    """What a dialog that runs :class:`StoreTask` work on its ``runner`` shows while it runs: the busy bar (bytes
+    when the total is known, indeterminate otherwise), Cancel and the status line. Shared by the model manager and
+    Get PiSA-SR; each has ``runner``, ``task``, ``progress_bar``, ``btn_cancel``, ``status`` and ``_set_busy``."""
+
+    runner: BackgroundRelay
+    task: StoreTask | None
+    progress_bar: QProgressBar
+    btn_cancel: QPushButton
+    status: QLabel
+
+    def _set_busy(self, busy: bool, label: str = "") -> None:
+        raise NotImplementedError
+
+    def _show_busy(self, busy: bool, label: str = "") -> None:
+        self.progress_bar.setVisible(busy)
+        self.btn_cancel.setVisible(busy)
+        self.btn_cancel.setEnabled(busy)
+        if busy:
+            self.progress_bar.setRange(0, 0)
+            self.status.setText(label)
+
+    def _start(self, task: StoreTask, label: str) -> bool:
+        if self.runner.busy:
+            return False
+        self.task = task
+        self.runner.submit(task)
+        self._set_busy(True, label)
+        return True
+
+    def cancel_task(self) -> None:
+        self.runner.cancel()
+        self.btn_cancel.setEnabled(False)
+        self.status.setText("Cancelling…")
+
+    def _progress(self, done: int, total: int, label: str) -> None:
+        if total > 0:
+            self.progress_bar.setRange(0, 1000)
+            self.progress_bar.setValue(int(1000 * min(done, total) / total))
+            self.progress_bar.setFormat(f"%p%  ({human_size(done)} of {human_size(total)})")
+        else:
+            self.progress_bar.setRange(0, 0)
+        self.status.setText(label)
+
+
 class ImportDialog(QDialog):
     """Pick an SD-2.1-base folder and an adapter file; copy them into the models folder or use them in place."""
 
@@ -239,7 +284,7 @@ class DownloadDialog(QDialog):
             self.accept()
 
 
-class ModelManagerDialog(QDialog):
+class ModelManagerDialog(StoreWorkHost, QDialog):
     """Lists the models of the models folder and runs the store's operations, long ones on a worker thread.
 
     ``default_changed`` carries the new default's :class:`ModelSpec` (or None when cleared) so the main window can
@@ -397,12 +442,7 @@ class ModelManagerDialog(QDialog):
         self.btn_default.setEnabled(idle and row is not None and row.usable and not row.is_default)
 
     def _set_busy(self, busy: bool, label: str = "") -> None:
-        self.progress_bar.setVisible(busy)
-        self.btn_cancel.setVisible(busy)
-        self.btn_cancel.setEnabled(busy)
-        if busy:
-            self.progress_bar.setRange(0, 0)
-            self.status.setText(label)
+        self._show_busy(busy, label)
         self.btn_folder.setEnabled(not busy and models_dir_source(self.setting) != "environment")
         self._update_buttons()
 
@@ -526,28 +566,6 @@ class ModelManagerDialog(QDialog):
         self.models_dir_changed.emit(self.setting)
 
     # -- worker ---------------------------------------------------------------------------------------------------
-    def _start(self, task: StoreTask, label: str) -> bool:
-        if self.runner.busy:
-            return False
-        self.task = task
-        self.runner.submit(task)
-        self._set_busy(True, label)
-        return True
-
-    def cancel_task(self) -> None:
-        self.runner.cancel()
-        self.btn_cancel.setEnabled(False)
-        self.status.setText("Cancelling…")
-
-    def _progress(self, done: int, total: int, label: str) -> None:
-        if total > 0:
-            self.progress_bar.setRange(0, 1000)
-            self.progress_bar.setValue(int(1000 * min(done, total) / total))
-            self.progress_bar.setFormat(f"%p%  ({human_size(done)} of {human_size(total)})")
-        else:
-            self.progress_bar.setRange(0, 0)
-        self.status.setText(label)
-
     def _task_done(self, name: str, result: object) -> None:
         self._set_busy(False)
         if name == "verify":
