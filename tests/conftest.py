@@ -49,3 +49,36 @@ def photo() -> np.ndarray:
 
     path = Path(__file__).parent / "data" / "astronaut_64.png"
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)[:48] / 255.0
+
+
+@pytest.fixture
+def photo_path(tmp_path: Path) -> Path:
+    """A small real photo (48 x 40 crop of the astronaut) in a file, for the GUI tests."""
+    from PIL import Image
+
+    p = tmp_path / "astronaut.png"
+    Image.open(Path(__file__).parent / "data" / "astronaut_64.png").crop((0, 0, 48, 40)).save(p)
+    return p
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The main window with no model loaded, shown. ``window.errors`` records every error dialog as (title, text,
+    whether the busy bar was visible, the badge text): what was on screen while the dialog was up."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop_sr.ui.main_window import MainWindow
+
+    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
+    errors: list[tuple[str, str, bool, str]] = []
+
+    def critical(parent, title, text, *a):  # type: ignore[no-untyped-def]
+        errors.append((title, text, w.progress.isVisible(), w.lbl_badge.text()))
+
+    monkeypatch.setattr(QMessageBox, "critical", critical)
+    w = MainWindow(settings_dir=tmp_path / "config", load_model=False)
+    w.errors = errors  # type: ignore[attr-defined]
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()

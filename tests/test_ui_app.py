@@ -24,26 +24,6 @@ from desktop_sr.ui.main_window import NO_MODEL, MainWindow
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.fixture
-def photo_path(tmp_path) -> Path:
-    p = tmp_path / "astronaut.png"
-    Image.open(DATA / "astronaut_64.png").crop((0, 0, 48, 40)).save(p)
-    return p
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
-    errors: list[tuple[str, str]] = []
-    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a: errors.append((title, text)))
-    w = MainWindow(settings_dir=tmp_path / "config", load_model=False)
-    w.errors = errors  # type: ignore[attr-defined]
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
-
-
 def result_of(qtbot, worker, kind: type, timeout: int = 60000, check=lambda r: True):
     """Wait for the worker to deliver a result of this type (e.g. ModelLoaded)."""
     return qtbot.waitSignal(

@@ -12,7 +12,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
@@ -23,35 +22,10 @@ from desktop_sr.engine.loader import ModelSpec
 from desktop_sr.imaging import SaveOptions, read_photo
 from desktop_sr.ui.controls import ControlsPanel
 from desktop_sr.ui.export_dialog import ExportDialog
-from desktop_sr.ui.main_window import MainWindow
 from desktop_sr.ui.output_options import OutputOptions
 
 DATA = Path(__file__).parent / "data"
 BUNDLED_NOTE = "the colour fix is off for the bundled model (it would make the preview inexact)"
-
-
-@pytest.fixture
-def photo_path(tmp_path) -> Path:
-    p = tmp_path / "astronaut.png"
-    Image.open(DATA / "astronaut_64.png").crop((0, 0, 48, 40)).save(p)
-    return p
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
-    errors: list[tuple[str, str, bool, str]] = []
-
-    def critical(parent, title, text, *a):  # what was on screen while the dialog was up
-        errors.append((title, text, w.progress.isVisible(), w.lbl_badge.text()))
-
-    monkeypatch.setattr(QMessageBox, "critical", critical)
-    w = MainWindow(settings_dir=tmp_path / "config", load_model=False)
-    w.errors = errors  # type: ignore[attr-defined]
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
 
 
 def background(widget, y_frac: float = 0.5) -> tuple[int, int, int]:
