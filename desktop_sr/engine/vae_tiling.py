@@ -589,7 +589,7 @@ def tiled_vae(
 
     with _whole_image_attention(net, shared):
         if stats is None:
-            keep = sample if lock is not sample and not exact else None
+            keep = sample if shared and not exact else None  # the tiles that go on past the attention
             with _patched_group_norms(net):
                 stats = _run_lockstep(fn, x, [tiles[i] for i in lock], control, on_round, on_tile, keep)
         else:
