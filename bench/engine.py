@@ -80,7 +80,7 @@ def tiling_report(model: PisaModel, width: int, tiles_arg: int | None) -> None:
     from PIL import Image
 
     from desktop_sr.engine import pisa_session, vae_tiling
-    from desktop_sr.engine.device import memory_budget
+    from desktop_sr.engine.budget import memory_budget
     from desktop_sr.engine.tile_settings import TileSettings
 
     height = width * 3 // 4

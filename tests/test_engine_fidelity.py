@@ -128,7 +128,7 @@ def test_tiled_matches_untiled_at_2048_with_192px_tiles(model):
 @pytest.mark.slow
 def test_tiled_matches_untiled_at_2048_with_production_tiles(model):
     """The issue's figure: a 512 x 384 photo to a 2048 x 1536 result with the tiles this machine picks."""
-    from desktop_sr.engine.device import memory_budget
+    from desktop_sr.engine.budget import memory_budget
 
     photo = real_photo(512, 384)
     tiles = TileSettings.for_budget(memory_budget(torch.device("cpu")))

@@ -1,8 +1,8 @@
-"""The fast paths give the same results as the plain ones, and the precision a device gets is the right one.
+"""The fast paths give the same results as the plain ones.
 
-channels_last VAE (with the lockstep tiler's GroupNorm), both UNet branches as one batch, the CLI's read-ahead,
-per-device dtypes (no GPU here: the choice is a pure function of the device and what it supports), and the
-per-stage timing line of ``desktop-sr upscale --verbose``.
+channels_last VAE (with the lockstep tiler's GroupNorm), both UNet branches as one batch, the CLI's read-ahead, and
+the per-stage timing line of ``desktop-sr upscale --verbose``. The precision each device gets:
+tests/test_engine_precision.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from PIL import Image
 
 from desktop_sr.cli import EXIT_OK, main
 from desktop_sr.engine.api import RenderParams
-from desktop_sr.engine.device import Precision, select_precision
 from desktop_sr.engine.pisa_model import PisaModel
 from desktop_sr.engine.pisa_session import PisaSession
 from desktop_sr.engine.processing import model_input_of
@@ -25,29 +24,11 @@ from desktop_sr.engine.timing import StageTimes
 from desktop_sr.engine.vae_tiling import tiled_vae
 
 DATA = Path(__file__).parent / "data"
-CUDA, MPS, CPU = torch.device("cuda"), torch.device("mps"), torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
 def model(tiny_model) -> PisaModel:
     return PisaModel(tiny_model["base"], tiny_model["pkl"], device="cpu")
-
-
-@pytest.mark.parametrize(
-    ("pref", "device", "bf16", "upcast", "expected"),
-    [
-        ("auto", CPU, False, True, (torch.float32, torch.float32)),
-        ("auto", CUDA, False, True, (torch.float16, torch.float32)),  # SD's VAE overflows fp16: fp32
-        ("auto", CUDA, True, True, (torch.float16, torch.bfloat16)),  # ... or bf16 where the GPU has it
-        ("auto", MPS, False, True, (torch.float16, torch.float32)),
-        ("fp16", CUDA, False, False, (torch.float16, torch.float16)),  # a VAE that does not need the upcast
-        ("bf16", CUDA, True, True, (torch.bfloat16, torch.bfloat16)),
-        ("fp32", CUDA, True, True, (torch.float32, torch.float32)),
-    ],
-)
-def test_each_device_gets_the_precision_its_networks_need(pref, device, bf16, upcast, expected):
-    got = select_precision(pref, device, vae_force_upcast=upcast, bf16_supported=lambda _d: bf16)
-    assert got == Precision(*expected)
 
 
 def test_the_cpu_model_runs_fp32_with_a_channels_last_vae(model):

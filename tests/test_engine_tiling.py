@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import torch
 
+from desktop_sr.engine import tiling
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.control import Control
 from desktop_sr.engine.errors import Cancelled, OutOfMemory
 from desktop_sr.engine.pisa_model import PisaModel
 from desktop_sr.engine.pisa_session import PisaSession
-from desktop_sr.engine.tiling import TileSettings, gaussian_weights, retry_on_oom, tile_starts
+from desktop_sr.engine.tiling import Attempt, TileSettings, gaussian_weights, retry_on_oom, tile_starts
 
 UNTILED = TileSettings(unet_tile=512, vae_tile=512)
 
@@ -145,18 +149,57 @@ def test_progress_is_reported_per_tile_and_cancel_stops_between_tiles(model, pho
 
 
 def test_out_of_memory_halves_the_tile_and_retries():
-    tried: list[int] = []
+    tried: list[Attempt] = []
 
-    def run(tile: int) -> torch.Tensor:
-        tried.append(tile)
-        if tile > 24:
+    def run(attempt: Attempt) -> torch.Tensor:
+        if attempt.tile > 24:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return torch.zeros(1)
 
-    retry_on_oom(run, 96, torch.device("cpu"))
-    assert tried == [96, 48, 24]
-    with pytest.raises(OutOfMemory, match="lower"):
-        retry_on_oom(lambda t: (_ for _ in ()).throw(RuntimeError("out of memory")), 32, torch.device("cpu"))
+    retry_on_oom(run, Attempt(96), torch.device("cpu"), tried=tried)
+    assert [a.tile for a in tried] == [96, 48, 24]
+    with pytest.raises(OutOfMemory, match="smaller scale"):
+        retry_on_oom(lambda a: (_ for _ in ()).throw(RuntimeError("out of memory")), Attempt(32), torch.device("cpu"))
+
+
+def test_out_of_memory_in_a_lockstep_gives_up_the_whole_image_state_before_the_tile(monkeypatch):
+    """Halving the tile cannot shrink the lockstep's whole-image state: near the budget every halving failed down to
+    16 px tiles. The first retry keeps the tile and takes the statistics of a downsampled copy instead."""
+    tried: list[Attempt] = []
+
+    def run(attempt: Attempt) -> torch.Tensor:
+        if attempt.state_budget:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return torch.zeros(1)
+
+    retry_on_oom(run, Attempt(128, state_budget=6 * 1024**3), torch.device("cpu"), tried=tried)
+    assert tried == [Attempt(128, 6 * 1024**3), Attempt(128, 0)]
+
+
+def test_a_failed_attempt_is_released_before_the_device_cache_is_emptied(monkeypatch):
+    """The failed attempt's tensors sit in a cycle (exception -> traceback -> frame -> the lockstep holding the
+    exception) that only the garbage collector breaks; emptying the cache before that frees nothing."""
+    alive: list[weakref.ref[torch.Tensor]] = []
+    seen_at_empty: list[bool] = []
+    monkeypatch.setattr(tiling, "empty_cache", lambda _d: seen_at_empty.append(alive[-1]() is not None))
+
+    def run(attempt: Attempt) -> torch.Tensor:
+        holder: dict[str, object] = {"activations": torch.zeros(1 << 20)}
+        alive.append(weakref.ref(holder["activations"]))  # type: ignore[arg-type]
+        if attempt.tile > 32:
+            try:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            except RuntimeError as exc:
+                holder["error"] = exc  # what _Lockstep.fail does: a reference cycle through the frame
+                raise
+        return torch.zeros(1)
+
+    gc.disable()
+    try:
+        retry_on_oom(run, Attempt(64), torch.device("cpu"))
+    finally:
+        gc.enable()
+    assert seen_at_empty == [False]
 
 
 @pytest.mark.parametrize("early", [True, False])
@@ -198,7 +241,7 @@ def test_a_region_preview_sees_the_whole_image_up_to_the_attention(model, early)
 def test_exact_statistics_may_use_most_of_the_free_memory_on_the_cpu():
     """The lockstep keeps every tile's activations: for an SD-width 2560 x 1920 result about 9 GB, more than a fixed
     quarter of a 24 GB machine's RAM, within what it has free with the model loaded (17 GB)."""
-    from desktop_sr.engine.device import memory_budget, state_budget
+    from desktop_sr.engine.budget import memory_budget, state_budget
     from desktop_sr.engine.vae_tiling import plan_tiles
 
     cpu = torch.device("cpu")

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from desktop_sr.engine.device import empty_cache, is_out_of_memory, select_device
+from desktop_sr.engine.device import device_traits, empty_cache, is_out_of_memory, select_device
 from desktop_sr.engine.errors import ModelError
 
 from .checkpointing import TrainState, capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
@@ -53,8 +53,8 @@ def resolve_mixed_precision(setting: str, device: torch.device) -> torch.dtype |
         return torch.float16
     if setting == "bf16":
         return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cuda":  # native bf16 only (torch.cuda.is_bf16_supported() counts emulation on a T4)
+        return torch.bfloat16 if device_traits(device).native_bf16 else torch.float16
     return torch.float16
 
 

@@ -16,7 +16,7 @@ import torch
 
 from desktop_sr.engine.checkpoint import BRANCHES, GROUPS, LoraCheckpoint, adapter_name
 from desktop_sr.engine.lora import attach_lora
-from desktop_sr.engine.pisa_model import check_base_folder, load_unet, load_vae
+from desktop_sr.engine.pisa_model import check_base_folder, load_unet, load_vae, vae_force_upcast
 from desktop_sr.engine.training_support import checkpoint_from_unet, empty_checkpoint
 
 from .config import Config
@@ -52,7 +52,12 @@ class TrainModel:
         vae = load_vae(self.base)
         vae.requires_grad_(False).eval()
         vae = vae.to(device=device)
-        self.vae = vae if weight_dtype == torch.float32 else vae.to(dtype=weight_dtype)
+        # SD's VAE overflows fp16 (force_upcast), as the engine honours: it stays fp32 and runs outside the fp16
+        # autocast (see encode/decode), or a NaN decode trains the adapters on a black image.
+        self.vae_dtype = weight_dtype
+        if weight_dtype == torch.float16 and vae_force_upcast(self.base):
+            self.vae_dtype = torch.float32
+        self.vae = vae if self.vae_dtype == torch.float32 else vae.to(dtype=self.vae_dtype)
         self.scaling_factor = float(vae.config.scaling_factor)
         self.alphas_cumprod = _load_alphas_cumprod(self.base).to(device)
         if cfg.train.gradient_checkpointing:
@@ -108,8 +113,9 @@ class TrainModel:
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Image in [-1, 1] -> scaled latent (distribution mode, as the app does)."""
-        x = x.to(self.device, next(self.vae.parameters()).dtype)
-        return (self.vae.encode(x).latent_dist.mode() * self.scaling_factor).float()
+        x = x.to(self.device, self.vae_dtype)
+        with self._vae_precision():
+            return (self.vae.encode(x).latent_dist.mode() * self.scaling_factor).float()
 
     def generate(self, z_l: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """z_H = z_L - eps(z_L, t, c) with the currently active adapters (differentiable)."""
@@ -118,8 +124,12 @@ class TrainModel:
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent -> image in [-1, 1], differentiable through the frozen decoder (clamped like the reference)."""
-        dtype = next(self.vae.parameters()).dtype
-        return self.vae.decode((z / self.scaling_factor).to(dtype)).sample.float().clamp(-1, 1)
+        with self._vae_precision():
+            return self.vae.decode((z / self.scaling_factor).to(self.vae_dtype)).sample.float().clamp(-1, 1)
+
+    def _vae_precision(self) -> torch.autocast:
+        """The VAE runs in its own dtype: an fp16 autocast around it would cast its convolutions back to fp16."""
+        return torch.autocast(self.device.type, enabled=False)
 
     @torch.no_grad()
     def teacher_eps(self, z_t: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:

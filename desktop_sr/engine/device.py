@@ -1,61 +1,109 @@
-"""Device and dtype selection. Never hard-code a device: pick the best available one or honour the caller."""
+"""Device selection and the device's housekeeping (synchronise, free the cache, recognise out-of-memory).
+
+Never hard-code a device: pick the best available one or honour the caller. ``auto`` prefers CUDA (NVIDIA, and AMD
+through ROCm builds of torch, which report ``cuda``), then Intel XPU, then Apple MPS, then the CPU. What each device
+is, and why one is unusable, is :mod:`.devices`; which number formats run on it, :mod:`.precision`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import contextlib
 
 import torch
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+from .precision import DeviceKind, DeviceTraits, Precision, dtype_name, parse_dtype, policy
+
+__all__ = [
+    "Precision",
+    "conv_memory_format",
+    "device_traits",
+    "dtype_name",
+    "empty_cache",
+    "is_out_of_memory",
+    "select_device",
+    "select_dtype",
+    "select_precision",
+    "synchronize",
+]
+
+
+def _xpu_available() -> bool:
+    xpu = getattr(torch, "xpu", None)
+    try:
+        return bool(xpu is not None and xpu.is_available())
+    except (RuntimeError, AssertionError):
+        return False
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
 
 
 def select_device(preference: str | torch.device | None = "auto") -> torch.device:
-    """Return the device to run on: ``auto`` prefers CUDA, then Apple MPS, then the CPU."""
+    """Return the device to run on: ``auto`` prefers CUDA/ROCm, then Intel XPU, then Apple MPS, then the CPU."""
     if isinstance(preference, torch.device):
         return preference
     pref = (preference or "auto").lower()
     if pref == "auto":
         if torch.cuda.is_available():  # the current CUDA device (honours CUDA_VISIBLE_DEVICES)
             return torch.device(f"cuda:{torch.cuda.current_device()}")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
+        if _xpu_available():
+            return torch.device(f"xpu:{torch.xpu.current_device()}")
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(pref)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA was requested but no CUDA device is available (is a CUDA build of torch installed?)")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    try:
+        device = torch.device(pref)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {preference!r}: use auto, cpu, cuda[:N], xpu[:N] or mps") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                "CUDA was requested but this torch sees no CUDA (or ROCm) GPU; `desktop-sr devices` says why"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"there is no {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "xpu" and not _xpu_available():
+        raise ValueError("an Intel XPU was requested but this torch sees none; `desktop-sr devices` says why")
+    if device.type == "mps" and not _mps_available():
         raise ValueError("MPS was requested but this machine has no usable Apple GPU")
     return device
 
 
-def select_dtype(preference: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``auto`` means fp16 on CUDA/MPS and fp32 on the CPU (CPUs rarely have fast half precision convolutions)."""
-    if isinstance(preference, torch.dtype):
-        return preference
-    pref = (preference or "auto").lower()
-    if pref == "auto":
-        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
-    if pref not in _DTYPES:
-        raise ValueError(f"dtype must be one of auto, {', '.join(_DTYPES)}; got {preference!r}")
-    return _DTYPES[pref]
+def device_traits(device: torch.device) -> DeviceTraits:
+    """What the precision policy needs to know of a live device."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(device)
+        hip = getattr(torch.version, "hip", None) is not None
+        cap = None if hip else (int(props.major), int(props.minor))
+        # Native bf16 only: torch.cuda.is_bf16_supported() counts emulation by default (a T4 would say yes).
+        native = (cap or (0, 0)) >= (8, 0) or (hip and _hip_bf16(device))
+        return DeviceTraits(DeviceKind.CUDA, cap, native_bf16=native, total_memory=int(props.total_memory), hip=hip)
+    if device.type == "xpu":
+        total = None
+        with contextlib.suppress(RuntimeError, AttributeError):
+            total = int(torch.xpu.get_device_properties(device).total_memory)
+        return DeviceTraits(DeviceKind.XPU, native_bf16=True, total_memory=total)
+    if device.type == "mps":
+        return DeviceTraits(DeviceKind.MPS, native_bf16=False)
+    return DeviceTraits(DeviceKind.CPU)
 
 
-@dataclass(frozen=True)
-class Precision:
-    """The dtypes a PiSA-SR model runs in: the UNet's, and the VAE's (which may need more range than fp16 has)."""
-
-    unet: torch.dtype
-    vae: torch.dtype
-
-
-def cuda_bf16_supported(device: torch.device) -> bool:
-    """Whether ``device`` runs bf16 natively (CUDA compute capability 8.0 and later)."""
-    if device.type != "cuda" or not torch.cuda.is_available():
+def _hip_bf16(device: torch.device) -> bool:
+    try:
+        with torch.cuda.device(device):
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch before 2.3 has no including_emulation
         return False
-    with torch.cuda.device(device):
-        return bool(torch.cuda.is_bf16_supported())
+
+
+def select_dtype(preference: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``auto`` means fp16 on GPUs and fp32 on the CPU (CPUs rarely have fast half precision convolutions)."""
+    asked = parse_dtype(preference)
+    if asked is not None:
+        return asked
+    return torch.float32 if device.type == "cpu" else torch.float16
 
 
 def select_precision(
@@ -63,33 +111,33 @@ def select_precision(
     device: torch.device,
     *,
     vae_force_upcast: bool = True,
-    bf16_supported: Callable[[torch.device], bool] = cuda_bf16_supported,
+    traits: DeviceTraits | None = None,
 ) -> Precision:
-    """The UNet's dtype from :func:`select_dtype`; the VAE's the same unless that is fp16 and the VAE needs more
-    range (diffusers' ``force_upcast``, set for SD's VAE: its decoder overflows fp16 into NaN, a black image). The
-    VAE then runs in bf16 where the GPU supports it (fp32's range at half the memory), else in fp32."""
-    unet = select_dtype(preference, device)
-    vae = unet
-    if unet == torch.float16 and vae_force_upcast:
-        vae = torch.bfloat16 if bf16_supported(device) else torch.float32
-    return Precision(unet=unet, vae=vae)
+    """The policy's precision (:func:`.precision.policy`) for ``device``; ``traits`` describes another device to
+    emulate (the GPU test pass on the CPU)."""
+    return policy(traits or device_traits(device), preference, vae_force_upcast=vae_force_upcast)
+
+
+def conv_memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last where it pays: measured on the CPU (the VAE decoder's convolutions at 512 px take about half
+    the time, see docs/performance.md); the layout cuDNN's tensor-core convolutions and Intel's XPU kernels prefer.
+    Not on MPS, where many kernels take only the contiguous layout and copy."""
+    return torch.channels_last if device.type in ("cpu", "cuda", "xpu") else torch.contiguous_format
 
 
 def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (so a stage's time is its work's), a no-op on the CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "xpu":
+        torch.xpu.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
 
 
-def dtype_name(dtype: torch.dtype) -> str:
-    return {v: k for k, v in _DTYPES.items()}.get(dtype, str(dtype))
-
-
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True for the out-of-memory errors of every backend (CUDA, MPS and the CPU allocator)."""
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
+    """True for the out-of-memory errors of every backend (CUDA/ROCm, XPU, MPS and the CPU allocator)."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
@@ -98,37 +146,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def empty_cache(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
+    elif device.type == "xpu":
+        torch.xpu.empty_cache()
     elif device.type == "mps":
         torch.mps.empty_cache()
-
-
-def memory_budget(device: torch.device, ram_share: float = 0.25) -> int:
-    """Bytes a render may use: most of the free GPU memory, or a share of the machine's RAM on the CPU."""
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free * 0.8)
-    try:
-        import os
-
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        total = 8 * 1024**3
-    return int(total * ram_share)
-
-
-def state_budget(device: torch.device, available: int | None = None) -> int:
-    """Bytes the tiled VAE may keep alive between GroupNorms (every tile's activations, see :mod:`.vae_tiling`).
-
-    Exact whole-image statistics need all of them at once, so this may exceed the tile budget: on the CPU, 60 % of
-    the memory available now (the rest covers one tile's working memory and headroom), never less than
-    :func:`memory_budget`. An SD-width 2560 x 1920 result keeps about 9 GB: a 24 GB machine with the model loaded has
-    17 GB available, so its statistics are exact, where a fixed quarter of RAM (6 GB) would not hold them. On a GPU,
-    the same as :func:`memory_budget`: most of its free memory."""
-    budget = memory_budget(device)
-    if device.type != "cpu":
-        return budget
-    if available is None:
-        from .memory import available_ram
-
-        available = available_ram()
-    return max(budget, int(0.6 * available)) if available else budget

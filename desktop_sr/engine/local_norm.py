@@ -24,19 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .moments import group_moments
 from .vae_tiling import GroupStats
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
-
-
-def _group_moments(x: torch.Tensor, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-group mean and second moment (float64 sums, float32 on MPS, over N, the group's channels and positions)."""
-    xf = x.to(torch.float32).reshape(x.shape[0], groups, -1)
-    count = xf.shape[0] * xf.shape[2]
-    wide = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
-    mean = xf.sum(dim=(0, 2), dtype=wide) / count
-    second = xf.square().sum(dim=(0, 2), dtype=wide) / count
-    return mean, second
 
 
 @contextlib.contextmanager
@@ -60,9 +51,8 @@ def recording_group_norms(net: torch.nn.Module, record: GroupStats) -> Iterator[
         original = type(gn).forward
 
         def forward(x: torch.Tensor) -> torch.Tensor:
-            mean, second = _group_moments(x, gn.num_groups)
-            var = (second - mean.square()).clamp_min(0.0)
-            record[gn] = (mean.to(torch.float32), var.to(torch.float32))  # on the device: no wait for the GPU
+            flat = x if x.ndim == 4 else x[..., None]  # the attention's GroupNorm: N x C x L
+            record[gn] = group_moments(flat, gn.num_groups).stats()  # on the device: no wait for the GPU
             return original(gn, x)
 
         return forward
@@ -110,9 +100,9 @@ class LocalGroupNorm:
             return type(gn).forward(gn, x)
         if gn not in self._moments:
             means = torch.stack([c[gn][0].to(torch.float32) for c in self.corners])  # K x G
-            seconds = torch.stack([(c[gn][1] + c[gn][0].square()).to(torch.float32) for c in self.corners])
-            self._moments[gn] = (means, seconds)
-        means, seconds = self._moments[gn]
+            variances = torch.stack([c[gn][1].to(torch.float32) for c in self.corners])
+            self._moments[gn] = (means, variances)
+        means, variances = self._moments[gn]
         shape = x.shape
         n, c = shape[0], shape[1]
         y0, y1, x0, x1 = window
@@ -124,9 +114,12 @@ class LocalGroupNorm:
         # The statistics on the weights' own grid (the latent grid: smooth there), then stretched to the layer
         lh, lw = min(h, y1 - y0), min(w, x1 - x0)
         wk = self._weights_at(window, lh, lw, x.device)  # K x lh x lw
-        mean = torch.einsum("khw,kg->ghw", wk, means.to(x.device))
-        second = torch.einsum("khw,kg->ghw", wk, seconds.to(x.device))
-        rstd = torch.rsqrt((second - mean.square()).clamp_min(0.0) + gn.eps)  # G x lh x lw
+        means, variances = means.to(x.device), variances.to(x.device)
+        mean = torch.einsum("khw,kg->ghw", wk, means)
+        # the mixture's variance, centred per corner (a second moment minus a squared mean cancels in float32)
+        spread = (means[:, :, None, None] - mean[None]).square()  # K x G x lh x lw, at latent resolution
+        var = torch.einsum("khw,kg->ghw", wk, variances) + torch.einsum("khw,kghw->ghw", wk, spread)
+        rstd = torch.rsqrt(var.clamp_min(0.0) + gn.eps)  # G x lh x lw
         shift = -mean * rstd
         if (lh, lw) != (h, w):
             both = F.interpolate(torch.cat([rstd, shift])[None], size=(h, w), mode="bilinear", align_corners=False)[0]

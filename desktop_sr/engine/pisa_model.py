@@ -6,8 +6,8 @@ Inference keeps the pixel LoRA merged into the base weights and the semantic LoR
 runs them as one batch of two: peft's per-sample ``adapter_names`` applies the semantic adapter to the second
 sample only (the pixel LoRA, merged into W0, applies to both, as it should).
 
-Precision: fp32 on the CPU; on a GPU the UNet runs in fp16 and SD's VAE, whose decoder overflows fp16, in bf16
-where the GPU has it, else fp32 (see :func:`~desktop_sr.engine.device.select_precision`).
+Precision: fp32 on the CPU; on a GPU the UNet runs in fp16 and SD's VAE, whose decoder overflows fp16, in fp32
+(TF32 convolutions where the card has them); see :mod:`~desktop_sr.engine.precision` for why and the figures.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from pathlib import Path
 import torch
 
 from .checkpoint import LoraCheckpoint, load_checkpoint
-from .device import dtype_name, select_device, select_precision
+from .device import conv_memory_format, select_device, select_precision
 from .errors import ModelError
 from .lora import apply_base_overrides, attach_lora, merge_branch
+from .precision import DeviceTraits, Precision, emulate_tf32
 from .prompt import PromptEmbeddings
+from .vae_tiling import bound_attention
 from .weights import load_read
 
 log = logging.getLogger(__name__)
@@ -69,15 +71,15 @@ def load_vae(root: Path, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
 
 
 def _to(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
-    """Move without a dtype cast when none is needed (diffusers warns on every cast)."""
+    """Move without a dtype cast when none is needed (diffusers warns on every cast, and the networks are loaded
+    in their dtype already)."""
     module = module.to(device=device)
-    return module if dtype == torch.float32 else module.to(dtype=dtype)
+    have = next(module.parameters(), None)
+    return module if have is None or have.dtype == dtype else module.to(dtype=dtype)
 
 
 def vae_memory_format(device: torch.device) -> torch.memory_format:
-    """channels_last where it pays: measured on the CPU (the decoder's convolutions at 512 px take about half the
-    time, see docs/performance.md), and the layout cuDNN's fp16/bf16 tensor-core convolutions prefer."""
-    return torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
+    return conv_memory_format(device)
 
 
 def uses_sdpa(module: torch.nn.Module) -> bool:
@@ -97,7 +99,7 @@ def _base_fingerprint(root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _vae_force_upcast(root: Path) -> bool:
+def vae_force_upcast(root: Path) -> bool:
     """diffusers' ``force_upcast`` of the VAE config (True for SD's VAE, and when the config does not say)."""
     try:
         return bool(json.loads((root / "vae" / "config.json").read_text(encoding="utf-8")).get("force_upcast", True))
@@ -134,11 +136,21 @@ class PisaModel:
         device: str | torch.device | None = "auto",
         dtype: str | torch.dtype | None = "auto",
         prompt_cache_dir: Path | None = None,
+        emulate: DeviceTraits | None = None,
     ) -> None:
+        """``emulate``: run in the precision the engine picks for that device instead (on this one), TF32
+        convolutions emulated where that device would use them: the GPU test pass and ``bench/device_check.py``."""
         self.base_dir = check_base_folder(base_dir)
         self.device = select_device(device)
-        precision = select_precision(dtype, self.device, vae_force_upcast=_vae_force_upcast(self.base_dir))
-        self.dtype, self.vae_dtype = precision.unet, precision.vae
+        self.precision: Precision = select_precision(
+            dtype, self.device, vae_force_upcast=vae_force_upcast(self.base_dir), traits=emulate
+        )
+        self.dtype, self.vae_dtype = self.precision.unet, self.precision.vae
+        if self.device.type == "cuda":
+            # fp32 convolutions on TF32 tensor cores only where the policy chose it; fixed tile shapes let cuDNN
+            # pick its fastest algorithm once per shape.
+            torch.backends.cudnn.allow_tf32 = self.precision.tf32
+            torch.backends.cudnn.benchmark = True
         self.ckpt = lora if isinstance(lora, LoraCheckpoint) else load_checkpoint(lora)
 
         unet = load_unet(self.base_dir, self.dtype)
@@ -152,6 +164,9 @@ class PisaModel:
         vae = load_vae(self.base_dir, self.vae_dtype)
         vae.requires_grad_(False).eval()
         vae = _to(vae, self.device, self.vae_dtype)
+        if self.precision.tf32 and self.device.type != "cuda":
+            emulate_tf32(vae)
+        bound_attention(vae)
         self.memory_format = vae_memory_format(self.device)
         if self.memory_format != torch.contiguous_format:
             vae = vae.to(memory_format=self.memory_format)
@@ -163,17 +178,14 @@ class PisaModel:
         self.model_id = f"{_base_fingerprint(self.base_dir)}-{self.ckpt.fingerprint()}"
         self.name = self.ckpt.name or self.base_dir.name
         log.info(
-            "loaded PiSA-SR %s on %s: UNet %s, VAE %s%s, attention %s", self.name, self.device,
-            dtype_name(self.dtype), dtype_name(self.vae_dtype),
+            "loaded PiSA-SR %s on %s: %s%s, attention %s", self.name, self.device, self.precision.label(),
             " channels_last" if self.memory_format == torch.channels_last else "",
             "SDPA" if uses_sdpa(self.unet) else "not SDPA",
         )  # fmt: skip
 
     @property
     def dtype_name(self) -> str:
-        if self.vae_dtype == self.dtype:
-            return dtype_name(self.dtype)
-        return f"{dtype_name(self.dtype)} (VAE {dtype_name(self.vae_dtype)})"
+        return self.precision.label()
 
     @property
     def can_pair(self) -> bool:
@@ -226,9 +238,10 @@ class PisaModel:
 
     @torch.inference_mode()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Image in [-1, 1] -> latent (deterministic: the distribution's mode), scaled, in the UNet's dtype."""
+        """Image in [-1, 1] -> latent (deterministic: the distribution's mode), scaled, in the VAE's dtype (the UNet
+        casts what it reads; the latent keeps the precision the decoder will see)."""
         x = x.to(self.device, self.vae_dtype).contiguous(memory_format=self.memory_format)
-        return (self.vae.encode(x).latent_dist.mode() * self.scaling_factor).to(self.dtype)
+        return self.vae.encode(x).latent_dist.mode() * self.scaling_factor
 
     @torch.inference_mode()
     def decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from .api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
+from .budget import memory_budget, state_budget
 from .cache import LRUCache, photo_hash
 from .control import Control
-from .device import empty_cache, memory_budget, state_budget, synchronize
+from .device import empty_cache, synchronize
 from .latent_strength import compose_latent
 from .local_norm import LocalGroupNorm
 from .pisa_local import LocalStrengths
@@ -36,7 +37,7 @@ from .processing import (
     to_numpy,
     to_tensor,
 )
-from .tiling import TileSettings, retry_on_oom, tiled_eps
+from .tiling import Attempt, TileSettings, retry_on_oom, tiled_eps
 from .timing import StageTimes
 from .vae_tiling import (
     GroupStats,
@@ -115,8 +116,11 @@ class PisaSession(LocalStrengths, PhotoHolder):
         self.tiles = tiles
         self.cache = LRUCache(cache_mb * 1024 * 1024)
         #: Bytes the VAE's lockstep tiles may keep alive between GroupNorms (beyond it, a whole image takes the
-        #: statistics of a downsampled copy, a region those of a sample of tiles).
-        self.state_budget = state_budget(model.device)
+        #: statistics of a downsampled copy, a region those of a sample of tiles); None: what the device has free
+        #: at each render (:meth:`current_state_budget`), since a batch or another program may have taken some.
+        self.state_budget: int | None = None
+        #: Every tiled pass tried since the caller last cleared it (an out-of-memory retry adds one), in order.
+        self.attempts: list[Attempt] = []
         timesteps = tuple(model.ckpt.timesteps)
         self.info = ModelInfo(
             name=model.name,
@@ -136,9 +140,18 @@ class PisaSession(LocalStrengths, PhotoHolder):
         # Not on the CPU: there the pair measured no faster than two passes (it is compute-bound), and a branch
         # computed in a batch of two differs from one computed alone in the last float bits, so the result of a
         # setting would depend on which branch an earlier render had cached (one 8-bit level here and there).
-        self.pair_branches = model.can_pair and model.device.type != "cpu" and self.state_budget >= PAIR_MIN_BUDGET
+        self.pair_branches = (
+            model.can_pair and model.device.type != "cpu" and memory_budget(model.device) >= PAIR_MIN_BUDGET
+        )
         #: Wall time per stage of the work done since the last :meth:`StageTimes.reset` (the caller resets).
         self.timings = StageTimes()
+
+    def current_state_budget(self) -> int:
+        """The lockstep's state budget for a pass starting now (see :func:`~desktop_sr.engine.budget.state_budget`)."""
+        if self.state_budget is not None:
+            return self.state_budget
+        itemsize = torch.finfo(self.model.vae_dtype).bits // 8
+        return state_budget(self.model.device, tiles=self.tiles, itemsize=itemsize)
 
     def _timed(self, stage: str):  # type: ignore[no-untyped-def]
         return self.timings.stage(stage, sync=lambda: synchronize(self.model.device))
@@ -202,15 +215,17 @@ class PisaSession(LocalStrengths, PhotoHolder):
         x = x.to(self.model.device, self.model.vae_dtype)
         f = self.model.vae_scale
 
-        def run(tile: int) -> torch.Tensor:
+        def run(attempt: Attempt) -> torch.Tensor:
+            tile = attempt.tile
             return tiled_vae(
                 self.model.encode, self.model.vae.encoder, x, factor=1 / f, tile=tile * f,
                 overlap=min(self.tiles.vae_overlap, tile // 2) * f, align=f, control=control, stage="encode",
-                state_bytes_per_px=self._state_bytes_per_px(), state_budget=self.state_budget,
+                state_bytes_per_px=self._state_bytes_per_px(), state_budget=attempt.state_budget,
             )  # fmt: skip
 
         with self._timed("encode"):
-            z = retry_on_oom(run, self.tiles.vae_tile, self.model.device)
+            first = Attempt(self.tiles.vae_tile, self.current_state_budget())
+            z = retry_on_oom(run, first, self.model.device, tried=self.attempts)
         self.cache.put(key, z)
         return z
 
@@ -232,14 +247,14 @@ class PisaSession(LocalStrengths, PhotoHolder):
             self.unet_passes += 1
             return self.model.eps(zt, params.realism, cond, branch)
 
-        def run(tile: int) -> torch.Tensor:
+        def run(attempt: Attempt) -> torch.Tensor:
             return tiled_eps(
-                unet, z, tile, min(self.tiles.unet_overlap, tile // 2), control=control,
+                unet, z, attempt.tile, min(self.tiles.unet_overlap, attempt.tile // 2), control=control,
                 stage=f"unet-{branch}",
             )  # fmt: skip
 
         with self._timed(f"unet {branch}"):
-            eps = retry_on_oom(run, self.tiles.unet_tile, self.model.device)
+            eps = retry_on_oom(run, Attempt(self.tiles.unet_tile), self.model.device, tried=self.attempts)
         self.cache.put(key, eps)
         return eps
 
@@ -252,14 +267,14 @@ class PisaSession(LocalStrengths, PhotoHolder):
             self.unet_passes += 2
             return self.model.eps_pair(zt, params.realism, cond)
 
-        def run(tile: int) -> torch.Tensor:
+        def run(attempt: Attempt) -> torch.Tensor:
             return tiled_eps(
-                unet, z, tile, min(self.tiles.unet_overlap, tile // 2), control=control,
+                unet, z, attempt.tile, min(self.tiles.unet_overlap, attempt.tile // 2), control=control,
                 stage="unet-pix+full",
             )  # fmt: skip
 
         with self._timed("unet pix+full"):
-            both = retry_on_oom(run, self.tiles.unet_tile, self.model.device)
+            both = retry_on_oom(run, Attempt(self.tiles.unet_tile), self.model.device, tried=self.attempts)
         pair = {branch: both[i : i + 1].clone() for i, branch in enumerate(("pix", "full"))}
         for branch, eps in pair.items():
             self.cache.put(self._key("eps", params.scale, params.realism, params.prompt.strip(), branch), eps)
@@ -331,19 +346,21 @@ class PisaSession(LocalStrengths, PhotoHolder):
 
         cores: list[tuple[tuple[int, int, int, int], torch.Tensor]] = []
 
-        def run(tile: int) -> torch.Tensor:
+        def run(attempt: Attempt) -> torch.Tensor:
             cores.clear()  # an out-of-memory retry starts the sample again
+            tile = attempt.tile
             return tiled_vae(
                 self.model.decode, self.model.vae.decoder, zh, factor=f, tile=tile,
                 overlap=decode_overlap(tile, self.tiles.vae_overlap), region=lat_region,
-                state_bytes_per_px=self._state_bytes_per_px(), state_budget=self.state_budget,
+                state_bytes_per_px=self._state_bytes_per_px(), state_budget=attempt.state_budget,
                 attention_bytes_per_px=self._attention_bytes_per_px(),
                 stats=stats, record=record, local=local, sample_out=cores if sample is not None else None,
                 control=control, stage="decode",
             )  # fmt: skip
 
         with self._timed("decode"):
-            y = to_numpy(retry_on_oom(run, self.tiles.vae_tile, self.model.device))
+            first = Attempt(self.tiles.vae_tile, self.current_state_budget())
+            y = to_numpy(retry_on_oom(run, first, self.model.device, tried=self.attempts))
         if sample is not None:
             sample.extend((where, to_numpy(out)) for where, out in cores)
         oy, ox = (lat[0] * f, lat[2] * f) if region is not None else (0, 0)

@@ -9,8 +9,12 @@ border, where convolution padding disturbs the output.
 
 from __future__ import annotations
 
+import gc
 import math
+import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import torch
 
@@ -19,7 +23,9 @@ from .device import empty_cache, is_out_of_memory
 from .errors import OutOfMemory
 from .tile_settings import TileSettings
 
-__all__ = ["TileSettings", "gaussian_weights", "ramp_weights", "retry_on_oom", "tile_starts", "tiled_eps"]
+T = TypeVar("T")
+
+__all__ = ["Attempt", "TileSettings", "gaussian_weights", "ramp_weights", "retry_on_oom", "tile_starts", "tiled_eps"]
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -96,13 +102,16 @@ def tiled_eps(
     th, tw = min(tile, h), min(tile, w)
     weights = gaussian_weights(th, tw, z.device)
     acc: torch.Tensor | None = None  # shaped by the first output: ``fn`` may return several samples per tile
+    out_dtype = z.dtype
     norm = torch.zeros((1, 1, h, w), device=z.device, dtype=torch.float32)
     done = 0
     for y in ys:
         for x in xs:
             if control:
                 control.check()
-            out = fn(z[:, :, y : y + th, x : x + tw]).to(torch.float32)
+            out = fn(z[:, :, y : y + th, x : x + tw])
+            out_dtype = out.dtype  # the result keeps the network's dtype (eps in the UNet's), not the latent's
+            out = out.to(torch.float32)
             if acc is None:
                 acc = torch.zeros((out.shape[0], out.shape[1], h, w), device=z.device, dtype=torch.float32)
             acc[:, :, y : y + th, x : x + tw] += out * weights
@@ -110,23 +119,65 @@ def tiled_eps(
             done += 1
             _report(control, done, total, stage)
     assert acc is not None
-    return (acc / norm).to(z.dtype)
+    return (acc / norm).to(out_dtype)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a tiled pass: its tile side (latent px) and the bytes its lockstep may keep (None: no lockstep)."""
+
+    tile: int
+    state_budget: int | None = None
+
+    def smaller(self, minimum: int) -> Attempt | None:
+        """What to try after running out of memory: first without the lockstep's whole-image state (halving the
+        tile cannot shrink it: near the budget every halving failed down to 16 px tiles), then half the tile."""
+        if self.state_budget:
+            return replace(self, state_budget=0)
+        if self.tile // 2 < minimum:
+            return None
+        return replace(self, tile=self.tile // 2)
+
+
+def _release(exc: BaseException) -> None:
+    """Drop what a failed attempt's traceback holds: its frames keep every tensor they had (a tile's activations,
+    the lockstep's state), and the exception sits in a reference cycle with them that only ``gc`` would free."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        traceback.clear_frames(e.__traceback__)
+        e.__traceback__ = None
+        e = e.__cause__ or e.__context__
 
 
 def retry_on_oom(
-    run: Callable[[int], torch.Tensor], tile: int, device: torch.device, minimum: int = 16
-) -> torch.Tensor:
-    """Call ``run(tile)``; on out-of-memory free the cache, halve the tile and try again."""
+    run: Callable[[Attempt], T],
+    first: Attempt,
+    device: torch.device,
+    minimum: int = 16,
+    tried: list[Attempt] | None = None,
+) -> T:
+    """Call ``run(first)``; on out-of-memory release the failed attempt, free the device's cache and try a smaller
+    one (:meth:`Attempt.smaller`). ``tried`` receives every attempt made, in order."""
+    attempt = first
     while True:
+        if tried is not None:
+            tried.append(attempt)
         try:
-            return run(tile)
+            return run(attempt)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-            empty_cache(device)
-            if tile // 2 < minimum:
-                raise OutOfMemory(
-                    f"out of memory even with {tile}-pixel latent tiles on {device}; "
-                    "lower the memory budget, use a smaller scale, or choose the CPU"
-                ) from exc
-            tile //= 2
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            _release(exc)
+        # Outside the except clause, so the exception is gone before the cache is emptied.
+        gc.collect()
+        empty_cache(device)
+        following = attempt.smaller(minimum)
+        if following is None:
+            raise OutOfMemory(
+                f"out of memory even with {attempt.tile}-pixel latent tiles on {device} ({reason}); "
+                "use a smaller scale, close other programs using the GPU, or choose the CPU"
+            )
+        attempt = following

@@ -28,6 +28,8 @@ import torch
 
 from .control import Control
 from .errors import Cancelled
+from .moments import Moments, group_moments
+from .moments import combine as combine_moments
 from .tiling import ramp_weights, tile_starts
 
 #: A region's statistics come from at least this share of the tiles (and at least ``region_sample``): measured on a
@@ -144,8 +146,8 @@ def _core_rect(h: int, w: int, tile: Tile) -> tuple[int, int, int, int]:
     return ry0, ry1, rx0, rx1
 
 
-def _core_sums(x: torch.Tensor, gn: torch.nn.GroupNorm, tile: Tile) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Per-group sum and sum of squares (float64) of ``x`` over the tile's core, and the element count.
+def _core_moments(x: torch.Tensor, gn: torch.nn.GroupNorm, tile: Tile) -> Moments:
+    """Per-group moments of ``x`` over the tile's core (centred, see :mod:`.moments`).
 
     ``x`` is N x C x H x W, or N x C x L for the attention's GroupNorm (tokens of an H x W map, row by row)."""
     if x.ndim == 3:
@@ -153,13 +155,7 @@ def _core_sums(x: torch.Tensor, gn: torch.nn.GroupNorm, tile: Tile) -> tuple[tor
         s = math.sqrt(x.shape[2] / (th * tw))
         x = x.reshape(x.shape[0], x.shape[1], round(th * s), round(tw * s))
     ry0, ry1, rx0, rx1 = _core_rect(x.shape[-2], x.shape[-1], tile)
-    core = x[:, :, ry0:ry1, rx0:rx1].to(torch.float32)
-    wide = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
-    per_channel = core.sum(dim=(0, 2, 3), dtype=wide)
-    per_channel_sq = core.square().sum(dim=(0, 2, 3), dtype=wide)
-    g = gn.num_groups
-    count = core.shape[0] * core.shape[2] * core.shape[3] * (x.shape[1] // g)
-    return per_channel.reshape(g, -1).sum(1), per_channel_sq.reshape(g, -1).sum(1), count
+    return group_moments(x[:, :, ry0:ry1, rx0:rx1], gn.num_groups)
 
 
 @contextlib.contextmanager
@@ -176,7 +172,7 @@ def _patched_group_norms(
         def forward(x: torch.Tensor) -> torch.Tensor:
             lockstep = _ctx.lockstep
             if lockstep is not None and _ctx.tile is not None:
-                mean, var = lockstep.group_stats(_ctx.index, gn, _core_sums(x, gn, _ctx.tile))
+                mean, var = lockstep.group_stats(_ctx.index, gn, _core_moments(x, gn, _ctx.tile))
                 return _normalise(x, gn, mean, var)
             if local is not None and _ctx.window is not None:
                 return local(gn, x, _ctx.window)
@@ -195,15 +191,42 @@ def _patched_group_norms(
             del m.forward
 
 
-class _WholeImageAttention:
-    """Self-attention of a tile's queries over the keys and values of the whole image (every tile's core tokens,
-    gathered in lockstep), so the VAE's mid-block attention sees what it sees untiled. The gathered keys and values
-    are kept: tiles run after the lockstep (with frozen statistics) attend to them too. Before any are gathered, or
-    for any call it does not handle, it defers to the processor it replaced."""
+#: Bytes of attention scores one query chunk may hold (see :func:`bounded_attention`).
+SCORE_CHUNK_BYTES = 256 * 1024**2
+
+
+def bounded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``scaled_dot_product_attention`` in chunks of queries, so no more than :data:`SCORE_CHUNK_BYTES` of scores
+    exist at once. The VAE's attention has one head of 512 channels, which no fused kernel takes on MPS (and flash
+    attention takes nowhere): a whole 2048 x 1536 image's 49k tokens would otherwise build a 9 GB score matrix."""
+    b, h, lq, _ = q.shape
+    per_query = b * h * k.shape[-2] * 4  # fp32 scores (the math path's softmax)
+    rows = max(1, SCORE_CHUNK_BYTES // max(per_query, 1))
+    if rows >= lq:
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    out = torch.empty((*q.shape[:-1], v.shape[-1]), dtype=q.dtype, device=q.device)
+    for r0 in range(0, lq, rows):
+        out[:, :, r0 : r0 + rows] = torch.nn.functional.scaled_dot_product_attention(q[:, :, r0 : r0 + rows], k, v)
+    return out
+
+
+class BoundedAttention:
+    """The VAE's attention processor: plain self-attention of a diffusers ``Attention`` block computed with
+    :func:`bounded_attention`; any call it does not handle (masks, cross-attention, spatial norms) goes to the
+    processor it replaced. :class:`_WholeImageAttention` extends it to keys and values of the whole image."""
 
     def __init__(self, fallback: Callable[..., torch.Tensor]) -> None:
         self.fallback = fallback
-        self.kv: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @staticmethod
+    def handles(attn: torch.nn.Module, hidden_states: torch.Tensor, *extra: object) -> bool:
+        return all(e is None for e in extra) and hidden_states.ndim == 4 and attn.spatial_norm is None
+
+    def keys_values(
+        self, attn: torch.nn.Module, x: torch.Tensor, hw: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The keys and values the queries attend to (the block's own here); None defers to the fallback."""
+        return attn.to_k(x), attn.to_v(x)
 
     def __call__(
         self,
@@ -213,35 +236,19 @@ class _WholeImageAttention:
         attention_mask: torch.Tensor | None = None,
         temb: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        lockstep, tile = _ctx.lockstep, _ctx.tile
-        plain = encoder_hidden_states is None and attention_mask is None and temb is None
-        in_step = lockstep is not None and tile is not None
-        handled = plain and hidden_states.ndim == 4 and attn.spatial_norm is None
-        if not handled or not (in_step or self.kv is not None):
+        if not self.handles(attn, hidden_states, encoder_hidden_states, attention_mask, temb):
             return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         residual = hidden_states
         b, c, h, w = hidden_states.shape
         x = hidden_states.view(b, c, h * w).transpose(1, 2)
         if attn.group_norm is not None:
             x = attn.group_norm(x.transpose(1, 2)).transpose(1, 2)
+        kv = self.keys_values(attn, x, (h, w))
+        if kv is None:
+            return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         q = attn.to_q(x)
-        if in_step:
-            assert lockstep is not None and tile is not None
-            k, v = attn.to_k(x), attn.to_v(x)
-            ry0, ry1, rx0, rx1 = _core_rect(h, w, tile)
-
-            def core(t: torch.Tensor) -> torch.Tensor:
-                return t.view(b, h, w, -1)[:, ry0:ry1, rx0:rx1].reshape(b, -1, t.shape[-1])
-
-            def combine(parts: list[object]) -> tuple[torch.Tensor, torch.Tensor]:
-                keys = torch.cat([p[0] for p in parts], dim=1)  # type: ignore[index]
-                self.kv = keys, torch.cat([p[1] for p in parts], dim=1)  # type: ignore[index]
-                return self.kv
-
-            del x
-            keys, values = lockstep.meet(_ctx.index, (core(k), core(v)), combine, cut=True)  # type: ignore[misc]
-        else:
-            keys, values = self.kv  # type: ignore[misc]
+        del x
+        keys, values = kv
         heads = attn.heads
         hd = q.shape[-1] // heads
         q = q.view(b, -1, heads, hd).transpose(1, 2)
@@ -251,13 +258,54 @@ class _WholeImageAttention:
             q = attn.norm_q(q)
         if attn.norm_k is not None:
             keys = attn.norm_k(keys)
-        out = torch.nn.functional.scaled_dot_product_attention(q, keys, values)
+        out = bounded_attention(q, keys, values)
         out = out.transpose(1, 2).reshape(b, -1, heads * hd).to(q.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
         out = out.transpose(-1, -2).reshape(b, c, h, w)
         if attn.residual_connection:
             out = out + residual
         return out / attn.rescale_output_factor
+
+
+def bound_attention(net: torch.nn.Module) -> None:
+    """Give every diffusers attention block of ``net`` a :class:`BoundedAttention` processor (once)."""
+    from diffusers.models.attention_processor import Attention
+
+    for m in net.modules():
+        if isinstance(m, Attention) and not isinstance(m.processor, BoundedAttention):
+            m.processor = BoundedAttention(m.processor)
+
+
+class _WholeImageAttention(BoundedAttention):
+    """Self-attention of a tile's queries over the keys and values of the whole image (every tile's core tokens,
+    gathered in lockstep), so the VAE's mid-block attention sees what it sees untiled. The gathered keys and values
+    are kept: tiles run after the lockstep (with frozen statistics) attend to them too. Before any are gathered, or
+    for any call it does not handle, it defers to the processor it replaced."""
+
+    def __init__(self, fallback: Callable[..., torch.Tensor]) -> None:
+        super().__init__(fallback)
+        self.kv: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def keys_values(
+        self, attn: torch.nn.Module, x: torch.Tensor, hw: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        lockstep, tile = _ctx.lockstep, _ctx.tile
+        if lockstep is None or tile is None:
+            return self.kv  # after the lockstep: the gathered ones; before: None (the fallback)
+        b = x.shape[0]
+        h, w = hw
+        k, v = attn.to_k(x), attn.to_v(x)
+        ry0, ry1, rx0, rx1 = _core_rect(h, w, tile)
+
+        def core(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, h, w, -1)[:, ry0:ry1, rx0:rx1].reshape(b, -1, t.shape[-1])
+
+        def combine(parts: list[object]) -> tuple[torch.Tensor, torch.Tensor]:
+            keys = torch.cat([p[0] for p in parts], dim=1)  # type: ignore[index]
+            self.kv = keys, torch.cat([p[1] for p in parts], dim=1)  # type: ignore[index]
+            return self.kv
+
+        return lockstep.meet(_ctx.index, (core(k), core(v)), combine, cut=True)  # type: ignore[return-value]
 
 
 @contextlib.contextmanager
@@ -369,21 +417,16 @@ class _Lockstep:
         self._wait_turn(i, mine + 1)
         return self.result
 
-    def group_stats(
-        self, i: int, gn: torch.nn.GroupNorm, sums: tuple[torch.Tensor, torch.Tensor, int]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The whole image's per-group mean and variance from every tile's core sums."""
+    def group_stats(self, i: int, gn: torch.nn.GroupNorm, moments: Moments) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole image's per-group mean and variance from every tile's core moments (Chan's combination)."""
 
         def combine(parts: list[object]) -> tuple[torch.Tensor, torch.Tensor]:
-            total = max(1, sum(int(p[2]) for p in parts))  # type: ignore[index]
             # On the device: a .cpu() here would wait for the GPU at every GroupNorm (no host copy in the tile loop).
-            mean = sum(p[0] for p in parts) / total  # type: ignore[index]
-            var = (sum(p[1] for p in parts) / total - mean.square()).clamp_min(0.0)  # type: ignore[index]
-            stats = (mean.to(torch.float32), var.to(torch.float32))
+            stats = combine_moments(parts).stats()  # type: ignore[arg-type]
             self.recorded[gn] = stats
             return stats
 
-        return self.meet(i, sums, combine)  # type: ignore[return-value]
+        return self.meet(i, moments, combine)  # type: ignore[return-value]
 
     def finish(self, i: int) -> None:
         with self.cond:
@@ -436,8 +479,9 @@ def _run_lockstep(
         t.start()
     for t in threads:
         t.join()
-    if lockstep.error is not None:
-        raise lockstep.error
+    error, lockstep.error = lockstep.error, None  # the lockstep must not keep the error (and its frames) alive
+    if error is not None:
+        raise error
     return lockstep.recorded
 
 
@@ -530,6 +574,7 @@ def tiled_vae(
     oh, ow = round((wy1 - wy0) * factor), round((wx1 - wx0) * factor)
     ramp = max(1, round(overlap * factor))
     acc: torch.Tensor | None = None
+    out_dtype: torch.dtype | None = None  # the result keeps the dtype the network produced, whatever the input's
     norm = torch.zeros((1, 1, oh, ow), device=x.device, dtype=torch.float32)
     ramps: dict[tuple[int, int, tuple[bool, ...]], torch.Tensor] = {}  # made once per shape, on the device
 
@@ -541,10 +586,11 @@ def tiled_vae(
 
     def add(t: Tile, out: torch.Tensor) -> None:
         """Blend one tile's output into the window (tiles outside the window are ignored)."""
-        nonlocal acc
+        nonlocal acc, out_dtype
         iy0, iy1, ix0, ix1 = max(t.y0, wy0), min(t.y1, wy1), max(t.x0, wx0), min(t.x1, wx1)
         if iy0 >= iy1 or ix0 >= ix1:
             return
+        out_dtype = out_dtype or out.dtype
         out = out.to(torch.float32)
         if acc is None:
             acc = torch.zeros((1, out.shape[1], oh, ow), device=x.device, dtype=torch.float32)
@@ -614,17 +660,19 @@ def tiled_vae(
     result = acc / norm.clamp_min(1e-8)
     cy0, cx0 = round((y0 - wy0) * factor), round((x0 - wx0) * factor)
     cy1, cx1 = cy0 + round((y1 - y0) * factor), cx0 + round((x1 - x0) * factor)
-    return result[:, :, cy0:cy1, cx0:cx1].to(x.dtype)
+    return result[:, :, cy0:cy1, cx0:cx1].to(out_dtype or x.dtype)
 
 
 def blend_stats(corners: Sequence[GroupStats], weights: Sequence[float]) -> GroupStats:
     """Statistics of a linear blend of latents, estimated from those of its corners: means and second moments
     combined with the blend's weights (exact at a corner, close between them: the statistics vary smoothly)."""
     out: GroupStats = {}
+    total = sum(weights) or 1.0
     for gn in corners[0]:
-        mean = sum(w * c[gn][0] for w, c in zip(weights, corners, strict=True))
-        second = sum(w * (c[gn][1] + c[gn][0].square()) for w, c in zip(weights, corners, strict=True))
-        out[gn] = (mean, (second - mean.square()).clamp_min(0.0))  # type: ignore[union-attr]
+        mean = sum(w / total * c[gn][0] for w, c in zip(weights, corners, strict=True))
+        # the mixture's variance, centred (no second moment minus a squared mean: that cancels in float32)
+        var = sum(w / total * (c[gn][1] + (c[gn][0] - mean).square()) for w, c in zip(weights, corners, strict=True))
+        out[gn] = (mean, var.clamp_min(0.0))  # type: ignore[union-attr]
     return out
 
 

@@ -26,14 +26,15 @@ import torch
 from PIL import Image
 
 from ..api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
+from ..budget import memory_budget
 from ..bundled_files import BUNDLED_NAME
 from ..cache import LRUCache, photo_hash
 from ..control import Control
-from ..device import dtype_name, empty_cache, memory_budget, select_device, select_dtype
+from ..device import conv_memory_format, dtype_name, empty_cache, select_device, select_dtype
 from ..errors import ModelError
 from ..processing import bicubic_upscale, resize_rgb
 from ..strength_map import output_strengths
-from ..tiling import retry_on_oom
+from ..tiling import Attempt, retry_on_oom
 from .compose import compose, detail_map, radius_for, split_bands
 from .rrdbnet import RRDBNet
 from .tiled import SCALE, NetTiles, TiledOutput
@@ -124,7 +125,7 @@ class BundledSession(PhotoHolder):
     # -- the network -------------------------------------------------------------------------------------------------
     def _run_tile(self, x: torch.Tensor, control: Control | None) -> torch.Tensor:
         self.network_passes += 1
-        x = x.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+        x = x.to(self.device, self.dtype).contiguous(memory_format=conv_memory_format(self.device))
         with torch.inference_mode():
             y = self.model(x, control.check if control is not None else None)
         return y.to(torch.float32).cpu().contiguous()
@@ -137,7 +138,8 @@ class BundledSession(PhotoHolder):
             y0, y1, x0, x1 = window
             return self._net[y0:y1, x0:x1]
 
-        def run(tile: int) -> torch.Tensor:
+        def run(attempt: Attempt) -> torch.Tensor:
+            tile = attempt.tile
             if tile != self.tiles.tile:  # out of memory: a smaller grid (the tiles done so far do not fit it)
                 self.tiles = replace(self.tiles, tile=tile, overlap=min(self.tiles.overlap, tile // 4))
                 self._tiled = None
@@ -145,7 +147,7 @@ class BundledSession(PhotoHolder):
                 self._tiled = TiledOutput(self.photo, self.tiles)
             return torch.from_numpy(self._tiled.window(self._run_tile, window, control))
 
-        out = retry_on_oom(run, self.tiles.tile, self.device, minimum=32).numpy()
+        out = retry_on_oom(run, Attempt(self.tiles.tile), self.device, minimum=32).numpy()
         if window is None:
             self._net, self._tiled = out, None
             self.outputs.put(self._net_key(), out)

@@ -32,6 +32,7 @@ from ..bundled_files import (  # noqa: F401 - re-exported: the session and tests
     converted_path,
     find_source,
 )
+from ..device import conv_memory_format
 from ..errors import ModelError
 from .ncnn import state_dict_from_ncnn
 from .rrdbnet import RRDBNet
@@ -255,9 +256,9 @@ def verify_bundled(root: Path | None = None) -> tuple[int, list[tuple[Path, str]
 
 
 def build_model(state: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype) -> RRDBNet:
-    """An RRDBNet holding ``state`` on ``device``; channels-last memory layout, which is faster for these convs."""
+    """An RRDBNet holding ``state`` on ``device``, in the memory layout its convolutions run fastest in there."""
     model = empty_model()
     model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, assign=True)
-    model = model.to(device=device, memory_format=torch.channels_last).eval()
+    model = model.to(device=device, memory_format=conv_memory_format(device)).eval()
     model.requires_grad_(False)
     return model

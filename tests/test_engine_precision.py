@@ -1,0 +1,95 @@
+"""The precision each device gets, and that it keeps the fidelity the app promises.
+
+No GPU here: the policy is a pure function of what a device is (:class:`DeviceTraits`), so each card's choice is
+asserted directly, and the GPU's precision itself runs on the CPU (fp16 UNet, fp32 VAE with TF32 convolutions
+emulated) in the GPU test pass (``DESKTOP_SR_TEST_PRECISION=gpu``, tests/device_target.py).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from desktop_sr.engine import device as device_mod
+from desktop_sr.engine.device import device_traits
+from desktop_sr.engine.precision import DeviceKind, DeviceTraits, Precision, policy, round_tf32
+
+AMPERE, TURING = DeviceTraits.cuda_ampere(), DeviceTraits.cuda_turing()
+MPS, XPU, CPU = (
+    DeviceTraits(DeviceKind.MPS),
+    DeviceTraits(DeviceKind.XPU, native_bf16=True),
+    DeviceTraits(DeviceKind.CPU),
+)
+ROCM = DeviceTraits(DeviceKind.CUDA, None, native_bf16=True, hip=True)
+F16, F32, BF16 = torch.float16, torch.float32, torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("traits", "pref", "upcast", "expected"),
+    [
+        (CPU, "auto", True, Precision(F32, F32)),
+        # SD's VAE overflows fp16 and bf16 costs the fidelity: fp32, on TF32 tensor cores where the card has them
+        (AMPERE, "auto", True, Precision(F16, F32, tf32=True)),
+        (TURING, "auto", True, Precision(F16, F32)),  # no bf16 hardware, no TF32: never an emulated bf16 VAE
+        (ROCM, "auto", True, Precision(F16, F32)),
+        (MPS, "auto", True, Precision(F16, F32)),
+        (XPU, "auto", True, Precision(F16, F32)),
+        (AMPERE, "fp16", False, Precision(F16, F16)),  # a VAE that does not need the upcast
+        (AMPERE, "fp32", True, Precision(F32, F32, tf32=True)),
+        (CPU, "fp16", True, Precision(F16, F32)),
+    ],
+)
+def test_each_device_gets_the_precision_its_networks_need(traits, pref, upcast, expected):
+    assert policy(traits, pref, vae_force_upcast=upcast) == expected
+
+
+def test_a_bf16_vae_only_when_asked_and_then_the_label_says_what_it_costs():
+    ampere = policy(AMPERE, "bf16")
+    assert (ampere.unet, ampere.vae) == (BF16, BF16) and "9 bits" in ampere.label()
+    turing = policy(TURING, "bf16")
+    assert "no bf16 hardware" in turing.label()
+    assert policy(AMPERE, "auto").label() == "fp16 (VAE fp32, TF32)"
+    assert policy(CPU, "auto").label() == "fp32"
+
+
+@pytest.mark.parametrize(("major", "bf16"), [(7, False), (8, True), (9, True)])
+def test_native_bf16_is_read_from_the_compute_capability_not_the_emulation(monkeypatch, major, bf16):
+    """``torch.cuda.is_bf16_supported()`` says yes on a T4 (it counts emulation): the traits must not."""
+    props = SimpleNamespace(major=major, minor=5, total_memory=16 * 1024**3, name="card")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda _d: props)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+    traits = device_traits(torch.device("cuda:0"))
+    assert traits.native_bf16 is bf16 and traits.capability == (major, 5)
+    assert traits.tf32 is (major >= 8)
+
+
+def test_the_trainer_never_autocasts_to_an_emulated_bf16(monkeypatch):
+    from trainer.loop import resolve_mixed_precision
+
+    props = SimpleNamespace(major=7, minor=5, total_memory=16 * 1024**3, name="Tesla T4")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda _d: props)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+    assert resolve_mixed_precision("auto", torch.device("cuda:0")) == torch.float16
+    props.major = 8
+    assert resolve_mixed_precision("auto", torch.device("cuda:0")) == torch.bfloat16
+
+
+def test_tf32_rounding_keeps_ten_mantissa_bits_to_nearest():
+    x = torch.randn(10_000) * 100
+    r = round_tf32(x)
+    rel = ((r - x).abs() / x.abs()).max().item()
+    assert 2**-12 < rel <= 2**-11  # nearest, not truncation (which reaches 2**-10)
+    assert torch.equal(round_tf32(r), r)
+    special = torch.tensor([float("inf"), float("-inf"), 0.0])
+    assert torch.equal(round_tf32(special), special)
+
+
+def test_an_unknown_device_name_gets_a_message_not_a_traceback():
+    with pytest.raises(ValueError, match="devices"):
+        device_mod.select_device("cuda:0") if not torch.cuda.is_available() else device_mod.select_device("cuda:99")
