@@ -22,6 +22,7 @@ __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_MODEL", "EXIT_OK", "EXIT_USA
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cli_devices import add_devices_parser
     from .cli_text import plain
     from .cli_upscale import add_upscale_parser
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_upscale_parser(sub)
+    add_devices_parser(sub)
     for register in _optional_commands():
         register(sub)
     return parser
@@ -72,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    commands = {"upscale", "batch", "models"}
+    commands = {"upscale", "batch", "models", "devices"}
     if not argv or (argv[0] not in commands and not argv[0].startswith("-")):
         return _run_gui(argv)
     parser = build_parser()
@@ -86,6 +88,10 @@ def _main(argv: list[str]) -> int:
         return run_selftest()
     if args.command is None:
         return _run_gui([])
+    from .cli_devices import report_device_problem
+
+    if report_device_problem(args):  # a --device this machine cannot run on: one line, before any work
+        return EXIT_USAGE
     return int(args.func(args))
 
 

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QProgressBar, QP
 
 from .. import __version__
 from ..imaging import SUPPORTED_READ_EXTENSIONS
+from .device_menu import MODEL_LABEL_TIP, DeviceMenu
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QMenu, QMenuBar, QStatusBar, QToolBar
@@ -145,6 +146,7 @@ class WindowActions:
         model_menu.addSeparator()
         model_menu.addAction(self.act_render_now)
         model_menu.addAction(self.act_cancel)
+        self.device_menu = DeviceMenu(self, mb.addMenu("&Device"))  # type: ignore[arg-type]
         help_menu = mb.addMenu("&Help")
         help_menu.addAction(self.act_sample)
         help_menu.addAction(self.act_about)
@@ -167,7 +169,8 @@ class WindowActions:
         self.lbl_sizes = QLabel("")
         self.lbl_sizes.setToolTip("Photo size → result size, in pixels")
         self.lbl_model = QLabel("")
-        self.lbl_model.setToolTip("Model · device · number format")
+        self.lbl_model.setToolTip(MODEL_LABEL_TIP)
+        self.device_menu.update_model_tip()  # and why this device (once the devices are known)
         self.lbl_badge = QLabel("")
         self.lbl_time = QLabel("")
         self.lbl_time.setToolTip("How long the last exact render took (instant preview time in brackets)")
