@@ -93,3 +93,18 @@ def test_tf32_rounding_keeps_ten_mantissa_bits_to_nearest():
 def test_an_unknown_device_name_gets_a_message_not_a_traceback():
     with pytest.raises(ValueError, match="devices"):
         device_mod.select_device("cuda:0") if not torch.cuda.is_available() else device_mod.select_device("cuda:99")
+
+
+def test_auto_skips_a_cuda_card_this_torch_has_no_kernels_for(monkeypatch):
+    """A card newer than every architecture in the build fails at its first op ("no kernel image"): auto must go on
+    to the next device, and naming it must say why instead."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: (12, 0) if i == 0 else (8, 6))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: ["RTX 5090", "RTX 3090"][i])
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_75", "sm_80", "sm_86", "sm_90"])
+    monkeypatch.setattr(torch.version, "hip", None)
+    assert device_mod.select_device("auto") == torch.device("cuda:1")
+    with pytest.raises(ValueError, match="RTX 5090.*no kernels"):
+        device_mod.select_device("cuda:0")

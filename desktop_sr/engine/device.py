@@ -46,8 +46,12 @@ def select_device(preference: str | torch.device | None = "auto") -> torch.devic
         return preference
     pref = (preference or "auto").lower()
     if pref == "auto":
-        if torch.cuda.is_available():  # the current CUDA device (honours CUDA_VISIBLE_DEVICES)
-            return torch.device(f"cuda:{torch.cuda.current_device()}")
+        if torch.cuda.is_available():  # the current CUDA device first (honours CUDA_VISIBLE_DEVICES)
+            current = torch.cuda.current_device()
+            order = [current, *(i for i in range(torch.cuda.device_count()) if i != current)]
+            for index in order:
+                if _has_kernels(index):
+                    return torch.device(f"cuda:{index}")
         if _xpu_available():
             return torch.device(f"xpu:{torch.xpu.current_device()}")
         if _mps_available():
@@ -64,11 +68,27 @@ def select_device(preference: str | torch.device | None = "auto") -> torch.devic
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"there is no {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        if not _has_kernels(index):
+            cap = torch.cuda.get_device_capability(index)
+            raise ValueError(
+                f"{torch.cuda.get_device_name(index)} (compute capability {cap[0]}.{cap[1]}) has no kernels in this "
+                f"torch build ({', '.join(torch.cuda.get_arch_list())}); `desktop-sr devices` says what to install"
+            )
     if device.type == "xpu" and not _xpu_available():
         raise ValueError("an Intel XPU was requested but this torch sees none; `desktop-sr devices` says why")
     if device.type == "mps" and not _mps_available():
         raise ValueError("MPS was requested but this machine has no usable Apple GPU")
     return device
+
+
+def _has_kernels(index: int) -> bool:
+    """Whether this torch build has kernels for CUDA device ``index`` (else its first op fails: "no kernel image")."""
+    if getattr(torch.version, "hip", None) is not None:
+        return True  # ROCm builds name gfx targets; torch reports a missing one itself
+    from .devices import cuda_kernels_for
+
+    return cuda_kernels_for(torch.cuda.get_device_capability(index), torch.cuda.get_arch_list())
 
 
 def device_traits(device: torch.device) -> DeviceTraits:
