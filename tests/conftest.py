@@ -15,6 +15,35 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from device_target import TARGET, Target  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "cpu_deterministic: compares results bit for bit, which only the CPU's kernels guarantee"
+    )
+    config.addinivalue_line(
+        "markers", "precision_pass: run a second time in the GPU's precision (tests/test_precision_pass.py)"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"desktop-sr engine tests on {TARGET.device}, precision {TARGET.precision.value}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if TARGET.deterministic:
+        return
+    skip = pytest.mark.skip(reason=f"bit-for-bit comparison: not guaranteed on {TARGET.device}")
+    for item in items:
+        if "cpu_deterministic" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def target() -> Target:
+    """The device and precision engine tests run in (tests/device_target.py: DESKTOP_SR_TEST_DEVICE/PRECISION)."""
+    return TARGET
 
 
 @pytest.fixture(autouse=True)

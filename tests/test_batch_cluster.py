@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.batch import BatchListener, BatchSettings, Manifest, make_plan
@@ -128,7 +129,7 @@ def one_torch_thread():
 
 
 def model_args(tiny_model) -> list[str]:
-    return ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", "cpu"]
+    return ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", TARGET.device]
 
 
 def outputs(folder: Path) -> dict[str, bytes]:
@@ -193,7 +194,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_good_photo_completes(ray_
     settings = BatchSettings(out, RenderParams(scale=2), recursive=True)
     plan = make_plan([tree], settings)
     listener = KillOneWorker()
-    load = WorkerLoad(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device="cpu")
+    load = WorkerLoad(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
     runner = ClusterRunner(plan, load, ClusterOptions(workers=2, start_timeout=300), listener=listener)
     summary = runner.run()
     assert listener.killed is not None, "no worker was killed: the test did not test anything"
@@ -230,7 +231,7 @@ def test_a_photo_that_kills_every_worker_fails_after_three_tries(ray_local, tree
     out = tmp_path / "out"
     plan = make_plan([tree / rel for rel in GOOD[:4]], BatchSettings(out, RenderParams(scale=2)))
     listener = KillOnPhoto("a02.jpg")
-    load = WorkerLoad(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device="cpu")
+    load = WorkerLoad(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
     runner = ClusterRunner(plan, load, ClusterOptions(workers=1, max_replacements=5, start_timeout=300),
                            listener=listener)  # fmt: skip
     summary = runner.run()
@@ -256,7 +257,7 @@ class CancelAfter(BatchListener):
 def test_interrupted_ray_batch_resumes_without_redoing_or_missing_a_photo(ray_local, tree, tmp_path, tiny_model):
     out = tmp_path / "out"
     settings = BatchSettings(out, RenderParams(scale=2), recursive=True)
-    load = WorkerLoad(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device="cpu")
+    load = WorkerLoad(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
     options = ClusterOptions(workers=2, start_timeout=300)
     control = Control()
     first = ClusterRunner(make_plan([tree], settings), load, options, control=control,
@@ -288,7 +289,7 @@ def test_a_model_the_workers_cannot_load_fails_the_batch_with_exit_3(ray_local, 
     bad.write_bytes(b"not a checkpoint" * 40)
     out = tmp_path / "out"
     code = main(["batch", str(tree / "a01.jpg"), "-o", str(out), "--model", str(tiny_model["base"]), "--lora",
-                 str(bad), "--device", "cpu", "--quiet", "--ray", "--workers", "1"])  # fmt: skip
+                 str(bad), "--device", TARGET.device, "--quiet", "--ray", "--workers", "1"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == EXIT_MODEL, err
     assert "cannot load the model on the cluster" in err and str(bad) in err and "(on 127.0.0.1)" in err

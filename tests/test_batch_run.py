@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.batch import (
@@ -74,14 +75,14 @@ def good_sources(root: Path) -> list[Path]:
 
 
 def model_args(tiny_model) -> list[str]:
-    return ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", "cpu"]
+    return ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", TARGET.device]
 
 
 @pytest.fixture(scope="module")
 def session(tiny_model):
     from desktop_sr.engine.loader import ModelSpec, open_session
 
-    s = open_session(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device="cpu")
+    s = open_session(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
     yield s
     s.close()
 
@@ -318,7 +319,7 @@ def test_a_model_that_cannot_load_fails_the_batch_once_and_writes_nothing(tmp_pa
     bad.write_bytes(b"nonsense" * 50)
     out = tmp_path / "out"
     code = main(["batch", str(tmp_path / "in"), "-o", str(out), "--model", str(tiny_model["base"]), "--lora",
-                 str(bad), "--quiet", "--device", "cpu"])  # fmt: skip
+                 str(bad), "--quiet", "--device", TARGET.device])  # fmt: skip
     assert code == EXIT_MODEL and str(bad) in capsys.readouterr().err
     assert not list(out.glob("*.png"))
 

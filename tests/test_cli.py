@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, main
@@ -16,7 +17,7 @@ DATA = Path(__file__).parent / "data"
 
 
 def model_args(tiny_model) -> list[str]:
-    return ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", "cpu", "--quiet"]
+    return ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", TARGET.device, "--quiet"]
 
 
 def test_upscale_writes_a_correct_png(tmp_path, tiny_model):
@@ -31,7 +32,7 @@ def test_upscale_writes_a_correct_png(tmp_path, tiny_model):
     from desktop_sr.engine.api import RenderParams
     from desktop_sr.engine.pisa_session import load_pisa_session
 
-    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
     session.set_photo(np.asarray(Image.open(src).convert("RGB"), np.float32) / 255)
     expected = np.round(session.render(RenderParams(pix=0.8, sem=1.2)) * 255)
     assert np.abs(np.asarray(img, np.float32) - expected).max() <= 1

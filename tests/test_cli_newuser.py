@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.cli import EXIT_INTERRUPTED, EXIT_OK
@@ -133,7 +134,7 @@ def test_cli_grey_jpeg_with_damaged_exif_and_an_ignored_colour_fix(tmp_path):
     it cannot apply is named as ignored, like realism and prompt."""
     damaged_exif_jpeg(tmp_path / "canon.jpg", grey=True, size=16)
     proc = subprocess.run(
-        _cli("upscale", "canon.jpg", "-o", "out.png", "--quiet", "--device", "cpu", "--color-fix", "wavelet"),
+        _cli("upscale", "canon.jpg", "-o", "out.png", "--quiet", "--device", TARGET.device, "--color-fix", "wavelet"),
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )  # fmt: skip
     assert proc.returncode == EXIT_OK, proc.stderr
@@ -181,7 +182,7 @@ class Child:
 def test_ctrl_c_during_upscale_is_one_line_and_leaves_no_file(tmp_path):
     # large enough that the render is still running when Ctrl-C comes (64 px could finish first on an idle machine)
     Image.open(DATA / "astronaut_512.jpg").convert("RGB").resize((256, 256)).save(tmp_path / "in.png")
-    child = Child(_cli("upscale", "in.png", "-o", "out/in_x4.png", "--device", "cpu"), tmp_path)
+    child = Child(_cli("upscale", "in.png", "-o", "out/in_x4.png", "--device", TARGET.device), tmp_path)
     child.wait_for(b"in.png")  # the tile bar is up: the model is loaded and the photo is being read or rendered
     time.sleep(0.5)
     child.interrupt()
@@ -202,7 +203,7 @@ def test_ctrl_c_during_batch_cancels_then_aborts_cleanly(tmp_path, presses):
     src.mkdir()
     for name in ("a", "b"):
         Image.open(DATA / "astronaut_128.png").save(src / f"{name}.png")
-    child = Child(_cli("batch", "photos", "-o", "out", "--device", "cpu"), tmp_path)
+    child = Child(_cli("batch", "photos", "-o", "out", "--device", TARGET.device), tmp_path)
     child.wait_for(b"a.png")
     time.sleep(0.5)
     child.interrupt()
@@ -249,7 +250,7 @@ def test_upscale_has_batchs_output_options(tmp_path, tiny_model):
     exif = Image.Exif()
     exif[0x010F] = "Canon"
     rgba.save(tmp_path / "in.png", exif=exif.tobytes())
-    model = ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", "cpu", "--quiet"]
+    model = ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", TARGET.device, "--quiet"]
     runs = {}
     for quality in (30, 95):
         out = f"q{quality}.jpg"
@@ -359,7 +360,7 @@ def test_cli_warns_before_a_render_measured_as_long(tmp_path, tiny_model):
     import json
 
     Image.open(DATA / "astronaut_64.png").crop((0, 0, 32, 24)).save(tmp_path / "in.png")
-    model = ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", "cpu", "--quiet"]
+    model = ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", TARGET.device, "--quiet"]
     env = {**os.environ, "DESKTOP_SR_CACHE_DIR": str(tmp_path / "cache")}
     run = _cli("upscale", "in.png", "-o", "out.png", "--scale", "2", "--overwrite", *model)
     first = subprocess.run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from device_target import TARGET
 
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.cache import LRUCache
@@ -13,7 +14,7 @@ from desktop_sr.engine.pisa_session import PisaSession, needed_branches
 
 @pytest.fixture(scope="module")
 def model(tiny_model):
-    return PisaModel(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    return PisaModel(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
 
 
 class UNetCounter:
@@ -87,7 +88,7 @@ def test_other_model_never_reuses_cached_work(tiny_model, model, photo):
     from desktop_sr.engine.pisa_model import load_unet
     from desktop_sr.engine.synthetic import random_lora
 
-    other = PisaModel(tiny_model["base"], random_lora(load_unet(tiny_model["base"]), seed=7), device="cpu")
+    other = PisaModel(tiny_model["base"], random_lora(load_unet(tiny_model["base"]), seed=7), device=TARGET.device)
     assert other.model_id != model.model_id
     s1, s2 = PisaSession(model), PisaSession(other)
     s2.cache = s1.cache

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from device_target import TARGET
 
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.checkpoint import load_app, load_checkpoint, load_official, save_official
@@ -37,10 +38,11 @@ def test_pkl_extra_keys_carry_alpha_and_timesteps(tmp_path, tiny_model):
         load_official(tmp_path / "bad.pkl")
 
 
+@pytest.mark.cpu_deterministic
 def test_pkl_and_safetensors_give_identical_output(tiny_model, photo):
     outs = []
     for key in ("pkl", "safetensors"):
-        session = load_pisa_session(tiny_model["base"], tiny_model[key], device="cpu")
+        session = load_pisa_session(tiny_model["base"], tiny_model[key], device=TARGET.device)
         session.set_photo(photo)
         outs.append(session.render(RenderParams(pix=0.6, sem=1.4)))
     assert np.array_equal(outs[0], outs[1])
@@ -100,7 +102,7 @@ def test_mismatched_module_names_are_rejected(tmp_path, tiny_model):
         )
     path = save_official(ckpt, tmp_path / "renamed.pkl")
     with pytest.raises(ModelError, match="do not exist in this UNet") as info:
-        PisaModel(tiny_model["base"], path, device="cpu")
+        PisaModel(tiny_model["base"], path, device=TARGET.device)
     assert info.value.path == path
 
 
@@ -120,20 +122,20 @@ def test_wrong_shape_is_rejected(tmp_path, tiny_model):
     ckpt.state_dict[key] = torch.zeros(a.shape[0], a.shape[1] + 3)
     path = save_official(ckpt, tmp_path / "shape.pkl")
     with pytest.raises(ModelError, match="shape"):
-        PisaModel(tiny_model["base"], path, device="cpu")
+        PisaModel(tiny_model["base"], path, device=TARGET.device)
 
 
 def test_base_folder_errors(tmp_path, tiny_model):
     with pytest.raises(ModelError, match="not found"):
-        PisaModel(tmp_path / "nowhere", tiny_model["pkl"], device="cpu")
+        PisaModel(tmp_path / "nowhere", tiny_model["pkl"], device=TARGET.device)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="unet") as info:
-        PisaModel(tmp_path / "empty", tiny_model["pkl"], device="cpu")
+        PisaModel(tmp_path / "empty", tiny_model["pkl"], device=TARGET.device)
     assert "diffusers" in str(info.value)
     with pytest.raises(ModelError, match="folder"):
-        PisaModel(tiny_model["pkl"], tiny_model["pkl"], device="cpu")
+        PisaModel(tiny_model["pkl"], tiny_model["pkl"], device=TARGET.device)
     with pytest.raises(ModelError, match="not found"):
-        PisaModel(tiny_model["base"], tmp_path / "missing.pkl", device="cpu")
+        PisaModel(tiny_model["base"], tmp_path / "missing.pkl", device=TARGET.device)
 
 
 def test_corrupt_unet_weights(tmp_path, tiny_model):
@@ -142,7 +144,7 @@ def test_corrupt_unet_weights(tmp_path, tiny_model):
     weights = next((base / "unet").glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(ModelError) as info:
-        PisaModel(base, tiny_model["pkl"], device="cpu")
+        PisaModel(base, tiny_model["pkl"], device=TARGET.device)
     assert "unet" in str(info.value.path)
 
 
@@ -152,9 +154,9 @@ def test_trained_timesteps_reach_the_ui(tmp_path, tiny_model):
     ckpt = load_official(tiny_model["pkl"])
     ckpt.timesteps = (250, 500, 750)
     path = save_app(ckpt, tmp_path / "rcod.safetensors")
-    session = PisaSession(PisaModel(tiny_model["base"], path, device="cpu"))
+    session = PisaSession(PisaModel(tiny_model["base"], path, device=TARGET.device))
     assert session.info.trained_timesteps == (250, 500, 750)
-    official = PisaSession(PisaModel(tiny_model["base"], tiny_model["pkl"], device="cpu"))
+    official = PisaSession(PisaModel(tiny_model["base"], tiny_model["pkl"], device=TARGET.device))
     assert official.info.trained_timesteps == (1,)  # records none: t = 1, other levels are experimental
 
 

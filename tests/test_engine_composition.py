@@ -6,11 +6,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from device_target import TARGET
 
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.checkpoint import GROUPS, load_official
 from desktop_sr.engine.pisa_model import load_unet, load_vae
 from desktop_sr.engine.pisa_session import load_pisa_session
+
+#: Run again in the GPU's precision by tests/test_precision_pass.py (tests/device_target.py).
+pytestmark = pytest.mark.precision_pass
 
 
 def _hand_merge(unet: torch.nn.Module, ckpt, branch: str) -> None:
@@ -36,7 +40,7 @@ def reference(tiny_model, photo):
 
     base = tiny_model["base"]
     ckpt = load_official(tiny_model["pkl"])
-    session = load_pisa_session(base, tiny_model["pkl"], device="cpu", dtype="fp32")
+    session = load_pisa_session(base, tiny_model["pkl"], **TARGET.model_kwargs())
     session.process_size = 0  # the composition at the photo's own size (small photos: test_engine_fidelity.py)
     session.set_photo(photo)
     x = torch.from_numpy(session.bicubic(4).transpose(2, 0, 1)).unsqueeze(0) * 2 - 1  # 192 x 256: a multiple of 8
@@ -63,12 +67,12 @@ def reference(tiny_model, photo):
 
 
 @pytest.mark.parametrize("pix,sem", [(1.0, 1.0), (0.5, 1.5), (0.0, 0.0), (1.3, 0.0)])
-def test_render_matches_hand_computation(reference, pix, sem):
+def test_render_matches_hand_computation(reference, target, pix, sem):
     session, z, eps, decode = reference
     expected = decode(z - (pix * eps["pix"] + sem * (eps["full"] - eps["pix"])))
     got = session.render(RenderParams(pix=pix, sem=sem, color_fix="none"))
     assert got.shape == expected.shape == (192, 256, 3)
-    assert np.abs(got - expected).max() < 1e-4
+    target.assert_matches_float32_arithmetic(got, expected)
 
 
 def test_zero_strengths_decode_the_input_latent_without_a_unet_pass(reference):
@@ -76,7 +80,7 @@ def test_zero_strengths_decode_the_input_latent_without_a_unet_pass(reference):
     before = session.unet_passes
     got = session.render(RenderParams(pix=0.0, sem=0.0, color_fix="none", realism=321))
     assert session.unet_passes == before  # no residual, so no network pass at all
-    assert np.abs(got - decode(z)).max() < 1e-4
+    TARGET.assert_matches_float32_arithmetic(got, decode(z))
 
 
 def test_lora_really_changes_the_result(reference):

@@ -14,12 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.pisa_model import PisaModel
 from desktop_sr.engine.pisa_session import PisaSession
+from desktop_sr.engine.strength_map import StrengthMaps
 from desktop_sr.engine.tile_settings import TileSettings
+
+#: The tests run again in the GPU's precision by tests/test_precision_pass.py (tests/device_target.py): the tone of
+#: tiled decodes and previews, and the GPU's result against the CPU's.
+precision_pass = pytest.mark.precision_pass
 
 DATA = Path(__file__).parent / "data"
 SMALL_VAE = DATA / "small_vae"
@@ -36,7 +42,7 @@ def model(tiny_model: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     (base / "vae").mkdir()
     for name in ("config.json", "diffusion_pytorch_model.safetensors"):
         shutil.copy(SMALL_VAE / name, base / "vae" / name)
-    return PisaModel(base, tiny_model["pkl"], device="cpu", dtype="fp32")
+    return PisaModel(base, tiny_model["pkl"], **TARGET.model_kwargs())
 
 
 def real_photo(width: int, height: int) -> np.ndarray:
@@ -211,7 +217,7 @@ def test_a_small_window_of_a_large_photo_is_not_called_exact_until_it_is(model, 
     assert session.region_is_exact(params, region)  # now it is the crop of the cached full result
 
 
-@pytest.mark.parametrize("color_fix", ["adain", "none"])
+@pytest.mark.parametrize("color_fix", [pytest.param("adain", marks=precision_pass), "none"])
 def test_a_small_window_previews_the_tone_of_the_full_render(model, photo_1024, color_fix):
     """Before the whole photo is rendered, the visible window's tone comes from a sample of tiles, so the full
     render that replaces it does not jump far: channel means within 6 levels (measured up to 4.8). Before, four
@@ -247,3 +253,61 @@ def test_the_trained_vae_is_a_fit_instrument():
             moved[name] = float((codec(x + half) - codec(x)).abs().max()) * 127.5
     assert moved["trained"] < 1.0
     assert moved["random"] > 5 * moved["trained"]
+
+
+# -- the GPU's precision against the CPU's float32 (DESKTOP_SR_TEST_PRECISION=gpu; tests/device_target.py) -----------
+@pytest.fixture(scope="module")
+def reference_model(model: PisaModel) -> PisaModel:
+    """The same networks on the CPU in float32: the reference every other precision is held to."""
+    if model.device.type == "cpu" and model.dtype == model.vae_dtype == torch.float32:
+        pytest.skip("this run is the CPU float32 reference itself (the GPU pass compares against it)")
+    return PisaModel(model.base_dir, model.ckpt, device="cpu", dtype="fp32")
+
+
+def backdrop_photo() -> np.ndarray:
+    """The astronaut's studio backdrop and the shuttle model (large smooth areas, where a tone shift shows): an
+    80 x 60 photo, a 320 x 240 result."""
+    img = Image.open(DATA / "astronaut_512.jpg").convert("RGB").crop((256, 0, 512, 192))
+    return np.asarray(img.resize((80, 60), Image.Resampling.LANCZOS), dtype=np.float32) / 255.0
+
+
+def half_sem_map() -> StrengthMaps:
+    sem = np.ones((60, 80), np.float32)
+    sem[:, :40] = 0.0
+    return StrengthMaps(sem=sem)
+
+
+SMALL_TILES = TileSettings(unet_tile=512, vae_tile=16, vae_overlap=8)  # 3 x 2 decoder tiles of 128 px
+PRECISION_CASES = {
+    "untiled": (UNTILED, RenderParams(), None),
+    "tiled": (SMALL_TILES, RenderParams(), None),
+    "local-maps": (SMALL_TILES, RenderParams(maps=half_sem_map()), None),
+    "region": (SMALL_TILES, RenderParams(), (64, 48, 224, 176)),
+}
+
+
+@precision_pass
+@pytest.mark.parametrize("case", list(PRECISION_CASES))
+def test_the_target_precision_keeps_the_cpu_fp32_result(model, reference_model, target, case):
+    """The goal of the GPU issue: within one level of 255 mean and two at the 99.9th percentile of the CPU's
+    float32 result, untiled, tiled, with local strength maps and for a visible region. Before, the GPU default
+    (UNet fp16, VAE bf16) measured 44 dB and 1.28 levels mean with local maps; the policy now (UNet fp16, VAE fp32
+    with TF32) measured 0.07 levels mean and 0.76 at the 99.9th percentile untiled at 512 x 384."""
+    tiles, params, region = PRECISION_CASES[case]
+    photo = backdrop_photo()
+    results = []
+    for m in (model, reference_model):
+        session = PisaSession(m, tiles=tiles)
+        session.process_size = 0  # at the photo's own size (small photos run enlarged: test_small_photos_...)
+        session.set_photo(photo)
+        if region is not None:
+            session.corners(params)  # as the GUI has them when it renders the visible region first
+        results.append(session.render(params, region=region))
+    got, want = results
+    diff = np.abs(got.astype(np.float64) - want) * 255
+    assert np.isfinite(got).all()
+    tol = target.tolerance
+    assert diff.mean() < tol.mean_levels, f"{case}: mean {diff.mean():.3f} levels"
+    assert np.percentile(diff, 99.9) <= tol.p999_levels, f"{case}: p99.9 {np.percentile(diff, 99.9):.3f} levels"
+    for c in range(3):  # the tone of each channel, not only the average pixel
+        assert abs(got[..., c].mean() - want[..., c].mean()) * 255 < tol.mean_levels

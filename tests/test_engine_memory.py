@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.engine import memory
@@ -35,7 +36,7 @@ def test_the_message_names_the_size_and_the_scale_that_fits():
 def test_a_session_refuses_before_any_network_pass(tiny_model, monkeypatch):
     from desktop_sr.engine.pisa_session import load_pisa_session
 
-    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
     calls = []
     session.model.unet.register_forward_hook(lambda *a: calls.append(1))
     session.set_photo(np.random.default_rng(0).random((40, 48, 3), dtype=np.float32))
@@ -58,7 +59,7 @@ def test_the_batch_fails_only_the_photo_that_does_not_fit(tmp_path, tiny_model, 
     rng = np.random.default_rng(1)
     for name, side in (("small.png", 16), ("huge.png", 64), ("other.png", 16)):
         Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(src / name)
-    session = open_session(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device="cpu")
+    session = open_session(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
     huge = 64 * 4 * 64 * 4 * session.BYTES_PER_OUTPUT_PX
     monkeypatch.setattr(memory, "available_ram", lambda: session.RENDER_OVERHEAD + huge // 2)
     out = tmp_path / "out"

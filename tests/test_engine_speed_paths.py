@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.cli import EXIT_OK, main
@@ -28,7 +29,7 @@ DATA = Path(__file__).parent / "data"
 
 @pytest.fixture(scope="module")
 def model(tiny_model) -> PisaModel:
-    return PisaModel(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    return PisaModel(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
 
 
 def test_the_cpu_model_runs_fp32_with_a_channels_last_vae(model):
@@ -109,7 +110,15 @@ def test_verbose_upscale_prints_where_the_time_went(tmp_path, tiny_model, capsys
     src = tmp_path / "in.png"
     Image.open(DATA / "astronaut_64.png").crop((0, 0, 40, 32)).save(src)
     out = tmp_path / "out.png"
-    model_args = ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", "cpu", "--quiet"]
+    model_args = [
+        "--model",
+        str(tiny_model["base"]),
+        "--lora",
+        str(tiny_model["pkl"]),
+        "--device",
+        TARGET.device,
+        "--quiet",
+    ]
     code = main(["--verbose", "upscale", str(src), "-o", str(out), "--pix", "0.5", "--sem", "1.5", *model_args])
     assert code == EXIT_OK and out.is_file()
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "timing:" in ln]

@@ -8,6 +8,7 @@ import weakref
 import numpy as np
 import pytest
 import torch
+from device_target import TARGET
 
 from desktop_sr.engine import tiling
 from desktop_sr.engine.api import RenderParams
@@ -22,7 +23,7 @@ UNTILED = TileSettings(unet_tile=512, vae_tile=512)
 
 @pytest.fixture(scope="module")
 def model(tiny_model):
-    return PisaModel(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    return PisaModel(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from PIL import Image
 pytest.importorskip("rawpy")
 pytest.importorskip("pidng")
 
+from device_target import TARGET
 from dng_maker import linear_to_srgb, make_dng, srgb_to_linear  # noqa: E402
 
 from desktop_sr.batch import BatchSettings, make_plan  # noqa: E402
@@ -141,7 +142,7 @@ def test_the_batch_planner_picks_up_raw_files(dng, tmp_path):
 
 def test_cli_upscales_a_dng_to_a_16_bit_png_with_its_exif(dng, tmp_path, tiny_model):
     out = tmp_path / "out"
-    args = ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", "cpu", "--quiet"]
+    args = ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", TARGET.device, "--quiet"]
     assert main(["upscale", str(dng), "-o", str(out), "--scale", "2", *args]) == EXIT_OK
     result = out / "IMG_0001_x2.png"
     back = read_photo(result)

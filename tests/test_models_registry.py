@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from device_target import TARGET
 
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.control import Control
@@ -95,7 +96,7 @@ def test_import_by_copy_is_complete_loads_and_leaves_the_sources_alone(store, sr
     shutil.rmtree(src["base"].parent)  # the copy must stand on its own
     from desktop_sr.engine.loader import open_session
 
-    session = open_session(spec, device="cpu")
+    session = open_session(spec, device=TARGET.device)
     try:
         session.set_photo(np.full((16, 16, 3), 0.5, dtype=np.float32))
         assert session.render(RenderParams()).shape == (64, 64, 3)

@@ -21,6 +21,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from device_target import TARGET
 
 from desktop_sr import __version__
 
@@ -320,7 +321,7 @@ def test_frozen_app_runs_the_pisa_engine(built_dist, tiny_model, tmp_path):
     out = tmp_path / "out.png"
     env = build.first_start_env(tmp_path / "home")
     cmd = [str(build.executable(built_dist)), "upscale", str(src), "-o", str(out), "--model", str(tiny_model["base"]),
-           "--lora", str(tiny_model["pkl"]), "--device", "cpu", "--quiet", "--prompt", "a photo"]  # fmt: skip
+           "--lora", str(tiny_model["pkl"]), "--device", TARGET.device, "--quiet", "--prompt", "a photo"]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert Image.open(out).size == (128, 96)

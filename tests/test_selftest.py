@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr import __version__
@@ -222,7 +223,7 @@ def test_selftest_with_the_tiny_pisa_model(qapp, monkeypatch, capsys, tiny_model
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"], name="tiny")
     monkeypatch.setattr(ui_selftest, "default_model_spec", lambda: spec)
-    code = run_selftest(device="cpu")
+    code = run_selftest(device=TARGET.device)
     err = capsys.readouterr().err
     assert code == EXIT_FAILED, err
     assert "FAILED: the result" in err and "model pisa_tiny on cpu fp32" in err and "upscale" in err

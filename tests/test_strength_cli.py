@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
@@ -19,7 +20,7 @@ DATA = Path(__file__).parent / "data"
 
 
 def model_args(tiny_model) -> list[str]:
-    return ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", "cpu", "--quiet"]
+    return ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", TARGET.device, "--quiet"]
 
 
 @pytest.fixture()
@@ -40,7 +41,7 @@ def left_black(width: int, height: int, mode: str = "L") -> Image.Image:
 def session(tiny_model):
     from desktop_sr.engine.pisa_session import load_pisa_session
 
-    return load_pisa_session(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    return load_pisa_session(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
 
 
 def rendered(session, src: Path, params: RenderParams) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.engine.api import Corners, RenderParams
@@ -27,6 +28,9 @@ from desktop_sr.engine.strength_map import (
     resample_to_grid,
 )
 from desktop_sr.engine.tile_settings import TileSettings
+
+#: Run again in the GPU's precision by tests/test_precision_pass.py (tests/device_target.py).
+pytestmark = pytest.mark.precision_pass
 
 DATA = Path(__file__).parent / "data"
 LEVEL = 1 / 255
@@ -44,7 +48,7 @@ def model(tiny_model: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     (base / "vae").mkdir()
     for name in ("config.json", "diffusion_pytorch_model.safetensors"):
         shutil.copy(DATA / "small_vae" / name, base / "vae" / name)
-    return PisaModel(base, tiny_model["pkl"], device="cpu", dtype="fp32")
+    return PisaModel(base, tiny_model["pkl"], **TARGET.model_kwargs())
 
 
 def astronaut(width: int, height: int) -> np.ndarray:
@@ -95,6 +99,7 @@ def test_resampling_keeps_constants_exact_and_feathers_edges():
     assert np.all(np.diff(row) >= 0)
 
 
+@pytest.mark.cpu_deterministic
 # -- PiSA-SR ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("pix,sem,c", [(1.0, 1.0, 1.0), (1.0, 0.5, 1.0), (0.7, 1.3, 0.5), (1.2, 0.0, 1.5)])
 def test_constant_maps_equal_the_scalar_strengths_byte_for_byte(session, pix, sem, c):
@@ -182,7 +187,7 @@ needs_bundled = pytest.mark.skipif(
 def test_bundled_model_scales_its_bands_by_the_maps(tmp_path_factory):
     from desktop_sr.engine.bundled import load_bundled_session
 
-    s = load_bundled_session(device="cpu", models_dir=tmp_path_factory.mktemp("bundled"))
+    s = load_bundled_session(device=TARGET.device, models_dir=tmp_path_factory.mktemp("bundled"))
     s.set_photo(astronaut(48, 32))
     scalar = s.render(RenderParams(pix=0.8, sem=0.6))
     assert np.array_equal(scalar, s.render(RenderParams(pix=1.0, sem=1.2, maps=constant_maps(7, 5, 0.8, 0.5))))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.batch import BatchRunner, BatchSettings, make_plan
@@ -155,7 +156,7 @@ def test_dpi_policies_are_written_to_every_format(photo_72dpi, tmp_path, name):
 
 # -- end to end -------------------------------------------------------------------------------------------------------
 def model_args(tiny_model) -> list[str]:
-    return ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", "cpu", "--quiet"]
+    return ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", TARGET.device, "--quiet"]
 
 
 @pytest.mark.parametrize(
@@ -203,7 +204,7 @@ def test_batch_reaches_the_target_for_every_photo(tmp_path, tiny_model):
                              target=TargetSize.long_edge(75), save=save)  # fmt: skip
     plan = make_plan([folder], settings)
     assert [i.target.name for i in plan.items] == ["tall_75px.png", "wide_75px.png"]
-    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
     summary = BatchRunner(plan, session).run()
     assert summary.ok, summary.failures
     with (

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.engine.api import RenderParams
@@ -132,7 +133,7 @@ def test_exported_adapters_open_in_the_engine_and_change_the_result(tmp_path, ti
     photo = np.asarray(Image.open(photos / "photo2.png").convert("RGB"), dtype=np.float32)[:16, :16] / 255.0
     outs = {}
     for name, path in (("untrained", untrained[0]), ("trained", paths[0]), ("pkl", paths[2])):
-        session = load_pisa_session(tiny_model["base"], path, device="cpu")
+        session = load_pisa_session(tiny_model["base"], path, device=TARGET.device)
         session.set_photo(photo)
         outs[name] = session.render(RenderParams(color_fix="none"))
         outs[name + "_pix"] = session.render(RenderParams(sem=0.0, color_fix="none"))
@@ -336,7 +337,7 @@ def test_an_ldg_model_with_its_own_alpha_round_trips_through_the_pkl(tmp_path, t
     from_pkl, from_st = load_lora(pkl), load_lora(st)
     assert from_pkl.timesteps == (250, 500, 750) and from_pkl.scale("pix") == from_pkl.scale("sem") == 1.0
     assert from_pkl.fingerprint() == from_st.fingerprint()  # the same model, whichever file the app is given
-    session = load_pisa_session(tiny_model["base"], pkl, device="cpu")
+    session = load_pisa_session(tiny_model["base"], pkl, device=TARGET.device)
     assert tuple(session.info.trained_timesteps) == (250, 500, 750)  # the realism levels the app offers
 
 
@@ -351,7 +352,7 @@ def test_the_trainers_one_step_prediction_is_what_the_app_computes(tmp_path, tin
         for name, param in model.unet.named_parameters():
             if ".lora_" in name:
                 param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
-    engine = PisaModel(tiny_model["base"], model.export_checkpoint(), device="cpu", dtype="fp32")
+    engine = PisaModel(tiny_model["base"], model.export_checkpoint(), **TARGET.model_kwargs())
     model.set_stage(2)
     x_l = torch.rand((2, 3, 32, 32), generator=gen) * 2 - 1
     cond = torch.randn((1, 77, model.unet.config.cross_attention_dim), generator=gen)

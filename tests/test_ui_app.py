@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from device_target import TARGET
 from PIL import Image
 from PySide6.QtCore import QPointF, QTimer
 from PySide6.QtGui import QImage, QKeySequence
@@ -48,7 +49,7 @@ def wait_exact(qtbot, window: MainWindow, params: RenderParams, timeout: int = 6
 
 
 def engine_result(tiny_model, photo_path: Path, params: RenderParams) -> np.ndarray:
-    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
     session.set_photo(read_photo(photo_path).rgb)
     return to_uint8(session.render(params))
 
@@ -111,7 +112,7 @@ def test_instant_preview_from_cached_corners(qtbot, window, tiny_model, photo_pa
     preview = rgb_from_qimage(window.view.after)
     assert not np.array_equal(preview, exact_before)  # the screen changed at once
     # the preview is the engine's own corner blend (Corners.blend), converted the same way
-    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
     session.set_photo(read_photo(photo_path).rgb)
     expected = to_uint8(session.corners(RenderParams()).blend(1.0, 1.5))
     assert np.abs(preview.astype(int) - expected.astype(int)).max() <= 1
@@ -431,7 +432,9 @@ def test_ab_between_models_keeps_one_result_as_before(qtbot, window, tiny_model,
     assert not window.controls.realism.isEnabled() and "diffusion model" in window.controls.realism.toolTip()
     from desktop_sr.models import models_dir
 
-    session = load_bundled_session(device="cpu", models_dir=models_dir())  # where the window converted the weights
+    session = load_bundled_session(
+        device=TARGET.device, models_dir=models_dir()
+    )  # where the window converted the weights
     session.set_photo(read_photo(photo_path).rgb)
     bundled = to_uint8(session.render(RenderParams()))
     after = rgb_from_qimage(window.view.after)
@@ -530,7 +533,7 @@ def test_detail_map_overlay_shows_where_the_semantic_branch_adds_content(qtbot, 
     qtbot.waitUntil(lambda: window.editor.detail_for == RenderParams(), timeout=60000)
     overlay = window.view.overlay
     assert (overlay.width(), overlay.height()) == (192, 160)  # one value per output pixel, aligned with the result
-    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device="cpu")
+    session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
     session.set_photo(read_photo(photo_path).rgb)
     expected = colormap(session.detail_map(RenderParams()))
     shown = np.frombuffer(overlay.constBits(), np.uint8).reshape(160, overlay.bytesPerLine())[:, : 192 * 4]

@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+from device_target import TARGET
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
@@ -189,7 +190,7 @@ def test_batch_progress_is_labelled_with_rate_and_time_left(qtbot, tmp_path, tin
     small = TileSettings(unet_tile=16, unet_overlap=4, vae_tile=16, vae_overlap=4)  # several tiles per photo
     dlg = BatchDialog(None, model_spec=ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]),
                       params=RenderParams(scale=2), current_photo=None, settings_dir=tmp_path / "config",
-                      device="cpu", tiles=small, model_device="cpu")  # fmt: skip
+                      device=TARGET.device, tiles=small, model_device=TARGET.device)  # fmt: skip
     qtbot.addWidget(dlg)
     dlg.set_inputs([folder])
     dlg.output.setText(str(tmp_path / "out"))

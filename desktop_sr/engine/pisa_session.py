@@ -25,6 +25,7 @@ from .latent_strength import compose_latent
 from .local_norm import LocalGroupNorm
 from .pisa_local import LocalStrengths
 from .pisa_model import PisaModel
+from .precision import DeviceTraits
 from .processing import (
     PROCESS_SIZE,
     bicubic_upscale,
@@ -527,5 +528,8 @@ def load_pisa_session(
     dtype: str = "auto",
     cache_mb: int = 1024,
     tiles: TileSettings | None = None,
+    emulate: DeviceTraits | None = None,
 ) -> PisaSession:
-    return PisaSession(PisaModel(base_dir, lora, device=device, dtype=dtype), cache_mb=cache_mb, tiles=tiles)
+    """``emulate``: run in the precision the engine picks for that device (see :class:`PisaModel`)."""
+    model = PisaModel(base_dir, lora, device=device, dtype=dtype, emulate=emulate)
+    return PisaSession(model, cache_mb=cache_mb, tiles=tiles)

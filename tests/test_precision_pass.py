@@ -1,0 +1,37 @@
+"""The GPU-precision pass: the fidelity, composition and strength-map tests again, in exactly the precision the
+engine picks for a CUDA card of compute capability 8.0+ (UNet fp16, VAE fp32 with TF32 convolutions), emulated on
+the CPU (tests/device_target.py). One test here runs them in a child pytest with ``DESKTOP_SR_TEST_PRECISION=gpu``,
+so ``python -m pytest`` (CI's command) holds the GPU path to the same one-level tone promises as the CPU's.
+
+On a machine with a GPU, run the whole suite there instead:
+``DESKTOP_SR_TEST_DEVICE=cuda DESKTOP_SR_TEST_PRECISION=gpu python -m pytest``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+from device_target import TARGET, TestPrecision
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.skipif(
+    TARGET.precision is not TestPrecision.FP32 or not TARGET.on_cpu,
+    reason="this run already targets another device or precision",
+)
+def test_the_precision_pass_holds_in_the_gpus_precision(tmp_path):
+    env = {**os.environ, "DESKTOP_SR_TEST_PRECISION": TestPrecision.GPU.value, "DESKTOP_SR_TEST_DEVICE": "cpu"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "precision_pass and not slow",
+           "--junitxml", str(tmp_path / "pass.xml"), "tests"]  # fmt: skip
+    child = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1150)
+    tail = "\n".join((child.stdout + child.stderr).splitlines()[-60:])
+    assert child.returncode == 0, f"the GPU-precision pass failed:\n{tail}"
+    report = ElementTree.parse(tmp_path / "pass.xml").getroot()[0].attrib
+    assert int(report["tests"]) >= 20 and int(report["failures"]) == int(report["errors"]) == 0, tail
