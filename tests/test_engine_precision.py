@@ -108,3 +108,80 @@ def test_auto_skips_a_cuda_card_this_torch_has_no_kernels_for(monkeypatch):
     assert device_mod.select_device("auto") == torch.device("cuda:1")
     with pytest.raises(ValueError, match="RTX 5090.*no kernels"):
         device_mod.select_device("cuda:0")
+
+
+# -- what the engine keeps, and how much memory it plans for --------------------------------------------------------
+def test_cached_tensors_keep_one_dtype_whatever_the_photos_size(tiny_model, photo):
+    """A photo large enough to tile used to keep z_L in the VAE's dtype and a small one in the UNet's: the cache held
+    different precisions depending on the size. Now z_L is the VAE's output and eps the UNet's, tiled or not."""
+    from desktop_sr.engine.api import RenderParams
+    from desktop_sr.engine.pisa_session import load_pisa_session
+    from desktop_sr.engine.tile_settings import TileSettings
+
+    kept = []
+    for tiles in (TileSettings(unet_tile=512, vae_tile=512), TileSettings(unet_tile=8, unet_overlap=2, vae_tile=8)):
+        session = load_pisa_session(
+            tiny_model["base"], tiny_model["pkl"], device="cpu", tiles=tiles, emulate=DeviceTraits.cuda_ampere()
+        )
+        session.process_size = 0
+        session.set_photo(photo[:16, :24])
+        session.render(RenderParams(pix=0.5, sem=1.0))
+        kept.append({key[3]: value.dtype for key, value in session.cache._items.items() if key[3] in ("z", "eps")})
+    assert kept[0] == kept[1] == {"z": F32, "eps": F16}
+
+
+def test_a_small_card_plans_no_more_than_it_has():
+    """By the old cost model an 8 GB card (6 GB free after the model) planned about 6.9 GB for a 2048 x 1536 result:
+    the lockstep's state got 80 % of the free memory and the decoder tile was sized from the same 80 %."""
+    from desktop_sr.engine.budget import GPU_SHARE, state_budget
+    from desktop_sr.engine.tile_settings import TileSettings
+    from desktop_sr.engine.vae_tiling import plan_tiles
+
+    cuda = torch.device("cuda")
+    exact = {}
+    for card, free in ((8, 6 * 1024**3), (12, 10 * 1024**3), (24, 21 * 1024**3)):  # free after the model
+        tiles = TileSettings.for_budget(int(free * GPU_SHARE), 4)  # as the session sizes them (fp32 VAE)
+        working = tiles.vae_working_bytes(4)
+        state = state_budget(cuda, available=free, tiles=tiles, itemsize=4)
+        assert state + working <= free * GPU_SHARE  # one tile computing while the lockstep keeps every tile's state
+        grid = plan_tiles(1536 // 8, 2048 // 8, tiles.vae_tile, 12)  # a 2048 x 1536 result's lockstep state
+        needed = sum((t.y1 - t.y0) * (t.x1 - t.x0) * 64 for t in grid) * 3 * 128 * 4
+        exact[card] = needed <= state
+    # small cards take the statistics of a downsampled copy (no state kept) instead of running out of memory
+    assert exact == {8: False, 12: False, 24: True}
+
+
+def test_chunked_attention_equals_the_whole_score_matrix(monkeypatch):
+    """The VAE's 512-channel single head has no fused kernel on MPS: the scores are built in chunks of queries."""
+    from desktop_sr.engine import vae_tiling
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 1, 300, 64) for _ in range(3))
+    whole = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    monkeypatch.setattr(vae_tiling, "SCORE_CHUNK_BYTES", 300 * 4 * 7)  # 7 query rows at a time
+    assert torch.allclose(vae_tiling.bounded_attention(q, k, v), whole, atol=1e-6)
+
+
+def test_mps_keeps_the_contiguous_layout_for_every_model():
+    from desktop_sr.engine.device import conv_memory_format
+
+    assert conv_memory_format(torch.device("mps")) == torch.contiguous_format
+    assert conv_memory_format(torch.device("cuda")) == torch.channels_last
+
+
+def test_the_trainers_vae_stays_float32_under_an_fp16_autocast(tiny_model, tmp_path):
+    """SD's VAE overflows fp16 (force_upcast): the trainer's VAE must neither be cast to fp16 nor run its
+    convolutions in fp16 under the training step's autocast."""
+    from trainer.config import Config
+    from trainer.model import TrainModel
+
+    cfg = Config()
+    cfg.model.base = str(tiny_model["base"])
+    model = TrainModel(cfg, torch.device("cpu"), torch.float16)
+    assert model.vae_dtype == F32 and next(model.vae.parameters()).dtype == F32
+    seen: list[torch.dtype] = []
+    hook = model.vae.decoder.conv_in.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.float16):
+        y = model.decode(torch.randn(1, 4, 8, 8))
+    hook.remove()
+    assert seen == [F32] and torch.isfinite(y).all()
