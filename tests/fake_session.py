@@ -28,7 +28,7 @@ class FakeSession(PhotoHolder):
     RENDER_OVERHEAD = 0
 
     def __init__(self, name: str = "fake", *, supports_realism: bool = True, timesteps: tuple[int, ...] = ()) -> None:
-        self.info = ModelInfo(name, "fake", "cpu", "fp32", supports_realism, True, timesteps)
+        self.info = ModelInfo(name, "fake", "cpu", "fp32", supports_realism, True, trained_timesteps=timesteps)
         self.calls: list[tuple[str, RenderParams | None, Region | None]] = []
         self.closed = False
 
