@@ -552,13 +552,13 @@ def cudnn_variant(setup: Setup, model: PisaModel, side: int) -> list[VariantRow]
         return [VariantRow(what, "cudnn.benchmark on", "off", None, None, None, f"n/a on {setup.device.type}")]
     times = {}
     for on in (True, False):
-        torch.backends.cudnn.benchmark = on
+        torch.backends.cudnn.benchmark = model.cudnn_benchmark = on  # the UNet's (global) and the VAE's (per pass)
         first_render(model, side, side, seed=900 + on, tiles=None)  # this mode's warm-up
         times[on] = statistics.median(
             timed(lambda s=s: first_render(model, side, side, seed=910 + s, tiles=None), setup.device)
             for s in range(setup.repeats)
         )
-    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = model.cudnn_benchmark = True
     return [VariantRow(what, "cudnn.benchmark on", "off", times[True], times[False], times[False] / times[True])]
 
 

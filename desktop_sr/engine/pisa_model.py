@@ -12,6 +12,7 @@ Precision: fp32 on the CPU; on a GPU the UNet runs in fp16 and SD's VAE, whose d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -146,11 +147,9 @@ class PisaModel:
             dtype, self.device, vae_force_upcast=vae_force_upcast(self.base_dir), traits=emulate
         )
         self.dtype, self.vae_dtype = self.precision.unet, self.precision.vae
-        if self.device.type == "cuda":
-            # fp32 convolutions on TF32 tensor cores only where the policy chose it; fixed tile shapes let cuDNN
-            # pick its fastest algorithm once per shape.
-            torch.backends.cudnn.allow_tf32 = self.precision.tf32
-            torch.backends.cudnn.benchmark = True
+        #: cuDNN's benchmark mode during VAE passes (see :meth:`vae_precision`; bench/device_check.py turns it off)
+        self.cudnn_benchmark = True
+
         self.ckpt = lora if isinstance(lora, LoraCheckpoint) else load_checkpoint(lora)
 
         unet = load_unet(self.base_dir, self.dtype)
@@ -182,6 +181,14 @@ class PisaModel:
             " channels_last" if self.memory_format == torch.channels_last else "",
             "SDPA" if uses_sdpa(self.unet) else "not SDPA",
         )  # fmt: skip
+
+    def vae_precision(self) -> contextlib.AbstractContextManager[None]:
+        """Around a VAE pass: fp32 convolutions on TF32 tensor cores only where the policy chose it, and cuDNN's
+        benchmark mode (fixed tile shapes: it picks its fastest algorithm once per shape). cuDNN's flags are the
+        process's, so they are set for the pass, not at load (a second model would change the first's)."""
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return torch.backends.cudnn.flags(enabled=True, benchmark=self.cudnn_benchmark, allow_tf32=self.precision.tf32)
 
     @property
     def dtype_name(self) -> str:

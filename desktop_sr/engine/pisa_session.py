@@ -225,8 +225,9 @@ class PisaSession(LocalStrengths, PhotoHolder):
             )  # fmt: skip
 
         with self._timed("encode"):
-            first = Attempt(self.tiles.vae_tile, self.current_state_budget())
-            z = retry_on_oom(run, first, self.model.device, tried=self.attempts)
+            first = Attempt(self.tiles.vae_tile, self.current_state_budget(), stage="encode")
+            with self.model.vae_precision():
+                z = retry_on_oom(run, first, self.model.device, tried=self.attempts)
         self.cache.put(key, z)
         return z
 
@@ -255,7 +256,8 @@ class PisaSession(LocalStrengths, PhotoHolder):
             )  # fmt: skip
 
         with self._timed(f"unet {branch}"):
-            eps = retry_on_oom(run, Attempt(self.tiles.unet_tile), self.model.device, tried=self.attempts)
+            first = Attempt(self.tiles.unet_tile, stage=f"unet {branch}")
+            eps = retry_on_oom(run, first, self.model.device, tried=self.attempts)
         self.cache.put(key, eps)
         return eps
 
@@ -275,7 +277,8 @@ class PisaSession(LocalStrengths, PhotoHolder):
             )  # fmt: skip
 
         with self._timed("unet pix+full"):
-            both = retry_on_oom(run, Attempt(self.tiles.unet_tile), self.model.device, tried=self.attempts)
+            first = Attempt(self.tiles.unet_tile, stage="unet pix+full")
+            both = retry_on_oom(run, first, self.model.device, tried=self.attempts)
         pair = {branch: both[i : i + 1].clone() for i, branch in enumerate(("pix", "full"))}
         for branch, eps in pair.items():
             self.cache.put(self._key("eps", params.scale, params.realism, params.prompt.strip(), branch), eps)
@@ -360,8 +363,9 @@ class PisaSession(LocalStrengths, PhotoHolder):
             )  # fmt: skip
 
         with self._timed("decode"):
-            first = Attempt(self.tiles.vae_tile, self.current_state_budget())
-            y = to_numpy(retry_on_oom(run, first, self.model.device, tried=self.attempts))
+            first = Attempt(self.tiles.vae_tile, self.current_state_budget(), stage="decode")
+            with self.model.vae_precision():
+                y = to_numpy(retry_on_oom(run, first, self.model.device, tried=self.attempts))
         if sample is not None:
             sample.extend((where, to_numpy(out)) for where, out in cores)
         oy, ox = (lat[0] * f, lat[2] * f) if region is not None else (0, 0)

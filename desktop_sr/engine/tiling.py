@@ -128,6 +128,8 @@ class Attempt:
 
     tile: int
     state_budget: int | None = None
+    #: The pass it belongs to ("encode", "decode", "unet full", ...), for reports of what was tried.
+    stage: str = ""
 
     def smaller(self, minimum: int) -> Attempt | None:
         """What to try after running out of memory: first without the lockstep's whole-image state (halving the
