@@ -56,6 +56,7 @@ from ..batch import (
 )
 from ..batch.naming import TARGET_TEMPLATE
 from ..batch.runner import FAILED
+from ..editor.executor import SharedModel
 from ..engine.api import COLOR_FIXES, RenderParams
 from ..engine.loader import ModelSpec
 from ..engine.tile_settings import TileSettings
@@ -63,7 +64,16 @@ from ..imaging import SUPPORTED_READ_EXTENSIONS
 from ..models.paths import models_dir
 from ..settings import config_dir, read_settings
 from ..timing import LONG_JOB_SECONDS, CostBook, RenderClock, format_duration, output_megapixels
-from .batch_worker import BatchWorker, FileFinished, FileStarted, ModelLoading, PauseChanged, RunBatch, TileProgress
+from .batch_worker import (
+    BatchWorker,
+    FileFinished,
+    FileStarted,
+    ModelLoading,
+    ModelNote,
+    PauseChanged,
+    RunBatch,
+    TileProgress,
+)
 from .controls import COLOR_FIX_LABELS, COLOR_FIX_TIP, NO_REALISM_TIP, color_fix_reason
 from .output_options import OutputOptions
 from .size_choice import SizeChoice
@@ -102,9 +112,11 @@ class BatchDialog(QDialog):
         supports_color_fix: bool = True,
         color_fix_note: str = "",
         model_device: str | None = None,
+        shared_model: SharedModel | None = None,
     ) -> None:
         """``model_device``: the device the window's model runs on (the key of the measured render cost, so a long
-        batch is estimated before it starts); None: no estimate."""
+        batch is estimated before it starts); None: no estimate. ``shared_model``: the editor's model, which the
+        batch borrows (or sets aside, on a GPU) instead of loading a second copy; None: the batch loads its own."""
         super().__init__(parent)
         self.setWindowTitle("Batch export")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
@@ -113,7 +125,7 @@ class BatchDialog(QDialog):
         self.device, self.tiles = device, tiles
         self.supports_realism = supports_realism
         self.supports_color_fix, self.color_fix_note = supports_color_fix, color_fix_note
-        self.model_device = model_device
+        self.model_device, self.shared_model = model_device, shared_model
         self.cost_book = CostBook()
         self._tried_start = False  # missing folders are a neutral hint until the user tries to start
         self._clock: RenderClock | None = None  # the current photo's render
@@ -506,8 +518,9 @@ class BatchDialog(QDialog):
         self.file_bar.setValue(0)
         self.file_bar.setFormat("Current photo: waiting for the model")
         self.eta_label.setText("")
+        self.model_label.setText(f"Model: {self.model_spec.describe()}")  # a note from an earlier run is gone
         job = RunBatch(plan, self.model_spec, device=self.device, tiles=self.tiles, models_dir=self.models_dir)
-        worker = BatchWorker(job, parent=self)
+        worker = BatchWorker(job, parent=self, shared=self.shared_model)
         worker.result.connect(self._news)
         worker.failed.connect(lambda _job, message: self._failed(message))
         self.worker = worker
@@ -546,6 +559,8 @@ class BatchDialog(QDialog):
             self._paused_changed(news.paused)
         elif isinstance(news, ModelLoading):
             self.current_label.setText("Loading the model…")
+        elif isinstance(news, ModelNote) and self.model_spec is not None:
+            self.model_label.setText(f"Model: {self.model_spec.describe()} — {news.text}")
         elif isinstance(news, BatchSummary):
             self._done(news)
 

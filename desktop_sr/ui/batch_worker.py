@@ -1,10 +1,14 @@
 """The batch dialog's background work: one :class:`RunBatch` job on a :class:`~desktop_sr.ui.relay.BackgroundRelay`,
-which loads its own model session and runs the Qt-free batch runner.
+which runs the Qt-free batch runner on the relay's thread.
 
-Its own session, not the main window's: the window keeps rendering and previewing while a batch runs, and the
-session API is single-threaded. torch is touched only on the relay's thread, through the engine. The runner's news
-(a file started, tile progress, a file finished, paused) arrives on the GUI thread as typed results; pause and cancel
-go straight to the job's :class:`~desktop_sr.engine.control.Control`, which the relay's control shares.
+The model comes from the editor's :class:`~desktop_sr.editor.executor.SharedModel` when the window hands it over:
+with the editor's model on its device the batch borrows that session (no second copy; the two take turns per photo,
+the editor first, so the window keeps rendering between batch photos); with another model on the same GPU the
+editor's is set aside until the batch ends (never two models on one GPU); on the CPU, or without the editor's
+model at hand, the batch loads its own, as it always did. torch is touched only on the relay's thread, through the
+engine. The runner's news (a file started, tile progress, a file finished, paused) arrives on the GUI thread as typed
+results; pause and cancel go straight to the job's :class:`~desktop_sr.engine.control.Control`, which the relay's
+control shares.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from ..batch import (
 )
 from ..batch.plan import PlanItem
 from ..batch.progress import Progress
+from ..editor.executor import BorrowedSession, ReservedSession, SharedModel
+from ..engine.api import UpscaleSession
 from ..engine.control import Control
 from ..engine.loader import ModelSpec
 from ..engine.tile_settings import TileSettings
@@ -44,6 +50,18 @@ class RunBatch(Task):
 @dataclass(frozen=True)
 class ModelLoading:
     pass
+
+
+@dataclass(frozen=True)
+class ModelNote:
+    """How the batch got its model, in words, when it is not a copy of its own (the editor's, or the GPU taken)."""
+
+    text: str
+
+
+#: What each way of getting the model means for the user (see :meth:`SharedModel.lend`).
+SHARED_NOTE = "the editor's copy, shared (the editor's renders go between photos)"
+RESERVED_NOTE = "the editor's model is set aside until this batch ends (one model per GPU)"
 
 
 @dataclass(frozen=True)
@@ -96,9 +114,10 @@ class BatchWorker(BackgroundRelay):
     """Runs one batch; ``result`` brings its news and finally the :class:`BatchSummary`, ``failed`` says why nothing
     could run (the model or the output folder)."""
 
-    def __init__(self, job: RunBatch, parent: QObject | None = None) -> None:
+    def __init__(self, job: RunBatch, parent: QObject | None = None, *, shared: SharedModel | None = None) -> None:
+        """``shared``: the editor's model, borrowed or set aside rather than loading a second copy beside it."""
         super().__init__(self._run, name="batch", parent=parent, poll_ms=20)
-        self.job = job
+        self.job, self.shared = job, shared
         #: Tile reports that came after cancel was requested: at most one when the engine stops between tiles.
         self.tiles_after_cancel = 0
 
@@ -122,8 +141,18 @@ class BatchWorker(BackgroundRelay):
     def _run(self, job: RunBatch, control: RelayControl) -> BatchSummary:
         from ..engine.loader import open_session
 
-        def session():  # noqa: ANN202 - called once, on this thread, when the first file needs the model
+        def own() -> UpscaleSession:
             return open_session(job.spec, device=job.device, tiles=job.tiles, models_dir=job.models_dir)
+
+        def session() -> UpscaleSession:  # called once, on this thread, when the first file needs the model
+            if self.shared is None:
+                return own()
+            from ..engine.device import select_device
+
+            model = self.shared.lend(job.spec, str(select_device(job.device)), job.tiles, own)
+            if isinstance(model, BorrowedSession | ReservedSession):
+                control.deliver(ModelNote(SHARED_NOTE if isinstance(model, BorrowedSession) else RESERVED_NOTE))
+            return model
 
         runner = BatchRunner(job.plan, session, listener=_Reporter(self, job, control), control=control)
         try:

@@ -352,6 +352,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
             supports_color_fix=info.supports_color_fix if info is not None else True,
             color_fix_note=info.color_fix_note if info is not None else "",
             model_device=info.device if info is not None else None,
+            shared_model=self.worker.executor.shared,  # one model per GPU: the batch borrows the editor's
         )
         self.batch_dialog = dlg
         dlg.show()
