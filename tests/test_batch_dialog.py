@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("pytestqt")
+from device_target import TARGET
 from PySide6.QtCore import Qt  # noqa: E402
 
 from desktop_sr.engine.api import RenderParams  # noqa: E402
@@ -98,7 +99,7 @@ def test_cancel_from_the_dialog_stops_within_one_tile_and_leaves_no_partial_file
     out = tmp_path / "out"
     spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
     small = TileSettings(unet_tile=8, unet_overlap=2, vae_tile=16, vae_overlap=4)  # many tiles
-    dlg = make_dialog(qtbot, tmp_path, spec, params=RenderParams(scale=4), device="cpu", tiles=small)
+    dlg = make_dialog(qtbot, tmp_path, spec, params=RenderParams(scale=4), device=TARGET.device, tiles=small)
     dlg.set_inputs([tmp_path / "in"])
     dlg.output.setText(str(out))
     assert dlg.refresh_plan() is not None

@@ -59,6 +59,9 @@ WHOLE_REGION_SHARE = 0.4
 #: double; at a 96-latent-pixel tile that is about 1 GB more in fp16, 2 GB in fp32).
 PAIR_MIN_BUDGET = 4 * 1024**3
 
+#: Corner statistics kept (three corners per photo, scale, realism and prompt: a few photos' worth).
+CORNER_STATS_KEPT = 24
+
 #: (pix, sem) of the corner images: base = decode(z_L), pix = decode(z_L - eps_pix), full = decode(z_L - eps_full).
 CORNER_POINTS = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0))
 
@@ -161,7 +164,11 @@ class PisaSession(LocalStrengths, PhotoHolder):
     def set_photo(self, rgb: np.ndarray) -> None:
         self._rgb = check_photo(rgb)
         self._hash = photo_hash(self._rgb)
-        self._corner_stats.clear()
+        # The corner statistics are keyed by photo: a batch borrowing this session between two renders of the
+        # editor's photo must not cost the editor's previews their tone. Kept for the last few photos (a few
+        # numbers per GroupNorm each).
+        while len(self._corner_stats) > CORNER_STATS_KEPT:
+            self._corner_stats.pop(next(iter(self._corner_stats)))
 
     def _key(self, *parts: object) -> tuple[object, ...]:
         return (self._hash, self.model.model_id, self.tiles.key(), *parts)
