@@ -16,6 +16,8 @@ from PIL import Image
 
 pytest.importorskip("pytestqt")
 
+from test_batch_dialog import photos  # noqa: E402
+
 from desktop_sr.editor import executor  # noqa: E402
 from desktop_sr.engine import loader  # noqa: E402
 from desktop_sr.engine.api import RenderParams  # noqa: E402
@@ -68,17 +70,6 @@ class Loads:
 
         session.close = closed  # type: ignore[method-assign]
         return session
-
-
-def photos(folder: Path, n: int, seed: int, size: int = 40) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        p = folder / f"img{i}.png"
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(p)
-        out.append(p)
-    return out
 
 
 def pixels(folder: Path) -> dict[str, np.ndarray]:
@@ -147,7 +138,7 @@ def test_the_batch_borrows_the_editors_model_and_the_editor_renders_between_phot
 ):
     spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
     inputs = tmp_path / "in"
-    photos(inputs, 6, seed=11)
+    photos(inputs, 6, seed=11, size=40)
     reference = reference_batch(qtbot, tmp_path, spec, inputs)
     loads = Loads(monkeypatch)
     editor_with_model(qtbot, window, spec, photo_path)
@@ -220,7 +211,7 @@ def test_another_model_on_a_gpu_is_never_loaded_beside_the_editors(
     editor_spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
     batch_spec = ModelSpec.pisa(tiny_model["base"], tiny_model["safetensors"])
     inputs = tmp_path / "in"
-    photos(inputs, 3, seed=13)
+    photos(inputs, 3, seed=13, size=40)
     loads = Loads(monkeypatch)
     editor_with_model(qtbot, window, editor_spec, photo_path)
 
@@ -248,7 +239,7 @@ def test_another_model_on_the_cpu_loads_beside_the_editors_as_before(
     editor_spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
     batch_spec = ModelSpec.pisa(tiny_model["base"], tiny_model["safetensors"])
     inputs = tmp_path / "in"
-    photos(inputs, 2, seed=14)
+    photos(inputs, 2, seed=14, size=40)
     loads = Loads(monkeypatch)
     editor_with_model(qtbot, window, editor_spec, photo_path)
     dlg = batch_dialog(window, inputs, tmp_path / "out", spec=batch_spec)
@@ -265,7 +256,7 @@ def test_switching_the_editors_model_during_a_borrowing_batch_on_a_gpu_waits_for
     first = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
     second = ModelSpec.pisa(tiny_model["base"], tiny_model["safetensors"])
     inputs = tmp_path / "in"
-    photos(inputs, 3, seed=15)
+    photos(inputs, 3, seed=15, size=40)
     loads = Loads(monkeypatch)
     editor_with_model(qtbot, window, first, photo_path)
     dlg = batch_dialog(window, inputs, tmp_path / "out")

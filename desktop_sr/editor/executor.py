@@ -14,8 +14,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -71,9 +72,14 @@ def freeze(photo: Photo) -> Photo:
     return photo
 
 
-Party = Literal["editor", "batch"]
-EDITOR: Party = "editor"
-BATCH: Party = "batch"
+class Party(Enum):
+    """Who computes with the shared model: the editor's worker or a batch."""
+
+    EDITOR = "editor"
+    BATCH = "batch"
+
+
+EDITOR, BATCH = Party.EDITOR, Party.BATCH
 #: How often a wait for the model looks at its job's cancel (a finished turn wakes it at once).
 POLL_SECONDS = 0.05
 

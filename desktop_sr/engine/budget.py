@@ -9,10 +9,9 @@ for a 2048 x 1536 result; split, it plans at most the 4.8 GB it has and takes do
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from .memory import total_ram
 from .tile_settings import TileSettings
 
 #: Share of the free GPU memory a render plans for (the rest absorbs the allocator's fragmentation).
@@ -37,17 +36,10 @@ def free_memory(device: torch.device) -> int | None:
     return available_ram()
 
 
-def _ram_total() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 8 * 1024**3
-
-
 def memory_budget(device: torch.device, ram_share: float = 0.25) -> int:
     """Bytes a render may use: most of the free GPU memory, or a share of the machine's RAM on the CPU."""
     if device.type == "cpu":
-        return int(_ram_total() * ram_share)
+        return int((total_ram() or 8 * 1024**3) * ram_share)
     free = free_memory(device)
     return int((free if free is not None else 2 * 1024**3) * GPU_SHARE)
 

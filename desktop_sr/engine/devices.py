@@ -16,18 +16,18 @@ only :func:`torch_facts` and :func:`build_inventory` do.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import platform
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .memory import total_ram
 
 if TYPE_CHECKING:
     from .precision import DeviceKind, DeviceTraits
@@ -610,37 +610,13 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _total_ram() -> int | None:
-    if sys.platform == "win32":
-
-        class MemoryStatus(ctypes.Structure):
-            _fields_ = [  # noqa: RUF012 - ctypes' own declaration style
-                ("length", ctypes.c_ulong), ("load", ctypes.c_ulong), ("total_phys", ctypes.c_ulonglong),
-                ("avail_phys", ctypes.c_ulonglong), ("total_page", ctypes.c_ulonglong),
-                ("avail_page", ctypes.c_ulonglong), ("total_virtual", ctypes.c_ulonglong),
-                ("avail_virtual", ctypes.c_ulonglong), ("avail_extended", ctypes.c_ulonglong),
-            ]  # fmt: skip
-
-        status = MemoryStatus()
-        status.length = ctypes.sizeof(MemoryStatus)
-        try:
-            ok = ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status))  # type: ignore[attr-defined]
-        except (AttributeError, OSError):
-            return None
-        return int(status.total_phys) if ok else None
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def host_facts() -> HostFacts:
     """The CPU's name, the logical cores this process may use, and the machine's memory."""
     try:
         cores: int | None = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Windows or macOS
         cores = os.cpu_count()
-    return HostFacts(_cpu_name(), cores, _total_ram())
+    return HostFacts(_cpu_name(), cores, total_ram())
 
 
 def inventory(facts: TorchFacts | None = None) -> tuple[DeviceEntry, ...]:

@@ -33,7 +33,9 @@ def available_ram() -> int | None:
         return None
 
 
-def _windows_available() -> int | None:
+def _windows_memory(field: str) -> int | None:
+    """A field of Windows' GlobalMemoryStatusEx (``avail_phys``, ``total_phys``), or None elsewhere or on failure."""
+
     class MemoryStatus(ctypes.Structure):
         _fields_ = [  # noqa: RUF012 - ctypes' own declaration style
             ("length", ctypes.c_ulong), ("load", ctypes.c_ulong), ("total_phys", ctypes.c_ulonglong),
@@ -48,7 +50,21 @@ def _windows_available() -> int | None:
         ok = ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status))  # type: ignore[attr-defined]
     except (AttributeError, OSError):
         return None
-    return int(status.avail_phys) if ok else None
+    return int(getattr(status, field)) if ok else None
+
+
+def _windows_available() -> int | None:
+    return _windows_memory("avail_phys")
+
+
+def total_ram() -> int | None:
+    """The machine's physical memory in bytes, or None when the platform does not say."""
+    if sys.platform == "win32":
+        return _windows_memory("total_phys")
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _amount(n: int) -> str:
