@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .memory import total_ram
+from .memory import available_ram, total_ram
 from .tile_settings import TileSettings
 
 #: Share of the free GPU memory a render plans for (the rest absorbs the allocator's fragmentation).
@@ -31,8 +31,6 @@ def free_memory(device: torch.device) -> int | None:
         return int(props.total_memory - torch.xpu.memory_reserved(device))
     if device.type == "mps":  # unified memory: what Metal recommends for this process, less what it holds
         return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
-    from .memory import available_ram
-
     return available_ram()
 
 
@@ -64,8 +62,6 @@ def state_budget(
         return max(0, budget - working)
     budget = memory_budget(device)
     if available is None:
-        from .memory import available_ram
-
         available = available_ram()
     return max(budget, int(0.6 * available)) if available else budget
 

@@ -11,6 +11,7 @@ import contextlib
 
 import torch
 
+from .devices import AUTO_ORDER, cuda_kernels_for
 from .precision import DeviceKind, DeviceTraits, Precision, dtype_name, parse_dtype, policy
 
 __all__ = [
@@ -46,16 +47,10 @@ def select_device(preference: str | torch.device | None = "auto") -> torch.devic
         return preference
     pref = (preference or "auto").lower()
     if pref == "auto":
-        if torch.cuda.is_available():  # the current CUDA device first (honours CUDA_VISIBLE_DEVICES)
-            current = torch.cuda.current_device()
-            order = [current, *(i for i in range(torch.cuda.device_count()) if i != current)]
-            for index in order:
-                if _has_kernels(index):
-                    return torch.device(f"cuda:{index}")
-        if _xpu_available():
-            return torch.device(f"xpu:{torch.xpu.current_device()}")
-        if _mps_available():
-            return torch.device("mps")
+        for kind in AUTO_ORDER:  # the order `desktop-sr devices` shows and marks
+            found = _first_usable(kind)
+            if found is not None:
+                return found
         return torch.device("cpu")
     try:
         device = torch.device(pref)
@@ -82,12 +77,26 @@ def select_device(preference: str | torch.device | None = "auto") -> torch.devic
     return device
 
 
+def _first_usable(kind: str) -> torch.device | None:
+    """The device ``auto`` takes of a kind, or None: for CUDA the current device first (it honours
+    CUDA_VISIBLE_DEVICES), skipping cards this torch build has no kernels for."""
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            return None
+        current = torch.cuda.current_device()
+        order = [current, *(i for i in range(torch.cuda.device_count()) if i != current)]
+        return next((torch.device(f"cuda:{i}") for i in order if _has_kernels(i)), None)
+    if kind == "xpu":
+        return torch.device(f"xpu:{torch.xpu.current_device()}") if _xpu_available() else None
+    if kind == "mps":
+        return torch.device("mps") if _mps_available() else None
+    return torch.device("cpu")
+
+
 def _has_kernels(index: int) -> bool:
     """Whether this torch build has kernels for CUDA device ``index`` (else its first op fails: "no kernel image")."""
     if getattr(torch.version, "hip", None) is not None:
         return True  # ROCm builds name gfx targets; torch reports a missing one itself
-    from .devices import cuda_kernels_for
-
     return cuda_kernels_for(torch.cuda.get_device_capability(index), torch.cuda.get_arch_list())
 
 

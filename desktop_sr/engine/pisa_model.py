@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import LoraCheckpoint, load_checkpoint
-from .device import conv_memory_format, select_device, select_precision
+from .device import conv_memory_format, device_traits, select_device, select_precision
 from .errors import ModelError
 from .lora import apply_base_overrides, attach_lora, merge_branch
 from .precision import DeviceTraits, Precision, emulate_tf32
@@ -77,10 +77,6 @@ def _to(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> to
     module = module.to(device=device)
     have = next(module.parameters(), None)
     return module if have is None or have.dtype == dtype else module.to(dtype=dtype)
-
-
-def vae_memory_format(device: torch.device) -> torch.memory_format:
-    return conv_memory_format(device)
 
 
 def uses_sdpa(module: torch.nn.Module) -> bool:
@@ -163,10 +159,10 @@ class PisaModel:
         vae = load_vae(self.base_dir, self.vae_dtype)
         vae.requires_grad_(False).eval()
         vae = _to(vae, self.device, self.vae_dtype)
-        if self.precision.tf32 and self.device.type != "cuda":
-            emulate_tf32(vae)
+        if emulate is not None and self.precision.tf32 and not device_traits(self.device).tf32:
+            emulate_tf32(vae)  # the emulated card would run these convolutions on TF32 tensor cores; this one cannot
         bound_attention(vae)
-        self.memory_format = vae_memory_format(self.device)
+        self.memory_format = conv_memory_format(self.device)
         if self.memory_format != torch.contiguous_format:
             vae = vae.to(memory_format=self.memory_format)
         self.vae = vae

@@ -15,7 +15,7 @@ UNet does, and bf16 is used only where the caller asks for it (then the label sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 
 import torch
@@ -126,10 +126,6 @@ def policy(
             note = "bf16 VAE keeps about 9 bits of a 16-bit export"
     tf32 = vae == torch.float32 and traits.tf32 and VAE_TF32
     return Precision(unet, vae, tf32, note)
-
-
-def with_vae(precision: Precision, vae: torch.dtype, note: str) -> Precision:
-    return replace(precision, vae=vae, note=note, tf32=precision.tf32 and vae == torch.float32)
 
 
 # -- TF32 -------------------------------------------------------------------------------------------------------------
