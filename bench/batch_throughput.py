@@ -46,8 +46,8 @@ def make_photos(folder: Path, count: int, size: int) -> None:
 
 
 def tiny_spec(root: Path) -> ModelSpec:
-    from desktop_sr.engine.pisa_model import load_unet
-    from desktop_sr.engine.synthetic import build_random_sd, random_lora, write_official_pkl
+    from desktop_sr.engine.backends.pisa.model import load_unet
+    from desktop_sr.engine.backends.pisa.synthetic import build_random_sd, random_lora, write_official_pkl
 
     base = build_random_sd(root / "tiny_sd")
     pkl = write_official_pkl(random_lora(load_unet(base), seed=1), root / "tiny_lora.pkl")

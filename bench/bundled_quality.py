@@ -32,10 +32,10 @@ import torch
 from PIL import Image, ImageFilter
 
 from desktop_sr.engine.api import RenderParams
-from desktop_sr.engine.bundled import load_bundled_session
-from desktop_sr.engine.bundled.session import BundledSession
-from desktop_sr.engine.bundled.tiled import TiledOutput
-from desktop_sr.engine.processing import bicubic_upscale
+from desktop_sr.engine.backends.bundled import load_bundled_session
+from desktop_sr.engine.backends.bundled.session import BundledSession
+from desktop_sr.engine.kernels.processing import bicubic_upscale
+from desktop_sr.engine.upscaler.tiled import TiledOutput
 
 Upscaler = Callable[[np.ndarray], np.ndarray]  # H x W x 3 float32 [0, 1] -> 4H x 4W x 3
 

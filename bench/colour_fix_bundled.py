@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from desktop_sr.engine.api import RenderParams
-from desktop_sr.engine.bundled.session import load_bundled_session
-from desktop_sr.engine.processing import adain_fix, bicubic_upscale, wavelet_fix
+from desktop_sr.engine.backends.bundled.session import load_bundled_session
+from desktop_sr.engine.kernels.processing import adain_fix, bicubic_upscale, wavelet_fix
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 

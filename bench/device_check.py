@@ -70,16 +70,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from engine import OUT, sd21_model  # noqa: E402  (bench/engine.py: the SD-2.1-shaped weights)
 
 from desktop_sr.engine.api import Region, RenderParams  # noqa: E402
-from desktop_sr.engine.budget import free_memory  # noqa: E402
-from desktop_sr.engine.device import empty_cache, is_out_of_memory, synchronize  # noqa: E402
+from desktop_sr.engine.backends.pisa.model import PisaModel, load_unet  # noqa: E402
+from desktop_sr.engine.backends.pisa.session import PisaSession  # noqa: E402
+from desktop_sr.engine.backends.pisa.synthetic import build_random_sd, random_lora, write_official_pkl  # noqa: E402
 from desktop_sr.engine.errors import OutOfMemory, TooLarge  # noqa: E402
-from desktop_sr.engine.pisa_model import PisaModel, load_unet  # noqa: E402
-from desktop_sr.engine.pisa_session import PisaSession  # noqa: E402
-from desktop_sr.engine.precision import DeviceTraits, dtype_name  # noqa: E402
+from desktop_sr.engine.hardware.budget import free_memory  # noqa: E402
+from desktop_sr.engine.hardware.device import empty_cache, is_out_of_memory, synchronize  # noqa: E402
+from desktop_sr.engine.hardware.precision import DeviceTraits, dtype_name  # noqa: E402
+from desktop_sr.engine.kernels.tiling import Attempt  # noqa: E402
 from desktop_sr.engine.strength_map import StrengthMaps  # noqa: E402
-from desktop_sr.engine.synthetic import build_random_sd, random_lora, write_official_pkl  # noqa: E402
 from desktop_sr.engine.tile_settings import TileSettings  # noqa: E402
-from desktop_sr.engine.tiling import Attempt  # noqa: E402
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,7 +183,7 @@ def real_photo(width: int, height: int, box: tuple[int, int, int, int] | None = 
 
 def smooth_photo(width: int, height: int, seed: int) -> np.ndarray:
     """A smooth random 'photo' (low-frequency noise, as bench/engine.py's): a fresh one per timed first render."""
-    from desktop_sr.engine.processing import resize_rgb
+    from desktop_sr.engine.kernels.processing import resize_rgb
 
     rng = np.random.default_rng(seed)
     small = rng.random((height // 16 + 1, width // 16 + 1, 3)).astype(np.float32)
@@ -757,7 +757,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the script's own time: torch.compile and card cases are skipped near its end")  # fmt: skip
     args = ap.parse_args(argv)
 
-    from desktop_sr.engine.device import select_device
+    from desktop_sr.engine.hardware.device import select_device
 
     threads = args.threads or (1 if args.quick else None)
     if threads:  # tiny models gain nothing from threads, and on a busy machine threads waiting for each other

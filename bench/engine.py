@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from desktop_sr.engine.api import RenderParams
-from desktop_sr.engine.checkpoint import convert_pkl_to_app
-from desktop_sr.engine.pisa_model import PisaModel, load_unet
-from desktop_sr.engine.pisa_session import PisaSession
-from desktop_sr.engine.synthetic import build_random_sd, random_lora, write_official_pkl
+from desktop_sr.engine.backends.pisa.checkpoint import convert_pkl_to_app
+from desktop_sr.engine.backends.pisa.model import PisaModel, load_unet
+from desktop_sr.engine.backends.pisa.session import PisaSession
+from desktop_sr.engine.backends.pisa.synthetic import build_random_sd, random_lora, write_official_pkl
 
 OUT = Path(__file__).parent / "out"
 
@@ -53,7 +53,7 @@ def photo(size: int, seed: int) -> np.ndarray:
     """A smooth random 'photo' (low-frequency noise) of size x size pixels."""
     rng = np.random.default_rng(seed)
     small = rng.random((size // 16 + 1, size // 16 + 1, 3)).astype(np.float32)
-    from desktop_sr.engine.processing import resize_rgb
+    from desktop_sr.engine.kernels.processing import resize_rgb
 
     return np.clip(resize_rgb(small, (size, size)), 0, 1)
 
@@ -64,7 +64,7 @@ def peak_rss_mb() -> float:
 
 def timed(fn, device=None) -> float:  # type: ignore[no-untyped-def]
     """Wall seconds of ``fn()``; on a GPU after its queued work finished (kernels run asynchronously)."""
-    from desktop_sr.engine.device import synchronize
+    from desktop_sr.engine.hardware.device import synchronize
 
     start = time.perf_counter()
     fn()
@@ -80,7 +80,7 @@ def tiling_report(model: PisaModel, width: int, tiles_arg: int | None) -> None:
     from PIL import Image
 
     from desktop_sr.engine import pisa_session, vae_tiling
-    from desktop_sr.engine.budget import memory_budget
+    from desktop_sr.engine.hardware.budget import memory_budget
     from desktop_sr.engine.tile_settings import TileSettings
 
     height = width * 3 // 4

@@ -66,18 +66,18 @@ PROF = Profiler()
 
 #: module -> [(attribute path, stage name)], patched right after the module is first imported.
 TARGETS: dict[str, list[tuple[str, str]]] = {
-    "desktop_sr.engine.pisa_model": [
+    "desktop_sr.engine.backends.pisa.model": [
         ("PisaModel.__init__", "model load"),
         ("PisaModel.eps", "unet"),
         ("PisaModel.eps_pair", "unet (both branches, one batch)"),
     ],
-    "desktop_sr.engine.pisa_session": [
+    "desktop_sr.engine.backends.pisa.session": [
         ("PisaSession.latent", "encode"),
         ("PisaSession._decode", "decode"),
         ("color_fix", "colour fix"),
         ("PisaSession.set_photo", "read + prepare photo"),
     ],
-    "desktop_sr.engine.prompt": [("PromptEmbeddings.get", "prompt embedding")],
+    "desktop_sr.engine.sd21.prompt": [("PromptEmbeddings.get", "prompt embedding")],
     "desktop_sr.imaging": [("write_photo", "write PNG"), ("read_photo", "read + prepare photo")],
 }
 

@@ -31,8 +31,8 @@ from engine import OUT, photo, sd21_model  # noqa: E402  (bench/engine.py: the s
 from desktop_sr.editor.mask import Brush, Stroke, as_maps, mask_grid, neutral  # noqa: E402
 from desktop_sr.editor.preview import CornerBlend  # noqa: E402
 from desktop_sr.engine.api import RenderParams  # noqa: E402
-from desktop_sr.engine.pisa_model import PisaModel  # noqa: E402
-from desktop_sr.engine.pisa_session import PisaSession  # noqa: E402
+from desktop_sr.engine.backends.pisa.model import PisaModel  # noqa: E402
+from desktop_sr.engine.backends.pisa.session import PisaSession  # noqa: E402
 
 
 def timed(fn) -> float:  # type: ignore[no-untyped-def]

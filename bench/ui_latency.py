@@ -34,8 +34,8 @@ OUT = Path(__file__).parent / "out"
 
 
 def tiny_model(root: Path) -> tuple[Path, Path]:
-    from desktop_sr.engine.pisa_model import load_unet
-    from desktop_sr.engine.synthetic import build_random_sd, random_lora, write_official_pkl
+    from desktop_sr.engine.backends.pisa.model import load_unet
+    from desktop_sr.engine.backends.pisa.synthetic import build_random_sd, random_lora, write_official_pkl
 
     base, pkl = root / "tiny_sd", root / "tiny_lora.pkl"
     if not (base / "unet" / "config.json").is_file():

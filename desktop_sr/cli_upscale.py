@@ -82,10 +82,10 @@ def _read_ahead(src: Path, scale: int | None):  # type: ignore[no-untyped-def]
     """Read the first photo and, for a fixed scale, make its model input while the model loads (None if it cannot
     be read: the loop below reads it again and reports the error in order). A result too large for the memory gets
     no model input here, so the session's size check refuses it with its clear message before anything large."""
+    from .engine.backends.pisa.session import PisaSession
     from .engine.errors import TooLarge
-    from .engine.memory import check_output_fits
-    from .engine.pisa_session import PisaSession
-    from .engine.processing import model_input_of
+    from .engine.hardware.memory import check_output_fits
+    from .engine.kernels.processing import model_input_of
     from .imaging import PhotoError, read_photo
 
     try:

@@ -125,13 +125,13 @@ def check_upscale(lq: np.ndarray, out: np.ndarray, bicubic: np.ndarray, scale: i
 def no_model_reason() -> str:
     """Why there is no default model, in words that say what to install or do."""
     try:
-        bundled = importlib.util.find_spec("desktop_sr.engine.bundled") is not None
+        bundled = importlib.util.find_spec("desktop_sr.engine.backends.bundled") is not None
     except (ImportError, ValueError):
         bundled = False
     if not bundled:
         return (
-            "no default model: the bundled upscaler (desktop_sr.engine.bundled) is not part of this installation "
-            "and no model is registered (see 'desktop-sr models --help')"
+            "no default model: the bundled upscaler (desktop_sr.engine.backends.bundled) is not part of this "
+            "installation and no model is registered (see 'desktop-sr models --help')"
         )
     return "no default model was found"
 

@@ -180,7 +180,7 @@ def check_fits(plan: SizePlan, bytes_per_px: int, overhead: int = 0, available: 
     Raises :class:`TargetTooLarge` naming the largest long edge that fits. ``available`` overrides the free memory
     (tests); None asks the operating system, and a system that does not say refuses nothing.
     """
-    from .engine.memory import available_ram
+    from .engine.hardware.memory import available_ram
 
     have = available_ram() if available is None else available
     if have is None:

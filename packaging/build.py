@@ -126,7 +126,7 @@ def write_notices(bundle: Path) -> Path:
     """
     from importlib import metadata
 
-    from desktop_sr.engine.bundled.weights import LICENCE as REALESRGAN
+    from desktop_sr.engine.backends.bundled.weights import LICENCE as REALESRGAN
 
     internal = bundle / "_internal" if (bundle / "_internal").is_dir() else bundle
     rows = []

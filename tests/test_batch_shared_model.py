@@ -21,8 +21,8 @@ from test_batch_dialog import photos  # noqa: E402
 from desktop_sr.editor import executor  # noqa: E402
 from desktop_sr.engine import loader  # noqa: E402
 from desktop_sr.engine.api import RenderParams  # noqa: E402
+from desktop_sr.engine.backends.pisa.session import load_pisa_session  # noqa: E402
 from desktop_sr.engine.loader import ModelSpec  # noqa: E402
-from desktop_sr.engine.pisa_session import load_pisa_session  # noqa: E402
 from desktop_sr.imaging import read_photo, to_uint8  # noqa: E402
 from desktop_sr.ui import batch_worker  # noqa: E402
 from desktop_sr.ui.batch_dialog import BatchDialog  # noqa: E402

@@ -18,13 +18,13 @@ from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.engine.api import RenderParams, UpscaleSession
-from desktop_sr.engine.bundled import LICENCE, LICENCE_SHORT, BundledSession, load_bundled_session
-from desktop_sr.engine.bundled import weights as W
-from desktop_sr.engine.bundled.ncnn import parse_param, read_weights, state_dict_from_ncnn
-from desktop_sr.engine.bundled.tiled import NetTiles
+from desktop_sr.engine.backends.bundled import LICENCE, LICENCE_SHORT, BundledSession, load_bundled_session
+from desktop_sr.engine.backends.bundled import weights as W
+from desktop_sr.engine.backends.bundled.ncnn import parse_param, read_weights, state_dict_from_ncnn
 from desktop_sr.engine.control import Control
 from desktop_sr.engine.errors import Cancelled, ModelError
-from desktop_sr.engine.processing import bicubic_upscale
+from desktop_sr.engine.kernels.processing import bicubic_upscale
+from desktop_sr.engine.upscaler.tiled import NetTiles
 
 DATA = Path(__file__).parent / "data"
 

@@ -30,7 +30,7 @@ def test_upscale_writes_a_correct_png(tmp_path, tiny_model):
     assert img.format == "PNG" and img.size == (160, 128) and img.mode == "RGB"
     # Same pixels as the engine gives for those parameters.
     from desktop_sr.engine.api import RenderParams
-    from desktop_sr.engine.pisa_session import load_pisa_session
+    from desktop_sr.engine.backends.pisa.session import load_pisa_session
 
     session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
     session.set_photo(np.asarray(Image.open(src).convert("RGB"), np.float32) / 255)

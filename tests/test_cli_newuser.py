@@ -271,11 +271,11 @@ def test_upscale_has_batchs_output_options(tmp_path, tiny_model):
 
 
 def test_models_verify_reports_a_flipped_byte_in_the_bundled_model(tmp_path):
-    from desktop_sr.engine.bundled_files import weights_available
+    from desktop_sr.engine.backends.bundled.files import weights_available
 
     if not weights_available(tmp_path):
         pytest.skip("the bundled model's weights are not installed on this platform")
-    from desktop_sr.engine.bundled.weights import converted_path, load_weights
+    from desktop_sr.engine.backends.bundled.weights import converted_path, load_weights
 
     load_weights(root=tmp_path)  # what the first start does: convert the packaged weights into the models folder
     converted = converted_path(tmp_path)
@@ -379,7 +379,7 @@ def test_cli_warns_before_a_render_measured_as_long(tmp_path, tiny_model):
 
 
 def test_the_bundled_model_has_one_name():
-    from desktop_sr.engine.bundled_files import BUNDLED_NAME
+    from desktop_sr.engine.backends.bundled.files import BUNDLED_NAME
     from desktop_sr.engine.loader import ModelSpec
     from desktop_sr.models.registry import BUILTIN_NAME
 

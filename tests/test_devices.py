@@ -12,8 +12,8 @@ import torch
 
 from desktop_sr.cli import EXIT_OK, EXIT_USAGE, main
 from desktop_sr.engine import devices
-from desktop_sr.engine.device import select_device
-from desktop_sr.engine.devices import (
+from desktop_sr.engine.hardware.device import select_device
+from desktop_sr.engine.hardware.devices import (
     CUDA_INDEX,
     ROCM_INDEX,
     XPU_INDEX,
@@ -28,7 +28,7 @@ from desktop_sr.engine.devices import (
     explain,
     physical_gpus,
 )
-from desktop_sr.engine.precision import DeviceKind, DeviceTraits
+from desktop_sr.engine.hardware.precision import DeviceKind, DeviceTraits
 
 GB = 1024**3
 HOST = HostFacts("Test CPU", 8, 32 * GB)

@@ -7,9 +7,9 @@ import pytest
 from device_target import TARGET
 
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.backends.pisa.model import PisaModel
+from desktop_sr.engine.backends.pisa.session import PisaSession, needed_branches
 from desktop_sr.engine.cache import LRUCache
-from desktop_sr.engine.pisa_model import PisaModel
-from desktop_sr.engine.pisa_session import PisaSession, needed_branches
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +85,8 @@ def test_new_photo_invalidates(model, photo):
 
 def test_other_model_never_reuses_cached_work(tiny_model, model, photo):
     """Two sessions sharing one cache (as the app does across model switches) never serve each other's data."""
-    from desktop_sr.engine.pisa_model import load_unet
-    from desktop_sr.engine.synthetic import random_lora
+    from desktop_sr.engine.backends.pisa.model import load_unet
+    from desktop_sr.engine.backends.pisa.synthetic import random_lora
 
     other = PisaModel(tiny_model["base"], random_lora(load_unet(tiny_model["base"]), seed=7), device=TARGET.device)
     assert other.model_id != model.model_id
@@ -102,7 +102,7 @@ def test_other_model_never_reuses_cached_work(tiny_model, model, photo):
 
 
 def test_tiling_settings_key_the_cache(model, photo):
-    from desktop_sr.engine.tiling import TileSettings
+    from desktop_sr.engine.kernels.tiling import TileSettings
 
     s1 = PisaSession(model)
     s1.set_photo(photo)
@@ -150,7 +150,7 @@ def test_prompt_loads_the_text_encoder_only_when_needed_and_keys_the_cache(model
 def test_empty_prompt_embedding_lives_in_the_cache_folder_never_the_model_folder(tiny_model, tmp_path):
     import torch
 
-    from desktop_sr.engine.prompt import PromptEmbeddings
+    from desktop_sr.engine.sd21.prompt import PromptEmbeddings
 
     before = sorted(p.relative_to(tiny_model["base"]) for p in tiny_model["base"].rglob("*"))
     first = PromptEmbeddings(tiny_model["base"], torch.device("cpu"), torch.float32, cache_dir=tmp_path / "prompts")

@@ -11,10 +11,10 @@ import torch
 from device_target import TARGET
 
 from desktop_sr.engine.api import RenderParams
-from desktop_sr.engine.checkpoint import load_app, load_checkpoint, load_official, save_official
+from desktop_sr.engine.backends.pisa.checkpoint import load_app, load_checkpoint, load_official, save_official
+from desktop_sr.engine.backends.pisa.model import PisaModel
+from desktop_sr.engine.backends.pisa.session import PisaSession, load_pisa_session
 from desktop_sr.engine.errors import ModelError
-from desktop_sr.engine.pisa_model import PisaModel
-from desktop_sr.engine.pisa_session import PisaSession, load_pisa_session
 
 
 def test_official_scale_is_two(tiny_model):
@@ -149,7 +149,7 @@ def test_corrupt_unet_weights(tmp_path, tiny_model):
 
 
 def test_trained_timesteps_reach_the_ui(tmp_path, tiny_model):
-    from desktop_sr.engine.checkpoint import save_app
+    from desktop_sr.engine.backends.pisa.checkpoint import save_app
 
     ckpt = load_official(tiny_model["pkl"])
     ckpt.timesteps = (250, 500, 750)

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from device_target import TARGET
 
 from desktop_sr.engine.api import RenderParams
-from desktop_sr.engine.checkpoint import GROUPS, load_official
-from desktop_sr.engine.pisa_model import load_unet, load_vae
-from desktop_sr.engine.pisa_session import load_pisa_session
+from desktop_sr.engine.backends.pisa.checkpoint import GROUPS, load_official
+from desktop_sr.engine.backends.pisa.model import load_unet, load_vae
+from desktop_sr.engine.backends.pisa.session import load_pisa_session
 
 #: Run again in the GPU's precision by tests/test_precision_pass.py (tests/device_target.py).
 pytestmark = pytest.mark.precision_pass

@@ -18,8 +18,8 @@ from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.engine.api import RenderParams
-from desktop_sr.engine.pisa_model import PisaModel
-from desktop_sr.engine.pisa_session import PisaSession
+from desktop_sr.engine.backends.pisa.model import PisaModel
+from desktop_sr.engine.backends.pisa.session import PisaSession
 from desktop_sr.engine.strength_map import StrengthMaps
 from desktop_sr.engine.tile_settings import TileSettings
 
@@ -80,7 +80,7 @@ def assert_faithful(tiled: np.ndarray, untiled: np.ndarray, min_psnr: float, bor
 
 def decoder_borders(width: int, tiles: TileSettings) -> list[int]:
     """Output columns where a decoder tile begins or ends: where a seam would show."""
-    from desktop_sr.engine.vae_tiling import decode_overlap, plan_tiles
+    from desktop_sr.engine.sd21.vae_tiling import decode_overlap, plan_tiles
 
     grid = plan_tiles(1, width // 8, tiles.vae_tile, decode_overlap(tiles.vae_tile, tiles.vae_overlap))
     return sorted({t.x0 * 8 for t in grid[1:]} | {t.x1 * 8 for t in grid[:-1]})
@@ -134,7 +134,7 @@ def test_tiled_matches_untiled_at_2048_with_192px_tiles(model):
 @pytest.mark.slow
 def test_tiled_matches_untiled_at_2048_with_production_tiles(model):
     """The issue's figure: a 512 x 384 photo to a 2048 x 1536 result with the tiles this machine picks."""
-    from desktop_sr.engine.budget import memory_budget
+    from desktop_sr.engine.hardware.budget import memory_budget
 
     photo = real_photo(512, 384)
     tiles = TileSettings.for_budget(memory_budget(torch.device("cpu")))
@@ -238,7 +238,7 @@ def test_the_trained_vae_is_a_fit_instrument():
     (measured 0.21 at most), where the tiny random VAE moves it by ten levels and more."""
     from diffusers import AutoencoderKL
 
-    from desktop_sr.engine.synthetic import TINY_VAE
+    from desktop_sr.engine.backends.pisa.synthetic import TINY_VAE
 
     x = torch.from_numpy(real_photo(128, 96).transpose(2, 0, 1).copy())[None] * 2 - 1
     half = torch.from_numpy(np.random.default_rng(0).choice([-1.0, 1.0], size=x.shape).astype(np.float32)) / 255

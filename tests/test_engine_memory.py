@@ -11,7 +11,7 @@ from PIL import Image
 from desktop_sr.engine import memory
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.errors import TooLarge
-from desktop_sr.engine.memory import available_ram, check_output_fits
+from desktop_sr.engine.hardware.memory import available_ram, check_output_fits
 
 MB = 1024**2
 
@@ -34,7 +34,7 @@ def test_the_message_names_the_size_and_the_scale_that_fits():
 
 
 def test_a_session_refuses_before_any_network_pass(tiny_model, monkeypatch):
-    from desktop_sr.engine.pisa_session import load_pisa_session
+    from desktop_sr.engine.backends.pisa.session import load_pisa_session
 
     session = load_pisa_session(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
     calls = []

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from desktop_sr.engine import device as device_mod
-from desktop_sr.engine.device import device_traits
-from desktop_sr.engine.precision import DeviceKind, DeviceTraits, Precision, policy, round_tf32
+from desktop_sr.engine.hardware.device import device_traits
+from desktop_sr.engine.hardware.precision import DeviceKind, DeviceTraits, Precision, policy, round_tf32
 
 AMPERE, TURING = DeviceTraits.cuda_ampere(), DeviceTraits.cuda_turing()
 MPS, XPU, CPU = (
@@ -115,7 +115,7 @@ def test_cached_tensors_keep_one_dtype_whatever_the_photos_size(tiny_model, phot
     """A photo large enough to tile used to keep z_L in the VAE's dtype and a small one in the UNet's: the cache held
     different precisions depending on the size. Now z_L is the VAE's output and eps the UNet's, tiled or not."""
     from desktop_sr.engine.api import RenderParams
-    from desktop_sr.engine.pisa_session import load_pisa_session
+    from desktop_sr.engine.backends.pisa.session import load_pisa_session
     from desktop_sr.engine.tile_settings import TileSettings
 
     kept = []
@@ -133,9 +133,9 @@ def test_cached_tensors_keep_one_dtype_whatever_the_photos_size(tiny_model, phot
 def test_a_small_card_plans_no_more_than_it_has():
     """By the old cost model an 8 GB card (6 GB free after the model) planned about 6.9 GB for a 2048 x 1536 result:
     the lockstep's state got 80 % of the free memory and the decoder tile was sized from the same 80 %."""
-    from desktop_sr.engine.budget import GPU_SHARE, state_budget
+    from desktop_sr.engine.hardware.budget import GPU_SHARE, state_budget
+    from desktop_sr.engine.sd21.vae_tiling import plan_tiles
     from desktop_sr.engine.tile_settings import TileSettings
-    from desktop_sr.engine.vae_tiling import plan_tiles
 
     cuda = torch.device("cuda")
     exact = {}
@@ -163,7 +163,7 @@ def test_chunked_attention_equals_the_whole_score_matrix(monkeypatch):
 
 
 def test_mps_keeps_the_contiguous_layout_for_every_model():
-    from desktop_sr.engine.device import conv_memory_format
+    from desktop_sr.engine.hardware.device import conv_memory_format
 
     assert conv_memory_format(torch.device("mps")) == torch.contiguous_format
     assert conv_memory_format(torch.device("cuda")) == torch.channels_last

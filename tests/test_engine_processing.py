@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from desktop_sr.engine.processing import adain_fix, color_fix
+from desktop_sr.engine.kernels.processing import adain_fix, color_fix
 
 
 def test_adain_matches_the_reference_statistics_and_the_plain_formula():

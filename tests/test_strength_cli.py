@@ -39,7 +39,7 @@ def left_black(width: int, height: int, mode: str = "L") -> Image.Image:
 
 @pytest.fixture(scope="module")
 def session(tiny_model):
-    from desktop_sr.engine.pisa_session import load_pisa_session
+    from desktop_sr.engine.backends.pisa.session import load_pisa_session
 
     return load_pisa_session(tiny_model["base"], tiny_model["pkl"], device=TARGET.device)
 

@@ -18,8 +18,8 @@ from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.engine.api import Corners, RenderParams
-from desktop_sr.engine.pisa_model import PisaModel
-from desktop_sr.engine.pisa_session import PisaSession
+from desktop_sr.engine.backends.pisa.model import PisaModel
+from desktop_sr.engine.backends.pisa.session import PisaSession
 from desktop_sr.engine.strength_map import (
     MAX_GAIN,
     StrengthMaps,
@@ -185,7 +185,7 @@ needs_bundled = pytest.mark.skipif(
 
 @needs_bundled
 def test_bundled_model_scales_its_bands_by_the_maps(tmp_path_factory):
-    from desktop_sr.engine.bundled import load_bundled_session
+    from desktop_sr.engine.backends.bundled import load_bundled_session
 
     s = load_bundled_session(device=TARGET.device, models_dir=tmp_path_factory.mktemp("bundled"))
     s.set_photo(astronaut(48, 32))

@@ -193,7 +193,7 @@ def test_cli_refuses_a_downscale_and_a_double_size(tmp_path, tiny_model, capsys)
 
 
 def test_batch_reaches_the_target_for_every_photo(tmp_path, tiny_model):
-    from desktop_sr.engine.pisa_session import load_pisa_session
+    from desktop_sr.engine.backends.pisa.session import load_pisa_session
 
     folder = tmp_path / "in"
     folder.mkdir()

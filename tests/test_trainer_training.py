@@ -18,9 +18,9 @@ from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.engine.api import RenderParams
-from desktop_sr.engine.checkpoint import load_checkpoint as load_lora
-from desktop_sr.engine.pisa_model import PisaModel
-from desktop_sr.engine.pisa_session import load_pisa_session
+from desktop_sr.engine.backends.pisa.checkpoint import load_checkpoint as load_lora
+from desktop_sr.engine.backends.pisa.model import PisaModel
+from desktop_sr.engine.backends.pisa.session import load_pisa_session
 from trainer.checkpointing import latest_checkpoint, load_checkpoint
 from trainer.cli import main as cli_main
 from trainer.config import load_config

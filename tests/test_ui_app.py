@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop_sr.editor.jobs import Exported, LoadModel, ModelLoaded, OpenPhoto, PhotoReady, Render, Rendered
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.backends.pisa.session import load_pisa_session
 from desktop_sr.engine.loader import ModelSpec
-from desktop_sr.engine.pisa_session import load_pisa_session
 from desktop_sr.imaging import read_photo, to_uint8
 from desktop_sr.ui.images import rgb_from_qimage
 from desktop_sr.ui.main_window import NO_MODEL, MainWindow
@@ -417,7 +417,7 @@ def test_export_keeps_metadata_and_never_overwrites_the_source(qtbot, window, ti
 def test_ab_between_models_keeps_one_result_as_before(qtbot, window, tiny_model, photo_path):
     """Bundled vs PiSA-SR: the PiSA result stays on the before side, the bundled result renders on the after side,
     the realism control turns off, and both sides are painted where the user looks."""
-    from desktop_sr.engine.bundled import load_bundled_session
+    from desktop_sr.engine.backends.bundled import load_bundled_session
 
     load(qtbot, window, tiny_model, photo_path)
     wait_exact(qtbot, window, RenderParams())

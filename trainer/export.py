@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from desktop_sr.engine.checkpoint import LoraCheckpoint, load_checkpoint, save_app, save_official
+from desktop_sr.engine.backends.pisa.checkpoint import LoraCheckpoint, load_checkpoint, save_app, save_official
 
 
 def export_adapters(ckpt: LoraCheckpoint, folder: Path, name: str, official_pkl: bool = True) -> list[Path]:

@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from desktop_sr.engine.device import device_traits, empty_cache, is_out_of_memory, select_device
 from desktop_sr.engine.errors import ModelError
+from desktop_sr.engine.hardware.device import device_traits, empty_cache, is_out_of_memory, select_device
 
 from .checkpointing import TrainState, capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
 from .config import Config, to_toml

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from desktop_sr.engine.checkpoint import BRANCHES, GROUPS, LoraCheckpoint, adapter_name
-from desktop_sr.engine.lora import attach_lora
-from desktop_sr.engine.pisa_model import check_base_folder, load_unet, load_vae, vae_force_upcast
-from desktop_sr.engine.training_support import checkpoint_from_unet, empty_checkpoint
+from desktop_sr.engine.backends.pisa.checkpoint import BRANCHES, GROUPS, LoraCheckpoint, adapter_name
+from desktop_sr.engine.backends.pisa.lora import attach_lora
+from desktop_sr.engine.backends.pisa.model import check_base_folder, load_unet, load_vae, vae_force_upcast
+from desktop_sr.engine.backends.pisa.training_support import checkpoint_from_unet, empty_checkpoint
 
 from .config import Config
 

@@ -1,6 +1,6 @@
 """CLIP text embeddings of captions, with the text encoder kept loaded for the whole run.
 
-The engine's :class:`~desktop_sr.engine.prompt.PromptEmbeddings` loads the encoder per new prompt and frees it
+The engine's :class:`~desktop_sr.engine.sd21.prompt.PromptEmbeddings` loads the encoder per new prompt and frees it
 again, which is right for an app (a user types a prompt now and then) and wrong for training (every batch brings new
 captions). Here the encoder stays on the CPU (or the training device when asked) and embeddings are memoised by
 caption, so a caption is encoded once per run.

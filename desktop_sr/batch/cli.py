@@ -227,7 +227,7 @@ def run_batch(args: argparse.Namespace) -> int:
 
         return run_on_cluster(args, plan, spec, tiles, _err)
 
-    from ..engine.device import select_device
+    from ..engine.hardware.device import select_device
     from ..timing import CostBook
 
     book, device = CostBook(), str(select_device(args.device))

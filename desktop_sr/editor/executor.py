@@ -453,7 +453,7 @@ class Executor:
         assert self.photo is not None
         if self.session is not None:
             return to_uint8(self.session.bicubic(scale))
-        from ..engine.processing import bicubic_upscale
+        from ..engine.kernels.processing import bicubic_upscale
 
         return to_uint8(bicubic_upscale(self.photo.rgb, scale))
 

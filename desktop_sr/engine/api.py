@@ -116,8 +116,8 @@ class PhotoHolder:
     RENDER_OVERHEAD: int
 
     def check_fits(self, scale: int) -> None:
-        """Refuse a result that cannot fit in memory, before any work (see :mod:`desktop_sr.engine.memory`)."""
-        from .memory import check_output_fits
+        """Refuse a result that cannot fit in memory, before any work (see :mod:`desktop_sr.engine.hardware.memory`)."""
+        from .hardware.memory import check_output_fits
 
         h, w = self.photo.shape[:2]
         check_output_fits(w, h, scale, self.BYTES_PER_OUTPUT_PX, overhead=self.RENDER_OVERHEAD)

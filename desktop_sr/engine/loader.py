@@ -27,7 +27,7 @@ class ModelSpec:
     @staticmethod
     def bundled() -> ModelSpec:
         """The upscaler that ships with the app (Real-ESRGAN x4plus); the name matches the GUI's default."""
-        from .bundled_files import BUNDLED_NAME
+        from .backends.bundled.files import BUNDLED_NAME
 
         return ModelSpec("bundled", BUNDLED_NAME)
 
@@ -57,12 +57,12 @@ def open_session(
     if spec.kind == "pisa-sr":
         if spec.base_dir is None or spec.lora is None:
             raise ModelError(spec.base_dir or Path("."), "a PiSA-SR model needs a base model folder and a LoRA file")
-        from .pisa_session import load_pisa_session
+        from .backends.pisa.session import load_pisa_session
 
         return load_pisa_session(spec.base_dir, spec.lora, device=device, dtype=dtype, cache_mb=cache_mb, tiles=tiles)
     if spec.kind == "bundled":
         try:
-            from .bundled import load_bundled_session
+            from .backends.bundled import load_bundled_session
         except ImportError as exc:
             raise ModelError(Path(spec.name or "bundled"), f"the bundled model is not available ({exc})") from exc
         # PiSA-SR's latent tile settings do not apply: the bundled model sizes its own tiles (options tile/overlap).

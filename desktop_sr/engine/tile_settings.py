@@ -38,7 +38,7 @@ class TileSettings:
         The VAE decoder dominates: at full resolution it holds a few 128-channel maps of 64 output pixels per
         latent pixel, about ``4 * 128 * 64 * dtype_bytes`` bytes per latent pixel (the GroupNorm statistics'
         temporaries are bounded, :data:`GROUPNORM_TEMP_BYTES`); half the budget goes to it, the other half to the
-        lockstep's state (:func:`~desktop_sr.engine.budget.state_budget`).
+        lockstep's state (:func:`~desktop_sr.engine.hardware.budget.state_budget`).
         The UNet's activations per latent pixel are smaller but its attention grows with the square of the tile,
         so it keeps the reference's 96 unless the budget is tight. Out-of-memory still halves a tile and retries.
         """

@@ -115,6 +115,6 @@ def adapter_files(adapter: Path) -> list[str]:
 def validate_adapter(adapter: Path) -> None:
     """Load the adapter with the engine's reader (imports torch) so a wrong file is refused at import, not at first
     use. Runs in the caller's thread: the GUI calls it from its worker thread only."""
-    from ..engine.checkpoint import load_checkpoint  # torch: deliberately not at module level
+    from ..engine.backends.pisa.checkpoint import load_checkpoint  # torch: deliberately not at module level
 
     load_checkpoint(adapter)

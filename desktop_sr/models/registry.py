@@ -61,7 +61,7 @@ STAGING = ".staging"
 DOWNLOADS = ".downloads"
 BUILTIN_ID = "bundled"
 BUILTIN_NAME = "Real-ESRGAN x4plus (bundled)"  # = engine.bundled_files.BUNDLED_NAME, what the GUI status bar shows
-BUILTIN_MODULE = "desktop_sr.engine.bundled"
+BUILTIN_MODULE = "desktop_sr.engine.backends.bundled"
 
 OK, MISSING, MODIFIED, INCOMPLETE, BUILTIN = "ok", "missing", "modified", "incomplete", "built-in"
 STORAGE_MODES = ("copy", "reference")
@@ -203,7 +203,7 @@ def bundled_available(root: Path | None = None) -> bool:
             return False
     except (ImportError, ValueError):
         return False
-    from ..engine.bundled_files import weights_available
+    from ..engine.backends.bundled.files import weights_available
 
     return weights_available(root if root is not None else models_dir())
 
@@ -657,7 +657,9 @@ class ModelStore:
         as "modified".
         """
         if key == BUILTIN_ID:
-            from ..engine.bundled.weights import verify_bundled  # torch: only when the bundled model is verified
+            from ..engine.backends.bundled.weights import (
+                verify_bundled,  # torch: only when the bundled model is verified
+            )
 
             checked, problems = verify_bundled(self.root)
             report = VerifyReport(BUILTIN_ID, problems=problems, files=checked)

@@ -147,7 +147,7 @@ class BatchWorker(BackgroundRelay):
         def session() -> UpscaleSession:  # called once, on this thread, when the first file needs the model
             if self.shared is None:
                 return own()
-            from ..engine.device import select_device
+            from ..engine.hardware.device import select_device
 
             model = self.shared.lend(job.spec, str(select_device(job.device)), job.tiles, own)
             if isinstance(model, BorrowedSession | ReservedSession):

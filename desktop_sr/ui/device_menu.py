@@ -1,9 +1,9 @@
 """The Device menu: Automatic, then each device the engine can run on, and each one it cannot, greyed out with why.
 
-The list comes from :func:`desktop_sr.engine.devices.inventory`, which initialises CUDA and may run ``nvidia-smi``:
-it runs once, as a small job on its own background relay (:mod:`.relay`), never on the GUI thread. Choosing a
-device saves it (``settings.device``, what ``--device`` takes) and reloads the current model there, the way a model
-change does. The status bar's model label says in its tooltip why the model runs where it runs.
+The list comes from the engine's device inventory (``engine.hardware.devices``), which initialises CUDA and may
+run ``nvidia-smi``: it runs once, as a small job on its own background relay (:mod:`.relay`), never on the GUI thread.
+Choosing a device saves it (``settings.device``, what ``--device`` takes) and reloads the current model there, the
+way a model change does. The status bar's model label says in its tooltip why the model runs where it runs.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QActionGroup
 
-from ..engine.devices import DeviceEntry, DeviceUnavailable, choose, explain
+from ..engine.hardware.devices import DeviceEntry, DeviceUnavailable, choose, explain
 from ..settings import save_settings
 from .relay import BackgroundRelay, RelayControl, Task
 
@@ -37,7 +37,7 @@ class FindDevices(Task):
 
 
 def find_devices(_job: FindDevices, _control: RelayControl) -> tuple[DeviceEntry, ...]:
-    from ..engine.devices import inventory
+    from ..engine.hardware.devices import inventory
 
     return inventory()
 

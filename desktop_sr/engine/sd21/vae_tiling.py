@@ -26,11 +26,11 @@ from itertools import pairwise
 
 import torch
 
-from .control import Control
-from .errors import Cancelled
-from .moments import Moments, group_moments
-from .moments import combine as combine_moments
-from .tiling import ramp_weights, tile_starts
+from ..control import Control
+from ..errors import Cancelled
+from ..kernels.moments import Moments, group_moments
+from ..kernels.moments import combine as combine_moments
+from ..kernels.tiling import ramp_weights, tile_starts
 
 #: A region's statistics come from at least this share of the tiles (and at least ``region_sample``): measured on a
 #: 1024 x 768 result in 256 px tiles, four tiles missed the whole image's channel means by up to 17 levels.

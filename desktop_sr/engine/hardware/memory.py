@@ -10,7 +10,7 @@ import ctypes
 import os
 import sys
 
-from .errors import TooLarge
+from ..errors import TooLarge
 
 GB = 1024**3
 

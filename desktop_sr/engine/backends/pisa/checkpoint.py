@@ -24,7 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import ModelError
+from ...errors import ModelError
 
 GROUPS = ("encoder", "decoder", "others")
 BRANCHES = ("pix", "sem")

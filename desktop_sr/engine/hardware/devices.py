@@ -61,7 +61,7 @@ ROCM_INDEX = "https://download.pytorch.org/whl/rocm6.4"
 XPU_INDEX = "https://download.pytorch.org/whl/xpu"
 GET_STARTED = "https://pytorch.org/get-started/locally/"
 
-#: The order ``auto`` tries (the same as :func:`desktop_sr.engine.device.select_device`): CUDA (NVIDIA, and AMD
+#: The order ``auto`` tries (the same as :func:`desktop_sr.engine.hardware.device.select_device`): CUDA (NVIDIA, and AMD
 #: through ROCm), Intel XPU, Apple MPS, the CPU. Plain strings: ``DeviceKind`` is a ``str`` enum, and comparing
 #: against strings keeps :func:`choose` free of torch (the GUI calls it on its own thread).
 AUTO_ORDER = ("cuda", "xpu", "mps", "cpu")
@@ -95,7 +95,7 @@ class DeviceEntry:
     kind: DeviceKind
     memory_bytes: int | None
     usable: bool
-    #: The precision the engine would use there (:func:`desktop_sr.engine.precision.policy`), e.g. "fp16 (VAE fp32)";
+    #: The precision the engine would use there (:func:`.precision.policy`), e.g. "fp16 (VAE fp32)";
     #: "" where this torch cannot describe the device.
     precision: str = ""
     #: For an unusable device: why, and what to install.

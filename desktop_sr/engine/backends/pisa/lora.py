@@ -13,8 +13,8 @@ from collections.abc import Iterable
 import torch
 from peft import LoraConfig
 
+from ...errors import ModelError
 from .checkpoint import GROUPS, LoraCheckpoint, adapter_name
-from .errors import ModelError
 
 
 def lora_config(ckpt: LoraCheckpoint, branch: str, group: str) -> LoraConfig:

@@ -25,19 +25,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
-from ..budget import memory_budget
-from ..bundled_files import BUNDLED_NAME
-from ..cache import LRUCache, photo_hash
-from ..control import Control
-from ..device import conv_memory_format, dtype_name, empty_cache, select_device, select_dtype
-from ..errors import ModelError
-from ..processing import bicubic_upscale, resize_rgb
-from ..strength_map import output_strengths
-from ..tiling import Attempt, retry_on_oom
-from .compose import compose, detail_map, radius_for, split_bands
+from ...api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
+from ...cache import LRUCache, photo_hash
+from ...control import Control
+from ...errors import ModelError
+from ...hardware.budget import memory_budget
+from ...hardware.device import conv_memory_format, dtype_name, empty_cache, select_device, select_dtype
+from ...kernels.processing import bicubic_upscale, resize_rgb
+from ...kernels.tiling import Attempt, retry_on_oom
+from ...strength_map import output_strengths
+from ...upscaler.compose import compose, detail_map, radius_for, split_bands
+from ...upscaler.tiled import SCALE, NetTiles, TiledOutput
+from .files import BUNDLED_NAME
 from .rrdbnet import RRDBNet
-from .tiled import SCALE, NetTiles, TiledOutput
 from .weights import LICENCE_SHORT, build_model, load_weights
 
 #: Why the colour fix is off for this model, in the words the GUI tooltip and the CLI note use.

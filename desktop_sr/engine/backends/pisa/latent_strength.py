@@ -13,8 +13,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .api import RenderParams
-from .strength_map import local_strengths, needed_branches
+from ...api import RenderParams
+from ...strength_map import local_strengths, needed_branches
 
 
 def latent_strengths(params: RenderParams, latent: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

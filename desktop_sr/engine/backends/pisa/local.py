@@ -1,7 +1,7 @@
 """The PiSA-SR session's part for local strengths (issue 19): which branches a map needs, the decode whose GroupNorm
 statistics follow the map, and the AdaIN colour fix place by place (see :mod:`.strength_map`, :mod:`.local_norm`).
 
-A mixin of :class:`~desktop_sr.engine.pisa_session.PisaSession`, kept apart so the session reads as the scalar
+A mixin of :class:`~desktop_sr.engine.backends.pisa.session.PisaSession`, kept apart so the session reads as the scalar
 pipeline with a few hooks. Everything here reuses the session's caches: the eps of both branches, the corner
 decodes and their GroupNorm statistics (recorded while the corners were decoded), the corner images' moments.
 """
@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .api import RenderParams
-from .control import Control
+from ...api import RenderParams
+from ...control import Control
+from ...kernels.processing import channel_stats
+from ...sd21.local_norm import LocalGroupNorm, corner_weights, recording_group_norms
+from ...sd21.vae_tiling import GroupStats
+from ...strength_map import local_adain
 from .latent_strength import branches_for, latent_strengths
-from .local_norm import LocalGroupNorm, corner_weights, recording_group_norms
-from .processing import channel_stats
-from .strength_map import local_adain
-from .vae_tiling import GroupStats
 
 if TYPE_CHECKING:
-    from .api import Region
-    from .pisa_session import PisaSession
+    from ...api import Region
+    from .session import PisaSession
 
 #: (pix, sem) of the corner images (the same as pisa_session.CORNER_POINTS; kept here to avoid an import cycle).
 CORNERS = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0))

@@ -16,17 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
-from .budget import memory_budget, state_budget
-from .cache import LRUCache, photo_hash
-from .control import Control
-from .device import empty_cache, synchronize
-from .latent_strength import compose_latent
-from .local_norm import LocalGroupNorm
-from .pisa_local import LocalStrengths
-from .pisa_model import PisaModel
-from .precision import DeviceTraits
-from .processing import (
+from ...api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
+from ...cache import LRUCache, photo_hash
+from ...control import Control
+from ...hardware.budget import memory_budget, state_budget
+from ...hardware.device import empty_cache, synchronize
+from ...hardware.precision import DeviceTraits
+from ...kernels.processing import (
     PROCESS_SIZE,
     bicubic_upscale,
     channel_stats,
@@ -38,9 +34,9 @@ from .processing import (
     to_numpy,
     to_tensor,
 )
-from .tiling import Attempt, TileSettings, retry_on_oom, tiled_eps
-from .timing import StageTimes
-from .vae_tiling import (
+from ...kernels.tiling import Attempt, TileSettings, retry_on_oom, tiled_eps
+from ...sd21.local_norm import LocalGroupNorm
+from ...sd21.vae_tiling import (
     GroupStats,
     blend_stats,
     decode_overlap,
@@ -48,6 +44,10 @@ from .vae_tiling import (
     vae_attention_bytes_per_px,
     vae_state_bytes_per_px,
 )
+from ...timing import StageTimes
+from .latent_strength import compose_latent
+from .local import LocalStrengths
+from .model import PisaModel
 
 #: Output pixels decoded around a region so the wavelet colour fix (5 levels, dilation up to 16) sees its context.
 WAVELET_MARGIN = 32
@@ -151,7 +151,7 @@ class PisaSession(LocalStrengths, PhotoHolder):
         self.timings = StageTimes()
 
     def current_state_budget(self) -> int:
-        """The lockstep's state budget for a pass starting now (see :func:`~desktop_sr.engine.budget.state_budget`)."""
+        """The lockstep's state budget for a pass starting now (see :func:`~..hardware.budget.state_budget`)."""
         if self.state_budget is not None:
             return self.state_budget
         itemsize = torch.finfo(self.model.vae_dtype).bits // 8
@@ -200,7 +200,7 @@ class PisaSession(LocalStrengths, PhotoHolder):
         return cached  # type: ignore[return-value]
 
     def prime_model_input(self, scale: int, rgb: np.ndarray) -> None:
-        """Hand over :func:`~desktop_sr.engine.processing.model_input_of` of the current photo, computed elsewhere
+        """Hand over :func:`model_input_of` of the current photo, computed elsewhere
         (e.g. by the CLI while the model loaded), so the render does not compute it again."""
         w, h = self.output_size(scale) if not self.enlarged(scale) else (0, 0)
         if not self.enlarged(scale) and rgb.shape[:2] != (h, w):

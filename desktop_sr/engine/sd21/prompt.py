@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import ModelError
+from ..errors import ModelError
 
 log = logging.getLogger(__name__)
 

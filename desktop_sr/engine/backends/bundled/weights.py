@@ -23,7 +23,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from ..bundled_files import (  # noqa: F401 - re-exported: the session and tests reach them here
+from ...errors import ModelError
+from ...hardware.device import conv_memory_format
+from .files import (  # noqa: F401 - re-exported: the session and tests reach them here
     CONVERTED_NAME,
     SOURCE_DIST,
     SOURCE_PACKAGE,
@@ -32,8 +34,6 @@ from ..bundled_files import (  # noqa: F401 - re-exported: the session and tests
     converted_path,
     find_source,
 )
-from ..device import conv_memory_format
-from ..errors import ModelError
 from .ncnn import state_dict_from_ncnn
 from .rrdbnet import RRDBNet
 

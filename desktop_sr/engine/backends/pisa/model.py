@@ -7,7 +7,7 @@ runs them as one batch of two: peft's per-sample ``adapter_names`` applies the s
 sample only (the pixel LoRA, merged into W0, applies to both, as it should).
 
 Precision: fp32 on the CPU; on a GPU the UNet runs in fp16 and SD's VAE, whose decoder overflows fp16, in fp32
-(TF32 convolutions where the card has them); see :mod:`~desktop_sr.engine.precision` for why and the figures.
+(TF32 convolutions where the card has them); see :mod:`~desktop_sr.engine.hardware.precision` for why and the figures.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import torch
 
+from ...errors import ModelError
+from ...hardware.device import conv_memory_format, device_traits, select_device, select_precision
+from ...hardware.precision import DeviceTraits, Precision, emulate_tf32
+from ...sd21.prompt import PromptEmbeddings
+from ...sd21.vae_tiling import bound_attention
+from ...sd21.weights import load_read
 from .checkpoint import LoraCheckpoint, load_checkpoint
-from .device import conv_memory_format, device_traits, select_device, select_precision
-from .errors import ModelError
 from .lora import apply_base_overrides, attach_lora, merge_branch
-from .precision import DeviceTraits, Precision, emulate_tf32
-from .prompt import PromptEmbeddings
-from .vae_tiling import bound_attention
-from .weights import load_read
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def check_base_folder(base_dir: str | Path) -> Path:
 
 def _load_network(cls: type, folder: Path, dtype: torch.dtype, what: str) -> torch.nn.Module:
     """A diffusers network in ``dtype`` (cast tensor by tensor, so a fp16 GPU model never holds a fp32 copy), its
-    weights read into memory of its own (:mod:`~desktop_sr.engine.weights`: the in-place LoRA merge must not
+    weights read into memory of its own (:mod:`~desktop_sr.engine.sd21.weights`: the in-place LoRA merge must not
     copy-on-write mapped pages); diffusers' ``from_pretrained`` for layouts that path does not take."""
     try:
         model = load_read(cls, folder, dtype)

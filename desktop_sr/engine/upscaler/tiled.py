@@ -5,7 +5,7 @@ only helps if a region costs only the tiles under it. The grid depends on the ph
 never on the region asked for, so every pixel is always blended from the same tiles: a region rendered first and
 the whole photo rendered later agree exactly, and the tiles the region computed are not computed again.
 
-Seams: each tile's output is blended with cosine ramps (:func:`~desktop_sr.engine.tiling.ramp_weights`, zero at a
+Seams: each tile's output is blended with cosine ramps (:func:`~..kernels.tiling.ramp_weights`, zero at a
 tile's inner border where convolution padding disturbs it) over an overlap. RRDBNet sees far (23 blocks of dense
 3x3 convolutions), so a tile's border pixels differ from an untiled run. Measured on a real 320 px photo
 (``bench/bundled_quality.py``): the default 192 px tiles with 32 px overlap are within 61 dB PSNR of an untiled run
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..control import Control
-from ..tiling import ramp_weights, tile_starts
+from ..kernels.tiling import ramp_weights, tile_starts
 
 SCALE = 4  # the network's own factor
 #: Bytes per input pixel of one forward pass at fp32: three 64-channel maps at 16x the pixels dominate.

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .moments import group_moments
+from ..kernels.moments import group_moments
 from .vae_tiling import GroupStats
 
 Forward = Callable[[torch.Tensor], torch.Tensor]

@@ -18,10 +18,10 @@ from typing import TypeVar
 
 import torch
 
-from .control import Control
-from .device import empty_cache, is_out_of_memory
-from .errors import OutOfMemory
-from .tile_settings import TileSettings
+from ..control import Control
+from ..errors import OutOfMemory
+from ..hardware.device import empty_cache, is_out_of_memory
+from ..tile_settings import TileSettings
 
 T = TypeVar("T")
 
