@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from desktop_sr.cli import EXIT_OK, EXIT_USAGE, main
-from desktop_sr.engine import devices
+from desktop_sr.engine.hardware import devices
 from desktop_sr.engine.hardware.device import select_device
 from desktop_sr.engine.hardware.devices import (
     CUDA_INDEX,

@@ -8,7 +8,7 @@ import pytest
 from device_target import TARGET
 from PIL import Image
 
-from desktop_sr.engine import memory
+from desktop_sr.engine.hardware import memory
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.errors import TooLarge
 from desktop_sr.engine.hardware.memory import available_ram, check_output_fits

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from desktop_sr.engine import device as device_mod
+from desktop_sr.engine.hardware import device as device_mod
 from desktop_sr.engine.hardware.device import device_traits
 from desktop_sr.engine.hardware.precision import DeviceKind, DeviceTraits, Precision, policy, round_tf32
 
@@ -68,7 +68,7 @@ def test_native_bf16_is_read_from_the_compute_capability_not_the_emulation(monke
 
 
 def test_the_trainer_never_autocasts_to_an_emulated_bf16(monkeypatch):
-    from trainer.loop import resolve_mixed_precision
+    from desktop_sr_trainer.loop import resolve_mixed_precision
 
     props = SimpleNamespace(major=7, minor=5, total_memory=16 * 1024**3, name="Tesla T4")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -153,7 +153,7 @@ def test_a_small_card_plans_no_more_than_it_has():
 
 def test_chunked_attention_equals_the_whole_score_matrix(monkeypatch):
     """The VAE's 512-channel single head has no fused kernel on MPS: the scores are built in chunks of queries."""
-    from desktop_sr.engine import vae_tiling
+    from desktop_sr.engine.sd21 import vae_tiling
 
     torch.manual_seed(0)
     q, k, v = (torch.randn(1, 1, 300, 64) for _ in range(3))
@@ -172,8 +172,8 @@ def test_mps_keeps_the_contiguous_layout_for_every_model():
 def test_the_trainers_vae_stays_float32_under_an_fp16_autocast(tiny_model, tmp_path):
     """SD's VAE overflows fp16 (force_upcast): the trainer's VAE must neither be cast to fp16 nor run its
     convolutions in fp16 under the training step's autocast."""
-    from trainer.config import Config
-    from trainer.model import TrainModel
+    from desktop_sr_trainer.config import Config
+    from desktop_sr_trainer.model import TrainModel
 
     cfg = Config()
     cfg.model.base = str(tiny_model["base"])

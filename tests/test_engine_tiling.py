@@ -10,7 +10,7 @@ import pytest
 import torch
 from device_target import TARGET
 
-from desktop_sr.engine import tiling
+from desktop_sr.engine.kernels import tiling
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.backends.pisa.model import PisaModel
 from desktop_sr.engine.backends.pisa.session import PisaSession

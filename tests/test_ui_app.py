@@ -466,7 +466,7 @@ def test_ab_between_models_keeps_one_result_as_before(qtbot, window, tiny_model,
 def test_a_result_too_large_for_memory_is_explained_and_a_smaller_scale_works(
     qtbot, window, tiny_model, photo_path, monkeypatch
 ):
-    from desktop_sr.engine import memory
+    from desktop_sr.engine.hardware import memory
 
     with result_of(qtbot, window.worker, ModelLoaded, 60000):
         window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
