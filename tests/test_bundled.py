@@ -93,8 +93,8 @@ def test_output_matches_the_ncnn_runtime(session):
 def test_beats_bicubic_on_a_degraded_real_photo(session):
     """The trainer's Real-ESRGAN degradation (blur, resize, noise, JPEG, twice) of a real photo, seeds 0 and 1:
     the network's result is closer to the original than bicubic (bench/bundled_quality.py measures 8 photos)."""
-    from trainer.config import DegradationConfig
-    from trainer.degradations import Degrader
+    from desktop_sr_trainer.config import DegradationConfig
+    from desktop_sr_trainer.degradations import Degrader
 
     hr = load_rgb("coffee_128.png")  # scikit-image's coffee (CC0), half size, centre crop
     settings = DegradationConfig.from_preset("realesrgan")  # Real-ESRGAN's own strengths, as the model was trained

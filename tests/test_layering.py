@@ -20,9 +20,10 @@ def qt_free_modules() -> list[str]:
     for info in pkgutil.walk_packages([str(ROOT)], prefix="desktop_sr."):
         if not info.name.startswith("desktop_sr.ui") and info.name != "desktop_sr.__main__":
             names.append(info.name)
-    trainer = ROOT.parent / "trainer"
+    trainer = ROOT.parent / "desktop_sr_trainer"
     if trainer.is_dir():
-        names += ["trainer"] + [i.name for i in pkgutil.walk_packages([str(trainer)], prefix="trainer.")]
+        names += ["desktop_sr_trainer"]
+        names += [i.name for i in pkgutil.walk_packages([str(trainer)], prefix="desktop_sr_trainer.")]
     return [n for n in names if not n.endswith("__main__")]
 
 

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from trainer.config import DegradationConfig
-from trainer.degradations import (
+from desktop_sr_trainer.config import DegradationConfig
+from desktop_sr_trainer.degradations import (
     Degrader,
     add_gaussian_noise,
     add_poisson_noise,

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from trainer.config import ConfigError, from_dict, load_config, to_toml
-from trainer.csd import csd_loss
-from trainer.ldg import LatentGrouping, das_timesteps, group_timesteps, latent_cosine
-from trainer.lpips_vgg import LpipsVGG, LpipsWeightsMissing, build_lpips
+from desktop_sr_trainer.config import ConfigError, from_dict, load_config, to_toml
+from desktop_sr_trainer.csd import csd_loss
+from desktop_sr_trainer.ldg import LatentGrouping, das_timesteps, group_timesteps, latent_cosine
+from desktop_sr_trainer.lpips_vgg import LpipsVGG, LpipsWeightsMissing, build_lpips
 
 
 def sd_alphas_cumprod() -> torch.Tensor:

@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-from trainer.cli import main as cli_main
-from trainer.config import Config, ConfigError, DegradationConfig, from_dict, load_config, to_toml
+from desktop_sr_trainer.cli import main as cli_main
+from desktop_sr_trainer.config import Config, ConfigError, DegradationConfig, from_dict, load_config, to_toml
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -21,13 +21,13 @@ from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.backends.pisa.checkpoint import load_checkpoint as load_lora
 from desktop_sr.engine.backends.pisa.model import PisaModel
 from desktop_sr.engine.backends.pisa.session import load_pisa_session
-from trainer.checkpointing import latest_checkpoint, load_checkpoint
-from trainer.cli import main as cli_main
-from trainer.config import load_config
-from trainer.data import PairDataset, fixed_batch
-from trainer.ldg import group_timesteps, latent_cosine
-from trainer.loop import Trainer, TrainingError
-from trainer.model import TrainModel
+from desktop_sr_trainer.checkpointing import latest_checkpoint, load_checkpoint
+from desktop_sr_trainer.cli import main as cli_main
+from desktop_sr_trainer.config import load_config
+from desktop_sr_trainer.data import PairDataset, fixed_batch
+from desktop_sr_trainer.ldg import group_timesteps, latent_cosine
+from desktop_sr_trainer.loop import Trainer, TrainingError
+from desktop_sr_trainer.model import TrainModel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,8 +183,8 @@ def test_kill_and_resume_continues_from_the_checkpoint_with_the_same_optimizer_s
     cfg_path = write_config(tmp_path / "cfg.toml", tiny_model["base"], photos, out,
                             train={"stage1_steps": 400, "stage2_steps": 0, "checkpoint_every": 4})  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "trainer", str(cfg_path), "--no-progress"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_sr_trainer", str(cfg_path), "--no-progress"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         log_path = out / "log.jsonl"
@@ -250,7 +250,7 @@ def test_stage2_refuses_to_start_without_the_lpips_weights(tmp_path, tiny_model,
 
 def test_captions_are_counted_at_start_and_a_shortage_is_explained(tmp_path, tiny_model, photos, caplog):
     trainer = make_trainer(tmp_path / "a", tiny_model, photos, train={"stage1_steps": 0, "stage2_steps": 1})
-    with caplog.at_level(logging.INFO, logger="trainer.loop"):
+    with caplog.at_level(logging.INFO, logger="desktop_sr_trainer.loop"):
         trainer.run(export=False)
     text = caplog.text
     assert "2 of 7 training photos have a caption" in text  # 2 .txt files; the unreadable file counts as a photo
@@ -263,7 +263,7 @@ def test_captions_are_counted_at_start_and_a_shortage_is_explained(tmp_path, tin
     captioned = make_trainer(tmp_path / "b", tiny_model, photos, train={"stage1_steps": 0, "stage2_steps": 1},
                              data={"default_caption": "  a close-up photograph  "})  # fmt: skip
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="trainer.loop"):
+    with caplog.at_level(logging.INFO, logger="desktop_sr_trainer.loop"):
         count = captioned.report_captions()
     assert (count.own, count.default) == (2, 5) and "7 of 7 training photos" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
