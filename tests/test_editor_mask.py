@@ -49,19 +49,19 @@ def photo(tmp_path) -> Path:
 
 
 def paint(model: EditorModel, brush: Brush, points: list[tuple[float, float]]) -> None:
-    model.begin_stroke(brush, *points[0])
+    model.masks.begin_stroke(brush, *points[0])
     for x, y in points[1:]:
-        model.stroke_to(x, y)
-    model.end_stroke()
+        model.masks.stroke_to(x, y)
+    model.masks.end_stroke()
 
 
 def test_a_stroke_changes_the_mask_and_result_only_where_painted_and_undo_restores(editor, photo):
     model, queue, after = editor
     open_photo(model, queue, photo)
     before = after[-1]
-    assert model.shown is Shown.EXACT and model.mask_values() is None
+    assert model.shown is Shown.EXACT and model.masks.values() is None
     paint(model, Brush("less", size=40, feather=0.3), [(40, 40), (80, 40)])  # output px (256 x 256 at x4)
-    mask = model.mask_values()
+    mask = model.masks.values()
     assert mask is not None and mask.shape == (64, 64)
     assert mask[10, 15] == 0.0 and mask[50, 50] == 1.0  # under the stroke / far from it
     assert model.shown is Shown.PREVIEW  # the preview blend came at once, the exact render is queued
@@ -71,50 +71,50 @@ def test_a_stroke_changes_the_mask_and_result_only_where_painted_and_undo_restor
     assert diff[32:48, 40:80].min() > 0 and not diff[120:, :].any()
     model.undo()
     queue.run_all()
-    assert model.mask_values() is None and np.array_equal(after[-1], before)
+    assert model.masks.values() is None and np.array_equal(after[-1], before)
     model.redo()
     queue.run_all()
-    assert np.array_equal(model.mask_values(), mask)
+    assert np.array_equal(model.masks.values(), mask)
 
 
 def test_sliders_keep_the_mask_and_the_eraser_takes_it_away(editor, photo):
     model, queue, _ = editor
     open_photo(model, queue, photo)
     paint(model, Brush("more", size=60, strength=0.5), [(128, 128)])
-    painted = model.mask_values()
+    painted = model.masks.values()
     assert painted is not None and painted.max() == pytest.approx(1.5)
     model.set_params(RenderParams(sem=0.7), "strength")  # the controls know nothing of the mask
-    assert model.params.sem == 0.7 and np.array_equal(model.mask_values(), painted)
+    assert model.params.sem == 0.7 and np.array_equal(model.masks.values(), painted)
     paint(model, Brush("erase", size=200, feather=0.0), [(128, 128)])
-    assert model.mask_values() is None and model.params.maps is None
+    assert model.masks.values() is None and model.params.maps is None
 
 
 def test_the_mask_is_kept_with_the_photo(editor, photo, tmp_path):
     model, queue, _ = editor
     open_photo(model, queue, photo)
     paint(model, Brush("less", size=50), [(100, 100)])
-    painted = model.mask_values()
+    painted = model.masks.values()
     other = tmp_path / "other.png"
     Image.open(DATA / "coffee_128.png").convert("RGB").save(other)
     model.open_photo(other)
     queue.run_all()
-    assert model.mask_values() is None and model.params.maps is None
+    assert model.masks.values() is None and model.params.maps is None
     moved = photo.rename(tmp_path / "renamed.png")  # the mask follows the photo's content, not its name
     model.open_photo(moved)
     queue.run_all()
-    assert np.abs(model.mask_values() - painted).max() < 1e-3
-    model.set_mask(None)
+    assert np.abs(model.masks.values() - painted).max() < 1e-3
+    model.masks.set(None)
     model.open_photo(moved)
     queue.run_all()
-    assert model.mask_values() is None
+    assert model.masks.values() is None
 
 
 def test_a_starting_mask_from_the_detail_map(editor, photo):
     model, queue, _ = editor
     open_photo(model, queue, photo)
-    model.mask_from_detail(threshold=0.3)
+    model.masks.from_detail(threshold=0.3)
     queue.run_all()  # the detail map is computed first
-    mask = model.mask_values()
+    mask = model.masks.values()
     detail = FakeSession()
     detail.set_photo(np.asarray(Image.open(photo), np.float32) / 255)
     values = detail.detail_map(RenderParams())
@@ -148,9 +148,9 @@ def test_protect_faces_finds_the_astronauts_face_and_lowers_semantic_strength_th
     path = tmp_path / "astronaut.jpg"
     Image.open(DATA / "astronaut_512.jpg").resize((256, 256)).save(path)
     open_photo(model, queue, path)
-    model.protect_faces()
+    model.masks.protect_faces()
     queue.run_all()
-    mask = model.mask_values()
+    mask = model.masks.values()
     assert mask is not None
     h, w = mask.shape
     face = mask[int(0.15 * h) : int(0.3 * h), int(0.42 * w) : int(0.52 * w)]  # the astronaut's face

@@ -68,7 +68,7 @@ def test_a_brush_stroke_changes_mask_and_result_only_where_painted_and_undo_rest
     assert window.brush.layer.image is not None  # the mask overlay follows the stroke
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=end)
 
-    mask = window.editor.mask_values()
+    mask = window.editor.masks.values()
     assert mask is not None
     h, w = mask.shape  # the photo's grid: 96 x 64
     assert mask[int(60 / 4), int(100 / 4)] == 0.0 and mask[h - 5, w - 5] == 1.0
@@ -82,5 +82,5 @@ def test_a_brush_stroke_changes_mask_and_result_only_where_painted_and_undo_rest
 
     window.act_undo.trigger()
     qtbot.waitUntil(lambda: window.editor.shown == "exact" and window.editor.params.maps is None, timeout=60000)
-    assert window.editor.mask_values() is None and window.brush.layer.image is None
+    assert window.editor.masks.values() is None and window.brush.layer.image is None
     assert np.array_equal(rgb_from_qimage(view.after), before)

@@ -47,7 +47,8 @@ from .jobs import (
     Rescale,
     Result,
 )
-from .masking import MaskEditing
+from .mask import as_maps
+from .masking import MaskContext, MaskEditor
 from .preview import CornerBlend
 from .render_time import JobClock, JobProgress, LongRenderGate
 
@@ -114,7 +115,7 @@ class JobQueue(Protocol):
         """Cancel the running job and drop queued ones, of these kinds."""
 
 
-class EditorModel(MaskEditing):
+class EditorModel:
     def __init__(
         self,
         jobs: JobQueue,
@@ -175,12 +176,19 @@ class EditorModel(MaskEditing):
         self.error: Event[[str, str]] = Event()  # title, message
         self.progress: Event[[JobProgress]] = Event()  # the running job: fraction, rate and time left
         self.long_render: Event[[float, str]] = Event()  # estimated seconds, the question: answer_long_render()
-        self._init_masking()
+        #: The painted mask's intents (``masks.begin_stroke`` ...) and its ``changed`` event: see :mod:`.masking`.
+        self.masks = MaskEditor(
+            self._mask_context,
+            commit=lambda maps: self.set_params(self.params.with_(maps=maps), kind="mask"),
+            preview=self._preview_stroke,
+            submit=self._submit,
+            status=self.status,
+        )
 
     # -- intents: settings ----------------------------------------------------------------------------------------
     def set_params(self, params: RenderParams, kind: str = "other") -> None:
         """The user changed the controls. ``kind`` "strength" (pixel/semantic only) merges a drag into one undo step.
-        The controls carry no mask: the painted one stays (only ``kind="mask"`` changes it, see :mod:`.masking`)."""
+        The controls carry no mask: the painted one stays (only ``kind="mask"`` changes it: :attr:`masks`)."""
         if kind != "mask":
             params = params.with_(maps=self.params.maps)
         self.history.record(params, kind, self.clock())
@@ -209,7 +217,7 @@ class EditorModel(MaskEditing):
         self.params = params
         self.params_changed.emit(params)
         if mask_moved:
-            self._mask_moved()
+            self.masks.moved()
         if self.photo is not None and self.before_scale is not None and self.before_scale != params.scale:
             self._submit(Rescale(params.scale))  # the new 'before' arrives first, then the render
             return
@@ -403,6 +411,32 @@ class EditorModel(MaskEditing):
         self.last_preview_ms = (time.perf_counter() - start) * 1000
         self.preview_count += 1
 
+    # -- the painted mask's view of the editor (see :mod:`.masking`) -------------------------------------------------
+    def _mask_context(self) -> MaskContext:
+        size = None
+        if self.photo is not None:
+            scale = self.before_scale or self.params.scale  # strokes are in pixels of the result on screen
+            size = (self.photo.width * scale, self.photo.height * scale)
+        return MaskContext(self.params, self.photo, self.photo_path, size, can_render=self.model_info is not None)
+
+    def _preview_stroke(self, values: np.ndarray) -> None:
+        """A stroke under way: the instant preview with its mask, when the corners of these settings are cached."""
+        if self.blender is None or self.corners_for is None or self.model_info is None:
+            return
+        preview = self.params.with_(maps=as_maps(values))
+        if self.corners_for == corner_key(preview):
+            self._show_preview(preview)
+            self.shown_changed.emit(self.shown)
+
+    def _photo_opened(self) -> None:
+        """A new photo: its saved mask comes back (or none); masks of the previous photo leave the undo history."""
+        self.history.forget_masks()
+        maps = self.masks.photo_opened(self.photo_path)
+        self.params = self.params.with_(maps=maps)
+        self.history.reset(self.params)
+        self.params_changed.emit(self.params)
+        self.masks.restored()
+
     def _submit(self, job: Job) -> int:
         if job.slot is not None:
             self._latest[job.slot] = job.id
@@ -426,15 +460,14 @@ class EditorModel(MaskEditing):
                 self.blender, self.corners_for = result.blend, corner_key(result.params)
         elif isinstance(result, DetailReady):
             if result.params.with_(maps=None) == self.params.with_(maps=None):  # the mask does not change it
-                self._detail_values = (result.params.with_(maps=None), result.values)
                 if self.detail_on:
                     self.detail_for = result.params
                     self.detail_changed.emit(result.values)
-                self._detail_arrived()
+                self.masks.detail_ready(result.params.with_(maps=None), result.values)
         elif isinstance(result, Exported):
             self.status.emit(f"Saved {result.path} ({result.seconds:.1f} s)", 10000)
         elif isinstance(result, FacesFound):
-            self.on_faces(result.boxes)
+            self.masks.on_faces(result.boxes)
 
     def on_rendered(self, job_id: int, r: Rendered) -> None:
         if self._latest.get("render") != job_id or r.params != self.params:

@@ -180,11 +180,11 @@ class BrushController(QObject):
         view.installEventFilter(self)
         panel.toggled.connect(self.set_active)
         panel.overlay_toggled.connect(self._overlay_toggled)
-        panel.from_detail.connect(lambda: editor.mask_from_detail())
-        panel.protect_faces.connect(editor.protect_faces)
-        panel.clear_mask.connect(lambda: editor.set_mask(None))
+        panel.from_detail.connect(lambda: editor.masks.from_detail())
+        panel.protect_faces.connect(editor.masks.protect_faces)
+        panel.clear_mask.connect(lambda: editor.masks.set(None))
         panel.size.valueChanged.connect(self._size_changed)
-        editor.mask_changed.connect(self._mask_changed)
+        editor.masks.changed.connect(self._mask_changed)
         view.view_changed.connect(self.layer.update)
 
     # -- state ------------------------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ class BrushController(QObject):
             self.layer.cursor_at = None
             if self.painting:
                 self.painting = False
-                self.editor.end_stroke()
+                self.editor.masks.end_stroke()
         self.layer.update()
 
     def _overlay_toggled(self, on: bool) -> None:
@@ -233,7 +233,7 @@ class BrushController(QObject):
             if event.button() == Qt.MouseButton.LeftButton and self.editor.photo is not None:
                 pt = self._image_point(event)
                 self.painting = True
-                self.editor.begin_stroke(self.panel.brush(), pt.x(), pt.y())
+                self.editor.masks.begin_stroke(self.panel.brush(), pt.x(), pt.y())
                 return True
         elif kind == QEvent.Type.MouseMove:
             self.layer.cursor_at = event.position()
@@ -244,7 +244,7 @@ class BrushController(QObject):
                 self.view.pan_by(delta.x(), delta.y())
             elif self.painting:
                 pt = self._image_point(event)
-                self.editor.stroke_to(pt.x(), pt.y())
+                self.editor.masks.stroke_to(pt.x(), pt.y())
             self.layer.update()
             return True
         elif kind == QEvent.Type.MouseButtonRelease:
@@ -253,7 +253,7 @@ class BrushController(QObject):
                 return True
             if event.button() == Qt.MouseButton.LeftButton and self.painting:
                 self.painting = False
-                self.editor.end_stroke()
+                self.editor.masks.end_stroke()
                 return True
         return False
 
