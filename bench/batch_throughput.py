@@ -31,6 +31,8 @@ from desktop_sr.batch.cluster import ClusterRunner
 from desktop_sr.batch.cluster_setup import ClusterOptions, ray_connection
 from desktop_sr.batch.cluster_worker import WorkerLoad
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.backends.bundled import bundled_spec
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.engine.loader import ModelSpec, open_session
 
 
@@ -51,7 +53,7 @@ def tiny_spec(root: Path) -> ModelSpec:
 
     base = build_random_sd(root / "tiny_sd")
     pkl = write_official_pkl(random_lora(load_unet(base), seed=1), root / "tiny_lora.pkl")
-    return ModelSpec.pisa(base, pkl)
+    return pisa_spec(base, pkl)
 
 
 def rates(summary: BatchSummary) -> tuple[float, float]:
@@ -79,7 +81,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         root = Path(tmp)
         make_photos(root / "in", args.photos, args.size)
-        spec = ModelSpec.bundled() if args.model == "bundled" else tiny_spec(root)
+        spec = bundled_spec() if args.model == "bundled" else tiny_spec(root)
         params = RenderParams(scale=args.scale)
         print(f"{args.photos} photos of {args.size} px, x{args.scale}, model {spec.name}, device {args.device}, "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", file=sys.stderr)  # fmt: skip

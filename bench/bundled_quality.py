@@ -32,8 +32,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from desktop_sr.engine.api import RenderParams
-from desktop_sr.engine.backends.bundled import load_bundled_session
-from desktop_sr.engine.backends.bundled.session import BundledSession
+from desktop_sr.engine.backends.bundled.session import BundledSession, load_bundled_session
 from desktop_sr.engine.kernels.processing import bicubic_upscale
 from desktop_sr.engine.upscaler.tiled import TiledOutput
 

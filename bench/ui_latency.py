@@ -28,7 +28,7 @@ from PIL import Image  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 from desktop_sr.engine.api import RenderParams  # noqa: E402
-from desktop_sr.engine.loader import ModelSpec  # noqa: E402
+from desktop_sr.engine.backends.pisa import pisa_spec
 
 OUT = Path(__file__).parent / "out"
 
@@ -79,7 +79,7 @@ def main() -> int:
         w = MainWindow(settings_dir=config, load_model=False)
         w.resize(1280, 820)
         w.show()
-        w.load_model(ModelSpec.pisa(base, pkl))
+        w.load_model(pisa_spec(base, pkl))
         wait(app, lambda w=w: w.editor.model_info is not None)
         w.open_path(path)
         wait(app, lambda e=w.editor: e.shown_params == RenderParams() and e.shown == "exact" and e.blender is not None)

@@ -24,11 +24,11 @@ from desktop_sr.batch.cluster import WORKING, ClusterRunner
 from desktop_sr.batch.cluster_setup import ClusterOptions, import_ray, pool_size, ray_connection
 from desktop_sr.batch.cluster_worker import WorkerLoad
 from desktop_sr.batch.manifest import MANIFEST_NAME
-from desktop_sr.batch.results import CANCELLED, DONE_BEFORE, WRITTEN
-from desktop_sr.cli import EXIT_FAILED, EXIT_MODEL, EXIT_USAGE, main
+from desktop_sr.batch.results import Status
+from desktop_sr.cli import ExitCode, main
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.engine.control import Control
-from desktop_sr.engine.loader import ModelSpec
 
 pytestmark = pytest.mark.timeout(600)  # a bound, not a target: ~15 s each on an idle 2-core machine
 
@@ -145,13 +145,13 @@ def test_ray_batch_writes_the_local_batch_bytes_and_names_the_broken_photos(
 ):
     args = [str(tree), "-r", "--scale", "2", "--name", "{stem}_x{scale}", "--quiet", *model_args(tiny_model)]
     local, on_ray = tmp_path / "local", tmp_path / "ray"
-    assert main(["batch", *args, "-o", str(local)]) == EXIT_FAILED
+    assert main(["batch", *args, "-o", str(local)]) == ExitCode.FAILED
     local_err = capsys.readouterr().err
     t0 = time.perf_counter()
     code = main(["batch", *args, "-o", str(on_ray), "--ray", "--workers", "2"])
     wall = time.perf_counter() - t0
     err = capsys.readouterr().err
-    assert code == EXIT_FAILED, err
+    assert code == ExitCode.FAILED, err
     # The same nine files, byte for byte, under the mirrored folders.
     expected = sorted(Path(rel).with_name(Path(rel).stem + "_x2.png").as_posix() for rel in GOOD)
     ray_files, local_files = outputs(on_ray), outputs(local)
@@ -194,11 +194,11 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_good_photo_completes(ray_
     settings = BatchSettings(out, RenderParams(scale=2), recursive=True)
     plan = make_plan([tree], settings)
     listener = KillOneWorker()
-    load = WorkerLoad(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
+    load = WorkerLoad(pisa_spec(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
     runner = ClusterRunner(plan, load, ClusterOptions(workers=2, start_timeout=300), listener=listener)
     summary = runner.run()
     assert listener.killed is not None, "no worker was killed: the test did not test anything"
-    written = sorted(r.source.relative_to(tree).as_posix() for r in summary.results if r.status == WRITTEN)
+    written = sorted(r.source.relative_to(tree).as_posix() for r in summary.results if r.status == Status.WRITTEN)
     assert written == sorted(GOOD)
     assert sorted(Path(p).relative_to(tree).as_posix() for p, _ in summary.failures) == sorted(BROKEN)
     assert not summary.stopped and not summary.cancelled
@@ -231,14 +231,15 @@ def test_a_photo_that_kills_every_worker_fails_after_three_tries(ray_local, tree
     out = tmp_path / "out"
     plan = make_plan([tree / rel for rel in GOOD[:4]], BatchSettings(out, RenderParams(scale=2)))
     listener = KillOnPhoto("a02.jpg")
-    load = WorkerLoad(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
+    load = WorkerLoad(pisa_spec(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
     runner = ClusterRunner(plan, load, ClusterOptions(workers=1, max_replacements=5, start_timeout=300),
                            listener=listener)  # fmt: skip
     summary = runner.run()
     assert listener.kills == 3
     assert [p.name for p, _ in summary.failures] == ["a02.jpg"]
     assert summary.failures[0][1].startswith("the worker processing it died 3 times")
-    assert sorted(r.source.name for r in summary.results if r.status == WRITTEN) == ["a01.jpg", "a03.jpg", "b01.jpg"]
+    written = sorted(r.source.name for r in summary.results if r.status == Status.WRITTEN)
+    assert written == ["a01.jpg", "a03.jpg", "b01.jpg"]
     assert runner.slots[0].state.generation == 3 and not list(out.rglob("*.part"))
 
 
@@ -249,7 +250,7 @@ class CancelAfter(BatchListener):
         self.control, self.n, self.written = control, n, 0
 
     def file_finished(self, result, progress) -> None:
-        self.written += result.status == WRITTEN
+        self.written += result.status == Status.WRITTEN
         if self.written == self.n:
             self.control.cancel()
 
@@ -257,22 +258,22 @@ class CancelAfter(BatchListener):
 def test_interrupted_ray_batch_resumes_without_redoing_or_missing_a_photo(ray_local, tree, tmp_path, tiny_model):
     out = tmp_path / "out"
     settings = BatchSettings(out, RenderParams(scale=2), recursive=True)
-    load = WorkerLoad(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
+    load = WorkerLoad(pisa_spec(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
     options = ClusterOptions(workers=2, start_timeout=300)
     control = Control()
     first = ClusterRunner(make_plan([tree], settings), load, options, control=control,
                           listener=CancelAfter(control, 3)).run()  # fmt: skip
     assert first.cancelled and not first.ok
-    done_first = {r.target: r.target.stat().st_mtime_ns for r in first.results if r.status == WRITTEN}
+    done_first = {r.target: r.target.stat().st_mtime_ns for r in first.results if r.status == Status.WRITTEN}
     assert 3 <= len(done_first) < len(GOOD)  # 3, or 4 when the other worker finished its photo before the cancel
-    assert first.count(CANCELLED) + first.not_reached + len(done_first) + len(first.failures) == 12
+    assert first.count(Status.CANCELLED) + first.not_reached + len(done_first) + len(first.failures) == 12
     assert sorted(out.rglob("*.png")) == sorted(done_first) and not list(out.rglob("*.part"))
 
     # Resumed on a pool of another size: the manifest, not the workers, knows what is finished.
     resumed = ClusterRunner(make_plan([tree], settings, Manifest(out)), load, replace(options, workers=1)).run()
-    assert resumed.count(DONE_BEFORE) == len(done_first)
-    assert resumed.count(WRITTEN) == len(GOOD) - len(done_first) and len(resumed.failures) == len(BROKEN)
-    assert {r.target for r in resumed.results if r.status == DONE_BEFORE} == set(done_first)
+    assert resumed.count(Status.DONE_BEFORE) == len(done_first)
+    assert resumed.count(Status.WRITTEN) == len(GOOD) - len(done_first) and len(resumed.failures) == len(BROKEN)
+    assert {r.target for r in resumed.results if r.status == Status.DONE_BEFORE} == set(done_first)
     assert all(t.stat().st_mtime_ns == ns for t, ns in done_first.items()), "a finished photo was redone"
     assert len(list(out.rglob("*.png"))) == len(GOOD)
 
@@ -280,7 +281,7 @@ def test_interrupted_ray_batch_resumes_without_redoing_or_missing_a_photo(ray_lo
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
     again_runner = ClusterRunner(make_plan([tree / rel for rel in GOOD], settings, Manifest(out)), load, options)
     again = again_runner.run()
-    assert again.count(DONE_BEFORE) == len(GOOD) and again.ok and not again_runner.slots
+    assert again.count(Status.DONE_BEFORE) == len(GOOD) and again.ok and not again_runner.slots
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps
 
 
@@ -291,17 +292,17 @@ def test_a_model_the_workers_cannot_load_fails_the_batch_with_exit_3(ray_local, 
     code = main(["batch", str(tree / "a01.jpg"), "-o", str(out), "--model", str(tiny_model["base"]), "--lora",
                  str(bad), "--device", TARGET.device, "--quiet", "--ray", "--workers", "1"])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == EXIT_MODEL, err
+    assert code == ExitCode.MODEL, err
     assert "cannot load the model on the cluster" in err and str(bad) in err and "(on 127.0.0.1)" in err
     assert not list(out.rglob("*.png"))
 
 
 def test_cluster_options_are_checked_before_anything_runs(tree, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["batch", str(tree), "-o", str(out), "--workers", "2"]) == EXIT_USAGE
+    assert main(["batch", str(tree), "-o", str(out), "--workers", "2"]) == ExitCode.USAGE
     assert "--workers only apply with --ray" in capsys.readouterr().err
     # "--ray" before the inputs would swallow a folder as its address: say so instead of guessing.
-    assert main(["batch", "--ray", str(tree), str(tree), "-o", str(out)]) == EXIT_USAGE
+    assert main(["batch", "--ray", str(tree), str(tree), "-o", str(out)]) == ExitCode.USAGE
     assert "put --ray after the inputs" in capsys.readouterr().err
     assert not out.exists()
 

@@ -14,7 +14,8 @@ from device_target import TARGET
 from PySide6.QtCore import Qt  # noqa: E402
 
 from desktop_sr.engine.api import RenderParams  # noqa: E402
-from desktop_sr.engine.loader import ModelSpec  # noqa: E402
+from desktop_sr.engine.backends.bundled import bundled_spec
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.engine.tile_settings import TileSettings  # noqa: E402
 from desktop_sr.ui.batch_dialog import CONFLICT_COLOUR, BatchDialog  # noqa: E402
 from desktop_sr.ui.batch_worker import TileProgress  # noqa: E402
@@ -44,7 +45,7 @@ def test_preview_highlights_conflicts_and_seeds_from_the_window(qtbot, tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     (out / "img1_x2.png").write_bytes(b"earlier export")
-    spec = ModelSpec.pisa(tmp_path / "sd", tmp_path / "l.pkl", name="tiny")
+    spec = pisa_spec(tmp_path / "sd", tmp_path / "l.pkl", name="tiny")
     dlg = make_dialog(qtbot, tmp_path, spec, current_photo=srcs[2])
     assert (dlg.pix.value(), dlg.sem.value(), dlg.realism.value(), dlg.scale.currentData()) == (0.7, 1.3, 250, 2)
     qtbot.mouseClick(dlg.btn_add_current, Qt.MouseButton.LeftButton)
@@ -64,7 +65,7 @@ def test_preview_highlights_conflicts_and_seeds_from_the_window(qtbot, tmp_path)
 
 def test_invalid_template_blocks_start_with_a_clear_message(qtbot, tmp_path):
     photos(tmp_path / "in", 1, seed=2)
-    dlg = make_dialog(qtbot, tmp_path, ModelSpec.pisa(tmp_path / "sd", tmp_path / "l.pkl"))
+    dlg = make_dialog(qtbot, tmp_path, pisa_spec(tmp_path / "sd", tmp_path / "l.pkl"))
     dlg.set_inputs([tmp_path / "in"])
     dlg.output.setText(str(tmp_path / "out"))
     dlg.template.setText("{stem}/{scale}")
@@ -97,7 +98,7 @@ def test_open_output_folder_uses_the_desktop(qtbot, tmp_path, monkeypatch):
 def test_cancel_from_the_dialog_stops_within_one_tile_and_leaves_no_partial_file(qtbot, tmp_path, tiny_model):
     srcs = photos(tmp_path / "in", 3, seed=4)
     out = tmp_path / "out"
-    spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
+    spec = pisa_spec(tiny_model["base"], tiny_model["pkl"])
     small = TileSettings(unet_tile=8, unet_overlap=2, vae_tile=16, vae_overlap=4)  # many tiles
     dlg = make_dialog(qtbot, tmp_path, spec, params=RenderParams(scale=4), device=TARGET.device, tiles=small)
     dlg.set_inputs([tmp_path / "in"])
@@ -166,7 +167,7 @@ def test_one_batch_dialog_and_realism_follows_the_model(qtbot, tmp_path, monkeyp
     window = MainWindow(settings_dir=tmp_path / "config", load_model=False)
     qtbot.addWidget(window)
     try:
-        window.editor.model_spec = ModelSpec.bundled()
+        window.editor.model_spec = bundled_spec()
         window.editor.model_info = ModelInfo("Real-ESRGAN x4plus (bundled)", "bundled", "cpu", "fp32", False, False)
         window.open_batch_dialog()
         window.open_batch_dialog()  # brings the open one to the front instead of a second batch
@@ -194,7 +195,7 @@ def test_closing_the_window_during_a_batch_asks_then_cancels_cleanly(qtbot, tmp_
     window = MainWindow(settings_dir=tmp_path / "config", load_model=False)
     qtbot.addWidget(window)
     window.show()
-    window.editor.model_spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
+    window.editor.model_spec = pisa_spec(tiny_model["base"], tiny_model["pkl"])
     window.settings.device = "cpu"
     window.open_batch_dialog()
     dlg = window.batch_dialog

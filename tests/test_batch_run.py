@@ -28,9 +28,10 @@ from desktop_sr.batch import (
     make_plan,
 )
 from desktop_sr.batch.manifest import MANIFEST_NAME
-from desktop_sr.batch.runner import DONE_BEFORE, FAILED, SKIPPED, WRITTEN
-from desktop_sr.cli import EXIT_FAILED, EXIT_MODEL, EXIT_USAGE, main
+from desktop_sr.batch.results import Status
+from desktop_sr.cli import ExitCode, main
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.engine.control import Control
 
 MAKE, MODEL = 0x010F, 0x0110
@@ -80,9 +81,9 @@ def model_args(tiny_model) -> list[str]:
 
 @pytest.fixture(scope="module")
 def session(tiny_model):
-    from desktop_sr.engine.loader import ModelSpec, open_session
+    from desktop_sr.engine.loader import open_session
 
-    s = open_session(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
+    s = open_session(pisa_spec(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
     yield s
     s.close()
 
@@ -98,7 +99,7 @@ def test_folder_tree_with_bad_files_in_process(tree, tmp_path, tiny_model, capsy
                  "--quiet", *model_args(tiny_model)])  # fmt: skip
     wall = time.perf_counter() - t0
     err = capsys.readouterr().err
-    assert code == EXIT_FAILED
+    assert code == ExitCode.FAILED
     # Every good photo written under its mirrored folder with the template's name.
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     expected = sorted(p.relative_to(tree).with_name(f"{p.stem}_x2_pisa_tiny.png").as_posix()
@@ -194,7 +195,7 @@ def test_sigkill_mid_batch_then_resume_in_a_subprocess(tree, tmp_path, tiny_mode
 
     second = subprocess.run([sys.executable, "-m", "desktop_sr", *args], env=env, capture_output=True, text=True,
                             timeout=300)  # fmt: skip
-    assert second.returncode == EXIT_FAILED, second.stderr[-3000:]
+    assert second.returncode == ExitCode.FAILED, second.stderr[-3000:]
     line = summary_line(second.stderr)
     assert "21 written, 5 done before, 4 failed" in line, line
     assert len(re.findall(r"failed: ", second.stderr)) == 4
@@ -230,12 +231,12 @@ def test_collision_policies_end_to_end(tmp_path, session, policy, style, new_a):
     settings = BatchSettings(out, RenderParams(scale=2), on_conflict=policy, rename_style=style)
     summary = BatchRunner(make_plan([tmp_path / "in"], settings), session).run()
     by_name = {r.source.name: r for r in summary.results}
-    assert by_name["b.jpg"].status == WRITTEN and Image.open(out / "b_x2.png").size == (64, 64)
+    assert by_name["b.jpg"].status == Status.WRITTEN and Image.open(out / "b_x2.png").size == (64, 64)
     if new_a is None:
-        assert by_name["a.jpg"].status == SKIPPED
+        assert by_name["a.jpg"].status == Status.SKIPPED
         assert (out / "a_x2.png").read_bytes() == sentinel
     else:
-        assert by_name["a.jpg"].status == WRITTEN and by_name["a.jpg"].target.name == new_a
+        assert by_name["a.jpg"].status == Status.WRITTEN and by_name["a.jpg"].target.name == new_a
         assert Image.open(out / new_a).size == (64, 64)
         if policy == "rename":
             assert (out / "a_x2.png").read_bytes() == sentinel
@@ -246,13 +247,13 @@ def test_rerun_into_the_same_folder_does_nothing_and_never_loads_the_model(tmp_p
     two_photos(tmp_path / "in")
     settings = BatchSettings(tmp_path / "out", RenderParams(scale=2), on_conflict="rename")
     first = BatchRunner(make_plan([tmp_path / "in"], settings), session).run()
-    assert first.count(WRITTEN) == 2
+    assert first.count(Status.WRITTEN) == 2
 
     def no_model():
         raise AssertionError("the model was loaded for a batch with nothing to do")
 
     again = BatchRunner(make_plan([tmp_path / "in"], settings, Manifest(settings.output_dir)), no_model).run()
-    assert again.count(DONE_BEFORE) == 2
+    assert again.count(Status.DONE_BEFORE) == 2
     assert sorted(p.name for p in settings.output_dir.glob("*.png")) == ["a_x2.png", "b_x2.png"]
 
 
@@ -281,7 +282,7 @@ def test_pause_holds_between_tiles_and_resume_finishes(tmp_path, session):
     control.resume()
     thread.join(60)
     assert not thread.is_alive()
-    assert events[2] == "resumed" and runner.summary.count(WRITTEN) == 2
+    assert events[2] == "resumed" and runner.summary.count(Status.WRITTEN) == 2
 
 
 def test_cancel_abandons_the_file_in_progress(tmp_path, session):
@@ -296,7 +297,7 @@ def test_cancel_abandons_the_file_in_progress(tmp_path, session):
 
     summary = BatchRunner(make_plan([tmp_path / "in"], BatchSettings(out, RenderParams(scale=2))), session,
                           listener=Listener(), control=control).run()  # fmt: skip
-    assert summary.cancelled and [r.status for r in summary.results] == [WRITTEN, "cancelled"]
+    assert summary.cancelled and [r.status for r in summary.results] == [Status.WRITTEN, Status.CANCELLED]
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["a_x2.png"]
     assert not list(out.glob("*.part"))
 
@@ -306,11 +307,11 @@ def test_invalid_template_is_a_usage_error_before_anything_runs(tree, tmp_path, 
     code = main(["batch", str(tree), "-o", str(out), "--name", "{stem}/{scale}",
                  "--model", str(tmp_path / "no-model"), "--lora", str(tmp_path / "no.pkl")])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == EXIT_USAGE  # not EXIT_MODEL: the template is checked before the model is touched
+    assert code == ExitCode.USAGE  # not ExitCode.MODEL: the template is checked before the model is touched
     assert "invalid name template '{stem}/{scale}'" in err and "path separator" in err
     assert not out.exists()
     code = main(["batch", str(tree), "-o", str(out), "--name", "{stem}_{resolution}", "--dry-run"])
-    assert code == EXIT_USAGE and "unknown field {resolution}" in capsys.readouterr().err
+    assert code == ExitCode.USAGE and "unknown field {resolution}" in capsys.readouterr().err
 
 
 def test_a_model_that_cannot_load_fails_the_batch_once_and_writes_nothing(tmp_path, tiny_model, capsys):
@@ -320,7 +321,7 @@ def test_a_model_that_cannot_load_fails_the_batch_once_and_writes_nothing(tmp_pa
     out = tmp_path / "out"
     code = main(["batch", str(tmp_path / "in"), "-o", str(out), "--model", str(tiny_model["base"]), "--lora",
                  str(bad), "--quiet", "--device", TARGET.device])  # fmt: skip
-    assert code == EXIT_MODEL and str(bad) in capsys.readouterr().err
+    assert code == ExitCode.MODEL and str(bad) in capsys.readouterr().err
     assert not list(out.glob("*.png"))
 
     def unreadable():
@@ -344,11 +345,11 @@ def test_failed_files_are_retried_and_reported_per_file(tmp_path, session):
     out = tmp_path / "out"
     settings = BatchSettings(out, RenderParams(scale=2))
     summary = BatchRunner(make_plan([tmp_path / "in"], settings), session).run()
-    assert [(r.status, bool(r.reason)) for r in summary.results] == [(FAILED, True)]
+    assert [(r.status, bool(r.reason)) for r in summary.results] == [(Status.FAILED, True)]
     assert summary.failures[0][0].name == "broken.jpg" and not summary.ok
     save_photo(tmp_path / "in" / "broken.jpg", 5)  # fixed by the user
     again = BatchRunner(make_plan([tmp_path / "in"], settings, Manifest(out)), session).run()
-    assert [r.status for r in again.results] == [WRITTEN] and again.ok
+    assert [r.status for r in again.results] == [Status.WRITTEN] and again.ok
 
 
 def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(tmp_path, session, monkeypatch):
@@ -375,12 +376,12 @@ def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(tmp_path, session, 
 
     monkeypatch.setattr(photo_job, "write_result", full_after_one)
     summary = BatchRunner(make_plan([src], settings), session).run()
-    assert [r.status for r in summary.results] == [WRITTEN, FAILED]
+    assert [r.status for r in summary.results] == [Status.WRITTEN, Status.FAILED]
     assert "disk is full" in summary.results[1].reason and summary.not_reached == 2
     assert "stopped (the output disk is full" in summary.describe() and not summary.ok
     assert sorted(p.name for p in out.glob("*.png")) == ["p0_x2.png"]
 
     monkeypatch.setattr(photo_job, "write_result", real_write)  # space was freed
     again = BatchRunner(make_plan([src], settings, Manifest(out)), session).run()
-    assert [r.status for r in again.results] == [DONE_BEFORE, WRITTEN, WRITTEN, WRITTEN] and again.ok
+    assert [r.status for r in again.results] == [Status.DONE_BEFORE, *[Status.WRITTEN] * 3] and again.ok
     assert sorted(p.name for p in out.glob("*.png")) == [f"p{i}_x2.png" for i in range(4)]

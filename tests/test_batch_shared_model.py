@@ -21,6 +21,7 @@ from test_batch_dialog import photos  # noqa: E402
 from desktop_sr.editor import executor  # noqa: E402
 from desktop_sr.engine import loader  # noqa: E402
 from desktop_sr.engine.api import RenderParams  # noqa: E402
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.engine.backends.pisa.session import load_pisa_session  # noqa: E402
 from desktop_sr.engine.loader import ModelSpec  # noqa: E402
 from desktop_sr.imaging import read_photo, to_uint8  # noqa: E402
@@ -136,7 +137,7 @@ def news(qtbot, dlg: BatchDialog, kind: type, check=lambda n: True):  # noqa: AN
 def test_the_batch_borrows_the_editors_model_and_the_editor_renders_between_photos(
     qtbot, window, tiny_model, photo_path, tmp_path, monkeypatch
 ):
-    spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
+    spec = pisa_spec(tiny_model["base"], tiny_model["pkl"])
     inputs = tmp_path / "in"
     photos(inputs, 6, seed=11, size=40)
     reference = reference_batch(qtbot, tmp_path, spec, inputs)
@@ -172,7 +173,7 @@ def test_the_batch_borrows_the_editors_model_and_the_editor_renders_between_phot
 def test_a_batch_paused_mid_photo_lets_the_editor_render_and_finishes_the_same_after_resume(
     qtbot, window, tiny_model, photo_path, tmp_path, monkeypatch
 ):
-    spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
+    spec = pisa_spec(tiny_model["base"], tiny_model["pkl"])
     inputs = tmp_path / "in"
     photos(inputs, 3, seed=12, size=64)
     reference = reference_batch(qtbot, tmp_path, spec, inputs)
@@ -208,8 +209,8 @@ def test_another_model_on_a_gpu_is_never_loaded_beside_the_editors(
     qtbot, window, tiny_model, photo_path, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(executor, "holds_one_model", lambda device: True)  # the CPU stands in for one GPU
-    editor_spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
-    batch_spec = ModelSpec.pisa(tiny_model["base"], tiny_model["safetensors"])
+    editor_spec = pisa_spec(tiny_model["base"], tiny_model["pkl"])
+    batch_spec = pisa_spec(tiny_model["base"], tiny_model["safetensors"])
     inputs = tmp_path / "in"
     photos(inputs, 3, seed=13, size=40)
     loads = Loads(monkeypatch)
@@ -236,8 +237,8 @@ def test_another_model_on_a_gpu_is_never_loaded_beside_the_editors(
 def test_another_model_on_the_cpu_loads_beside_the_editors_as_before(
     qtbot, window, tiny_model, photo_path, tmp_path, monkeypatch
 ):
-    editor_spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
-    batch_spec = ModelSpec.pisa(tiny_model["base"], tiny_model["safetensors"])
+    editor_spec = pisa_spec(tiny_model["base"], tiny_model["pkl"])
+    batch_spec = pisa_spec(tiny_model["base"], tiny_model["safetensors"])
     inputs = tmp_path / "in"
     photos(inputs, 2, seed=14, size=40)
     loads = Loads(monkeypatch)
@@ -253,8 +254,8 @@ def test_switching_the_editors_model_during_a_borrowing_batch_on_a_gpu_waits_for
     qtbot, window, tiny_model, photo_path, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(executor, "holds_one_model", lambda device: True)
-    first = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
-    second = ModelSpec.pisa(tiny_model["base"], tiny_model["safetensors"])
+    first = pisa_spec(tiny_model["base"], tiny_model["pkl"])
+    second = pisa_spec(tiny_model["base"], tiny_model["safetensors"])
     inputs = tmp_path / "in"
     photos(inputs, 3, seed=15, size=40)
     loads = Loads(monkeypatch)

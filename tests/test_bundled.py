@@ -18,9 +18,10 @@ from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.engine.api import RenderParams, UpscaleSession
-from desktop_sr.engine.backends.bundled import LICENCE, LICENCE_SHORT, BundledSession, load_bundled_session
 from desktop_sr.engine.backends.bundled import weights as W
 from desktop_sr.engine.backends.bundled.ncnn import parse_param, read_weights, state_dict_from_ncnn
+from desktop_sr.engine.backends.bundled.session import BundledSession, load_bundled_session
+from desktop_sr.engine.backends.bundled.weights import LICENCE, LICENCE_SHORT
 from desktop_sr.engine.control import Control
 from desktop_sr.engine.errors import Cancelled, ModelError
 from desktop_sr.engine.kernels.processing import bicubic_upscale
@@ -62,7 +63,7 @@ def small_photo() -> np.ndarray:
 
 def sibling(session: BundledSession, tiles: NetTiles) -> BundledSession:
     """Another session sharing the loaded network (no second load) with its own tiles and caches."""
-    return BundledSession(session.model, device=session.device, dtype=session.dtype, tiles=tiles)
+    return BundledSession(session.network, device=session.device, dtype=session.dtype, tiles=tiles)
 
 
 # -- weights -------------------------------------------------------------------------------------------------------
@@ -304,7 +305,7 @@ def test_ncnn_files_that_do_not_fit_are_named(tmp_path):
 
 # -- the CLI -------------------------------------------------------------------------------------------------------
 def test_cli_upscales_with_the_bundled_model_when_none_is_given(tmp_path, monkeypatch, models_root, session):
-    from desktop_sr.cli import EXIT_OK, main
+    from desktop_sr.cli import ExitCode, main
 
     monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(models_root))  # converted already by the session fixture
     monkeypatch.setitem(sys.modules, "desktop_sr.models.registry", None)  # no model manager default
@@ -312,7 +313,9 @@ def test_cli_upscales_with_the_bundled_model_when_none_is_given(tmp_path, monkey
     stamp = converted.stat().st_mtime_ns
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     Image.open(DATA / "astronaut_64.png").convert("RGB").crop((8, 8, 32, 28)).save(src)
-    assert main(["upscale", str(src), "-o", str(out), "--device", TARGET.device, "--quiet", "--sem", "0.5"]) == EXIT_OK
+    assert (
+        main(["upscale", str(src), "-o", str(out), "--device", TARGET.device, "--quiet", "--sem", "0.5"]) == ExitCode.OK
+    )
     assert converted.stat().st_mtime_ns == stamp  # found through DESKTOP_SR_MODELS_DIR and reused
     img = Image.open(out)
     assert img.size == (96, 80)
@@ -322,16 +325,16 @@ def test_cli_upscales_with_the_bundled_model_when_none_is_given(tmp_path, monkey
 
 
 def test_cli_says_which_options_the_bundled_model_ignores(tmp_path, monkeypatch, models_root, session, capsys):
-    from desktop_sr.cli import EXIT_OK, main
+    from desktop_sr.cli import ExitCode, main
 
     monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(models_root))
     monkeypatch.setitem(sys.modules, "desktop_sr.models.registry", None)
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     Image.open(DATA / "astronaut_64.png").convert("RGB").crop((8, 8, 32, 28)).save(src)
     args = ["upscale", str(src), "-o", str(out), "--device", TARGET.device, "--quiet"]
-    assert main([*args, "--realism", "realism", "--prompt", "old portrait"]) == EXIT_OK
+    assert main([*args, "--realism", "realism", "--prompt", "old portrait"]) == ExitCode.OK
     err = capsys.readouterr().err
     assert "--realism 750 is ignored" in err and "--prompt is ignored" in err
     out.unlink()
-    assert main(args) == EXIT_OK  # defaults: nothing to warn about
+    assert main(args) == ExitCode.OK  # defaults: nothing to warn about
     assert "ignored" not in capsys.readouterr().err

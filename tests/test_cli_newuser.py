@@ -21,7 +21,8 @@ import tifffile
 from device_target import TARGET
 from PIL import Image
 
-from desktop_sr.cli import EXIT_INTERRUPTED, EXIT_OK
+from desktop_sr.cli import ExitCode
+from desktop_sr.engine.backends.bundled import bundled_spec
 from desktop_sr.imaging import read_photo, write_photo
 from desktop_sr.imaging.read import METADATA_PARTLY_UNREADABLE
 
@@ -137,7 +138,7 @@ def test_cli_grey_jpeg_with_damaged_exif_and_an_ignored_colour_fix(tmp_path):
         _cli("upscale", "canon.jpg", "-o", "out.png", "--quiet", "--device", TARGET.device, "--color-fix", "wavelet"),
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )  # fmt: skip
-    assert proc.returncode == EXIT_OK, proc.stderr
+    assert proc.returncode == ExitCode.OK, proc.stderr
     assert "Warning" not in proc.stderr
     assert proc.stderr.count(METADATA_PARTLY_UNREADABLE) == 1
     assert "--color-fix wavelet is ignored: the colour fix is off for the bundled model" in proc.stderr
@@ -189,7 +190,7 @@ def test_ctrl_c_during_upscale_is_one_line_and_leaves_no_file(tmp_path):
     pressed = time.monotonic()
     code, err = child.finish()
     assert time.monotonic() - pressed < 30  # not after the tile: the model call runs off the main thread
-    assert code == EXIT_INTERRUPTED
+    assert code == ExitCode.INTERRUPTED
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "desktop-sr: interrupted" in err
     out = tmp_path / "out"
@@ -211,7 +212,7 @@ def test_ctrl_c_during_batch_cancels_then_aborts_cleanly(tmp_path, presses):
         child.wait_for(b"Ctrl-C again")
         child.interrupt()
     code, err = child.finish()
-    assert code == EXIT_INTERRUPTED, err
+    assert code == ExitCode.INTERRUPTED, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert ("cancelled" in err) if presses == 1 else ("desktop-sr: interrupted" in err)
     images = [p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".png" or ".part" in p.name]
@@ -258,7 +259,7 @@ def test_upscale_has_batchs_output_options(tmp_path, tiny_model):
             _cli("upscale", "in.png", "-o", out, "--scale", "2", "--quality", str(quality), "--strip-metadata", *model),
             capture_output=True, text=True, cwd=tmp_path, timeout=600,
         )  # fmt: skip
-        assert proc.returncode == EXIT_OK, proc.stderr
+        assert proc.returncode == ExitCode.OK, proc.stderr
         assert proc.stderr.count("cannot hold transparency: it is flattened onto white") == 1
         with Image.open(tmp_path / out) as im:
             assert im.format == "JPEG" and im.size == (64, 48) and not im.getexif()
@@ -303,13 +304,12 @@ def test_help_texts_are_plain_text_and_every_action_is_described():
 
 
 def test_models_list_has_headers_and_the_name_the_app_shows(tmp_path):
-    from desktop_sr.engine.loader import ModelSpec
 
     proc = subprocess.run(_cli("models", "--dir", str(tmp_path), "list"), capture_output=True, text=True, timeout=300)
     header = next(line for line in proc.stdout.splitlines() if "STATUS" in line)
     assert header.split()[:4] == ["ID", "STATUS", "SIZE", "KIND"]
     if "bundled" in proc.stdout:
-        assert ModelSpec.bundled().name in proc.stdout
+        assert bundled_spec().name in proc.stdout
 
 
 # --- time estimates ----------------------------------------------------------------------------------------------
@@ -342,7 +342,7 @@ def test_cost_book_remembers_per_model_and_device(tmp_path):
 
 
 def test_confirm_long_job_asks_on_a_terminal_and_not_elsewhere(monkeypatch, capsys):
-    from desktop_sr.cli_common import confirm_long_job
+    from desktop_sr.cli.common import confirm_long_job
 
     assert confirm_long_job(120.0, "x", assume_yes=False)  # short: no question, no warning
     assert capsys.readouterr().err == ""
@@ -366,7 +366,7 @@ def test_cli_warns_before_a_render_measured_as_long(tmp_path, tiny_model):
     first = subprocess.run(
         run, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, stdin=subprocess.DEVNULL
     )
-    assert first.returncode == EXIT_OK and "will take about" not in first.stderr, first.stderr
+    assert first.returncode == ExitCode.OK and "will take about" not in first.stderr, first.stderr
     book = tmp_path / "cache" / "render-cost.json"
     rates = json.loads(book.read_text())
     assert list(rates) == ["pisa_tiny @ cpu"]
@@ -374,16 +374,15 @@ def test_cli_warns_before_a_render_measured_as_long(tmp_path, tiny_model):
     second = subprocess.run(
         run, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, stdin=subprocess.DEVNULL
     )
-    assert second.returncode == EXIT_OK  # stdin is no terminal: warned, not stuck
+    assert second.returncode == ExitCode.OK  # stdin is no terminal: warned, not stuck
     assert "in.png (64 x 48) will take about" in second.stderr
 
 
 def test_the_bundled_model_has_one_name():
     from desktop_sr.engine.backends.bundled.files import BUNDLED_NAME
-    from desktop_sr.engine.loader import ModelSpec
     from desktop_sr.models.registry import BUILTIN_NAME
 
-    assert BUILTIN_NAME == BUNDLED_NAME == ModelSpec.bundled().name
+    assert BUILTIN_NAME == BUNDLED_NAME == bundled_spec().name
 
 
 # --- getting PiSA-SR ---------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from desktop_sr.cli import EXIT_OK, EXIT_USAGE, main
+from desktop_sr.cli import ExitCode, main
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.engine.hardware import devices
 from desktop_sr.engine.hardware.device import select_device
 from desktop_sr.engine.hardware.devices import (
@@ -166,7 +167,7 @@ def test_this_machine_has_a_usable_cpu_and_auto_agrees_with_the_engine():
 
 # -- the command line -------------------------------------------------------------------------------------------------
 def test_devices_command_prints_the_cpu_row_and_marks_autos_pick(capsys):
-    assert main(["devices"]) == EXIT_OK
+    assert main(["devices"]) == ExitCode.OK
     out = capsys.readouterr().out
     rows = out.splitlines()
     cpu_row = next((r for r in rows[1:] if r.lstrip("* ").split()[:1] == ["cpu"]), "")
@@ -175,7 +176,7 @@ def test_devices_command_prints_the_cpu_row_and_marks_autos_pick(capsys):
     assert any(r.startswith("*") and r.split()[1] == picked for r in rows), out
     assert "this torch is" in out
 
-    assert main(["devices", "--json"]) == EXIT_OK
+    assert main(["devices", "--json"]) == ExitCode.OK
     data = json.loads(capsys.readouterr().out)
     assert data["auto"] == picked
     assert any(d["name"] == "cpu" and d["usable"] for d in data["devices"])
@@ -186,11 +187,11 @@ def test_a_device_that_is_not_here_is_one_line_before_any_work(command, tmp_path
     missing = tmp_path / "no-such-photo.png"  # would be "file not found" (exit 1) if the device were not checked first
     code = main([command, str(missing), "-o", str(tmp_path / "out"), "--device", "cuda:99"])
     err = capsys.readouterr().err
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "--device cuda:99" in err and "Usable here: auto" in err and "cpu" in err
 
-    assert main([command, str(missing), "-o", str(tmp_path / "out"), "--device", "tpu"]) == EXIT_USAGE
+    assert main([command, str(missing), "-o", str(tmp_path / "out"), "--device", "tpu"]) == ExitCode.USAGE
     assert "use auto, cpu, cuda[:N], xpu[:N] or mps" in capsys.readouterr().err
 
 
@@ -240,7 +241,6 @@ def test_choosing_a_device_reloads_the_model_there(qtbot, window, tmp_path):
     from fake_session import FakeSession
 
     from desktop_sr.editor.jobs import LoadModel, ModelLoaded
-    from desktop_sr.engine.loader import ModelSpec
 
     asked: list[str] = []
 
@@ -252,7 +252,7 @@ def test_choosing_a_device_reloads_the_model_there(qtbot, window, tmp_path):
         return session
 
     window.worker.executor.open_model = open_model
-    spec = ModelSpec.pisa(tmp_path / "sd21", tmp_path / "pisa.pkl")
+    spec = pisa_spec(tmp_path / "sd21", tmp_path / "pisa.pkl")
 
     def loaded_on(device: str):  # type: ignore[no-untyped-def]
         return lambda job, result: isinstance(result, ModelLoaded) and result.info.device == device

@@ -8,9 +8,10 @@ import pytest
 from device_target import TARGET
 from PIL import Image
 
-from desktop_sr.engine.hardware import memory
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.engine.errors import TooLarge
+from desktop_sr.engine.hardware import memory
 from desktop_sr.engine.hardware.memory import available_ram, check_output_fits
 
 MB = 1024**2
@@ -51,21 +52,21 @@ def test_a_session_refuses_before_any_network_pass(tiny_model, monkeypatch):
 
 def test_the_batch_fails_only_the_photo_that_does_not_fit(tmp_path, tiny_model, monkeypatch):
     from desktop_sr.batch import BatchRunner, BatchSettings, make_plan
-    from desktop_sr.batch.runner import FAILED, WRITTEN
-    from desktop_sr.engine.loader import ModelSpec, open_session
+    from desktop_sr.batch.results import Status
+    from desktop_sr.engine.loader import open_session
 
     src = tmp_path / "in"
     src.mkdir()
     rng = np.random.default_rng(1)
     for name, side in (("small.png", 16), ("huge.png", 64), ("other.png", 16)):
         Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(src / name)
-    session = open_session(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
+    session = open_session(pisa_spec(tiny_model["base"], tiny_model["pkl"]), device=TARGET.device)
     huge = 64 * 4 * 64 * 4 * session.BYTES_PER_OUTPUT_PX
     monkeypatch.setattr(memory, "available_ram", lambda: session.RENDER_OVERHEAD + huge // 2)
     out = tmp_path / "out"
     summary = BatchRunner(make_plan([src], BatchSettings(out, RenderParams(scale=4))), session).run()
     status = {r.source.name: r for r in summary.results}
-    assert status["huge.png"].status == FAILED and "needs about" in status["huge.png"].reason
-    assert status["small.png"].status == WRITTEN and status["other.png"].status == WRITTEN
+    assert status["huge.png"].status == Status.FAILED and "needs about" in status["huge.png"].reason
+    assert status["small.png"].status == Status.WRITTEN and status["other.png"].status == Status.WRITTEN
     assert sorted(p.name for p in out.glob("*.png")) == ["other_x4.png", "small_x4.png"]  # nothing half-written
     session.close()

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QMessageBox
+from test_models_registry import fake_built_in
 
 from desktop_sr.engine.loader import ModelSpec
 from desktop_sr.models import ModelStore, OperationCancelled
 from desktop_sr.models import registry as registry_mod
+from desktop_sr.models.pisa_import import import_pisa
 from desktop_sr.ui.model_manager_dialog import COLUMNS, ModelManagerDialog
 
 
@@ -25,7 +27,7 @@ from desktop_sr.ui.model_manager_dialog import COLUMNS, ModelManagerDialog
 def models(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "models"
     monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(root))
-    monkeypatch.setattr(registry_mod, "bundled_available", lambda *a: True)
+    monkeypatch.setattr(registry_mod, "built_in", fake_built_in)
     return root
 
 
@@ -69,8 +71,8 @@ def wait_idle(qtbot, dlg: ModelManagerDialog, timeout: int = 30000) -> None:
 
 def test_lists_imported_models_with_status(qtbot, models, src, messages):
     store = ModelStore()
-    a = store.import_pisa(src["base"], src["pkl"], name="Copied", validate=False)
-    store.import_pisa(src["base"], src["pkl"], name="Referenced", mode="reference", validate=False)
+    a = import_pisa(store, src["base"], src["pkl"], name="Copied", validate=False)
+    import_pisa(store, src["base"], src["pkl"], name="Referenced", mode="reference", validate=False)
     dlg = open_dialog(qtbot)
     rows = table(dlg)
     assert [dlg.table.horizontalHeaderItem(i).text() for i in range(5)] == list(COLUMNS)
@@ -89,8 +91,8 @@ def test_lists_imported_models_with_status(qtbot, models, src, messages):
 
 def test_set_default_and_remove(qtbot, models, src, messages):
     store = ModelStore()
-    a = store.import_pisa(src["base"], src["pkl"], name="Alpha", validate=False)
-    b = store.import_pisa(src["base"], src["pkl"], name="Beta", mode="reference", validate=False)
+    a = import_pisa(store, src["base"], src["pkl"], name="Alpha", validate=False)
+    b = import_pisa(store, src["base"], src["pkl"], name="Beta", mode="reference", validate=False)
     dlg = open_dialog(qtbot)
     dlg.select(a.id)
     with qtbot.waitSignal(dlg.default_changed) as sig:
@@ -156,7 +158,7 @@ def test_cancel_stops_a_running_import(qtbot, models, src, messages, monkeypatch
             time.sleep(0.005)
         raise AssertionError("not cancelled")
 
-    monkeypatch.setattr(ModelStore, "import_pisa", slow_import)
+    monkeypatch.setattr(ModelStore, "import_model", slow_import)
     dlg = open_dialog(qtbot)
     dlg.start_import(src["base"], src["pkl"])
     assert started.wait(10)
@@ -177,7 +179,7 @@ def test_closing_during_an_import_asks_and_cancels(qtbot, models, src, messages,
         release.set()
         raise OperationCancelled(Path("sd21"))
 
-    monkeypatch.setattr(ModelStore, "import_pisa", blocking_import)
+    monkeypatch.setattr(ModelStore, "import_model", blocking_import)
     dlg = open_dialog(qtbot)
     dlg.start_import(src["base"], src["pkl"])
     messages["answer"].append("no")
@@ -213,9 +215,9 @@ def test_download_dialog_path_imports_from_a_local_server(qtbot, models, src, me
 
 def test_changing_the_models_folder(qtbot, tmp_path, monkeypatch, src, messages):
     monkeypatch.delenv("DESKTOP_SR_MODELS_DIR", raising=False)
-    monkeypatch.setattr(registry_mod, "bundled_available", lambda *a: False)
+    monkeypatch.setattr(registry_mod, "built_in", lambda *a: None)
     first, second = tmp_path / "first", tmp_path / "second"
-    ModelStore(first).import_pisa(src["base"], src["pkl"], name="In first", validate=False)
+    import_pisa(ModelStore(first), src["base"], src["pkl"], name="In first", validate=False)
     dlg = open_dialog(qtbot, models_dir_setting=str(first))
     assert [r[0] for r in table(dlg)] == ["In first"] and dlg.btn_folder.isEnabled()
     with qtbot.waitSignal(dlg.models_dir_changed) as sig:
@@ -228,7 +230,7 @@ def test_main_window_opens_the_manager_and_loads_a_new_default(qtbot, models, sr
     from desktop_sr.ui.main_window import MainWindow
 
     store = ModelStore()
-    entry = store.import_pisa(src["base"], src["pkl"], name="Main", validate=False)
+    entry = import_pisa(store, src["base"], src["pkl"], name="Main", validate=False)
     w = MainWindow(settings_dir=tmp_path / "cfg", load_model=False)
     qtbot.addWidget(w)
     loaded: list[ModelSpec] = []

@@ -248,8 +248,8 @@ def test_download_model_fetches_the_adapter_and_imports_it_with_a_local_base(ser
     entry = dl.download_model(
         store, f"{base}/weights/pisa_tiny.pkl", adapter_sha256=sha, base_dir=tiny_model["base"], base_mode="reference"
     )
-    assert entry.storage == "reference" and entry.lora_storage == "copy"
-    assert store.lora_path(entry).read_bytes() == tiny_model["pkl"].read_bytes()
+    assert entry.storage == {"base": "reference", "adapter": "copy"}
+    assert store.role_path(entry, "adapter").read_bytes() == tiny_model["pkl"].read_bytes()
     assert store.verify(entry.id).ok
     assert entry.source["adapter_url"].endswith("/weights/pisa_tiny.pkl")
     assert not list((store.root / ".downloads").rglob("*.pkl*"))  # moved in, not left behind

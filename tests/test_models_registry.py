@@ -19,6 +19,7 @@ import pytest
 from device_target import TARGET
 
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.engine.control import Control
 from desktop_sr.engine.errors import ModelError
 from desktop_sr.engine.loader import ModelSpec
@@ -35,8 +36,17 @@ from desktop_sr.models import (
 )
 from desktop_sr.models import registry as registry_mod
 from desktop_sr.models.paths import default_models_dir
+from desktop_sr.models.pisa_import import import_pisa
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_built_in(*_args):
+    """The bundled model as present, whether or not its weights are installed on this machine."""
+    from desktop_sr.engine.backends.bundled import FAMILY, bundled_spec
+    from desktop_sr.engine.families import BuiltIn
+
+    return FAMILY, BuiltIn("bundled", "Real-ESRGAN x4plus (bundled)", bundled_spec())
 
 
 def tree_hashes(folder: Path) -> dict[str, tuple[str, int]]:
@@ -69,17 +79,17 @@ def src(tmp_path, tiny_model) -> dict[str, Path]:
 
 @pytest.fixture
 def store(tmp_path, monkeypatch) -> ModelStore:
-    monkeypatch.setattr(registry_mod, "bundled_available", lambda *a: False)
+    monkeypatch.setattr(registry_mod, "built_in", lambda *a: None)
     return ModelStore(tmp_path / "models")
 
 
 def test_import_by_copy_is_complete_loads_and_leaves_the_sources_alone(store, src):
     before = tree_hashes(src["base"].parent)
     seen: list[tuple[int, int]] = []
-    entry = store.import_pisa(
+    entry = import_pisa(store,
         src["base"], src["pkl"], name="PiSA tiny", control=Control(lambda d, t, _l: seen.append((d, t)))
     )
-    assert entry.id == "pisa-tiny" and entry.storage == "copy" and entry.kind == "pisa-sr"
+    assert entry.id == "pisa-tiny" and entry.storage_label == "copy" and entry.kind == "pisa-sr"
     folder = store.root / entry.id
     assert (folder / "base" / "unet" / "config.json").is_file() and (folder / "adapter" / src["pkl"].name).is_file()
     recorded = {(f.role, f.path): f.sha256 for f in entry.files}
@@ -92,7 +102,7 @@ def test_import_by_copy_is_complete_loads_and_leaves_the_sources_alone(store, sr
     assert (row.status, row.storage, row.location, row.size) == (OK, "copy", str(folder), entry.size)
 
     spec = store.spec(entry)
-    assert spec == ModelSpec.pisa(folder / "base", folder / "adapter" / src["pkl"].name, "PiSA tiny")
+    assert spec == pisa_spec(folder / "base", folder / "adapter" / src["pkl"].name, "PiSA tiny")
     shutil.rmtree(src["base"].parent)  # the copy must stand on its own
     from desktop_sr.engine.loader import open_session
 
@@ -106,10 +116,10 @@ def test_import_by_copy_is_complete_loads_and_leaves_the_sources_alone(store, sr
 
 def test_import_by_reference_copies_nothing_and_remove_keeps_the_originals(store, src):
     before = tree_hashes(src["base"].parent)
-    entry = store.import_pisa(src["base"], src["safetensors"], mode="reference")
-    assert entry.storage == "reference" and not (store.root / entry.id).exists()
+    entry = import_pisa(store, src["base"], src["safetensors"], mode="reference")
+    assert entry.storage_label == "reference" and not (store.root / entry.id).exists()
     assert {f.path for f in entry.files if f.role == "adapter"} == {src["safetensors"].name, "pisa_tiny.json"}
-    assert store.spec(entry) == ModelSpec.pisa(src["base"], src["safetensors"], entry.name)
+    assert store.spec(entry) == pisa_spec(src["base"], src["safetensors"], entry.name)
     assert store.verify(entry.id).ok
     result = store.remove(entry.id)
     assert result.deleted is None and set(result.kept) == {src["base"], src["safetensors"]}
@@ -117,9 +127,9 @@ def test_import_by_reference_copies_nothing_and_remove_keeps_the_originals(store
 
 
 def test_reference_base_with_a_copied_adapter(store, src):
-    entry = store.import_pisa(src["base"], src["pkl"], mode="reference", adapter_mode="copy")
-    assert store.base_path(entry) == src["base"]
-    assert store.lora_path(entry) == store.root / entry.id / "adapter" / src["pkl"].name
+    entry = import_pisa(store, src["base"], src["pkl"], mode="reference", adapter_mode="copy")
+    assert store.role_path(entry, "base") == src["base"]
+    assert store.role_path(entry, "adapter") == store.root / entry.id / "adapter" / src["pkl"].name
     assert store.quick_status(entry) == (OK, "")
     result = store.remove(entry.id)
     assert result.deleted == store.root / entry.id and not result.deleted.exists()
@@ -127,7 +137,7 @@ def test_reference_base_with_a_copied_adapter(store, src):
 
 
 def test_verify_finds_a_flipped_byte_and_names_the_file(store, src):
-    entry = store.import_pisa(src["base"], src["pkl"])
+    entry = import_pisa(store, src["base"], src["pkl"])
     assert store.verify(entry.id).ok
     victim = store.root / entry.id / "base" / "unet" / "diffusion_pytorch_model.safetensors"
     st = victim.stat()
@@ -148,7 +158,7 @@ def test_verify_finds_a_flipped_byte_and_names_the_file(store, src):
 
 
 def test_touched_file_shows_modified_until_verify_clears_it(store, src):
-    entry = store.import_pisa(src["base"], src["pkl"], mode="reference")
+    entry = import_pisa(store, src["base"], src["pkl"], mode="reference")
     os.utime(src["base"] / "vae" / "config.json")
     assert store.quick_status(store.resolve(entry.id))[0] == MODIFIED
     assert store.verify(entry.id).ok
@@ -156,7 +166,7 @@ def test_touched_file_shows_modified_until_verify_clears_it(store, src):
 
 
 def test_missing_file_is_reported_and_such_a_default_is_not_used(store, src):
-    entry = store.import_pisa(src["base"], src["pkl"], mode="reference", make_default=True)
+    entry = import_pisa(store, src["base"], src["pkl"], mode="reference", make_default=True)
     assert store.default_spec() == store.spec(entry)
     (src["base"] / "tokenizer" / "vocab.json").unlink()
     status, detail = store.quick_status(store.resolve(entry.id))
@@ -169,8 +179,8 @@ def test_missing_file_is_reported_and_such_a_default_is_not_used(store, src):
 
 
 def test_default_selection(store, src, monkeypatch):
-    a = store.import_pisa(src["base"], src["pkl"], name="Alpha")
-    b = store.import_pisa(src["base"], src["pkl"], name="Alpha")
+    a = import_pisa(store, src["base"], src["pkl"], name="Alpha")
+    b = import_pisa(store, src["base"], src["pkl"], name="Alpha")
     assert (a.id, b.id) == ("alpha", "alpha-2")
     assert store.default_id() is None and store.default_spec() is None
     assert store.set_default("alpha-2") == "alpha-2"
@@ -182,7 +192,7 @@ def test_default_selection(store, src, monkeypatch):
         store.set_default("nope")
     with pytest.raises(StoreError, match="not installed"):
         store.set_default("bundled")
-    monkeypatch.setattr(registry_mod, "bundled_available", lambda *a: True)
+    monkeypatch.setattr(registry_mod, "built_in", fake_built_in)
     assert store.set_default("bundled") == "bundled"
     assert store.default_spec() == ModelSpec(kind="bundled", name="Real-ESRGAN x4plus (bundled)")
     with pytest.raises(StoreError, match="cannot be removed"):
@@ -200,7 +210,7 @@ def test_module_default_spec_follows_the_environment_and_never_raises(tmp_path, 
     monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "env-models"))
     assert models_dir() == tmp_path / "env-models"
     store = ModelStore()
-    entry = store.import_pisa(src["base"], src["pkl"], mode="reference", make_default=True)
+    entry = import_pisa(store, src["base"], src["pkl"], mode="reference", make_default=True)
     assert registry_mod.default_spec() == store.spec(entry)
     store.registry_path.write_text("{ damaged")
     assert registry_mod.default_spec() is None
@@ -225,25 +235,25 @@ def test_missing_subfolders_are_named_in_one_error(store, src):
     shutil.rmtree(src["base"] / "text_encoder")
     (src["base"] / "vae" / "diffusion_pytorch_model.safetensors").unlink()
     with pytest.raises(ModelError) as err:
-        store.import_pisa(src["base"], src["pkl"])
+        import_pisa(store, src["base"], src["pkl"])
     msg = str(err.value)
     assert msg.startswith(str(src["base"])) and "text_encoder/" in msg and "vae/ weights" in msg
     assert not store.root.exists()  # refused before anything was written
     with pytest.raises(ModelError, match="base model folder not found"):
-        store.import_pisa(src["base"] / "nope", src["pkl"])
+        import_pisa(store, src["base"] / "nope", src["pkl"])
 
 
 def test_bad_adapters_are_refused_before_anything_is_copied(store, src, tmp_path):
     bad = tmp_path / "broken.pkl"
     bad.write_bytes(b"not a pickle" * 100)
     with pytest.raises(ModelError) as err:
-        store.import_pisa(src["base"], bad)
+        import_pisa(store, src["base"], bad)
     assert err.value.path == bad
     src["safetensors"].with_suffix(".json").unlink()
     with pytest.raises(ModelError, match="manifest"):
-        store.import_pisa(src["base"], src["safetensors"])
+        import_pisa(store, src["base"], src["safetensors"])
     with pytest.raises(ModelError, match="unknown adapter type"):
-        store.import_pisa(src["base"], src["base"] / "model_index.json")
+        import_pisa(store, src["base"], src["base"] / "model_index.json")
     assert not store.root.exists() or store.entries() == []
 
 
@@ -255,7 +265,7 @@ def test_only_the_files_the_engine_loads_are_copied(store, src):
     (unet / "diffusion_flax_model.msgpack").write_bytes(b"x" * 1000)
     (src["base"] / ".git").mkdir()
     (src["base"] / ".git" / "HEAD").write_text("ref")
-    entry = store.import_pisa(src["base"], src["pkl"])
+    entry = import_pisa(store, src["base"], src["pkl"])
     copied = {f.path for f in entry.files if f.role == "base"}
     assert "unet/diffusion_pytorch_model.safetensors" in copied and "model_index.json" in copied
     unet_junk = {f"unet/{n}" for n in ("diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.bin",
@@ -270,7 +280,7 @@ def test_an_exception_mid_copy_leaves_no_entry_and_no_stray_files(store, src):
 
     before = tree_hashes(src["base"].parent)
     with pytest.raises(KeyboardInterrupt):
-        store.import_pisa(src["base"], src["pkl"], control=Control(explode))
+        import_pisa(store, src["base"], src["pkl"], control=Control(explode))
     assert store.entries() == [] and store.rows() == []
     assert store_files(store.root) == []
     assert tree_hashes(src["base"].parent) == before
@@ -284,7 +294,7 @@ def test_cancel_mid_copy_and_a_failing_registry_write_leave_nothing(store, src, 
 
     control = Control(progress)
     with pytest.raises(OperationCancelled):
-        store.import_pisa(src["base"], src["pkl"], control=control)
+        import_pisa(store, src["base"], src["pkl"], control=control)
     assert store_files(store.root) == []
 
     def disk_full(self: ModelStore, reg: object) -> None:
@@ -292,7 +302,7 @@ def test_cancel_mid_copy_and_a_failing_registry_write_leave_nothing(store, src, 
 
     monkeypatch.setattr(ModelStore, "_write", disk_full)
     with pytest.raises(StoreError, match="No space"):
-        store.import_pisa(src["base"], src["pkl"])
+        import_pisa(store, src["base"], src["pkl"])
     monkeypatch.undo()
     assert store_files(store.root) == []  # the renamed folder was removed again: never a model without an entry
 
@@ -300,7 +310,7 @@ def test_cancel_mid_copy_and_a_failing_registry_write_leave_nothing(store, src, 
 def test_not_enough_space_is_refused_up_front(store, src, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10**6, 10**6 - 100, 100))
     with pytest.raises(StoreError, match="not enough free space.*by reference"):
-        store.import_pisa(src["base"], src["pkl"])
+        import_pisa(store, src["base"], src["pkl"])
     assert store_files(store.root) == []
 
 
@@ -308,6 +318,7 @@ KILL_SCRIPT = """
 import os, signal, sys
 from desktop_sr.engine.control import Control
 from desktop_sr.models import ModelStore
+from desktop_sr.models.pisa_import import import_pisa
 from desktop_sr.models import registry
 store = ModelStore(sys.argv[1])
 when = sys.argv[4]
@@ -318,7 +329,7 @@ if when == "register":
     def killed(self, reg):
         os.kill(os.getpid(), signal.SIGKILL)
     registry.ModelStore._write = killed
-store.import_pisa(sys.argv[2], sys.argv[3], name="Killed", validate=False, control=Control(progress))
+import_pisa(store, sys.argv[2], sys.argv[3], name="Killed", validate=False, control=Control(progress))
 """
 
 
@@ -331,7 +342,7 @@ def test_sigkill_mid_copy_leaves_nothing_usable_and_the_next_import_cleans_up(st
     leftovers = list((store.root / ".staging").iterdir())
     assert any(p.is_dir() for p in leftovers)  # the killed import's staging folder, half full
     assert store.cleanup() and not (store.root / ".staging").exists()
-    entry = store.import_pisa(src["base"], src["pkl"], name="Second try")
+    entry = import_pisa(store, src["base"], src["pkl"], name="Second try")
     assert store.verify(entry.id).ok
     assert [p for p in store_files(store.root) if not p.startswith(entry.id)] == []
 
@@ -352,26 +363,28 @@ def test_sigkill_between_rename_and_registry_write_shows_an_incomplete_model(sto
 
 
 def test_the_registry_is_torch_free_and_qt_free():
-    code = "import sys, desktop_sr.models.registry, desktop_sr.models.download, desktop_sr.models.cli; " \
+    code = "import sys, desktop_sr.models.registry, desktop_sr.models.download, desktop_sr.cli.models; " \
            "print(sorted(m for m in ('torch', 'PySide6') if m in sys.modules))"  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr[-2000:]
 
 
 def test_cli_import_list_verify_default_remove(tmp_path, src, capsys, monkeypatch):
-    from desktop_sr.cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE, main
+    from desktop_sr.cli import ExitCode, main
 
-    monkeypatch.setattr(registry_mod, "bundled_available", lambda *a: False)
+    monkeypatch.setattr(registry_mod, "built_in", lambda *a: None)
     root = tmp_path / "cli-models"
     m = ["models", "--dir", str(root)]
-    assert main([*m, "import", str(src["base"]), str(src["pkl"]), "--name", "Tiny", "--default", "--quiet"]) == EXIT_OK
+    assert (
+        main([*m, "import", str(src["base"]), str(src["pkl"]), "--name", "Tiny", "--default", "--quiet"]) == ExitCode.OK
+    )
     assert "imported tiny" in capsys.readouterr().out
-    assert main([*m, "import", str(src["base"]), str(src["safetensors"]), "--reference", "--quiet"]) == EXIT_OK
+    assert main([*m, "import", str(src["base"]), str(src["safetensors"]), "--reference", "--quiet"]) == ExitCode.OK
     capsys.readouterr()
-    assert main([*m, "list"]) == EXIT_OK
+    assert main([*m, "list"]) == ExitCode.OK
     out = capsys.readouterr().out
     assert "* tiny " in out and "pisa_tiny" in out and "(reference)" in out
-    assert main([*m, "list", "--json"]) == EXIT_OK
+    assert main([*m, "list", "--json"]) == ExitCode.OK
     listed = json.loads(capsys.readouterr().out)
     assert [(r["id"], r["status"], r["is_default"]) for r in listed["models"]] == [
         ("tiny", "ok", True), ("pisa_tiny", "ok", False)
@@ -380,19 +393,19 @@ def test_cli_import_list_verify_default_remove(tmp_path, src, capsys, monkeypatc
     data = bytearray(weights.read_bytes())
     data[-10] ^= 0xFF
     weights.write_bytes(bytes(data))
-    assert main([*m, "verify", "--quiet"]) == EXIT_FAILED
+    assert main([*m, "verify", "--quiet"]) == ExitCode.FAILED
     captured = capsys.readouterr()
     assert str(weights) in captured.err and "pisa_tiny: all" in captured.out
-    assert main([*m, "default"]) == EXIT_OK and capsys.readouterr().out.strip() == "tiny"
-    assert main([*m, "default", "nope"]) == EXIT_USAGE and "no such model" in capsys.readouterr().err
-    assert main([*m, "default", "pisa_tiny"]) == EXIT_OK
-    assert main([*m, "remove", "pisa_tiny"]) == EXIT_OK
+    assert main([*m, "default"]) == ExitCode.OK and capsys.readouterr().out.strip() == "tiny"
+    assert main([*m, "default", "nope"]) == ExitCode.USAGE and "no such model" in capsys.readouterr().err
+    assert main([*m, "default", "pisa_tiny"]) == ExitCode.OK
+    assert main([*m, "remove", "pisa_tiny"]) == ExitCode.OK
     assert "left untouched" in capsys.readouterr().out and src["safetensors"].is_file()
-    assert main([*m, "remove", "tiny"]) == EXIT_OK and not (root / "tiny").exists()
+    assert main([*m, "remove", "tiny"]) == ExitCode.OK and not (root / "tiny").exists()
     shutil.rmtree(src["base"] / "scheduler")
-    assert main([*m, "import", str(src["base"]), str(src["pkl"]), "--quiet"]) == EXIT_MODEL
+    assert main([*m, "import", str(src["base"]), str(src["pkl"]), "--quiet"]) == ExitCode.MODEL
     assert "missing: scheduler/" in capsys.readouterr().err
     url = "http://127.0.0.1:9/a.pkl"
-    assert main([*m, "download", "--adapter-url", url, "--sha256", "xyz", "--base", str(src["base"])]) == EXIT_USAGE
+    assert main([*m, "download", "--adapter-url", url, "--sha256", "xyz", "--base", str(src["base"])]) == ExitCode.USAGE
     assert "sha256" in capsys.readouterr().err
-    assert main([*m]) == EXIT_USAGE
+    assert main([*m]) == ExitCode.USAGE

@@ -16,7 +16,8 @@ from device_target import TARGET
 from PIL import Image
 
 from desktop_sr import __version__
-from desktop_sr.cli import EXIT_FAILED, EXIT_MODEL, main
+from desktop_sr.cli import ExitCode, main
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.resources import DATA_PATTERNS, RESOURCES_DIR, icon_path, sample_photo_path
 from desktop_sr.selftest import (
     CROP,
@@ -163,7 +164,7 @@ def test_broken_outputs_fail_with_a_reason(lq_and_bicubic, name, make, words):
     with pytest.raises(SelftestFailure) as exc:
         check_upscale(lq, make(lq, bicubic, sharp), bicubic)
     assert words in str(exc.value)
-    assert exc.value.exit_code == EXIT_FAILED
+    assert exc.value.exit_code == ExitCode.FAILED
 
 
 def test_box_downscale_averages_blocks():
@@ -186,19 +187,18 @@ def test_report_line_has_verdict_facts_and_timings():
 def test_no_model_is_a_clear_model_failure(monkeypatch):
     with pytest.raises(SelftestFailure) as exc:
         run_engine_check(None, SelftestReport())
-    assert exc.value.exit_code == EXIT_MODEL and "no default model" in str(exc.value)
+    assert exc.value.exit_code == ExitCode.MODEL and "no default model" in str(exc.value)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     reason = no_model_reason()
     assert "desktop_sr.engine.backends.bundled" in reason and "not part of this installation" in reason
 
 
 def test_a_model_that_cannot_load_is_a_model_failure(tmp_path):
-    from desktop_sr.engine.loader import ModelSpec
 
-    spec = ModelSpec.pisa(tmp_path / "no-base", tmp_path / "no-lora.pkl", name="missing")
+    spec = pisa_spec(tmp_path / "no-base", tmp_path / "no-lora.pkl", name="missing")
     with pytest.raises(SelftestFailure) as exc:
         run_engine_check(spec, SelftestReport())
-    assert exc.value.exit_code == EXIT_MODEL and "could not be loaded" in str(exc.value)
+    assert exc.value.exit_code == ExitCode.MODEL and "could not be loaded" in str(exc.value)
 
 
 def test_selftest_in_process_without_a_default_model(qapp, monkeypatch, capsys):
@@ -208,7 +208,7 @@ def test_selftest_in_process_without_a_default_model(qapp, monkeypatch, capsys):
 
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     monkeypatch.setattr(ui_selftest, "default_model_spec", lambda: None)
-    assert run_selftest() == EXIT_MODEL
+    assert run_selftest() == ExitCode.MODEL
     err = capsys.readouterr().err
     assert "desktop-sr selftest FAILED: no default model" in err
     assert "qt Qt 6" in err and "qt+window" in err  # the window step ran and was timed
@@ -218,15 +218,14 @@ def test_selftest_with_the_tiny_pisa_model(qapp, monkeypatch, capsys, tiny_model
     """The whole pipeline with a real (tiny, random) model: the checks run and reject its meaningless output,
     saying which check failed, instead of passing anything the model returns."""
     import desktop_sr.ui.selftest as ui_selftest
-    from desktop_sr.engine.loader import ModelSpec
     from desktop_sr.selftest import run_selftest
 
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-    spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"], name="tiny")
+    spec = pisa_spec(tiny_model["base"], tiny_model["pkl"], name="tiny")
     monkeypatch.setattr(ui_selftest, "default_model_spec", lambda: spec)
     code = run_selftest(device=TARGET.device)
     err = capsys.readouterr().err
-    assert code == EXIT_FAILED, err
+    assert code == ExitCode.FAILED, err
     assert "FAILED: the result" in err and "model pisa_tiny on cpu fp32" in err and "upscale" in err
 
 

@@ -185,7 +185,7 @@ needs_bundled = pytest.mark.skipif(
 
 @needs_bundled
 def test_bundled_model_scales_its_bands_by_the_maps(tmp_path_factory):
-    from desktop_sr.engine.backends.bundled import load_bundled_session
+    from desktop_sr.engine.backends.bundled.session import load_bundled_session
 
     s = load_bundled_session(device=TARGET.device, models_dir=tmp_path_factory.mktemp("bundled"))
     s.set_photo(astronaut(48, 32))

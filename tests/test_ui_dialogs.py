@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from desktop_sr.engine.loader import ModelSpec
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.imaging import SaveOptions
 from desktop_sr.settings import VERSION, Settings, config_dir, load_settings, save_settings
 from desktop_sr.ui.controls import ControlsPanel
@@ -107,7 +107,7 @@ def test_model_dialog_checks_paths_and_builds_a_pisa_spec(qtbot, tmp_path):
     lora.write_bytes(b"x")
     dlg._accept()
     assert dlg.result() == ChooseModelDialog.DialogCode.Accepted
-    assert dlg.spec() == ModelSpec.pisa(base, lora)
+    assert dlg.spec() == pisa_spec(base, lora)
 
 
 def test_controls_steps_reset_and_realism_per_model(qtbot):

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from desktop_sr.editor.jobs import ModelLoaded, Rendered
 from desktop_sr.engine.api import RenderParams
-from desktop_sr.engine.loader import ModelSpec
+from desktop_sr.engine.backends.bundled import bundled_spec
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.imaging import SaveOptions, read_photo
 from desktop_sr.ui.controls import ControlsPanel
 from desktop_sr.ui.export_dialog import ExportDialog
@@ -62,12 +63,12 @@ def test_the_window_follows_the_loaded_models_colour_fix(qtbot, window, tiny_mod
         return isinstance(r, ModelLoaded)
 
     with qtbot.waitSignal(window.worker.result, timeout=120000, check_params_cb=loaded):
-        window.load_model(ModelSpec.bundled())  # the real bundled upscaler: no colour fix, no description
+        window.load_model(bundled_spec())  # the real bundled upscaler: no colour fix, no description
     c = window.controls
     assert not c.color_fix.isEnabled() and c.color_fix_note.isVisible() and "bundled" in c.color_fix_note.text()
     assert not c.prompt.isEnabled() and c.prompt_note.isVisible()
     with qtbot.waitSignal(window.worker.result, timeout=60000, check_params_cb=loaded):
-        window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
+        window.load_model(pisa_spec(tiny_model["base"], tiny_model["pkl"]))
     assert c.color_fix.isEnabled() and not c.color_fix_note.isVisible()
     assert c.prompt.isEnabled() and not c.prompt_note.isVisible()
 
@@ -147,7 +148,7 @@ def test_export_with_metadata_stripped_writes_no_exif(qtbot, window, tiny_model,
     exif[0x010F] = "CameraMaker"  # Make
     Image.open(DATA / "astronaut_64.png").convert("RGB").crop((0, 0, 40, 32)).save(src, exif=exif.tobytes())
     with qtbot.waitSignal(window.worker.result, timeout=60000, check_params_cb=lambda j, r: isinstance(r, ModelLoaded)):
-        window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
+        window.load_model(pisa_spec(tiny_model["base"], tiny_model["pkl"]))
     with qtbot.waitSignal(window.worker.result, timeout=60000,
                           check_params_cb=lambda j, r: isinstance(r, Rendered) and r.region is None):  # fmt: skip
         window.open_path(src)
@@ -168,7 +169,7 @@ def test_export_with_metadata_stripped_writes_no_exif(qtbot, window, tiny_model,
 def test_batch_dialog_opens_with_a_neutral_hint_not_an_error(qtbot, tmp_path):
     from desktop_sr.ui.batch_dialog import BatchDialog
 
-    dlg = BatchDialog(None, model_spec=ModelSpec.bundled(), params=RenderParams(), current_photo=None,
+    dlg = BatchDialog(None, model_spec=bundled_spec(), params=RenderParams(), current_photo=None,
                       settings_dir=tmp_path / "config")  # fmt: skip
     qtbot.addWidget(dlg)
     text = dlg.plan_label.text()
@@ -188,7 +189,7 @@ def test_batch_progress_is_labelled_with_rate_and_time_left(qtbot, tmp_path, tin
     for i in range(2):
         Image.open(DATA / "astronaut_64.png").convert("RGB").crop((i, 0, 32 + i, 32)).save(folder / f"p{i}.png")
     small = TileSettings(unet_tile=16, unet_overlap=4, vae_tile=16, vae_overlap=4)  # several tiles per photo
-    dlg = BatchDialog(None, model_spec=ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]),
+    dlg = BatchDialog(None, model_spec=pisa_spec(tiny_model["base"], tiny_model["pkl"]),
                       params=RenderParams(scale=2), current_photo=None, settings_dir=tmp_path / "config",
                       device=TARGET.device, tiles=small, model_device=TARGET.device)  # fmt: skip
     qtbot.addWidget(dlg)
@@ -217,7 +218,7 @@ def test_batch_progress_is_labelled_with_rate_and_time_left(qtbot, tmp_path, tin
 
 def test_a_long_render_asks_with_its_estimate_and_shows_its_time_left(qtbot, window, tiny_model, photo_path,
                                                                       monkeypatch):  # fmt: skip
-    spec = ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"])
+    spec = pisa_spec(tiny_model["base"], tiny_model["pkl"])
     with qtbot.waitSignal(window.worker.result, timeout=60000, check_params_cb=lambda j, r: isinstance(r, ModelLoaded)):
         window.load_model(spec)
     window.editor.gate.book.record(spec.name, window.editor.model_info.device, 0.001, 1000.0)

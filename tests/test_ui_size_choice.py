@@ -9,7 +9,7 @@ from PIL import Image
 from PySide6.QtWidgets import QMessageBox
 
 from desktop_sr.editor.jobs import Exported, ModelLoaded, Rendered
-from desktop_sr.engine.loader import ModelSpec
+from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.target_size import TargetSize
 from desktop_sr.ui.export_dialog import ExportDialog
 from desktop_sr.ui.main_window import MainWindow
@@ -91,7 +91,7 @@ def test_window_renders_at_the_targets_scale_and_exports_exactly_the_target(qtbo
     src = tmp_path / "photo.png"
     Image.open(DATA / "astronaut_64.png").crop((0, 0, 48, 40)).save(src, dpi=(100, 100))
     with result_of(qtbot, window.worker, ModelLoaded, 60000):
-        window.load_model(ModelSpec.pisa(tiny_model["base"], tiny_model["pkl"]))
+        window.load_model(pisa_spec(tiny_model["base"], tiny_model["pkl"]))
     window.controls.scale.set_target(TargetSize.long_edge(100))  # before the photo: the plan follows it
     with result_of(qtbot, window.worker, Rendered, 60000, check=lambda r: r.region is None):
         window.open_path(src)

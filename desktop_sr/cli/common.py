@@ -1,25 +1,30 @@
-"""Options shared by every headless command (upscale, batch): model choice, render parameters, progress bar."""
+"""What the headless commands (upscale, batch) share: model choice, render parameters, output options, progress
+bars, Ctrl-C handling."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from .engine.api import COLOR_FIXES, REALISM_PRESETS, SCALES, ModelInfo, ProgressFn, RenderParams, UpscaleSession
-from .engine.errors import ModelError
-from .engine.loader import ModelSpec, open_session
-from .engine.tile_settings import TileSettings
-from .target_size import DPI_POLICIES, TargetError, TargetSize, parse_box, parse_print
+from ..engine.api import COLOR_FIXES, REALISM_PRESETS, SCALES, ModelInfo, ProgressFn, RenderParams, UpscaleSession
+from ..engine.control import Control
+from ..engine.errors import ModelError
+from ..engine.loader import ModelSpec, open_session
+from ..engine.tile_settings import TileSettings
+from ..exit_codes import ExitCode
+from ..imaging.formats import OUTPUT_FORMAT_CHOICES
+from ..target_size import DPI_POLICIES, TargetError, TargetSize, parse_box, parse_print
 
-#: Exit codes of every command: 0 success, 1 some input failed (or the self-test), 2 bad usage, 3 no model.
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
-#: Ctrl-C: 128 + SIGINT, what shells report.
-EXIT_INTERRUPTED = 130
+if TYPE_CHECKING:
+    from ..batch.plan import Plan
+    from ..batch.results import BatchSummary
 
 T = TypeVar("T")
 
@@ -53,9 +58,11 @@ def strength(text: str) -> float:
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", type=Path, metavar="DIR",
-                   help="Stable Diffusion 2.1-base folder (diffusers layout); without --model and --lora: the default "
-                   "model of 'desktop-sr models', else the bundled Real-ESRGAN x4plus")  # fmt: skip
+    g.add_argument("--model", type=Path, metavar="MODEL",
+                   help="a model of 'desktop-sr models list' (id or name, 'bundled'), an upscaler file (.pth, .pt, "
+                   ".ckpt, .safetensors: ESRGAN, SwinIR, HAT, DAT, SPAN...), or with --lora a Stable Diffusion "
+                   "2.1-base folder; default: the default model of 'desktop-sr models', else the bundled "
+                   "Real-ESRGAN x4plus")  # fmt: skip
     g.add_argument("--lora", type=Path, metavar="FILE", help="PiSA-SR adapters: official .pkl or .safetensors")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     g.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="auto = fp16 on GPU")
@@ -107,10 +114,6 @@ def quality_value(text: str) -> int:
     return value
 
 
-#: Output formats on the command line; "same" keeps the source's format where the app can write it, else PNG.
-OUTPUT_FORMAT_CHOICES = ("same", "png", "jpeg", "webp", "tiff")
-
-
 def add_output_args(p: argparse.ArgumentParser, *, default_format: str | None) -> None:
     """The output-file options shared by upscale and batch (and mirrored by the GUI's save and batch dialogs).
 
@@ -135,7 +138,7 @@ def add_yes_arg(p: argparse.ArgumentParser) -> None:
 def save_options_from_args(args: argparse.Namespace, fmt: str | None = None, dpi: float | None = None):  # noqa: ANN201
     """The :class:`~desktop_sr.imaging.SaveOptions` for these options; ``fmt`` overrides --format ("same" = None),
     ``dpi`` is the DPI to write whatever the photo had (see :func:`dpi_from_args`)."""
-    from .imaging import SaveOptions
+    from ..imaging import SaveOptions
 
     chosen = fmt if fmt is not None else args.format
     return SaveOptions(
@@ -215,22 +218,48 @@ def warn_ignored(info: ModelInfo, params: RenderParams, color_fix_given: bool = 
 
 
 def spec_from_args(args: argparse.Namespace) -> ModelSpec:
-    """--model/--lora, else the model manager's default, else the bundled upscaler (so a fresh install works).
+    """The model ``--model`` names, else the model manager's default, else the bundled upscaler (so a fresh install
+    works). ``--model`` is a registered model's id or name (``models list``), an upscaler file (any family that
+    claims it: a community ``.pth``/``.safetensors``), or a folder that, with ``--lora``, is a PiSA-SR model.
 
     Raises ModelError with a message that says what to pass."""
-    if args.model is None and args.lora is None:
-        try:
-            from .models.registry import default_spec  # the model manager, when installed
-        except ImportError:
-            default_spec = None  # type: ignore[assignment]
-        spec = default_spec() if default_spec else None
-        return spec if spec is not None else ModelSpec.bundled()  # the bundled upscaler ships with the app
-    if args.model is None or args.lora is None:
-        missing = "--model" if args.model is None else "--lora"
-        raise ModelError(
-            Path(missing), f"PiSA-SR needs both --model (SD-2.1-base folder) and --lora; {missing} is missing"
-        )
-    return ModelSpec.pisa(args.model, args.lora)
+    from ..engine.families import family_for
+    from ..models.registry import ModelStore, default_spec
+
+    if args.model is None:
+        if args.lora is not None:
+            raise ModelError(Path("--model"), "--lora needs --model (the SD-2.1-base folder it adapts)")
+        spec = default_spec()
+        if spec is not None:
+            return spec
+        found = built_in_spec()
+        if found is None:
+            raise ModelError(Path("--model"), "no model: import one ('desktop-sr models import FILE') or pass --model")
+        return found
+    given = Path(args.model).expanduser()
+    paths = [given] + ([Path(args.lora).expanduser()] if args.lora is not None else [])
+    if given.exists():
+        fam = family_for(paths)
+        if fam is None:
+            if given.is_dir() and args.lora is None:
+                raise ModelError(given, "a folder is a PiSA-SR base model: pass its adapter with --lora too")
+            raise ModelError(given, "not a model this app can open (see 'desktop-sr models import --help')")
+        roles = fam.claims(paths) or {}
+        return fam.spec(roles)
+    if args.lora is not None:
+        raise ModelError(given, "base model folder not found")
+    try:
+        return ModelStore().spec_for(str(args.model))
+    except (ModelError, OSError) as exc:
+        raise ModelError(given, f"no such file, and no registered model of this name ({exc})") from exc
+
+
+def built_in_spec() -> ModelSpec | None:
+    """The model that comes with the app, if it can run here."""
+    from ..models.registry import built_in
+
+    found = built_in()
+    return found[1].spec if found is not None else None
 
 
 def tiles_from_args(args: argparse.Namespace) -> TileSettings | None:
@@ -246,7 +275,7 @@ def tiles_from_args(args: argparse.Namespace) -> TileSettings | None:
 def session_from_args(args: argparse.Namespace) -> UpscaleSession:
     tiles = tiles_from_args(args)
     try:
-        from .models.paths import models_dir  # the model manager, when installed (as spec_from_args)
+        from ..models.paths import models_dir  # the model manager, when installed (as spec_from_args)
     except ImportError:
         folder = None
     else:
@@ -281,10 +310,40 @@ def in_worker(work: Callable[[], T]) -> T:
         report_interrupted()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)
+        os._exit(ExitCode.INTERRUPTED)
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["value"]  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def ctrl_c_cancels(control: Control, err: Callable[[str], None]) -> Iterator[None]:
+    """First Ctrl-C cancels cleanly (the photo in progress is abandoned within a tile); a second one aborts.
+
+    For the batch, local or on a cluster; ``err`` prints the command's prefixed message."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if control.cancelled:
+            raise KeyboardInterrupt
+        err("cancelling after the current tile (Ctrl-C again to abort)…")
+        control.cancel()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def report_failures(summary: BatchSummary, plan: Plan, err: Callable[[str], None]) -> None:
+    """One line per photo of a batch that failed while running (those refused at planning were reported then)."""
+    refused = {r.path for r in plan.refused}
+    for path, reason in summary.failures:
+        if path not in refused:
+            err(f"failed: {path}: {reason}")
 
 
 class StageBar:
@@ -300,7 +359,7 @@ class StageBar:
     ) -> None:
         from tqdm import tqdm
 
-        from .timing import RenderClock
+        from ..timing import RenderClock
 
         self.bar = tqdm(total=1, desc=desc, unit="tile", leave=False, disable=not enabled, file=sys.stderr,
                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}{postfix}")  # fmt: skip
@@ -308,7 +367,7 @@ class StageBar:
         self._on_first_estimate = on_first_estimate
 
     def __call__(self, done: int, total: int, stage: str) -> None:
-        from .timing import format_duration
+        from ..timing import format_duration
 
         self.clock.update(done, total, stage)
         if self.bar.total != total:
@@ -342,7 +401,7 @@ def confirm_long_job(seconds: float | None, what: str, assume_yes: bool) -> bool
     ``--yes`` skips the question; without a terminal on stdin (a script, a pipe) the warning is printed and the
     job goes on, so nothing hangs waiting for an answer nobody can give.
     """
-    from .timing import LONG_JOB_SECONDS, format_duration
+    from ..timing import LONG_JOB_SECONDS, format_duration
 
     if seconds is None or seconds <= LONG_JOB_SECONDS:
         return True
@@ -361,7 +420,7 @@ def warn_long_render(name: str) -> Callable[[float], None]:
     """For a render with no earlier measurement: one line once its first tiles show it will be long."""
 
     def warn(seconds: float) -> None:
-        from .timing import LONG_JOB_SECONDS, format_duration
+        from ..timing import LONG_JOB_SECONDS, format_duration
 
         if seconds > LONG_JOB_SECONDS:
             from tqdm import tqdm

@@ -14,15 +14,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..cli_text import plain
 from ..engine.control import Control
 from ..engine.errors import ModelError
-from .errors import DownloadError, OperationCancelled, StoreError, UnknownModel
-from .files import human_size
-from .paths import ENV_MODELS_DIR
-from .registry import BUILTIN_ID, ModelStore, bundled_available
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+from ..engine.families import families, family, family_for
+from ..exit_codes import ExitCode
+from ..models.errors import DownloadError, OperationCancelled, StoreError, UnknownModel
+from ..models.files import human_size
+from ..models.paths import ENV_MODELS_DIR
+from ..models.registry import BUILTIN_ID, ModelStore, bundled_available
+from .help_text import plain
 
 
 def add_models_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,10 +43,12 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=cmd_list)
 
-    q = _action(msub, "import", "add a PiSA-SR model: an SD-2.1-base folder plus an adapter file")
-    q.add_argument("base", type=Path, metavar="SD21_FOLDER", help="Stable Diffusion 2.1-base in diffusers layout")
-    q.add_argument("adapter", type=Path, metavar="ADAPTER", help="official .pkl or the app's .safetensors (+ .json)")
-    q.add_argument("--name", default="", help="display name (default: the adapter's file name)")
+    q = _action(msub, "import", "add a model: an upscaler file (.pth, .pt, .ckpt, .safetensors; its architecture is "
+                "detected), or a PiSA-SR model (an SD-2.1-base folder plus an adapter file)")  # fmt: skip
+    q.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                   help="UPSCALER_FILE, or SD21_FOLDER ADAPTER (official .pkl, or .safetensors + .json)")  # fmt: skip
+    q.add_argument("--kind", metavar="KIND", help="the model family, when the files alone do not say (see --help)")
+    q.add_argument("--name", default="", help="display name (default: the file's name)")
     q.add_argument("--reference", action="store_true",
                    help="use the files where they are instead of copying them (they must stay there)")  # fmt: skip
     q.add_argument("--reference-base", action="store_true",
@@ -69,7 +71,7 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--clear", action="store_true", help="no default: the app falls back to the bundled model")
     q.set_defaults(func=cmd_default)
 
-    from .download import BASE_REPO
+    from ..models.download import BASE_REPO
 
     q = _action(msub, "download", "download SD-2.1-base from the Hub and the adapter from a URL, then import")
     q.add_argument("--adapter-url", required=True, metavar="URL", help="address of the .pkl or .safetensors adapter")
@@ -104,7 +106,7 @@ def _action(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.A
 def _no_action(parser: argparse.ArgumentParser) -> int:
     parser.print_usage(sys.stderr)
     _err("choose an action: list, import, verify, remove, default, download or get-pisa")
-    return EXIT_USAGE
+    return ExitCode.USAGE
 
 
 def _err(message: str) -> None:
@@ -118,10 +120,10 @@ def _store(args: argparse.Namespace) -> ModelStore:
 def _code(exc: ModelError) -> int:
     """Exit code for an error: usage mistakes, unusable model files, or a failed operation."""
     if isinstance(exc, UnknownModel):
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if isinstance(exc, OperationCancelled | DownloadError | StoreError):
-        return EXIT_FAILED
-    return EXIT_MODEL
+        return ExitCode.FAILED
+    return ExitCode.MODEL
 
 
 @contextmanager
@@ -149,7 +151,7 @@ def _guard(run: Callable[[], int], interrupted: str) -> int:
         return run()
     except KeyboardInterrupt:
         _err(interrupted)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except ModelError as exc:
         _err(str(exc))
         return _code(exc)
@@ -163,21 +165,23 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = store.rows()
         if args.json:
             print(json.dumps({"models_dir": str(store.root), "models": [r.__dict__ for r in rows]}, indent=2))
-            return EXIT_OK
+            return ExitCode.OK
         print(f"models folder: {store.root}")
         if not rows:
-            print("no models (import one with 'desktop-sr models import SD21_FOLDER ADAPTER')")
-            return EXIT_OK
+            print("no models (import one with 'desktop-sr models import FILE')")
+            return ExitCode.OK
         width = max(len("ID"), *(len(r.id) for r in rows))
-        print(f"  {'ID':<{width}}  {'STATUS':<10} {'SIZE':>9}  {'KIND':<8} NAME (the name the app shows)")
+        print(f"  {'ID':<{width}}  {'STATUS':<10} {'SIZE':>9}  {'KIND':<9} NAME (the name the app shows)")
         for r in rows:
             mark = "*" if r.is_default else " "
-            print(f"{mark} {r.id:<{width}}  {r.status:<10} {human_size(r.size):>9}  {r.kind:<8} {r.name}")
+            print(f"{mark} {r.id:<{width}}  {r.status:<10} {human_size(r.size):>9}  {r.kind:<9} {r.name}")
+            if r.about:
+                print(f"  {'':<{width}}  {r.about}")
             print(f"  {'':<{width}}  {r.location} ({r.storage})")
             if r.detail and r.status not in ("ok", "built-in"):
                 print(f"  {'':<{width}}  {r.detail}")
         print("(* = the model the app uses by default)")
-        return EXIT_OK
+        return ExitCode.OK
 
     return _guard(run, "interrupted")
 
@@ -185,19 +189,26 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     def run() -> int:
         store = _store(args)
-        mode = "reference" if args.reference or args.reference_base else "copy"
-        adapter_mode = "reference" if args.reference else "copy"
+        paths = [Path(p).expanduser() for p in args.files]
+        fam = family(args.kind) if args.kind else family_for(paths)
+        roles = fam.claims(paths) if fam is not None else None
+        if fam is None or roles is None:
+            kinds = "; ".join(f"{f.kind}: {', '.join(r.label for r in f.roles)}" for f in families() if f.roles)
+            raise ModelError(paths[0], f"not a model this app can import (it takes {kinds})")
+        # --reference: every role where it is; --reference-base: a folder role (SD-2.1, 5 GB) referenced, files copied
+        mode = {r.key: "reference" if args.reference or (args.reference_base and r.folder) else "copy"
+                for r in fam.roles}  # fmt: skip
         with _bar(not args.quiet, "import") as control:
-            entry = store.import_pisa(
-                args.base, args.adapter, name=args.name, mode=mode, adapter_mode=adapter_mode,
-                make_default=args.default, control=control,
-            )  # fmt: skip
+            entry = store.import_model(fam.kind, roles, name=args.name, mode=mode, make_default=args.default,
+                                       control=control)  # fmt: skip
         how = entry.storage_label
         print(f"imported {entry.id} ({entry.name}): {len(entry.files)} files, {human_size(entry.size)}, {how}")
+        if entry.details:
+            print("  " + ", ".join(f"{k} {v}" for k, v in entry.details.items()))
         print(f"  location: {store.location(entry)}")
         if args.default:
             print(f"  {entry.id} is now the default model")
-        return EXIT_OK
+        return ExitCode.OK
 
     return _guard(run, "interrupted: nothing was imported")
 
@@ -209,19 +220,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
         ids = args.ids or [*builtin, *(e.id for e in store.entries())]
         if not ids:
             print("no models to verify")
-            return EXIT_OK
-        worst = EXIT_OK
+            return ExitCode.OK
+        worst = ExitCode.OK
         for key in ids:
             try:
                 with _bar(not args.quiet, f"verify {key}") as control:
                     report = store.verify(key, control=control)
             except UnknownModel as exc:
                 _err(str(exc))
-                worst = max(worst, EXIT_USAGE)
+                worst = max(worst, ExitCode.USAGE)
                 continue
             print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
             if not report.ok:
-                worst = max(worst, EXIT_FAILED)
+                worst = max(worst, ExitCode.FAILED)
         return worst
 
     return _guard(run, "interrupted")
@@ -236,7 +247,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
             print(f"removed {result.id} from the list")
         for path in result.kept:
             print(f"  left untouched (referenced, not copied): {path}")
-        return EXIT_OK
+        return ExitCode.OK
 
     return _guard(run, "interrupted")
 
@@ -247,26 +258,26 @@ def cmd_default(args: argparse.Namespace) -> int:
         if args.clear:
             store.set_default(None)
             print("no default model: the app uses the bundled model")
-            return EXIT_OK
+            return ExitCode.OK
         if args.id is None:
             current = store.default_id()
             print(current if current else "no default model set (the app uses the bundled model)")
-            return EXIT_OK
+            return ExitCode.OK
         ident = store.set_default(args.id)
         print(f"default model: {ident}")
-        return EXIT_OK
+        return ExitCode.OK
 
     return _guard(run, "interrupted")
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .download import download_model, normalise_sha256
+    from ..models.download import download_model, normalise_sha256
 
     def run() -> int:
         store = _store(args)
         if args.reference_base and args.base is None:
             _err("--reference-base needs --base")
-            return EXIT_USAGE
+            return ExitCode.USAGE
         if not args.sha256:
             print("warning: no --sha256 given; the adapter file cannot be checked", file=sys.stderr)
         with _bar(not args.quiet, "download") as control:
@@ -279,20 +290,20 @@ def cmd_download(args: argparse.Namespace) -> int:
         print(f"downloaded and imported {entry.id} ({entry.name}): {human_size(entry.size)} in {store.location(entry)}")
         if args.default:
             print(f"  {entry.id} is now the default model")
-        return EXIT_OK
+        return ExitCode.OK
 
     try:
         normalise_sha256(args.sha256)
     except DownloadError as exc:
         _err(str(exc))
-        return EXIT_USAGE
+        return ExitCode.USAGE
     return _guard(run, "interrupted: run the same command again to resume the download")
 
 
 def cmd_get_pisa(args: argparse.Namespace) -> int:
     """Exit 0 imported; 1 a part is still missing (what to do is printed); 3 the adapter or base is unusable."""
-    from .download import download_base
-    from .get_pisa import BASE_URL, adapter_hint, import_model, offline, offline_instructions, staging
+    from ..models.download import download_base
+    from ..models.get_pisa import BASE_URL, adapter_hint, import_model, offline, offline_instructions, staging
 
     def run() -> int:
         store = _store(args)
@@ -301,11 +312,11 @@ def cmd_get_pisa(args: argparse.Namespace) -> int:
         adapter = args.adapter or (stage.adapter if stage.has_adapter() else None)
         if adapter is not None and not adapter.is_file():
             _err(f"{adapter}: file not found")
-            return EXIT_USAGE
+            return ExitCode.USAGE
         if base is None:
             if args.offline or offline():
                 print(offline_instructions(stage), file=sys.stderr)
-                return EXIT_FAILED
+                return ExitCode.FAILED
             print(f"downloading Stable Diffusion 2.1-base from {BASE_URL}\n  to {stage.base} "
                   "(about 5 GB; resumable: run the same command again after an interruption)")  # fmt: skip
             try:
@@ -314,11 +325,11 @@ def cmd_get_pisa(args: argparse.Namespace) -> int:
             except DownloadError as exc:
                 _err(str(exc))
                 print(offline_instructions(stage), file=sys.stderr)
-                return EXIT_FAILED
+                return ExitCode.FAILED
         if adapter is None:
             print(f"SD-2.1-base is ready: {base}")
             print(adapter_hint(stage))
-            return EXIT_FAILED
+            return ExitCode.FAILED
         with _bar(not args.quiet, "import") as progress:
             done = import_model(store, base, adapter, name=args.name, make_default=args.default, control=progress)
         entry, sha = done.entry, done.adapter_sha256
@@ -326,6 +337,6 @@ def cmd_get_pisa(args: argparse.Namespace) -> int:
         print(f"  adapter {adapter.name} sha256 {sha}")
         if args.default:
             print(f"  {entry.id} is now the default model")
-        return EXIT_OK
+        return ExitCode.OK
 
     return _guard(run, "interrupted: run the same command again to go on")

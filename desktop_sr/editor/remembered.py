@@ -4,7 +4,7 @@ writes back. Qt-free, beside the editor model, so the window only says when."""
 from __future__ import annotations
 
 from ..engine.api import RenderParams
-from ..engine.loader import ModelSpec
+from ..engine.spec import ModelSpec
 from ..settings import Settings
 
 
@@ -22,29 +22,30 @@ def remember_params(s: Settings, p: RenderParams) -> None:
 
 
 def last_model_spec(s: Settings) -> ModelSpec | None:
-    """The model used last time, if the settings name one."""
-    if s.model_kind == "pisa-sr" and s.model_base and s.model_lora:
-        return ModelSpec.pisa(s.model_base, s.model_lora, s.model_name)
-    if s.model_kind and s.model_kind != "pisa-sr":
-        return ModelSpec(kind=s.model_kind, name=s.model_name)
-    return None
+    """The model used last time, if the settings name one (any family: its files are kept by role)."""
+    kind = s.model.get("kind")
+    if not isinstance(kind, str) or not kind:
+        return None
+    files = s.model.get("files")
+    files = {str(k): str(v) for k, v in files.items() if v} if isinstance(files, dict) else {}
+    return ModelSpec.of(kind, str(s.model.get("name") or ""), files)
 
 
 def remember_model(s: Settings, spec: ModelSpec) -> None:
-    s.model_kind, s.model_name = spec.kind, spec.name
-    s.model_base, s.model_lora = str(spec.base_dir or ""), str(spec.lora or "")
+    s.model = {"kind": spec.kind, "name": spec.name, "files": {role: str(path) for role, path in spec.files}}
 
 
 def default_model_spec() -> ModelSpec | None:
-    """The model manager's default if there is one, else the bundled upscaler if it can run here, else None (then
-    the window asks for a model instead of failing to load one).
+    """The model manager's default if there is one, else the model that comes with the app if it can run here,
+    else None (then the window asks for a model instead of failing to load one).
 
     Only looks for files and modules, never imports the engine's model code here: that pulls in torch, which
     belongs to the worker thread.
     """
-    from ..models.registry import bundled_available, default_spec
+    from ..models.registry import built_in, default_spec
 
     spec = default_spec()
     if spec is not None:
         return spec
-    return ModelSpec.bundled() if bundled_available() else None
+    found = built_in()
+    return found[1].spec if found is not None else None

@@ -17,7 +17,7 @@ from .strength_map import StrengthMaps
 
 COLOR_FIXES = ("adain", "wavelet", "none")
 #: x1 restores at the original size (noise, blur, JPEG) through the same path as an upscale.
-SCALES = (1, 2, 3, 4)
+SCALES = (1, 2, 3, 4, 8)
 #: Realism presets of RCOD (t = 1 is PiSA-SR's own training timestep).
 REALISM_PRESETS: dict[str, int] = {"default": 1, "fidelity": 250, "neutral": 500, "realism": 750}
 
@@ -60,7 +60,7 @@ class ModelInfo:
     """What the UI needs to know about a loaded model."""
 
     name: str
-    kind: str  # "pisa-sr" or "bundled"
+    kind: str  # the family's kind (see :mod:`.families`)
     device: str
     dtype: str
     supports_realism: bool = True
@@ -71,6 +71,8 @@ class ModelInfo:
     #: Realism levels the adapters were trained for (RCOD-style models record them); empty = any t.
     trained_timesteps: tuple[int, ...] = ()
     licence: str = ""
+    #: The output scales this model offers (a community x8 model adds 8).
+    scales: tuple[int, ...] = (1, 2, 3, 4)
 
 
 #: progress(done, total, stage) - stage is a short word such as "encode", "unet", "decode" (see :class:`Control`).

@@ -6,6 +6,7 @@ GUI can ask for the default model at start-up and ``desktop-sr models list`` sta
 """
 
 from .errors import ChecksumMismatch, DownloadError, OperationCancelled, StoreError, UnknownModel
+from .listing import ModelRow
 from .paths import models_dir
 from .registry import (
     BUILTIN_ID,
@@ -14,9 +15,10 @@ from .registry import (
     MODIFIED,
     OK,
     ModelEntry,
-    ModelRow,
+    ModelStatus,
     ModelStore,
     RemoveResult,
+    Storage,
     VerifyReport,
     default_spec,
 )
@@ -31,6 +33,8 @@ __all__ = [
     "DownloadError",
     "ModelEntry",
     "ModelRow",
+    "ModelStatus",
+    "Storage",
     "ModelStore",
     "OperationCancelled",
     "RemoveResult",

@@ -37,10 +37,11 @@ from typing import TYPE_CHECKING
 from filelock import FileLock, Timeout
 
 from .. import __version__
+from ..engine.backends.pisa.layout import ADAPTER_SUFFIXES, check_base_folder
 from ..engine.control import Control
 from .errors import ChecksumMismatch, DownloadError, OperationCancelled
 from .files import CHUNK, check_cancel
-from .layout import ADAPTER_SUFFIXES, check_base_folder
+from .pisa_import import import_pisa
 from .registry import DOWNLOADS, ModelStore, slugify
 
 if TYPE_CHECKING:
@@ -429,7 +430,8 @@ def download_model(
     source = {"adapter_url": adapter_url, **({"repo_id": repo_id} if base_dir is None else {})}
     if revision and base_dir is None:
         source["revision"] = revision
-    entry = store.import_pisa(
+    entry = import_pisa(
+        store,
         base,
         adapter,
         name=name or Path(file_name).stem,

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .download import BASE_REPO
+from .pisa_import import import_pisa
 
 if TYPE_CHECKING:
     from ..engine.control import Control
-    from .registry import ModelEntry, ModelStore
+from .registry import ModelEntry, ModelStore
 
 PROJECT_URL = "https://github.com/csslc/PiSA-SR"
 BASE_URL = f"https://huggingface.co/{BASE_REPO}"
@@ -111,7 +112,7 @@ def import_model(
     5 GB copy); one elsewhere is copied, as is the adapter. Touches torch: call it from a worker thread in the GUI."""
     stage = staging(store.root)
     in_place = Path(base).expanduser().absolute() == stage.base.absolute()
-    entry = store.import_pisa(base, adapter, name=name, mode="reference" if in_place else "copy", adapter_mode="copy",
+    entry = import_pisa(store, base, adapter, name=name, mode="reference" if in_place else "copy", adapter_mode="copy",
                               make_default=make_default, control=control)  # fmt: skip
     sha = next((f.sha256 for f in entry.files if f.role == "adapter"), "")
     return Imported(entry, sha)

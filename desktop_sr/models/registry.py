@@ -3,8 +3,9 @@
 Layout of the models folder (see :func:`desktop_sr.models.paths.models_dir`)::
 
     registry.json              the list of models and the default; replaced atomically, never edited in place
-    <id>/base/...              a copied model: the SD-2.1-base files the engine loads
-    <id>/adapter/<file>        ... and its adapter (plus the .json manifest of a .safetensors adapter)
+    <id>/<role>/...            a copied model: the files of each of its family's roles (PiSA-SR: ``base/`` holds the
+                               SD-2.1-base files, ``adapter/`` the adapter and its manifest; a community upscaler:
+                               ``weights/<file>``)
     <id>/.desktop-sr-model.json  marker written first, so a folder left by an interrupted import is recognisable
     .staging/<token>/          imports in progress (each held by a lock file while it runs)
     .downloads/                partial downloads, kept so a later download resumes
@@ -19,13 +20,13 @@ an interrupted import leaves at most a stale staging folder, which the next impo
 the rename and the registry write) a marked folder listed as "incomplete" that *Remove* deletes.
 
 This module never imports torch or Qt: the GUI calls :func:`default_spec` at start-up, and ``models list`` should
-be instant. Only :func:`desktop_sr.models.layout.validate_adapter` (called during an import) touches torch.
+be instant. Only a family's ``inspect`` (called during an import) touches torch. Which files a model has and how
+they are checked is its family's business (:mod:`desktop_sr.engine.families`): the store names no family.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,29 +44,58 @@ from filelock import FileLock, Timeout
 
 from ..engine.control import Control
 from ..engine.errors import ModelError
+from ..engine.families import BuiltIn, ModelFamily, RoleFiles, built_ins, family
+from ..engine.spec import ModelSpec
 from . import files as _files
 from .errors import StoreError, UnknownModel
 from .files import atomic_write_text, check_cancel, folder_size, hash_file
-from .layout import adapter_files, check_base_folder, select_base_files, validate_adapter
 from .paths import models_dir
 
 if TYPE_CHECKING:
-    from ..engine.loader import ModelSpec
+    from collections.abc import Mapping
+
+    from .listing import ModelRow
 
 log = logging.getLogger(__name__)
 
 FORMAT = "desktop-sr-models"
-VERSION = 1
+#: 2: an entry holds its files by role (``paths``, ``storage``) and what its family found (``details``); version 1
+#: entries (PiSA-SR only: ``base_dir``, ``lora``, ``adapter_storage``) are read and rewritten as version 2.
+VERSION = 2
 REGISTRY_FILE = "registry.json"
 MARKER = ".desktop-sr-model.json"
 STAGING = ".staging"
 DOWNLOADS = ".downloads"
-BUILTIN_ID = "bundled"
-BUILTIN_NAME = "Real-ESRGAN x4plus (bundled)"  # = engine.bundled_files.BUNDLED_NAME, what the GUI status bar shows
-BUILTIN_MODULE = "desktop_sr.engine.backends.bundled"
+BUILTIN_ID = "bundled"  # the store id of the model that comes with the app (``--model bundled``)
 
-OK, MISSING, MODIFIED, INCOMPLETE, BUILTIN = "ok", "missing", "modified", "incomplete", "built-in"
-STORAGE_MODES = ("copy", "reference")
+
+class ModelStatus(str, Enum):
+    """A model's health as the list shows it (the values are what ``models list --json`` prints)."""
+
+    OK = "ok"
+    MISSING = "missing"
+    MODIFIED = "modified"
+    INCOMPLETE = "incomplete"
+    BUILTIN = "built-in"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Storage(str, Enum):
+    """How a role's files are held: copied into the store (it owns them) or referenced where the user keeps them."""
+
+    COPY = "copy"
+    REFERENCE = "reference"
+    MOVE = "move"  # an import mode only: the downloader's own files are renamed in, then held as copies
+
+    def __str__(self) -> str:
+        return self.value
+
+
+OK, MISSING, MODIFIED, INCOMPLETE, BUILTIN = (ModelStatus.OK, ModelStatus.MISSING, ModelStatus.MODIFIED,
+                                              ModelStatus.INCOMPLETE, ModelStatus.BUILTIN)  # fmt: skip
+STORAGE_MODES = (Storage.COPY.value, Storage.REFERENCE.value)
 _SPACE_MARGIN = 64 << 20
 
 
@@ -72,8 +103,8 @@ _SPACE_MARGIN = 64 << 20
 class FileRecord:
     """One file of a model as it was at import: enough to notice a change cheaply (size, mtime) or surely (sha256)."""
 
-    role: str  # "base" or "adapter"
-    path: str  # POSIX path relative to the role's folder (the base folder, or the adapter's folder)
+    role: str  # the family's role key ("base", "adapter", "weights", ...)
+    path: str  # POSIX path relative to the role's folder (a folder role's folder, or a file role's parent)
     size: int
     sha256: str
     mtime_ns: int
@@ -81,38 +112,35 @@ class FileRecord:
 
 @dataclass
 class ModelEntry:
-    """A registered model. Paths are relative to the model's folder for copies, absolute for references.
+    """A registered model: its family's ``kind`` and, per role, where its files are and how they are held.
 
-    Base and adapter are stored independently (``storage`` and ``adapter_storage``), so a trained adapter can be
-    copied in while it references a base that is already on disk: SD-2.1-base is 5 GB, adapters are small.
+    A copied role's path is relative to the model's folder (``<role>/...``), a referenced role's is absolute. Roles
+    are held independently, so a trained adapter can be copied in while it references a base that is already on
+    disk: SD-2.1-base is 5 GB, adapters are small.
     """
 
     id: str
     name: str
     kind: str
-    storage: str  # the base: "copy" (the store owns the files) or "reference" (the user's files, never deleted)
-    base_dir: str
-    lora: str
+    paths: dict[str, str]  # role -> path
+    storage: dict[str, str]  # role -> "copy" or "reference"
     files: list[FileRecord]
     added: str = ""
     source: dict[str, str] = field(default_factory=dict)
     verified: dict[str, object] = field(default_factory=dict)
-    adapter_storage: str = ""  # "" means the same as ``storage``
-
-    @property
-    def lora_storage(self) -> str:
-        return self.adapter_storage or self.storage
+    details: dict[str, str] = field(default_factory=dict)  # what the family found: architecture, scale, ...
 
     @property
     def owns_folder(self) -> bool:
         """Whether ``<models dir>/<id>/`` holds files of this model (and Remove deletes it)."""
-        return "copy" in (self.storage, self.lora_storage)
+        return Storage.COPY.value in self.storage.values()
 
     @property
     def storage_label(self) -> str:
-        if self.storage == self.lora_storage:
-            return self.storage
-        return f"base {self.storage}, adapter {self.lora_storage}"
+        kinds = set(self.storage.values())
+        if len(kinds) <= 1:
+            return next(iter(kinds), Storage.COPY.value)
+        return ", ".join(f"{role} {how}" for role, how in self.storage.items())
 
     @property
     def size(self) -> int:
@@ -126,31 +154,18 @@ class ModelEntry:
     @staticmethod
     def from_json(raw: dict[str, object]) -> ModelEntry:
         files = [FileRecord(**f) for f in raw["files"]]  # type: ignore[union-attr,arg-type]
+        if "paths" in raw:
+            paths = {str(k): str(v) for k, v in dict(raw["paths"]).items()}  # type: ignore[call-overload]
+            storage = {str(k): str(v) for k, v in dict(raw["storage"]).items()}  # type: ignore[call-overload]
+        else:  # version 1: a PiSA-SR model, base folder + adapter
+            base_storage = str(raw["storage"])
+            paths = {"base": str(raw["base_dir"]), "adapter": str(raw["lora"])}
+            storage = {"base": base_storage, "adapter": str(raw.get("adapter_storage") or base_storage)}
         return ModelEntry(
-            id=str(raw["id"]), name=str(raw["name"]), kind=str(raw["kind"]), storage=str(raw["storage"]),
-            base_dir=str(raw["base_dir"]), lora=str(raw["lora"]), files=files, added=str(raw.get("added", "")),
-            source=dict(raw.get("source") or {}), verified=dict(raw.get("verified") or {}),  # type: ignore[arg-type]
-            adapter_storage=str(raw.get("adapter_storage") or ""),
+            id=str(raw["id"]), name=str(raw["name"]), kind=str(raw["kind"]), paths=paths, storage=storage,
+            files=files, added=str(raw.get("added", "")), source=dict(raw.get("source") or {}),  # type: ignore[arg-type]
+            verified=dict(raw.get("verified") or {}), details=dict(raw.get("details") or {}),  # type: ignore[arg-type]
         )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ModelRow:
-    """One line of the model manager's table (GUI and ``models list``)."""
-
-    id: str
-    name: str
-    kind: str
-    size: int
-    location: str
-    status: str  # ok / missing / modified / incomplete / built-in
-    storage: str  # copy / reference / built-in
-    is_default: bool = False
-    detail: str = ""
-
-    @property
-    def usable(self) -> bool:
-        return self.status in (OK, MODIFIED, BUILTIN)
 
 
 @dataclass
@@ -195,17 +210,15 @@ class _Registry:
         return [m.id for m in self.models]
 
 
-def bundled_available(root: Path | None = None) -> bool:
-    """Whether the bundled upscaler can run here: its code ships with the app, and its weights are installed (or
-    were converted into ``root``, the models folder). Looks without importing anything that needs torch."""
-    try:
-        if importlib.util.find_spec(BUILTIN_MODULE) is None:
-            return False
-    except (ImportError, ValueError):
-        return False
-    from ..engine.backends.bundled.files import weights_available
+def built_in(root: Path | None = None) -> tuple[ModelFamily, BuiltIn] | None:
+    """The model that comes with the app, if it can run here (its family says; nothing that needs torch loads)."""
+    found = built_ins(root if root is not None else models_dir())
+    return found[0] if found else None
 
-    return weights_available(root if root is not None else models_dir())
+
+def bundled_available(root: Path | None = None) -> bool:
+    """Whether the app's own model can run here (its weights are installed, or were converted into ``root``)."""
+    return built_in(root) is not None
 
 
 def _now() -> str:
@@ -301,20 +314,27 @@ class ModelStore:
             raise StoreError(Path(key), f"several models have this name; use an id: {', '.join(m.id for m in named)}")
         raise UnknownModel(key, reg.ids() + ([BUILTIN_ID] if bundled_available(self.root) else []))
 
-    def base_path(self, entry: ModelEntry) -> Path:
-        return self.root / entry.id / entry.base_dir if entry.storage == "copy" else Path(entry.base_dir)
-
-    def lora_path(self, entry: ModelEntry) -> Path:
-        return self.root / entry.id / entry.lora if entry.lora_storage == "copy" else Path(entry.lora)
+    def role_path(self, entry: ModelEntry, role: str) -> Path:
+        """Where the file (or folder) of ``role`` is: in the model's folder for a copy, where it was for a reference."""
+        path = entry.paths[role]
+        return self.root / entry.id / path if entry.storage.get(role) == Storage.COPY.value else Path(path)
 
     def file_path(self, entry: ModelEntry, rec: FileRecord) -> Path:
-        folder = self.base_path(entry) if rec.role == "base" else self.lora_path(entry).parent
+        """A recorded file: under a folder role's folder, or beside a file role's file."""
+        where = self.role_path(entry, rec.role)
+        folder = where if self._is_folder_role(entry, rec.role) else where.parent
         return folder / rec.path
 
+    def _is_folder_role(self, entry: ModelEntry, role: str) -> bool:
+        try:
+            return family(entry.kind).role(role).folder
+        except (ModelError, KeyError):
+            return entry.paths[role] in (role, "") or self.role_path(entry, role).is_dir()
+
     def location(self, entry: ModelEntry) -> str:
-        if entry.storage == "copy" and entry.lora_storage == "copy":
+        if set(entry.storage.values()) == {Storage.COPY.value}:
             return str(self.root / entry.id)
-        return f"{self.base_path(entry)} + {self.lora_path(entry)}"
+        return " + ".join(str(self.role_path(entry, role)) for role in entry.paths)
 
     def quick_status(self, entry: ModelEntry) -> tuple[str, str]:
         """Status from file sizes and times only (instant, no hashing), plus a plain-words detail.
@@ -360,30 +380,16 @@ class ModelStore:
         return found
 
     def rows(self) -> list[ModelRow]:
-        """Everything the manager shows: the built-in model, registered models, unfinished imports."""
-        reg = self._read()
-        effective = self._effective_default(reg)
-        rows: list[ModelRow] = []
-        if bundled_available(self.root):
-            spec = importlib.util.find_spec(BUILTIN_MODULE)
-            folders = [Path(f) for f in (spec.submodule_search_locations or [])] if spec else []
-            converted = self.root / BUILTIN_ID  # where the bundled model keeps its weights converted at first use
-            where = "installed with the app" + (f"; converted weights in {converted}" if converted.is_dir() else "")
-            rows.append(ModelRow(
-                BUILTIN_ID, BUILTIN_NAME, "bundled", sum(folder_size(f) for f in [*folders, converted]), where,
-                BUILTIN, "built-in", effective == BUILTIN_ID, "used when no other default is set",
-            ))  # fmt: skip
-        for m in reg.models:
-            status, detail = self.quick_status(m)
-            rows.append(ModelRow(m.id, m.name, m.kind, m.size, self.location(m), status, m.storage_label,
-                                 effective == m.id, detail))  # fmt: skip
-        for folder, info in self._orphans(reg):
-            rows.append(ModelRow(
-                folder.name, str(info.get("name") or folder.name), str(info.get("kind") or "pisa-sr"),
-                folder_size(folder), str(folder), INCOMPLETE, "copy", False,
-                "the import did not finish; remove it and import again",
-            ))  # fmt: skip
-        return rows
+        """Everything the manager shows (see :mod:`.listing`, which words it)."""
+        from .listing import model_rows
+
+        return model_rows(self)
+
+    def orphans(self) -> list[tuple[Path, dict[str, object]]]:
+        return self._orphans(self._read())
+
+    def effective_default(self) -> str | None:
+        return self._effective_default(self._read())
 
     def _effective_default(self, reg: _Registry) -> str | None:
         """The id the app will actually load: the default if usable, else the bundled model if installed."""
@@ -395,18 +401,16 @@ class ModelStore:
 
     # -- specs and the default --------------------------------------------------------------------------------------
     def spec(self, entry: ModelEntry) -> ModelSpec:
-        from ..engine.loader import ModelSpec  # lazily: keeps this module light for start-up
-
-        return ModelSpec.pisa(self.base_path(entry), self.lora_path(entry), entry.name)
+        """The spec the engine opens: the family's roles, each at its path in the store or where it is referenced."""
+        return ModelSpec.of(entry.kind, entry.name, {role: self.role_path(entry, role) for role in entry.paths})
 
     def spec_for(self, key: str) -> ModelSpec:
-        """The spec of a model by id or name (``bundled`` for the built-in one)."""
+        """The spec of a model by id or name (``bundled`` for the one that comes with the app)."""
         if key == BUILTIN_ID:
-            if not bundled_available(self.root):
+            found = built_in(self.root)
+            if found is None:
                 raise StoreError(Path(key), "the bundled model is not installed with this build")
-            from ..engine.loader import ModelSpec
-
-            return ModelSpec(kind="bundled", name=BUILTIN_NAME)
+            return found[1].spec
         return self.spec(self.resolve(key))
 
     def default_spec(self) -> ModelSpec | None:
@@ -448,48 +452,46 @@ class ModelStore:
             return reg.default
 
     # -- import -----------------------------------------------------------------------------------------------------
-    def import_pisa(
+    def import_model(
         self,
-        base_dir: str | Path,
-        adapter: str | Path,
+        kind: str,
+        files: Mapping[str, str | Path],
         *,
         name: str = "",
-        mode: str = "copy",
-        adapter_mode: str | None = None,
+        mode: str | Mapping[str, str] = "copy",
         validate: bool = True,
         make_default: bool = False,
         control: Control | None = None,
         source: dict[str, str] | None = None,
     ) -> ModelEntry:
-        """Add a PiSA-SR model: an SD-2.1-base folder (diffusers layout) plus an adapter file.
+        """Add a model of family ``kind`` from its files by role (``{"weights": path}``, ``{"base": ..., ...}``).
 
-        ``mode`` is ``copy`` (into the models folder; the originals are only read), ``reference`` (hash the files
-        where they are; nothing is copied) or ``move`` (for the downloader: its own files are moved in, not
-        copied, to avoid needing twice the disk space); ``adapter_mode`` overrides it for the adapter. ``validate``
-        loads the adapter with the engine first (torch), so a wrong file is refused now rather than at first use.
-        The entry is registered only once every file is in place and hashed; any failure or cancel
-        (``control.cancel()``) leaves nothing usable and no partial files.
+        ``mode`` (one for all roles, or per role) is ``copy`` (into the models folder; the originals are only read),
+        ``reference`` (hash the files where they are; nothing is copied) or ``move`` (for the downloader: its own
+        files are renamed in, not copied, to avoid needing twice the disk space). ``validate`` has the family read
+        the model first (torch), so a wrong file is refused now rather than at first use; what it finds (an
+        architecture, a scale) is recorded. The entry is registered only once every file is in place and hashed;
+        any failure or cancel (``control.cancel()``) leaves nothing usable and no partial files.
         """
-        adapter_mode = adapter_mode or mode
-        for m in (mode, adapter_mode):
-            if m not in (*STORAGE_MODES, "move"):
+        fam = family(kind)
+        paths = {r.key: Path(files[r.key]).expanduser().absolute() for r in fam.roles if r.key in files}
+        missing = [r.label for r in fam.roles if r.key not in paths]
+        if missing:
+            raise StoreError(Path(kind), f"{fam.label} needs: {', '.join(missing)}")
+        modes = {role: (mode if isinstance(mode, str) else mode.get(role, "copy")) for role in paths}
+        for m in modes.values():
+            if m not in (*STORAGE_MODES, Storage.MOVE.value):
                 raise StoreError(Path(m), f"unknown import mode (use one of {', '.join(STORAGE_MODES)})")
-        modes = {"base": mode, "adapter": adapter_mode}
-        base = Path(base_dir).expanduser().absolute()
-        lora = Path(adapter).expanduser().absolute()
-        check_base_folder(base)
-        adapter_names = adapter_files(lora)
-        base_files = select_base_files(base)
-        if validate:
-            validate_adapter(lora)
-        plan = [("base", base, rel) for rel in base_files] + [("adapter", lora.parent, n) for n in adapter_names]
+        parts: dict[str, RoleFiles] = {role: fam.role_files(fam.role(role), path) for role, path in paths.items()}
+        details = fam.inspect(paths).facts if validate else {}
+        plan = [(role, rf.root, rel) for role, rf in parts.items() for rel in rf.names]
         try:
             sizes = [(src / rel).stat().st_size for _role, src, rel in plan]
         except OSError as exc:
-            raise StoreError(Path(exc.filename or base), f"cannot read ({exc.strerror or exc})") from exc
+            raise StoreError(Path(exc.filename or kind), f"cannot read ({exc.strerror or exc})") from exc
         total = sum(sizes)
         to_copy = sum(n for (role, _src, _rel), n in zip(plan, sizes, strict=True) if modes[role] == "copy")
-        display = name.strip() or lora.stem
+        display = name.strip() or fam.default_name(paths)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -508,15 +510,17 @@ class ModelStore:
         lock.acquire()
         final: Path | None = None
         moved: list[tuple[Path, Path]] = []
+        origin = {role: str(path) for role, path in paths.items()}
         try:
             staging.mkdir()
-            marker = {"name": display, "kind": "pisa-sr", "started": _now(), "source": {"base_dir": str(base),
-                      "lora": str(lora)}}  # fmt: skip
+            marker = {"name": display, "kind": kind, "started": _now(), "source": origin}
             atomic_write_text(staging / MARKER, json.dumps(marker, indent=2))
             records = self._bring_in(plan, total, modes, staging, control)
-            moved = self._move_in(base, lora, adapter_names, staging, modes)
-            check_cancel(control, lora)
-            owned = {role: m != "reference" for role, m in modes.items()}
+            moved = self._move_in(parts, staging, modes)
+            check_cancel(control, next(iter(paths.values()), self.root))
+            owned = {role: m != Storage.REFERENCE.value for role, m in modes.items()}
+            stored = {role: (f"{role}/{parts[role].entry}".rstrip("/") if owned[role] else str(paths[role]))
+                      for role in paths}  # fmt: skip
             with self._locked() as reg:
                 ident = self._unique_id(slugify(display), reg)
                 if any(owned.values()):
@@ -524,11 +528,9 @@ class ModelStore:
                     os.replace(staging, final)
                     _files.fsync_folder(self.root)
                 entry = ModelEntry(
-                    id=ident, name=display, kind="pisa-sr", storage="copy" if owned["base"] else "reference",
-                    base_dir="base" if owned["base"] else str(base),
-                    lora=f"adapter/{lora.name}" if owned["adapter"] else str(lora),
-                    files=records, added=_now(), source={"base_dir": str(base), "lora": str(lora), **(source or {})},
-                    adapter_storage="copy" if owned["adapter"] else "reference",
+                    id=ident, name=display, kind=kind, paths=stored,
+                    storage={role: Storage.COPY.value if owned[role] else Storage.REFERENCE.value for role in paths},
+                    files=records, added=_now(), source={**origin, **(source or {})}, details=details,
                 )  # fmt: skip
                 reg.models.append(entry)
                 if make_default:
@@ -596,20 +598,21 @@ class ModelStore:
         return records
 
     @staticmethod
-    def _move_in(
-        base: Path, lora: Path, adapter_names: list[str], staging: Path, modes: dict[str, str]
-    ) -> list[tuple[Path, Path]]:
+    def _move_in(parts: Mapping[str, RoleFiles], staging: Path, modes: Mapping[str, str]) -> list[tuple[Path, Path]]:
         """Rename the downloader's files into the staging folder (same file system: instant, no extra space)."""
         moved: list[tuple[Path, Path]] = []
-        if modes["base"] == "move":
-            shutil.rmtree(base / ".cache", ignore_errors=True)  # huggingface_hub's resume bookkeeping, now unneeded
-            os.replace(base, staging / "base")
-            moved.append((base, staging / "base"))
-        if modes["adapter"] == "move":
-            (staging / "adapter").mkdir(exist_ok=True)
-            for n in adapter_names:
-                os.replace(lora.parent / n, staging / "adapter" / n)
-                moved.append((lora.parent / n, staging / "adapter" / n))
+        for role, rf in parts.items():
+            if modes[role] != Storage.MOVE.value:
+                continue
+            if not rf.entry:  # a folder role: the whole folder moves
+                shutil.rmtree(rf.root / ".cache", ignore_errors=True)  # huggingface_hub's resume bookkeeping
+                os.replace(rf.root, staging / role)
+                moved.append((rf.root, staging / role))
+                continue
+            (staging / role).mkdir(exist_ok=True)
+            for n in rf.names:
+                os.replace(rf.root / n, staging / role / n)
+                moved.append((rf.root / n, staging / role / n))
         return moved
 
     def _unique_id(self, slug: str, reg: _Registry) -> str:
@@ -733,8 +736,8 @@ class ModelStore:
                     reg.default = None
         if entry is None:
             return self._delete_owned(key, key, ())
-        kept = tuple(p for p, st in ((self.base_path(entry), entry.storage), (self.lora_path(entry),
-                     entry.lora_storage)) if st == "reference")  # fmt: skip
+        kept = tuple(self.role_path(entry, role) for role, how in entry.storage.items()
+                     if how == Storage.REFERENCE.value)  # fmt: skip
         if not entry.owns_folder:
             return RemoveResult(entry.id, entry.name, None, 0, kept)
         return self._delete_owned(entry.id, entry.name, kept)

@@ -7,8 +7,6 @@ all come from :mod:`desktop_sr.batch`, so the dialog shows exactly what the runn
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 from pathlib import Path
 
@@ -55,14 +53,16 @@ from ..batch import (
     make_plan,
 )
 from ..batch.naming import TARGET_TEMPLATE
-from ..batch.runner import FAILED
+from ..batch.plan import Action, OnConflict
+from ..batch.results import Status
 from ..editor.executor import SharedModel
 from ..engine.api import COLOR_FIXES, RenderParams
 from ..engine.loader import ModelSpec
+from ..engine.stages import Stage
 from ..engine.tile_settings import TileSettings
 from ..imaging import SUPPORTED_READ_EXTENSIONS
 from ..models.paths import models_dir
-from ..settings import config_dir, read_settings
+from ..settings import BATCH_FILE, BatchChoices, config_dir, read_batch_choices, read_settings, save_batch_choices
 from ..timing import LONG_JOB_SECONDS, CostBook, RenderClock, format_duration, output_megapixels
 from .batch_worker import (
     BatchWorker,
@@ -82,13 +82,13 @@ log = logging.getLogger(__name__)
 PREVIEW_ROWS = 200  # the table shows the first rows of the plan; the summary line counts all of them
 CONFLICT_COLOUR = QColor(255, 224, 160)
 REFUSED_COLOUR = QColor(255, 190, 190)
-_ACTION_TEXT = {"write": "new", "overwrite": "overwrite", "rename": "rename", "skip": "skip (exists)",
-                "done": "done earlier"}  # fmt: skip
+_ACTION_TEXT = {Action.WRITE: "new", Action.OVERWRITE: "overwrite", Action.RENAME: "rename",
+                Action.SKIP: "skip (exists)", Action.DONE: "done earlier"}  # fmt: skip
 _CONFLICTS = (
-    ("Skip it", ("skip", "paren")),
-    ("Overwrite it", ("overwrite", "paren")),
-    ('Keep both: "name (1)"', ("rename", "paren")),
-    ('Keep both: "name_1"', ("rename", "underscore")),
+    ("Skip it", (OnConflict.SKIP, "paren")),
+    ("Overwrite it", (OnConflict.OVERWRITE, "paren")),
+    ('Keep both: "name (1)"', (OnConflict.RENAME, "paren")),
+    ('Keep both: "name_1"', (OnConflict.RENAME, "underscore")),
 )
 
 
@@ -130,7 +130,7 @@ class BatchDialog(QDialog):
         self._tried_start = False  # missing folders are a neutral hint until the user tries to start
         self._clock: RenderClock | None = None  # the current photo's render
         self._sizes: dict[Path, float] = {}  # output megapixels by source (the estimate, and what is recorded)
-        self.settings_path = (settings_dir or config_dir()) / "batch.json"
+        self.settings_path = (settings_dir or config_dir()) / BATCH_FILE
         self.inputs: list[Path] = []
         self.plan: Plan | None = None
         self.worker: BatchWorker | None = None
@@ -300,38 +300,38 @@ class BatchDialog(QDialog):
 
     # -- remembered choices ---------------------------------------------------------------------------------------
     def _restore(self) -> None:
-        """Last output folder and options from batch.json; the template and format default to the export's."""
-        app_settings, _ = read_settings(self.settings_path.parent)  # the window reports a broken file, not this
+        """Last output folder and options (``settings.read_batch_choices``); the template and format default to the
+        export's."""
+        folder = self.settings_path.parent
+        app_settings, _ = read_settings(folder)  # the window reports a broken file, not this
         self.models_dir = models_dir(app_settings.models_dir)
         self.template.setText(app_settings.name_template or DEFAULT_TEMPLATE)
         self.format.setCurrentIndex(max(0, self.format.findData(app_settings.export_format)))
         self.quality.setValue(app_settings.export_quality)
-        try:
-            saved = json.loads(self.settings_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        if not isinstance(saved, dict):
-            return
-        if isinstance(saved.get("output"), str):
-            self.output.setText(saved["output"])
-        if isinstance(saved.get("template"), str) and saved["template"]:
-            self.template.setText(saved["template"])
-        if isinstance(saved.get("format"), str):
-            self.format.setCurrentIndex(max(0, self.format.findData(saved["format"])))
-        if isinstance(saved.get("conflict"), int) and 0 <= saved["conflict"] < self.conflict.count():
-            self.conflict.setCurrentIndex(saved["conflict"])
-        if isinstance(saved.get("recursive"), bool):
-            self.recursive.setChecked(saved["recursive"])
-        if isinstance(saved.get("keep_metadata"), bool):
-            self.keep_meta.setChecked(saved["keep_metadata"])
+        saved = read_batch_choices(folder)
+        if saved.output:
+            self.output.setText(saved.output)
+        if saved.template:
+            self.template.setText(saved.template)
+        if saved.format:
+            self.format.setCurrentIndex(max(0, self.format.findData(saved.format)))
+        if saved.conflict is not None and 0 <= saved.conflict < self.conflict.count():
+            self.conflict.setCurrentIndex(saved.conflict)
+        if saved.recursive is not None:
+            self.recursive.setChecked(saved.recursive)
+        if saved.keep_metadata is not None:
+            self.keep_meta.setChecked(saved.keep_metadata)
 
     def _save(self) -> None:
-        data = {"output": self.output.text(), "template": self.template.text(), "format": self.format.currentData(),
-                "conflict": self.conflict.currentIndex(), "recursive": self.recursive.isChecked(),
-                "keep_metadata": self.keep_meta.isChecked()}  # fmt: skip
-        with contextlib.suppress(OSError):
-            self.settings_path.parent.mkdir(parents=True, exist_ok=True)
-            self.settings_path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        choices = BatchChoices(
+            output=self.output.text(),
+            template=self.template.text(),
+            format=str(self.format.currentData() or ""),
+            conflict=self.conflict.currentIndex(),
+            recursive=self.recursive.isChecked(),
+            keep_metadata=self.keep_meta.isChecked(),
+        )
+        save_batch_choices(choices, self.settings_path.parent)
 
     # -- inputs ---------------------------------------------------------------------------------------------------
     def add_paths(self, paths: list[Path | str]) -> None:
@@ -580,7 +580,7 @@ class BatchDialog(QDialog):
         self._show_progress(progress)
 
     def _file_finished(self, result: FileResult, progress: Progress) -> None:
-        if result.status == FAILED:
+        if result.status == Status.FAILED:
             self.failures.append(result)
         elif result.model_seconds > 0 and self._sizes.get(result.source) and self.model_spec and self.model_device:
             self.cost_book.record(self.model_spec.name, self.model_device, self._sizes[result.source],
@@ -700,12 +700,13 @@ class BatchDialog(QDialog):
         self.done(QDialog.DialogCode.Rejected)  # not super(): QDialog's closeEvent calls reject(), which closes
 
 
-#: The engine's stage names in plain words.
-STAGE_WORDS = {"encode": "encoding", "unet": "model", "decode": "decoding", "upscale": "model"}
+#: The engine's stages (by kind: every UNet pass is "model") in plain words.
+STAGE_WORDS = {Stage.ENCODE: "encoding", Stage.UNET: "model", Stage.DECODE: "decoding", Stage.UPSCALE: "model"}
 
 
 def stage_words(stage: str) -> str:
-    return next((word for key, word in STAGE_WORDS.items() if stage.startswith(key)), stage)
+    kind = Stage.kind_of(stage)
+    return STAGE_WORDS.get(kind, stage) if kind is not None else stage
 
 
 def _rel(path: Path, root: Path) -> str:

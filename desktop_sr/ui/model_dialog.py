@@ -1,11 +1,16 @@
-"""Choose a PiSA-SR model: a Stable Diffusion 2.1-base folder plus an adapter file. Validation happens when the
-worker loads it (that touches torch), so this dialog only checks that the paths exist."""
+"""Open a model file by file, of any family: the family chosen from a list, then one field per file it needs.
+
+The fields come from the family's declared roles (:mod:`desktop_sr.engine.families`: a folder or a file, its label,
+its file types, a hint), so a new family appears here with no edit. Checking a role's files is the family's own
+torch-free check; reading the model (which touches torch) happens when the worker loads it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -18,38 +23,68 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.loader import ModelSpec
+from ..engine.errors import ModelError
+from ..engine.families import FileRole, ModelFamily, families
+from ..engine.spec import ModelSpec
+
+
+def importable_families() -> list[ModelFamily]:
+    """The families a person can point at files of (the built-in model has none to choose)."""
+    return [f for f in families() if f.roles]
+
+
+class RoleField(QWidget):
+    """A path field and its Browse button for one role (a folder dialog or a file dialog with the role's types)."""
+
+    def __init__(self, role: FileRole, value: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.role = role
+        self.edit = QLineEdit(value)
+        self.edit.setPlaceholderText(role.hint)
+        self.edit.setToolTip(role.hint)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.edit, 1)
+        lay.addWidget(browse)
+
+    def _browse(self) -> None:
+        if self.role.folder:
+            chosen = QFileDialog.getExistingDirectory(self, self.role.label, self.edit.text())
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(self, self.role.label, self.edit.text(), self.role.dialog_filter())
+        if chosen:
+            self.edit.setText(chosen)
+
+    def path(self) -> Path:
+        return Path(self.edit.text().strip()).expanduser()
 
 
 class ChooseModelDialog(QDialog):
-    def __init__(self, parent: QWidget | None = None, base: str = "", lora: str = "") -> None:
+    """``last``: the model used last, whose family and files are proposed."""
+
+    def __init__(self, parent: QWidget | None = None, last: ModelSpec | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Choose a model")
-        self.base = QLineEdit(base)
-        self.base.setPlaceholderText("folder with unet/, vae/, text_encoder/, tokenizer/")
-        self.lora = QLineEdit(lora)
-        self.lora.setPlaceholderText("pisa_sr.pkl or an adapter .safetensors with its .json")
-        browse_base, browse_lora = QPushButton("Browse…"), QPushButton("Browse…")
-        browse_base.clicked.connect(self._pick_base)
-        browse_lora.clicked.connect(self._pick_lora)
-        form = QFormLayout()
-        row1, row2 = QHBoxLayout(), QHBoxLayout()
-        row1.addWidget(self.base, 1)
-        row1.addWidget(browse_base)
-        row2.addWidget(self.lora, 1)
-        row2.addWidget(browse_lora)
-        form.addRow("Stable Diffusion 2.1-base", row1)
-        form.addRow("PiSA-SR adapters", row2)
+        self._last = last
+        self.families = importable_families()
+        self.family = QComboBox()
+        for fam in self.families:
+            self.family.addItem(fam.label, fam.kind)
+        self.form = QFormLayout()
+        self.fields: list[RoleField] = []
         self.error = QLabel("")
         self.error.setStyleSheet("color: #c0392b")
+        self.error.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
-        lay.addWidget(
-            QLabel("PiSA-SR needs the Stable Diffusion 2.1-base model (diffusers layout) and the adapter file.")
-        )
-        lay.addLayout(form)
+        top = QFormLayout()
+        top.addRow("Kind of model", self.family)
+        lay.addLayout(top)
+        lay.addLayout(self.form)
         hint = QLabel("This loads the model for now. To keep it in the list, check its files later and compare it "
                       "with other models, import it in Model ▸ Models….")  # fmt: skip
         hint.setWordWrap(True)
@@ -57,26 +92,37 @@ class ChooseModelDialog(QDialog):
         lay.addWidget(hint)
         lay.addWidget(self.error)
         lay.addWidget(buttons)
-        self.resize(640, 210)
+        start = next((i for i, f in enumerate(self.families) if last is not None and f.kind == last.kind), 0)
+        self.family.setCurrentIndex(start)
+        self.family.currentIndexChanged.connect(self._build_fields)
+        self._build_fields()
+        self.resize(680, 230)
 
-    def _pick_base(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Stable Diffusion 2.1-base folder", self.base.text())
-        if d:
-            self.base.setText(d)
+    def current_family(self) -> ModelFamily:
+        return self.families[max(0, self.family.currentIndex())]
 
-    def _pick_lora(self) -> None:
-        f, _ = QFileDialog.getOpenFileName(self, "PiSA-SR adapters", self.lora.text(), "Adapters (*.pkl *.safetensors)")
-        if f:
-            self.lora.setText(f)
+    def _build_fields(self) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        fam = self.current_family()
+        known = self._last.paths if self._last is not None and self._last.kind == fam.kind else {}
+        self.fields = [RoleField(role, str(known.get(role.key, ""))) for role in fam.roles]
+        for f in self.fields:
+            self.form.addRow(f.role.label, f)
+        self.error.setText("")
 
     def spec(self) -> ModelSpec:
-        return ModelSpec.pisa(self.base.text().strip(), self.lora.text().strip())
+        return self.current_family().spec({f.role.key: f.path() for f in self.fields})
 
     def _accept(self) -> None:
-        base, lora = Path(self.base.text().strip()), Path(self.lora.text().strip())
-        if not base.is_dir():
-            self.error.setText(f"{base}: not a folder")
-        elif not lora.is_file():
-            self.error.setText(f"{lora}: file not found")
-        else:
-            self.accept()
+        fam = self.current_family()
+        for f in self.fields:
+            if not f.edit.text().strip():
+                self.error.setText(f"Choose the {f.role.label.lower()}.")
+                return
+            try:
+                fam.role_files(f.role, f.path())
+            except ModelError as exc:
+                self.error.setText(str(exc))
+                return
+        self.accept()

@@ -10,7 +10,7 @@ import leaves nothing behind (the store stages imports and registers them last).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from PySide6.QtGui import QCloseEvent, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -39,10 +40,12 @@ from PySide6.QtWidgets import (
 
 from ..engine.control import Control
 from ..engine.errors import ModelError
+from ..engine.families import ModelFamily, family, family_for
 from ..models import BUILTIN_ID, INCOMPLETE, ModelRow, ModelStore
 from ..models.download import BASE_REPO, download_model, normalise_sha256
 from ..models.files import human_size
 from ..models.paths import models_dir, models_dir_source
+from .model_dialog import RoleField, importable_families
 from .relay import BackgroundRelay, Task
 
 log = logging.getLogger(__name__)
@@ -137,82 +140,104 @@ class StoreWorkHost:
 
 
 class ImportDialog(QDialog):
-    """Pick an SD-2.1-base folder and an adapter file; copy them into the models folder or use them in place."""
+    """Pick a model's files, role by role as its family declares them (an upscaler file; or an SD-2.1-base folder
+    and an adapter), and copy them into the models folder or use them in place."""
 
     def __init__(self, parent: QWidget | None = None, start_folder: str = "") -> None:
         super().__init__(parent)
-        self.setWindowTitle("Import a PiSA-SR model")
+        self.setWindowTitle("Import a model")
         self.start_folder = start_folder
-        self.base = QLineEdit()
-        self.base.setPlaceholderText("folder with unet/, vae/, text_encoder/, tokenizer/, scheduler/")
-        self.adapter = QLineEdit()
-        self.adapter.setPlaceholderText("pisa_sr.pkl, or an adapter .safetensors with its .json")
+        self.families = importable_families()
+        self.family = QComboBox()
+        for fam in self.families:
+            self.family.addItem(fam.label, fam.kind)
+        self.form = QFormLayout()
+        self.fields: list[RoleField] = []
         self.name = QLineEdit()
-        self.name.setPlaceholderText("default: the adapter's file name")
-        pick_base, pick_adapter = QPushButton("Browse…"), QPushButton("Browse…")
-        pick_base.clicked.connect(self._pick_base)
-        pick_adapter.clicked.connect(self._pick_adapter)
+        self.name.setPlaceholderText("default: the file's name")
         self.copy = QRadioButton("Copy into the models folder (the originals can then be moved or deleted)")
         self.reference = QRadioButton("Use the files where they are (nothing is copied; they must stay there)")
-        self.reference_base = QRadioButton("Use the base folder where it is, copy the adapter (saves about 5 GB)")
+        self.reference_folders = QRadioButton("Use the folder where it is, copy the files (saves about 5 GB)")
         self.copy.setChecked(True)
         group = QButtonGroup(self)
-        for b in (self.copy, self.reference, self.reference_base):
+        for b in (self.copy, self.reference, self.reference_folders):
             group.addButton(b)
-        form = QFormLayout()
-        for label, edit, button in (("Stable Diffusion 2.1-base", self.base, pick_base),
-                                    ("PiSA-SR adapters", self.adapter, pick_adapter)):  # fmt: skip
-            row = QHBoxLayout()
-            row.addWidget(edit, 1)
-            row.addWidget(button)
-            form.addRow(label, row)
-        form.addRow("Name", self.name)
         self.error = QLabel("")
         self.error.setStyleSheet("color: #c0392b")
         self.error.setWordWrap(True)
+        self.about = QLabel("")
+        self.about.setWordWrap(True)
+        self.about.setStyleSheet("color: gray")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Import")
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
+        top = QFormLayout()
+        top.addRow("Kind of model", self.family)
         lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        for b in (self.copy, self.reference, self.reference_base):
+        lay.addLayout(top)
+        lay.addLayout(self.form)
+        name_row = QFormLayout()
+        name_row.addRow("Name", self.name)
+        lay.addLayout(name_row)
+        for b in (self.copy, self.reference, self.reference_folders):
             lay.addWidget(b)
+        lay.addWidget(self.about)
         lay.addWidget(self.error)
         lay.addWidget(buttons)
-        self.resize(680, 260)
+        self.family.currentIndexChanged.connect(self._build_fields)
+        self._build_fields()
+        self.resize(700, 280)
 
-    def _pick_base(self) -> None:
-        d = QFileDialog.getExistingDirectory(
-            self, "Stable Diffusion 2.1-base folder", self.base.text() or self.start_folder
-        )
-        if d:
-            self.base.setText(d)
+    def current_family(self) -> ModelFamily:
+        return self.families[max(0, self.family.currentIndex())]
 
-    def _pick_adapter(self) -> None:
-        f, _ = QFileDialog.getOpenFileName(self, "PiSA-SR adapters", self.adapter.text() or self.start_folder,
-                                           "Adapters (*.pkl *.safetensors)")  # fmt: skip
-        if f:
-            self.adapter.setText(f)
+    def set_family(self, kind: str) -> None:
+        index = self.family.findData(kind)
+        if index >= 0:
+            self.family.setCurrentIndex(index)
 
-    def modes(self) -> tuple[str, str]:
-        """(base mode, adapter mode) for :meth:`ModelStore.import_pisa`."""
+    def _build_fields(self) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        fam = self.current_family()
+        self.fields = [RoleField(role, "") for role in fam.roles]
+        for f in self.fields:
+            self.form.addRow(f.role.label, f)
+        has_folder = any(r.folder for r in fam.roles) and any(not r.folder for r in fam.roles)
+        self.reference_folders.setVisible(has_folder)
+        if not has_folder and self.reference_folders.isChecked():
+            self.copy.setChecked(True)
+        self.about.setText(fam.capabilities.licence_note)
+        self.error.setText("")
+
+    def field(self, role: str) -> RoleField:
+        return next(f for f in self.fields if f.role.key == role)
+
+    def files(self) -> dict[str, Path]:
+        return {f.role.key: f.path() for f in self.fields}
+
+    def modes(self) -> dict[str, str]:
+        """The storage of each role for :meth:`ModelStore.import_model`."""
+        fam = self.current_family()
         if self.reference.isChecked():
-            return "reference", "reference"
-        if self.reference_base.isChecked():
-            return "reference", "copy"
-        return "copy", "copy"
+            return {r.key: "reference" for r in fam.roles}
+        if self.reference_folders.isChecked():
+            return {r.key: "reference" if r.folder else "copy" for r in fam.roles}
+        return {r.key: "copy" for r in fam.roles}
 
     def _accept(self) -> None:
-        base, adapter = Path(self.base.text().strip()), Path(self.adapter.text().strip())
-        if not self.base.text().strip() or not base.is_dir():
-            self.error.setText(f"{base}: not a folder" if self.base.text().strip() else "Choose the base model folder.")
-        elif not self.adapter.text().strip() or not adapter.is_file():
-            self.error.setText(
-                f"{adapter}: file not found" if self.adapter.text().strip() else "Choose the adapter file."
-            )
-        else:
-            self.accept()
+        fam = self.current_family()
+        for f in self.fields:
+            if not f.edit.text().strip():
+                self.error.setText(f"Choose the {f.role.label.lower()}.")
+                return
+            try:
+                fam.role_files(f.role, f.path())
+            except ModelError as exc:
+                self.error.setText(str(exc))
+                return
+        self.accept()
 
 
 class DownloadDialog(QDialog):
@@ -407,7 +432,8 @@ class ModelManagerDialog(StoreWorkHost, QDialog):
                 if row.is_default:
                     item.setFont(bold)
                 tip = row.detail or STATUS_TIPS.get(row.status, "")
-                item.setToolTip(f"{row.id}: {tip}" if c == 0 else (tip if c == 4 else text))
+                about = f"{row.id}: {row.about}" if row.about else row.id
+                item.setToolTip(f"{about}\n{tip}".strip() if c == 0 else (tip if c == 4 else text))
                 self.table.setItem(r, c, item)
         if keep is not None:
             self.select(keep)
@@ -450,20 +476,34 @@ class ModelManagerDialog(StoreWorkHost, QDialog):
     def import_dialog(self) -> None:
         dlg = ImportDialog(self)
         if dlg.exec():
-            base_mode, adapter_mode = dlg.modes()
-            self.start_import(dlg.base.text().strip(), dlg.adapter.text().strip(), dlg.name.text().strip(),
-                              base_mode, adapter_mode)  # fmt: skip
+            self.start_import(dlg.files(), name=dlg.name.text().strip(), mode=dlg.modes(),
+                              kind=dlg.current_family().kind)  # fmt: skip
 
     def start_import(
-        self, base: str | Path, adapter: str | Path, name: str = "", mode: str = "copy", adapter_mode: str | None = None
+        self,
+        *files: str | Path | Mapping[str, str | Path],
+        name: str = "",
+        mode: str | Mapping[str, str] = "copy",
+        kind: str | None = None,
     ) -> bool:
+        """Import in the background: ``files`` by role (one mapping) with ``kind``, or role-less paths whose family
+        is recognised (``start_import(upscaler_file)``, ``start_import(sd21_folder, adapter)``)."""
         store = self.store
+        if len(files) == 1 and isinstance(files[0], Mapping):
+            roles = {k: Path(v) for k, v in files[0].items()}
+            fam = family(kind) if kind else None
+        else:
+            paths = [Path(p) for p in files]  # type: ignore[arg-type]
+            fam = family(kind) if kind else family_for(paths)
+            roles = fam.claims(paths) if fam is not None else None
+        if fam is None or not roles:
+            self.status.setText("Not a model this app can import")
+            return False
 
         def work(control: Control) -> object:
-            return store.import_pisa(base, adapter, name=name, mode=mode, adapter_mode=adapter_mode,
-                                     control=control)  # fmt: skip
+            return store.import_model(fam.kind, roles, name=name, mode=mode, control=control)
 
-        return self._start(StoreTask("import", work), f"Importing {Path(adapter).name}…")
+        return self._start(StoreTask("import", work), f"Importing {list(roles.values())[-1].name}…")
 
     def download_dialog(self) -> None:
         dlg = DownloadDialog(self)

@@ -1,15 +1,15 @@
-"""The bundled upscaler behind the same session API as PiSA-SR, so the GUI, CLI and batch treat both alike.
+"""Any feed-forward upscaler (the bundled Real-ESRGAN, a community model through spandrel) behind the session API.
 
-Per photo the network runs once (x4, tile by tile, only where a render needs it); everything else - other scales,
-the (pix, sem) plane, corners, the detail map - is array arithmetic on that cached output (see :mod:`.compose`).
-x2 and x3 are the x4 output resized down with Lanczos, as Real-ESRGAN's own ``--outscale`` does: the network was
-trained for x4 only.
+Per photo the network runs once (at its own factor, tile by tile, only where a render needs it); everything else -
+other scales, the (pix, sem) plane, corners, the detail map - is array arithmetic on that cached output (see
+:mod:`.compose`). Other scales are the network's output resized with Lanczos, as Real-ESRGAN's own ``--outscale``
+does: a network is trained for one factor.
 
 What the shared parameters mean here:
 - ``pix``/``sem``: strengths of the low- and high-frequency parts of the correction to bicubic (see compose.py);
 - ``realism`` and ``prompt``: ignored (a feed-forward network has neither); ``ModelInfo`` says so, so the GUI
   disables those controls;
-- ``color_fix``: ignored. Real-ESRGAN keeps colours (it has no latent-space drift for a fix to undo), and a fix
+- ``color_fix``: ignored. These networks keep colours (they have no latent-space drift for a fix to undo), and a fix
   measured on the whole result would make the (pix, sem) plane non-linear, breaking the exact corner preview.
 """
 
@@ -25,25 +25,22 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
-from ...cache import LRUCache, photo_hash
-from ...control import Control
-from ...errors import ModelError
-from ...hardware.budget import memory_budget
-from ...hardware.device import conv_memory_format, dtype_name, empty_cache, select_device, select_dtype
-from ...kernels.processing import bicubic_upscale, resize_rgb
-from ...kernels.tiling import Attempt, retry_on_oom
-from ...strength_map import output_strengths
-from ...upscaler.compose import compose, detail_map, radius_for, split_bands
-from ...upscaler.tiled import SCALE, NetTiles, TiledOutput
-from .files import BUNDLED_NAME
-from .rrdbnet import RRDBNet
-from .weights import LICENCE_SHORT, build_model, load_weights
+from ..api import Corners, PhotoHolder, Region, RenderParams, check_photo
+from ..cache import LRUCache, photo_hash
+from ..control import Control
+from ..errors import ModelError
+from ..hardware.budget import memory_budget
+from ..hardware.device import conv_memory_format, dtype_name, empty_cache
+from ..kernels.processing import bicubic_upscale, resize_rgb
+from ..kernels.tiling import Attempt, retry_on_oom
+from ..strength_map import output_strengths
+from .compose import compose, detail_map, radius_for, split_bands
+from .network import Network
+from .tiled import NetTiles, TiledOutput
 
-#: Why the colour fix is off for this model, in the words the GUI tooltip and the CLI note use.
+#: Why the colour fix is off for these models, in the words the GUI tooltip and the CLI note use.
 COLOR_FIX_NOTE = (
-    "the colour fix is off for the bundled model (a fix over the whole result would make the pix/sem corner "
-    "preview inexact)"
+    "the colour fix is off for this model (a fix over the whole result would make the pix/sem corner preview inexact)"
 )
 
 log = logging.getLogger(__name__)
@@ -51,8 +48,8 @@ log = logging.getLogger(__name__)
 Bands = tuple[np.ndarray, np.ndarray, np.ndarray]  # bicubic, low, high
 
 
-class BundledSession(PhotoHolder):
-    """Implements :class:`~desktop_sr.engine.api.UpscaleSession` for the bundled RRDBNet (Real-ESRGAN x4plus)."""
+class UpscalerSession(PhotoHolder):
+    """Implements :class:`~desktop_sr.engine.api.UpscaleSession` for a feed-forward :class:`~.network.Network`."""
 
     #: Measured: 91 bytes per output pixel above the tile-bound cost (1 and 2.4 MP results, fp32 CPU).
     BYTES_PER_OUTPUT_PX = 100
@@ -60,7 +57,7 @@ class BundledSession(PhotoHolder):
 
     def __init__(
         self,
-        model: RRDBNet,
+        network: Network,
         *,
         device: torch.device,
         dtype: torch.dtype,
@@ -68,29 +65,28 @@ class BundledSession(PhotoHolder):
         cache_mb: int = 1024,
         weights_path: Path | None = None,
     ) -> None:
-        self.model = model
+        self.network = network
+        self.model = network.module
+        self.scale = network.scale  # the network's own factor
         self.device = device
         self.dtype = dtype
         if tiles is None:
             itemsize = torch.finfo(dtype).bits // 8
-            tiles = NetTiles.for_budget(memory_budget(device), itemsize, gpu=device.type != "cpu")
+            tiles = NetTiles.for_budget(
+                memory_budget(device),
+                itemsize,
+                gpu=device.type != "cpu",
+                bytes_per_input_px=network.bytes_per_input_px,
+                largest=network.largest_tile,
+            )
+            tiles = replace(tiles, pad=network.pad)
         self.tiles = tiles
         self.weights_path = weights_path
         #: Cheap derived arrays (bicubic, resized outputs, frequency bands): recomputed when evicted.
         self.cache = LRUCache(cache_mb * 1024 * 1024)
         #: Finished network outputs of earlier photos: costly to recompute, so kept apart from the derived arrays.
         self.outputs = LRUCache(cache_mb * 1024 * 1024)
-        self.info = ModelInfo(
-            name=BUNDLED_NAME,
-            kind="bundled",
-            device=str(device),
-            dtype=dtype_name(dtype),
-            supports_realism=False,
-            supports_prompt=False,
-            supports_color_fix=False,
-            color_fix_note=COLOR_FIX_NOTE,
-            licence=LICENCE_SHORT,
-        )
+        self.info = replace(network.info, device=str(device), dtype=dtype_name(dtype))
         self._rgb: np.ndarray | None = None
         self._hash = ""
         self._tiled: TiledOutput | None = None  # the current photo's partial network output
@@ -127,11 +123,11 @@ class BundledSession(PhotoHolder):
         self.network_passes += 1
         x = x.to(self.device, self.dtype).contiguous(memory_format=conv_memory_format(self.device))
         with torch.inference_mode():
-            y = self.model(x, control.check if control is not None else None)
+            y = self.network(x, control.check if control is not None else None)
         return y.to(torch.float32).cpu().contiguous()
 
     def _network(self, window: tuple[int, int, int, int] | None, control: Control | None) -> np.ndarray:
-        """The x4 network output over ``window`` (y0, y1, x0, x1 in x4 pixels; None = whole photo)."""
+        """The network output over ``window`` (y0, y1, x0, x1 in its output pixels; None = whole photo)."""
         if self._net is not None:
             if window is None:
                 return self._net
@@ -144,7 +140,7 @@ class BundledSession(PhotoHolder):
                 self.tiles = replace(self.tiles, tile=tile, overlap=min(self.tiles.overlap, tile // 4))
                 self._tiled = None
             if self._tiled is None:
-                self._tiled = TiledOutput(self.photo, self.tiles)
+                self._tiled = TiledOutput(self.photo, self.tiles, self.scale)
             return torch.from_numpy(self._tiled.window(self._run_tile, window, control))
 
         out = retry_on_oom(run, Attempt(self.tiles.tile), self.device, minimum=32).numpy()
@@ -160,8 +156,9 @@ class BundledSession(PhotoHolder):
         return self._net is not None or (self._tiled is not None and self._tiled.complete)
 
     def model_output(self, scale: int, control: Control | None = None) -> np.ndarray:
-        """The network's result at ``scale`` for the whole photo (x4 resized down with Lanczos for x2, x3)."""
-        if scale == SCALE:
+        """The network's result at ``scale`` for the whole photo (resized with Lanczos where ``scale`` is not the
+        network's own)."""
+        if scale == self.scale:
             return self._network(None, control)
         key = self._key("model", scale)
         cached = self.cache.get(key)
@@ -185,18 +182,20 @@ class BundledSession(PhotoHolder):
         """Bands of a region only, running just the tiles under it (the GUI's visible region first).
 
         The window is widened by the low-pass radius plus the Lanczos support so the crop equals the same crop of
-        the whole-photo bands, and aligned to multiples of ``scale`` so it maps to whole x4 pixels and the resize
-        samples the same positions as on the whole photo.
+        the whole-photo bands, and aligned to multiples of ``scale`` so it maps to whole network pixels and the
+        resize samples the same positions as on the whole photo.
         """
         w, h = self.output_size(scale)
         x0, y0, x1, y1 = region
-        m = radius_for(scale) + (0 if scale == SCALE else 4)
+        n = self.scale
+        # the Lanczos support (3 lobes of the coarser grid), in output pixels, when the network's factor differs
+        m = radius_for(scale) + (0 if scale == n else 4 + math.ceil(3 * scale / n))
         ex0, ey0 = max(0, (x0 - m) // scale * scale), max(0, (y0 - m) // scale * scale)
         ex1, ey1 = min(w, math.ceil((x1 + m) / scale) * scale), min(h, math.ceil((y1 + m) / scale) * scale)
-        # ex0 = k * scale maps to the whole x4 pixel 4k (for scale 4 the window is the region itself)
-        window = (ey0 * SCALE // scale, ey1 * SCALE // scale, ex0 * SCALE // scale, ex1 * SCALE // scale)
+        # ex0 = k * scale maps to the whole network pixel n k (at the network's factor the window is the region)
+        window = (ey0 * n // scale, ey1 * n // scale, ex0 * n // scale, ex1 * n // scale)
         model = self._network(window, control)
-        if scale != SCALE:
+        if scale != n:
             model = resize_rgb(model, (ex1 - ex0, ey1 - ey0), Image.Resampling.LANCZOS)
             np.clip(model, 0.0, 1.0, out=model)
         bic = self.bicubic(scale)[ey0:ey1, ex0:ex1]
@@ -255,12 +254,13 @@ class BundledSession(PhotoHolder):
         self.cache.clear()
         self.outputs.clear()
         self._tiled = self._net = None
-        del self.model
+        del self.model, self.network
         gc.collect()
         empty_cache(self.device)
 
 
-def _int_option(name: str, value: object, low: int, high: int) -> int:
+def int_option(name: str, value: object, low: int, high: int) -> int:
+    """An option that may arrive as a string (from ``ModelSpec.options`` or a settings file), checked."""
     try:
         number = int(str(value))
     except ValueError:
@@ -270,35 +270,10 @@ def _int_option(name: str, value: object, low: int, high: int) -> int:
     return number
 
 
-def load_bundled_session(
-    device: str | torch.device = "auto",
-    dtype: str = "auto",
-    *,
-    cache_mb: int | str = 1024,
-    weights: str | Path | None = None,
-    models_dir: str | Path | None = None,
-    tile: int | str | None = None,
-    overlap: int | str | None = None,
-    **unknown: object,
-) -> BundledSession:
-    """Load the bundled Real-ESRGAN x4plus upscaler (converting its weights on first use; see weights.py).
-
-    Options may arrive as strings (they come from ``ModelSpec.options`` and settings files): ``weights`` = an
-    explicit converted ``.safetensors`` or official ``RealESRGAN_x4plus.pth``; ``models_dir`` = where the converted
-    copy lives; ``tile``/``overlap`` = input-pixel tile geometry (default: from free memory).
-    """
-    if unknown:
-        raise ModelError(Path("bundled"), f"unknown option(s) for the bundled model: {', '.join(sorted(unknown))}")
-    tiles = None
-    if tile is not None or overlap is not None:
-        t = _int_option("tile", tile, 32, 4096) if tile is not None else NetTiles().tile
-        o = _int_option("overlap", overlap, 0, t // 2) if overlap is not None else min(NetTiles().overlap, t // 4)
-        tiles = NetTiles(tile=t, overlap=o)
-    budget_mb = _int_option("cache_mb", cache_mb, 1, 1 << 20)
-    dev = select_device(device)
-    dt = select_dtype(dtype, dev)
-    loaded = load_weights(Path(weights) if weights else None, Path(models_dir) if models_dir else None)
-    if loaded.converted_now:
-        log.info("converted the bundled weights into %s", loaded.path)
-    model = build_model(loaded.state, dev, dt)
-    return BundledSession(model, device=dev, dtype=dt, tiles=tiles, cache_mb=budget_mb, weights_path=loaded.path)
+def tiles_from_options(tile: object | None, overlap: object | None) -> NetTiles | None:
+    """Input-pixel tile geometry from the ``tile``/``overlap`` options; None = sized from free memory."""
+    if tile is None and overlap is None:
+        return None
+    t = int_option("tile", tile, 32, 4096) if tile is not None else NetTiles().tile
+    o = int_option("overlap", overlap, 0, t // 2) if overlap is not None else min(NetTiles().overlap, t // 4)
+    return NetTiles(tile=t, overlap=o)

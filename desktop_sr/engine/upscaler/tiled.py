@@ -1,4 +1,4 @@
-"""The network's x4 output for one photo, computed tile by tile on demand and kept.
+"""A feed-forward network's output for one photo, computed tile by tile on demand and kept.
 
 Why tiles on a fixed grid: RRDBNet on a CPU costs seconds per output megapixel, so the GUI's "visible region first"
 only helps if a region costs only the tiles under it. The grid depends on the photo and the tile settings alone,
@@ -26,8 +26,9 @@ import torch.nn.functional as F
 
 from ..control import Control
 from ..kernels.tiling import ramp_weights, tile_starts
+from ..stages import Stage
 
-SCALE = 4  # the network's own factor
+SCALE = 4  # the bundled network's own factor (a session may run a network of another factor)
 #: Bytes per input pixel of one forward pass at fp32: three 64-channel maps at 16x the pixels dominate.
 BYTES_PER_INPUT_PX = 16 * 1024
 
@@ -44,11 +45,22 @@ class NetTiles:
         return (self.tile, self.overlap, self.pad)
 
     @staticmethod
-    def for_budget(budget_bytes: int, dtype_bytes: int = 4, gpu: bool = False) -> NetTiles:
+    def for_budget(
+        budget_bytes: int,
+        dtype_bytes: int = 4,
+        gpu: bool = False,
+        bytes_per_input_px: int = BYTES_PER_INPUT_PX,
+        largest: int | None = None,
+    ) -> NetTiles:
         """The largest tile that fits half the budget, capped: 192 on the CPU (one tile then takes seconds, not
-        minutes, so progress moves) and 512 on a GPU. Out-of-memory still halves the tile and retries."""
-        side = int(math.sqrt(max(budget_bytes, 1) * 0.5 / (BYTES_PER_INPUT_PX * dtype_bytes / 4)))
-        tile = max(64, min(512 if gpu else 192, side // 16 * 16))
+        minutes, so progress moves) and 512 on a GPU, or ``largest`` (an architecture's own limit). A network that
+        needs more memory per pixel (a transformer) says so with ``bytes_per_input_px`` (fp32 figure).
+        Out-of-memory still halves the tile and retries."""
+        side = int(math.sqrt(max(budget_bytes, 1) * 0.5 / (bytes_per_input_px * dtype_bytes / 4)))
+        cap = 512 if gpu else 192
+        if largest is not None:
+            cap = min(cap, largest)
+        tile = max(min(64, cap), min(cap, side // 16 * 16))
         return NetTiles(tile=tile, overlap=min(32, tile // 4))
 
 
@@ -64,15 +76,16 @@ def balanced_tile(size: int, tile: int, overlap: int) -> int:
     return min(tile, math.ceil((size + (n - 1) * overlap) / n))
 
 
-#: Runs the network on one input tile (1 x 3 x h x w, CPU float32, [0, 1]) -> 1 x 3 x 4h x 4w CPU float32.
+#: Runs the network on one input tile (1 x 3 x h x w, CPU float32, [0, 1]) -> 1 x 3 x sh x sw CPU float32.
 TileFn = Callable[[torch.Tensor, Control | None], torch.Tensor]
 
 
 class TiledOutput:
     """The network output of one photo on a fixed tile grid; tiles are run when a region first needs them."""
 
-    def __init__(self, rgb: np.ndarray, tiles: NetTiles) -> None:
+    def __init__(self, rgb: np.ndarray, tiles: NetTiles, scale: int = SCALE) -> None:
         self.tiles = tiles
+        self.scale = scale  # the network's own factor: output pixels per input pixel
         self.height, self.width = rgb.shape[:2]
         x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
         p = tiles.pad
@@ -97,7 +110,7 @@ class TiledOutput:
 
     def _tiles_for(self, y0: int, y1: int, x0: int, x1: int) -> list[tuple[int, int]]:
         """Grid tiles whose output overlaps the padded-output window [y0, y1) x [x0, x1)."""
-        s = SCALE
+        s = self.scale
         return [(ty, tx) for ty in self.ys for tx in self.xs
                 if s * ty < y1 and s * (ty + self.th) > y0 and s * tx < x1 and s * (tx + self.tw) > x0]  # fmt: skip
 
@@ -106,8 +119,9 @@ class TiledOutput:
         return sum(1 for t in self._tiles_for(*self._padded(region)) if t not in self.done)
 
     def _padded(self, region: tuple[int, int, int, int] | None) -> tuple[int, int, int, int]:
-        y0, y1, x0, x1 = region if region is not None else (0, self.height * SCALE, 0, self.width * SCALE)
-        o = SCALE * self.tiles.pad
+        s = self.scale
+        y0, y1, x0, x1 = region if region is not None else (0, self.height * s, 0, self.width * s)
+        o = s * self.tiles.pad
         return y0 + o, y1 + o, x0 + o, x1 + o
 
     def window(
@@ -116,7 +130,7 @@ class TiledOutput:
         region: tuple[int, int, int, int] | None = None,
         control: Control | None = None,
     ) -> np.ndarray:
-        """The output window (y0, y1, x0, x1 in x4 output pixels of the photo; None = all) as H x W x 3 in [0, 1].
+        """The output window (y0, y1, x0, x1 in network output pixels of the photo; None = all), H x W x 3 in [0, 1].
 
         Missing tiles are run first, with a progress report after each and a cancel check before each (and, through
         ``run``, inside each); a cancelled call keeps the tiles it finished, which are exact and reusable.
@@ -129,8 +143,8 @@ class TiledOutput:
                 control.check()
             self.done[(ty, tx)] = run(self.x[:, :, ty : ty + self.th, tx : tx + self.tw], control)
             if control is not None:
-                control.report(i + 1, len(todo), "upscale")
-        s, hp, wp = SCALE, *self.x.shape[-2:]
+                control.report(i + 1, len(todo), Stage.UPSCALE)
+        s, hp, wp = self.scale, *self.x.shape[-2:]
         acc = torch.zeros((3, py1 - py0, px1 - px0), dtype=torch.float32)
         norm = torch.zeros((1, py1 - py0, px1 - px0), dtype=torch.float32)
         ramp = s * self.tiles.overlap

