@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not _looks_like_checkpoint(path):  # bytes that are no checkpoint at all, rather than a refused object
+            raise ModelError(path, "not a model file, or a damaged one (it is not a PyTorch checkpoint)") from exc
         raise ModelError(
             path,
             "refused: the file holds Python objects besides weights, and loading them could run code. "
@@ -67,13 +70,23 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
     return raw  # spandrel's canonicalisation unwraps "params_ema", "state_dict", "model" and the like
 
 
+def _looks_like_checkpoint(path: Path) -> bool:
+    """A PyTorch checkpoint is a zip archive (torch.save since 1.6) or a bare pickle (protocol 2+ starts with 0x80)."""
+    if zipfile.is_zipfile(path):
+        return True
+    with path.open("rb") as f:
+        return f.read(1) == b"\x80"
+
+
 def read_model(path: Path):  # noqa: ANN201 - spandrel's ImageModelDescriptor, imported lazily
     """Recognise the architecture of the file's weights; :class:`ModelError` with the reason otherwise."""
     from spandrel import MAIN_REGISTRY, ImageModelDescriptor, UnsupportedModelError, canonicalize_state_dict
 
     state = read_state(path)
     try:
-        descriptor = MAIN_REGISTRY.load(canonicalize_state_dict(state))
+        with warnings.catch_warnings():  # architectures' own deprecation notes are not the user's business
+            warnings.simplefilter("ignore", UserWarning)
+            descriptor = MAIN_REGISTRY.load(canonicalize_state_dict(state))
     except UnsupportedModelError as exc:
         keys = ", ".join(list(state)[:3])
         raise ModelError(
