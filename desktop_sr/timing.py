@@ -18,15 +18,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .engine.stages import Stage
+
 log = logging.getLogger(__name__)
 
 ENV_CACHE_DIR = "DESKTOP_SR_CACHE_DIR"
 #: Jobs estimated above this ask first (GUI), or warn and ask on a terminal (CLI).
 LONG_JOB_SECONDS = 600.0
 _FILE = "render-cost.json"
-# Share of a PiSA-SR render each engine stage takes (roughly, on real and tiny models alike); any other stage name
-# (the bundled model's "upscale") is the whole render.
-_STAGE_SPAN = {"encode": (0.0, 0.2), "unet": (0.2, 0.75), "decode": (0.75, 1.0)}
+# Share of a PiSA-SR render each engine stage takes (roughly, on real and tiny models alike); any other stage (the
+# bundled model's UPSCALE) is the whole render.
+_STAGE_SPAN: dict[Stage | None, tuple[float, float]] = {
+    Stage.ENCODE: (0.0, 0.2),
+    Stage.UNET: (0.2, 0.75),
+    Stage.DECODE: (0.75, 1.0),
+}
 
 
 def cache_dir() -> Path:
@@ -103,7 +109,7 @@ def output_megapixels(source: str | Path, scale: int) -> float:
 
 def render_fraction(stage: str, done: int, total: int) -> float:
     """How much of one render is done, from the engine's (done, total, stage) report."""
-    lo, hi = next((span for name, span in _STAGE_SPAN.items() if stage.startswith(name)), (0.0, 1.0))
+    lo, hi = _STAGE_SPAN.get(Stage.kind_of(stage), (0.0, 1.0))
     return lo + (hi - lo) * (done / total if total > 0 else 1.0)
 
 

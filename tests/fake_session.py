@@ -19,6 +19,7 @@ from desktop_sr.editor.model import EditorModel
 from desktop_sr.engine.api import Corners, ModelInfo, PhotoHolder, Region, RenderParams, check_photo
 from desktop_sr.engine.control import Control
 from desktop_sr.engine.errors import Cancelled, EngineError
+from desktop_sr.engine.stages import Stage
 
 TILES = 4
 
@@ -51,7 +52,7 @@ class FakeSession(PhotoHolder):
         for i in range(TILES):
             if control is not None:
                 control.check()
-                control.report(i + 1, TILES, "unet")
+                control.report(i + 1, TILES, Stage.UNET)
 
     def render(self, params, *, region=None, control=None) -> np.ndarray:
         self.calls.append(("render", params, region))

@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 from desktop_sr.batch import BatchSettings, Manifest, ManifestError, TemplateError, make_plan, parse_template
-from desktop_sr.batch.manifest import MANIFEST_NAME
+from desktop_sr.batch.manifest import MANIFEST_NAME, State
 from desktop_sr.batch.naming import NameValues
-from desktop_sr.batch.plan import DONE, OVERWRITE, RENAME, SKIP, WRITE, PlanError
+from desktop_sr.batch.plan import ON_CONFLICT, Action, OnConflict, PlanError
+from desktop_sr.batch.results import Status
 from desktop_sr.engine.api import RenderParams
 
 
@@ -152,10 +153,10 @@ def test_a_link_loop_does_not_hang(tmp_path):
 @pytest.mark.parametrize(
     ("policy", "style", "action", "name"),
     [
-        ("skip", "paren", SKIP, "a_x2.png"),
-        ("overwrite", "paren", OVERWRITE, "a_x2.png"),
-        ("rename", "paren", RENAME, "a_x2 (2).png"),
-        ("rename", "underscore", RENAME, "a_x2_1.png"),
+        ("skip", "paren", Action.SKIP, "a_x2.png"),
+        ("overwrite", "paren", Action.OVERWRITE, "a_x2.png"),
+        ("rename", "paren", Action.RENAME, "a_x2 (2).png"),
+        ("rename", "underscore", Action.RENAME, "a_x2_1.png"),
     ],
 )
 def test_collision_policies_in_the_plan(tmp_path, policy, style, action, name):
@@ -167,7 +168,7 @@ def test_collision_policies_in_the_plan(tmp_path, policy, style, action, name):
     plan = make_plan([tmp_path / "in"], settings(out, on_conflict=policy, rename_style=style))
     a, b = plan.items
     assert (a.action, a.target.name, a.conflict) == (action, name, "exists")
-    assert (b.action, b.target.name, b.conflict) == (WRITE, "b_x2.png", "")
+    assert (b.action, b.target.name, b.conflict) == (Action.WRITE, "b_x2.png", "")
     assert plan.conflicts == [a]
 
 
@@ -176,7 +177,8 @@ def test_two_sources_meeting_on_one_name_are_renamed_whatever_the_policy(tmp_pat
     photo(tmp_path / "in" / "a.jpg")
     photo(tmp_path / "in" / "a.png")
     plan = make_plan([tmp_path / "in"], settings(tmp_path / "out", on_conflict=policy))
-    assert [(i.target.name, i.action) for i in plan.items] == [("a_x2.png", WRITE), ("a_x2 (1).png", RENAME)]
+    assert [(i.target.name, i.action) for i in plan.items] == [("a_x2.png", Action.WRITE),
+                                                               ("a_x2 (1).png", Action.RENAME)]  # fmt: skip
     assert "another photo of this batch" in plan.items[1].conflict
 
 
@@ -185,7 +187,7 @@ def test_a_result_never_replaces_its_own_source(tmp_path, policy):
     src = photo(tmp_path / "a.png")
     plan = make_plan([src], settings(tmp_path, template="{stem}", on_conflict=policy))
     (item,) = plan.items
-    assert item.action == RENAME and item.target.name == "a (1).png" and "own source" in item.conflict
+    assert item.action == Action.RENAME and item.target.name == "a (1).png" and "own source" in item.conflict
 
 
 def test_same_format_keeps_the_source_type(tmp_path):
@@ -219,10 +221,10 @@ def test_journal_marks_finished_files_done_and_verifies_them(tmp_path):
     (out / "b_x2.png").write_bytes(b"short")  # damaged after the run: size differs
     os.utime(c, ns=(1, 1))  # the source changed since: redo
     plan = make_plan([src_dir], s, Manifest(out))
-    assert [(i.source.name, i.action) for i in plan.items] == [("a.jpg", DONE), ("b.jpg", OVERWRITE),
-                                                               ("c.jpg", OVERWRITE)]  # fmt: skip
+    assert [(i.source.name, i.action) for i in plan.items] == [("a.jpg", Action.DONE), ("b.jpg", Action.OVERWRITE),
+                                                               ("c.jpg", Action.OVERWRITE)]  # fmt: skip
     other = settings(out, params=RenderParams(scale=2, pix=0.5))
-    assert all(i.action != DONE for i in make_plan([src_dir], other, Manifest(out)).items)
+    assert all(i.action != Action.DONE for i in make_plan([src_dir], other, Manifest(out)).items)
 
 
 def test_a_kill_between_rename_and_done_line_still_counts_as_finished(tmp_path):
@@ -234,9 +236,9 @@ def test_a_kill_between_rename_and_done_line_still_counts_as_finished(tmp_path):
     with Manifest(out) as m:
         m.open()
         m.writing(a, s.signature(), old)
-    assert make_plan([a], s, Manifest(out)).items[0].action == OVERWRITE  # nothing was written yet
+    assert make_plan([a], s, Manifest(out)).items[0].action == Action.OVERWRITE  # nothing was written yet
     photo(out / "a_x2.png", size=(16, 16), value=2)  # the rename happened, then SIGKILL
-    assert make_plan([a], s, Manifest(out)).items[0].action == DONE
+    assert make_plan([a], s, Manifest(out)).items[0].action == Action.DONE
 
 
 def test_journal_survives_a_torn_last_line_and_compacts(tmp_path):
@@ -259,6 +261,39 @@ def test_journal_survives_a_torn_last_line_and_compacts(tmp_path):
     lines = journal.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 4 and all(json.loads(line) for line in lines)
     assert Manifest(out).last_error(srcs[0]) == "boom"
+
+
+def test_a_journal_written_before_the_state_enum_still_resumes(tmp_path):
+    """Lines as earlier versions wrote them (bare strings) load, and new lines spell their states the same way."""
+    out = tmp_path / "out"
+    a, b = photo(tmp_path / "in" / "a.jpg"), photo(tmp_path / "in" / "b.jpg")
+    s = settings(out)
+    target = photo(out / "a_x2.png")
+    lines = [
+        {"v": 1, "source": str(a.resolve()), "sig": s.signature(), "target": "a_x2.png", "src_size": a.stat().st_size,
+         "src_mtime": a.stat().st_mtime_ns, "state": "done", "size": target.stat().st_size, "seconds": 1.0},
+        {"v": 1, "source": str(b.resolve()), "sig": s.signature(), "target": "b_x2.png", "src_size": b.stat().st_size,
+         "src_mtime": b.stat().st_mtime_ns, "state": "failed", "error": "boom"},
+    ]  # fmt: skip
+    (out / MANIFEST_NAME).write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    plan = make_plan([a, b], s, Manifest(out))
+    assert [i.action for i in plan.items] == [Action.DONE, Action.WRITE] == ["done", "write"]
+    assert Manifest(out).last_error(b) == "boom"
+    with Manifest(out) as m:
+        m.open()
+        m.failed(a, s.signature(), target, "again")
+    last = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8").splitlines()[-1])
+    assert last["state"] == "failed" and type(last["state"]) is str
+
+
+def test_the_batch_words_are_the_strings_they_replaced():
+    """Manifests, the dry run's listing and the summary show these values: they must not change."""
+    assert [a.value for a in Action] == ["write", "overwrite", "rename", "skip", "done"]
+    assert [p.value for p in OnConflict] == list(ON_CONFLICT) == ["skip", "overwrite", "rename"]
+    assert [s.value for s in Status] == ["written", "skipped", "done before", "failed", "cancelled"]
+    assert [s.value for s in State] == ["writing", "done", "failed"]
+    assert f"{Action.DONE} {Status.DONE_BEFORE} {State.WRITING}" == "done done before writing"
+    assert Action.SKIP == "skip" and Status.FAILED == "failed" and State.DONE == "done"
 
 
 def test_two_batches_cannot_write_into_one_folder(tmp_path):

@@ -27,9 +27,9 @@ from .cluster_setup import LOCAL, ClusterError, ClusterOptions, import_ray, pool
 from .cluster_worker import PhotoWorker, WorkerLoad, WorkerReady
 from .manifest import Manifest, ManifestError
 from .photo_job import PhotoOutcome
-from .plan import DONE, SKIP, Plan, PlanItem, path_key
+from .plan import Action, Plan, PlanItem, path_key
 from .progress import Progress, Throughput
-from .results import CANCELLED, DONE_BEFORE, FAILED, SKIPPED, WRITTEN, BatchSummary, FileResult, ModelLoadFailed
+from .results import BatchSummary, FileResult, ModelLoadFailed, Status
 from .runner import BatchListener, recheck_target, remove_stale_temps, remove_temps_beside
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class ClusterRunner:
         return self.summary
 
     def _run(self) -> None:
-        taken = {path_key(i.target) for i in self.plan.items if i.action == DONE}
+        taken = {path_key(i.target) for i in self.plan.items if i.action == Action.DONE}
         todo: deque[_Job] = deque(_Job(n, item, item.target) for n, item in enumerate(self.plan.items))
         retry: deque[_Job] = deque()  # photos whose worker died; they go before the rest
         if any(i.runs for i in self.plan.items) and not self.control.cancelled:
@@ -308,7 +308,7 @@ class ClusterRunner:
 
     def _unfinished(self, job: _Job, reason: str) -> None:
         if self.summary.cancelled:
-            self.summary.results.append(FileResult(job.item.source, job.target, CANCELLED, reason))
+            self.summary.results.append(FileResult(job.item.source, job.target, Status.CANCELLED, reason))
         else:
             self.summary.not_reached += 1
 
@@ -321,26 +321,26 @@ class ClusterRunner:
         while todo:
             job = todo[0]
             item = job.item
-            if item.action == DONE:
+            if item.action == Action.DONE:
                 todo.popleft()
-                self._settle(FileResult(item.source, item.target, DONE_BEFORE, "finished by an earlier run"))
+                self._settle(FileResult(item.source, item.target, Status.DONE_BEFORE, "finished by an earlier run"))
                 continue
             if item.runs and not idle:
                 return
             todo.popleft()
             target, action = recheck_target(item, self.settings, taken)
             taken.add(path_key(target))
-            if action == SKIP:
+            if action == Action.SKIP:
                 if item.runs:
                     self._rate.file_abandoned()
-                self._settle(FileResult(item.source, target, SKIPPED, "a file with this name exists"))
+                self._settle(FileResult(item.source, target, Status.SKIPPED, "a file with this name exists"))
                 continue
             job.target = target
             try:
                 self.manifest.writing(item.source, self.signature, target)
             except ManifestError as exc:
                 self._rate.file_abandoned()
-                self._settle(FileResult(item.source, target, FAILED, str(exc)))
+                self._settle(FileResult(item.source, target, Status.FAILED, str(exc)))
                 continue
             self._send(idle.pop(0), job)
 
@@ -415,21 +415,21 @@ class ClusterRunner:
                 retry.append(job)
             return
         except Exception as exc:  # noqa: BLE001 - an error from Ray itself (not a worker death): this photo only
-            outcome = PhotoOutcome(FAILED, f"{type(exc).__name__}: {_short(exc)}")
+            outcome = PhotoOutcome(Status.FAILED, f"{type(exc).__name__}: {_short(exc)}")
         slot.job = None
         slot.state.state, slot.state.photo, slot.state.since = IDLE, None, time.monotonic()
-        if outcome.status == CANCELLED:
+        if outcome.status == Status.CANCELLED:
             self._unfinished(job, "cancelled")
             self._changed()
             return
-        if outcome.status == WRITTEN:
+        if outcome.status == Status.WRITTEN:
             try:
                 self.manifest.done(job.item.source, self.signature, job.target, outcome.seconds, outcome.size)
             except OSError as exc:
-                outcome = replace(outcome, status=FAILED, reason=str(exc))
+                outcome = replace(outcome, status=Status.FAILED, reason=str(exc))
         result = FileResult(job.item.source, job.target, outcome.status, outcome.reason, outcome.seconds,
                             outcome.model_seconds, disk_full=outcome.disk_full, notes=outcome.notes)  # fmt: skip
-        if result.status == WRITTEN:
+        if result.status == Status.WRITTEN:
             slot.state.done += 1
             self._rate.file_rendered()
             self._settle(result)
@@ -444,7 +444,7 @@ class ClusterRunner:
         self._rate.file_abandoned()
         with contextlib.suppress(OSError, ManifestError):
             self.manifest.failed(job.item.source, self.signature, job.target, reason)
-        self._settle(result or FileResult(job.item.source, job.target, FAILED, reason))
+        self._settle(result or FileResult(job.item.source, job.target, Status.FAILED, reason))
 
 
 def _short(exc: BaseException) -> str:

@@ -21,7 +21,7 @@ from ..engine.loader import ModelSpec, open_session
 from ..engine.tile_settings import TileSettings
 from .photo_job import PhotoOutcome, process_photo
 from .plan import BatchSettings
-from .results import CANCELLED
+from .results import Status
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class PhotoWorker:
     def process(self, source: str, target: str) -> PhotoOutcome:
         """Read, render and write one photo. Paths are strings as the driver sees them (shared storage)."""
         if self._token.cancelled:
-            return PhotoOutcome(CANCELLED, "cancelled")
+            return PhotoOutcome(Status.CANCELLED, "cancelled")
         if self._session is None:  # the driver never sends work to a worker whose model failed; be safe anyway
             raise RuntimeError(f"this worker has no model: {self._error}")
         session = self._session

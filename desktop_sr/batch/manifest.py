@@ -19,6 +19,7 @@ import contextlib
 import datetime as _dt
 import json
 import os
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,7 +28,16 @@ from ..imaging import PhotoError, atomic_write
 MANIFEST_NAME = ".desktop-sr-batch.jsonl"
 LOCK_NAME = ".desktop-sr-batch.lock"
 VERSION = 1
-WRITING, DONE, FAILED = "writing", "done", "failed"
+
+
+class State(str, Enum):
+    """A journal line's ``state``: the event it records for its source. Its value is what the file holds."""
+
+    WRITING = "writing"  # about to write the target
+    DONE = "done"  # written, with its size
+    FAILED = "failed"  # with the reason
+
+    __str__ = str.__str__  # f"{state}" is the word on every Python (3.11 and later would print "State.DONE")
 
 
 class ManifestError(OSError):
@@ -89,16 +99,16 @@ class Manifest:
         now = _stat_pair(target)
         if now is None or not target.is_file():
             return None
-        if rec.get("state") == DONE:
+        if rec.get("state") == State.DONE:
             return target if now[0] == rec.get("size") else None
-        if rec.get("state") == WRITING:
+        if rec.get("state") == State.WRITING:
             before = rec.get("prev")
             return target if before is None or list(now) != list(before) else None
         return None
 
     def last_error(self, source: Path) -> str | None:
         rec = self.entries.get(source_key(source))
-        return str(rec.get("error")) if rec and rec.get("state") == FAILED else None
+        return str(rec.get("error")) if rec and rec.get("state") == State.FAILED else None
 
     # -- writing --------------------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -180,17 +190,17 @@ class Manifest:
 
     def writing(self, source: Path, signature: str, target: Path) -> None:
         prev = _stat_pair(target)
-        self._append({**self._base(source, signature, target), "state": WRITING, "prev": prev and list(prev)})
+        self._append({**self._base(source, signature, target), "state": State.WRITING, "prev": prev and list(prev)})
 
     def done(self, source: Path, signature: str, target: Path, seconds: float, size: int | None = None) -> None:
         """``size`` as the writer saw it (a Ray worker on another node), else read here."""
         if size is None:
             size = target.stat().st_size
-        self._append({**self._base(source, signature, target), "state": DONE, "size": size,
+        self._append({**self._base(source, signature, target), "state": State.DONE, "size": size,
                       "seconds": round(seconds, 3)})  # fmt: skip
 
     def failed(self, source: Path, signature: str, target: Path, reason: str) -> None:
-        self._append({**self._base(source, signature, target), "state": FAILED, "error": reason})
+        self._append({**self._base(source, signature, target), "state": State.FAILED, "error": reason})
 
     def close(self) -> None:
         if self._fh is not None:

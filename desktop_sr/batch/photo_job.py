@@ -27,7 +27,7 @@ from ..imaging.formats import ALPHA_FORMATS, flattening_note
 from ..target_size import check_session_fits, plan_size, resample
 from .masks import params_with_saved_mask
 from .plan import BatchSettings
-from .results import CANCELLED, FAILED, WRITTEN, ModelLoadFailed
+from .results import ModelLoadFailed, Status
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 class PhotoOutcome:
     """What became of one photo, small and picklable (a Ray worker sends it back to the driver)."""
 
-    status: str  # WRITTEN, FAILED or CANCELLED
+    status: Status  # WRITTEN, FAILED or CANCELLED
     reason: str = ""
     seconds: float = 0.0  # read + render + write
     model_seconds: float = 0.0  # inside session.render only
@@ -97,13 +97,14 @@ def process_photo(
             before_write()
         write_result(target, rgb, photo, settings, ratio)
     except Cancelled:
-        return PhotoOutcome(CANCELLED, "cancelled", time.perf_counter() - start, model_seconds, megapixels=megapixels)
+        return PhotoOutcome(Status.CANCELLED, "cancelled", time.perf_counter() - start, model_seconds,
+                            megapixels=megapixels)  # fmt: skip
     except ModelLoadFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - one bad file must never end the batch
         if not isinstance(exc, (PhotoError, EngineError, OSError, ValueError, MemoryError)):
             log.error("%s failed unexpectedly:\n%s", source, traceback.format_exc())
-        return PhotoOutcome(FAILED, reason_for(exc), time.perf_counter() - start, model_seconds,
+        return PhotoOutcome(Status.FAILED, reason_for(exc), time.perf_counter() - start, model_seconds,
                             disk_full=is_disk_full(exc), megapixels=megapixels)  # fmt: skip
     size = None
     with contextlib.suppress(OSError):
@@ -112,8 +113,8 @@ def process_photo(
     fmt = settings.output_format(photo.source)
     if photo.alpha is not None and fmt not in ALPHA_FORMATS and float(photo.alpha.min()) < 1.0:
         notes.append(flattening_note(fmt))
-    return PhotoOutcome(WRITTEN, "", time.perf_counter() - start, model_seconds, size=size, megapixels=megapixels,
-                        notes=tuple(notes))  # fmt: skip
+    return PhotoOutcome(Status.WRITTEN, "", time.perf_counter() - start, model_seconds, size=size,
+                        megapixels=megapixels, notes=tuple(notes))  # fmt: skip
 
 
 def write_result(target: Path, rgb: np.ndarray, photo: Photo, settings: BatchSettings, ratio: float) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,15 +26,36 @@ from .sources import Refused, Source, find_sources
 if TYPE_CHECKING:
     from .manifest import Manifest
 
-ON_CONFLICT = ("skip", "overwrite", "rename")
+
+class OnConflict(str, Enum):
+    """What to do when a result's name is taken by a file already there (``--on-conflict``)."""
+
+    SKIP = "skip"
+    OVERWRITE = "overwrite"
+    RENAME = "rename"
+
+    __str__ = str.__str__  # f"{policy}" is the word on every Python (3.11 and later would print "OnConflict.SKIP")
+
+
+class Action(str, Enum):
+    """What happens to one item of the plan (what ``batch --dry-run`` prints)."""
+
+    WRITE = "write"  # a new file
+    OVERWRITE = "overwrite"
+    RENAME = "rename"  # the name was taken: a free variant of it
+    SKIP = "skip"
+    DONE = "done"  # finished by an earlier run of this batch (verified on disk)
+
+    __str__ = str.__str__
+
+
+#: The collision policies by name, as the command line offers them.
+ON_CONFLICT = tuple(policy.value for policy in OnConflict)
 RENAME_STYLES = {"paren": "{name} ({n})", "underscore": "{name}_{n}"}
 OUTPUT_FORMATS = ("same", *FORMATS)  # "same" keeps the source's format where we can write it, else PNG
 _SAME_FORMAT = {".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".png": "png", ".webp": "webp", ".tif": "tiff",
                 ".tiff": "tiff"}  # fmt: skip
 MAX_RENAME = 9999
-
-# What happens to one item. "done" = finished by an earlier run of this batch (verified on disk).
-WRITE, OVERWRITE, RENAME, SKIP, DONE = "write", "overwrite", "rename", "skip", "done"
 
 
 class PlanError(ValueError):
@@ -49,7 +71,7 @@ class BatchSettings:
     template: str = DEFAULT_TEMPLATE
     #: ``save.format`` None means "same as the source" (PNG for sources we cannot write, such as BMP or HEIC).
     save: SaveOptions = field(default_factory=lambda: SaveOptions(format="png"))
-    on_conflict: str = "skip"
+    on_conflict: str = OnConflict.SKIP  # an OnConflict (or its value)
     rename_style: str = "paren"
     recursive: bool = False
     model_name: str = "model"
@@ -114,13 +136,13 @@ class PlanItem:
     source: Path
     desired: Path
     target: Path
-    action: str  # write, overwrite, rename, skip, done
+    action: Action
     conflict: str = ""  # why the target is not simply a new file ("" = no conflict)
 
     @property
     def runs(self) -> bool:
         """True when this item needs the model."""
-        return self.action in (WRITE, OVERWRITE, RENAME)
+        return self.action in (Action.WRITE, Action.OVERWRITE, Action.RENAME)
 
 
 @dataclass
@@ -134,14 +156,14 @@ class Plan:
     def conflicts(self) -> list[PlanItem]:
         return [i for i in self.items if i.conflict]
 
-    def count(self, action: str) -> int:
+    def count(self, action: Action) -> int:
         return sum(1 for i in self.items if i.action == action)
 
     def describe(self) -> str:
         """One line for a status bar or the CLI: what the batch is about to do."""
         parts = [f"{len(self.items)} photo{'s' if len(self.items) != 1 else ''}"]
-        for action, word in ((DONE, "already done"), (SKIP, "skipped (exist)"), (OVERWRITE, "overwrite"),
-                             (RENAME, "renamed")):  # fmt: skip
+        for action, word in ((Action.DONE, "already done"), (Action.SKIP, "skipped (exist)"),
+                             (Action.OVERWRITE, "overwrite"), (Action.RENAME, "renamed")):  # fmt: skip
             if n := self.count(action):
                 parts.append(f"{n} {word}")
         if self.refused:
@@ -162,7 +184,7 @@ def rename_candidate(desired: Path, n: int, style: str) -> Path:
 
 def resolve_target(
     desired: Path, *, policy: str, style: str, taken: set[str], source: Path | None = None
-) -> tuple[Path, str, str]:
+) -> tuple[Path, Action, str]:
     """Apply the collision policy. Returns (target, action, conflict reason or "").
 
     ``taken`` holds the (case-folded) targets other items of this batch already claimed: two sources meeting on
@@ -173,7 +195,7 @@ def resolve_target(
     in_batch = path_key(desired) in taken
     exists = desired.exists()
     if not (in_batch or exists):
-        return desired, WRITE, ""
+        return desired, Action.WRITE, ""
     if own_source:
         reason = "would replace its own source"
     elif in_batch:
@@ -181,14 +203,14 @@ def resolve_target(
     else:
         reason = "exists"
     if not in_batch and not own_source:
-        if policy == SKIP:
-            return desired, SKIP, reason
-        if policy == OVERWRITE:
-            return desired, OVERWRITE, reason
+        if policy == OnConflict.SKIP:
+            return desired, Action.SKIP, reason
+        if policy == OnConflict.OVERWRITE:
+            return desired, Action.OVERWRITE, reason
     for n in range(1, MAX_RENAME + 1):
         candidate = rename_candidate(desired, n, style)
         if path_key(candidate) not in taken and not candidate.exists():
-            return candidate, RENAME, reason
+            return candidate, Action.RENAME, reason
     raise PlanError(f"{desired}: no free name after {MAX_RENAME} tries")
 
 
@@ -212,7 +234,8 @@ def make_plan(inputs: Sequence[str | Path], settings: BatchSettings, manifest: M
     """Plan a batch. Raises TemplateError/PlanError before touching anything when the settings cannot work.
 
     With a ``manifest`` (from an earlier run into the same folder) files that run finished, with the same
-    settings, and whose result is still there with the recorded size, are marked DONE and keep their name.
+    settings, and whose result is still there with the recorded size, are marked ``Action.DONE`` and keep their
+    name.
     """
     template = settings.validate()
     out = Path(settings.output_dir)
@@ -225,15 +248,15 @@ def make_plan(inputs: Sequence[str | Path], settings: BatchSettings, manifest: M
         desired = desired_target(template, settings, src)
         finished = manifest.finished_target(src.path, signature) if manifest is not None else None
         if finished is not None:
-            items.append(PlanItem(src.path, desired, finished, DONE))
+            items.append(PlanItem(src.path, desired, finished, Action.DONE))
             taken.add(path_key(finished))
         else:
             pending.append((src, desired))
-            items.append(PlanItem(src.path, desired, desired, WRITE))
+            items.append(PlanItem(src.path, desired, desired, Action.WRITE))
     # Resolve collisions after every DONE target is known, so a redo never takes a finished file's name.
     todo = iter(pending)
     for item in items:
-        if item.action == DONE:
+        if item.action == Action.DONE:
             continue
         src, desired = next(todo)
         target, action, conflict = resolve_target(

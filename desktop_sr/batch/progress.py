@@ -23,23 +23,11 @@ class Progress:
     current: Path | None
     tile_done: int = 0
     tile_total: int = 0
-    stage: str = ""
+    stage: str = ""  # the engine's last report: a Stage ("unet-pix") or nothing
     fraction: float = 0.0
     eta_seconds: float | None = None
     elapsed: float = 0.0
     per_minute: float | None = None  # photos rendered per minute (Ray batches, where photos run side by side)
-
-
-# Share of one render each engine stage takes on the tiny and on real models alike, roughly; only used to turn
-# (stage, tile) into a fraction of the current file for a smooth bar.
-_STAGE_SPAN = {"encode": (0.0, 0.2), "unet": (0.2, 0.75), "decode": (0.75, 1.0)}
-
-
-def stage_fraction(stage: str, done: int, total: int) -> float:
-    """Fraction of the current file's render that is done, from the engine's (done, total, stage) report."""
-    key = next((k for k in _STAGE_SPAN if stage.startswith(k)), "unet")
-    lo, hi = _STAGE_SPAN[key]
-    return lo + (hi - lo) * (done / total if total > 0 else 1.0)
 
 
 class EtaEstimator:

@@ -7,12 +7,26 @@ whichever ran the batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from .sources import Refused
 
-# What became of one file.
-WRITTEN, SKIPPED, DONE_BEFORE, FAILED, CANCELLED = "written", "skipped", "done before", "failed", "cancelled"
+
+class Status(str, Enum):
+    """What became of one file. A str: the value is the word the summary prints ("3 written, 1 done before")."""
+
+    WRITTEN = "written"
+    SKIPPED = "skipped"  # a file with the result's name exists and the policy is to skip
+    DONE_BEFORE = "done before"  # finished by an earlier run of this batch (the plan's Action.DONE)
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    __str__ = str.__str__  # f"{status}" is the word on every Python (3.11 and later would print "Status.FAILED")
+
+
+#: The name the command line imports (``desktop_sr/cli/batch_cluster.py``); everything else says ``Status.FAILED``.
+FAILED = Status.FAILED
 
 
 class ModelLoadFailed(Exception):
@@ -23,7 +37,7 @@ class ModelLoadFailed(Exception):
 class FileResult:
     source: Path
     target: Path
-    status: str
+    status: Status
     reason: str = ""
     seconds: float = 0.0  # read + render + write
     model_seconds: float = 0.0  # inside session.render only
@@ -42,7 +56,7 @@ class BatchSummary:
     not_reached: int = 0  # items a cancel (or a stop) left untouched
     stopped: str = ""  # why the batch stopped early on its own (e.g. the output disk is full)
 
-    def count(self, status: str) -> int:
+    def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status == status)
 
     @property
@@ -53,7 +67,7 @@ class BatchSummary:
     def failures(self) -> list[tuple[Path, str]]:
         """Every input that did not give a result and why: refused while planning, or failed while running."""
         return [(r.path, r.reason) for r in self.refused] + [
-            (r.source, r.reason) for r in self.results if r.status == FAILED
+            (r.source, r.reason) for r in self.results if r.status == Status.FAILED
         ]
 
     @property
@@ -61,14 +75,14 @@ class BatchSummary:
         return not self.failures and not self.cancelled and not self.stopped
 
     def describe(self) -> str:
-        parts = [f"{self.count(WRITTEN)} written"]
-        for status in (SKIPPED, DONE_BEFORE):
+        parts = [f"{self.count(Status.WRITTEN)} written"]
+        for status in (Status.SKIPPED, Status.DONE_BEFORE):
             if n := self.count(status):
                 parts.append(f"{n} {status}")
         if self.failures:
             parts.append(f"{len(self.failures)} failed")
         if self.cancelled:
-            parts.append(f"cancelled with {self.count(CANCELLED) + self.not_reached} not done")
+            parts.append(f"cancelled with {self.count(Status.CANCELLED) + self.not_reached} not done")
         if self.stopped:
             parts.append(f"stopped ({self.stopped}) with {self.not_reached} not done")
         return ", ".join(parts) + f" in {self.seconds:.1f} s (model {self.load_seconds + self.model_seconds:.1f} s)"

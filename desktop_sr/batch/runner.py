@@ -18,28 +18,19 @@ from typing import TYPE_CHECKING
 from ..engine.api import UpscaleSession
 from ..engine.control import Control
 from ..engine.errors import EngineError
+from ..timing import render_fraction
 from .manifest import Manifest, ManifestError
 from .photo_job import process_photo, reason_for
-from .plan import DONE, OVERWRITE, RENAME, SKIP, WRITE, BatchSettings, Plan, PlanItem, path_key, resolve_target
-from .progress import EtaEstimator, Progress, stage_fraction
-from .results import (
-    CANCELLED,
-    DONE_BEFORE,
-    FAILED,
-    SKIPPED,
-    WRITTEN,
-    BatchSummary,
-    FileResult,
-    ModelLoadFailed,
-)
+from .plan import Action, BatchSettings, Plan, PlanItem, path_key, resolve_target
+from .progress import EtaEstimator, Progress
+from .results import BatchSummary, FileResult, ModelLoadFailed, Status
 
 if TYPE_CHECKING:
     from .cluster import WorkerState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CANCELLED", "DONE_BEFORE", "FAILED", "SKIPPED", "WRITTEN", "BatchListener", "BatchRunner",
-           "BatchSummary", "FileResult", "ModelLoadFailed"]  # fmt: skip
+__all__ = ["BatchListener", "BatchRunner", "BatchSummary", "FileResult", "ModelLoadFailed", "Status"]
 
 
 class BatchListener:
@@ -108,7 +99,7 @@ class BatchRunner:
             self.control.wait_while_paused()
             self._eta.add_pause(time.perf_counter() - t0)
             self.listener.paused(False)
-        self._fraction = stage_fraction(stage, done, total)
+        self._fraction = render_fraction(stage, done, total)
         self.listener.tile_progress(self._progress(done, total, stage))
 
     def _settle(self, result: FileResult) -> None:
@@ -143,7 +134,7 @@ class BatchRunner:
             remove_stale_temps(self.plan.items)
             if any(i.runs for i in self.plan.items) and not self.control.cancelled:
                 self._load()
-            taken = {path_key(i.target) for i in self.plan.items if i.action == DONE}
+            taken = {path_key(i.target) for i in self.plan.items if i.action == Action.DONE}
             for index, item in enumerate(self.plan.items):
                 self._index, self._current = index, item.source
                 if self.control.paused:
@@ -157,13 +148,13 @@ class BatchRunner:
                     self.summary.not_reached = len(self.plan.items) - index
                     break
                 result = self._one(item, taken)
-                if result.status == CANCELLED:
+                if result.status == Status.CANCELLED:
                     self.summary.cancelled = True
                     self.summary.not_reached = len(self.plan.items) - index - 1
                     self.summary.results.append(result)
                     break
                 self._settle(result)
-                if result.status == FAILED and result.disk_full:
+                if result.status == Status.FAILED and result.disk_full:
                     # every later file would render for minutes and then fail the same way
                     self.summary.stopped = "the output disk is full: free some space and run again to continue"
                     self.summary.not_reached = len(self.plan.items) - index - 1
@@ -177,13 +168,13 @@ class BatchRunner:
         return self.summary
 
     def _one(self, item: PlanItem, taken: set[str]) -> FileResult:
-        if item.action == DONE:
-            return FileResult(item.source, item.target, DONE_BEFORE, "finished by an earlier run")
+        if item.action == Action.DONE:
+            return FileResult(item.source, item.target, Status.DONE_BEFORE, "finished by an earlier run")
         target, action = recheck_target(item, self.settings, taken)
         taken.add(path_key(target))
-        if action == SKIP:
+        if action == Action.SKIP:
             self._eta.file_abandoned(counted=item.runs)
-            return FileResult(item.source, target, SKIPPED, "a file with this name exists")
+            return FileResult(item.source, target, Status.SKIPPED, "a file with this name exists")
         self.listener.file_started(item, self._progress())
         self._eta.file_started()
         scale2 = self.settings.params.scale**2
@@ -198,28 +189,28 @@ class BatchRunner:
         )
         result = FileResult(item.source, target, outcome.status, outcome.reason, outcome.seconds,
                             outcome.model_seconds, disk_full=outcome.disk_full, notes=outcome.notes)  # fmt: skip
-        if outcome.status == WRITTEN:
+        if outcome.status == Status.WRITTEN:
             try:
                 self.manifest.done(item.source, self.signature, target, outcome.seconds)
             except OSError as exc:  # written, but not recorded: say so rather than claim a finished file
-                result.status, result.reason = FAILED, reason_for(exc)
-        if result.status == WRITTEN:
+                result.status, result.reason = Status.FAILED, reason_for(exc)
+        if result.status == Status.WRITTEN:
             self._eta.file_rendered()
         else:
             self._eta.file_abandoned()
-        if result.status == FAILED:
+        if result.status == Status.FAILED:
             with contextlib.suppress(OSError, ManifestError):  # the manifest may be on the same full disk
                 self.manifest.failed(item.source, self.signature, target, result.reason)
         return result
 
 
-def recheck_target(item: PlanItem, settings: BatchSettings, taken: set[str]) -> tuple[Path, str]:
+def recheck_target(item: PlanItem, settings: BatchSettings, taken: set[str]) -> tuple[Path, Action]:
     """The folder may have changed since planning: apply the collision policy again to the desired name.
 
     Called just before a photo starts, by the local runner and by the Ray driver alike."""
-    if item.action in (DONE, SKIP, OVERWRITE):
+    if item.action in (Action.DONE, Action.SKIP, Action.OVERWRITE):
         return item.target, item.action
-    if item.action in (WRITE, RENAME) and not item.target.exists() and path_key(item.target) not in taken:
+    if item.action in (Action.WRITE, Action.RENAME) and not item.target.exists() and path_key(item.target) not in taken:
         return item.target, item.action
     target, action, _ = resolve_target(
         item.desired, policy=settings.on_conflict, style=settings.rename_style, taken=taken, source=item.source

@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
+from ..engine.stages import Stage
 from ..timing import LONG_JOB_SECONDS, CostBook, RenderClock, format_duration
 
 #: Stages in which the model itself runs (an encode or decode of cached latents alone is not a render to measure).
-MODEL_STAGES = ("unet", "upscale")
+MODEL_STAGES = (Stage.UNET, Stage.UPSCALE)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class JobClock:
 
     def report(self, done: int, total: int, stage: str) -> JobProgress:
         self.render.update(done, total, stage)
-        if done > 0 and stage.startswith(MODEL_STAGES):
+        if done > 0 and Stage.kind_of(stage) in MODEL_STAGES:
             self.model_ran = True
         eta, per_tile = self.render.eta(), self.render.seconds_per_tile()
         if eta is None:

@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from .errors import Cancelled
 
-#: report(done, total, stage): ``stage`` is a short word ("unet", "decode") or a label in words ("Copying x.bin").
+#: report(done, total, stage): ``stage`` is a render's :class:`~desktop_sr.engine.stages.Stage` (a str: "unet-pix",
+#: "decode") or a label in words ("Copying x.bin").
 ReportFn = Callable[[int, int, str], None]
 
 

@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from .stages import Stage
+
 
 class StageTimes:
     """Seconds per stage in the order they first ran; a stage that runs twice (two tiles' worth) adds up."""
@@ -25,15 +27,17 @@ class StageTimes:
             self._times[stage] = self._times.get(stage, 0.0) + seconds
 
     @contextlib.contextmanager
-    def stage(self, name: str, sync: Callable[[], None] | None = None) -> Iterator[None]:
-        """Time the block as ``name``; ``sync`` (e.g. ``torch.cuda.synchronize``) runs before the clock stops."""
+    def stage(self, name: Stage | str, sync: Callable[[], None] | None = None) -> Iterator[None]:
+        """Time the block as ``name`` (a :class:`Stage` by its :attr:`~Stage.label`); ``sync`` (e.g.
+        ``torch.cuda.synchronize``) runs before the clock stops."""
+        key = name.label if isinstance(name, Stage) else name
         start = time.perf_counter()
         try:
             yield
         finally:
             if sync is not None:
                 sync()
-            self.add(name, time.perf_counter() - start)
+            self.add(key, time.perf_counter() - start)
 
     def reset(self) -> None:
         with self._lock:

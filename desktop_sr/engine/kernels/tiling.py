@@ -21,6 +21,7 @@ import torch
 from ..control import Control
 from ..errors import OutOfMemory
 from ..hardware.device import empty_cache, is_out_of_memory
+from ..stages import Stage
 from ..tile_settings import TileSettings
 
 T = TypeVar("T")
@@ -74,7 +75,7 @@ def ramp_weights(h: int, w: int, ramp: int, sides: tuple[bool, bool, bool, bool]
     return torch.outer(axis(h, top, bottom), axis(w, left, right)).to(device)[None, None]
 
 
-def _report(control: Control | None, done: int, total: int, stage: str) -> None:
+def _report(control: Control | None, done: int, total: int, stage: Stage) -> None:
     if control is not None:
         control.report(done, total, stage)
 
@@ -86,7 +87,7 @@ def tiled_eps(
     overlap: int,
     *,
     control: Control | None = None,
-    stage: str = "unet",
+    stage: Stage = Stage.UNET,
 ) -> torch.Tensor:
     """Apply the UNet ``fn`` over latent tiles and blend eps with Gaussian weights. ``fn`` may return several
     samples per tile (e.g. both branches as one batch); the result has as many."""
@@ -128,8 +129,8 @@ class Attempt:
 
     tile: int
     state_budget: int | None = None
-    #: The pass it belongs to ("encode", "decode", "unet full", ...), for reports of what was tried.
-    stage: str = ""
+    #: The pass it belongs to (encode, decode, a UNet branch, ...), for reports of what was tried.
+    stage: Stage | None = None
 
     def smaller(self, minimum: int) -> Attempt | None:
         """What to try after running out of memory: first without the lockstep's whole-image state (halving the

@@ -31,6 +31,7 @@ from ..errors import Cancelled
 from ..kernels.moments import Moments, group_moments
 from ..kernels.moments import combine as combine_moments
 from ..kernels.tiling import ramp_weights, tile_starts
+from ..stages import Stage
 
 #: A region's statistics come from at least this share of the tiles (and at least ``region_sample``): measured on a
 #: 1024 x 768 result in 256 px tiles, four tiles missed the whole image's channel means by up to 17 levels.
@@ -508,7 +509,7 @@ def tiled_vae(
     sample_out: list[tuple[tuple[int, int, int, int], torch.Tensor]] | None = None,
     local: LocalNorm | None = None,
     control: Control | None = None,
-    stage: str = "decode",
+    stage: Stage = Stage.DECODE,
     attention_bytes_per_px: float = 0.0,
 ) -> torch.Tensor:
     """Run a VAE half (``fn`` = encode or decode, ``net`` = its module) over tiles of ``x``.

@@ -44,6 +44,7 @@ from ...sd21.vae_tiling import (
     vae_attention_bytes_per_px,
     vae_state_bytes_per_px,
 )
+from ...stages import Stage
 from ...timing import StageTimes
 from .latent_strength import compose_latent
 from .local import LocalStrengths
@@ -157,7 +158,7 @@ class PisaSession(LocalStrengths, PhotoHolder):
         itemsize = torch.finfo(self.model.vae_dtype).bits // 8
         return state_budget(self.model.device, tiles=self.tiles, itemsize=itemsize)
 
-    def _timed(self, stage: str):  # type: ignore[no-untyped-def]
+    def _timed(self, stage: Stage):  # type: ignore[no-untyped-def]
         return self.timings.stage(stage, sync=lambda: synchronize(self.model.device))
 
     # -- photo ------------------------------------------------------------------------------------------------------
@@ -227,12 +228,12 @@ class PisaSession(LocalStrengths, PhotoHolder):
             tile = attempt.tile
             return tiled_vae(
                 self.model.encode, self.model.vae.encoder, x, factor=1 / f, tile=tile * f,
-                overlap=min(self.tiles.vae_overlap, tile // 2) * f, align=f, control=control, stage="encode",
+                overlap=min(self.tiles.vae_overlap, tile // 2) * f, align=f, control=control, stage=Stage.ENCODE,
                 state_bytes_per_px=self._state_bytes_per_px(), state_budget=attempt.state_budget,
             )  # fmt: skip
 
-        with self._timed("encode"):
-            first = Attempt(self.tiles.vae_tile, self.current_state_budget(), stage="encode")
+        with self._timed(Stage.ENCODE):
+            first = Attempt(self.tiles.vae_tile, self.current_state_budget(), stage=Stage.ENCODE)
             with self.model.vae_precision():
                 z = retry_on_oom(run, first, self.model.device, tried=self.attempts)
         self.cache.put(key, z)
@@ -259,11 +260,11 @@ class PisaSession(LocalStrengths, PhotoHolder):
         def run(attempt: Attempt) -> torch.Tensor:
             return tiled_eps(
                 unet, z, attempt.tile, min(self.tiles.unet_overlap, attempt.tile // 2), control=control,
-                stage=f"unet-{branch}",
+                stage=Stage.unet(branch),
             )  # fmt: skip
 
-        with self._timed(f"unet {branch}"):
-            first = Attempt(self.tiles.unet_tile, stage=f"unet {branch}")
+        with self._timed(Stage.unet(branch)):
+            first = Attempt(self.tiles.unet_tile, stage=Stage.unet(branch))
             eps = retry_on_oom(run, first, self.model.device, tried=self.attempts)
         self.cache.put(key, eps)
         return eps
@@ -280,11 +281,11 @@ class PisaSession(LocalStrengths, PhotoHolder):
         def run(attempt: Attempt) -> torch.Tensor:
             return tiled_eps(
                 unet, z, attempt.tile, min(self.tiles.unet_overlap, attempt.tile // 2), control=control,
-                stage="unet-pix+full",
+                stage=Stage.UNET_PAIR,
             )  # fmt: skip
 
-        with self._timed("unet pix+full"):
-            first = Attempt(self.tiles.unet_tile, stage="unet pix+full")
+        with self._timed(Stage.UNET_PAIR):
+            first = Attempt(self.tiles.unet_tile, stage=Stage.UNET_PAIR)
             both = retry_on_oom(run, first, self.model.device, tried=self.attempts)
         pair = {branch: both[i : i + 1].clone() for i, branch in enumerate(("pix", "full"))}
         for branch, eps in pair.items():
@@ -366,11 +367,11 @@ class PisaSession(LocalStrengths, PhotoHolder):
                 state_bytes_per_px=self._state_bytes_per_px(), state_budget=attempt.state_budget,
                 attention_bytes_per_px=self._attention_bytes_per_px(),
                 stats=stats, record=record, local=local, sample_out=cores if sample is not None else None,
-                control=control, stage="decode",
+                control=control, stage=Stage.DECODE,
             )  # fmt: skip
 
-        with self._timed("decode"):
-            first = Attempt(self.tiles.vae_tile, self.current_state_budget(), stage="decode")
+        with self._timed(Stage.DECODE):
+            first = Attempt(self.tiles.vae_tile, self.current_state_budget(), stage=Stage.DECODE)
             with self.model.vae_precision():
                 y = to_numpy(retry_on_oom(run, first, self.model.device, tried=self.attempts))
         if sample is not None:
@@ -452,7 +453,7 @@ class PisaSession(LocalStrengths, PhotoHolder):
                 self.cache.put(self._raw_key(params, params.pix, params.sem), raw)
                 if record:
                     self._corner_stats[self._raw_key(params, params.pix, params.sem)] = record
-            with self._timed("colour fix"):
+            with self._timed(Stage.COLOUR_FIX):
                 y = self._local_color_fix(params, raw)
                 if y is None:
                     y = color_fix(raw, self.model_input(params.scale), params.color_fix)
