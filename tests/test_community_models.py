@@ -213,3 +213,22 @@ def test_cli_import_of_a_refused_file_says_why_and_adds_nothing(tmp_path, store,
     err = capsys.readouterr().err
     assert code != ExitCode.OK and "bad.ckpt" in err and "Traceback" not in err
     assert store.entries() == []
+
+
+def test_the_window_renders_a_community_x8_model_and_offers_its_scale(qtbot, window, tmp_path, photo_path):
+    path = tmp_path / "x8.safetensors"
+    save_file(ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=8).state_dict(), str(path))
+    window.load_model(community_spec(path, "Eight"))
+    window.editor.open_photo(photo_path)
+    qtbot.waitUntil(lambda: window.editor.model_info is not None, timeout=60000)
+    combo = window.controls.scale
+    offered = [combo.itemData(i) for i in range(combo.count()) if isinstance(combo.itemData(i), int)]
+    assert offered == [1, 2, 3, 4, 8] and window.editor.model_info.scales == (1, 2, 3, 4, 8)
+    combo.setCurrentIndex(combo.findData(8))
+    qtbot.waitUntil(lambda: window.editor.shown == "exact" and window.editor.shown_params.scale == 8, timeout=60000)
+    assert (window.view.after.width(), window.view.after.height()) == (48 * 8, 40 * 8)
+    from desktop_sr.engine.backends.bundled import bundled_spec
+
+    window.controls.configure_for_model(False, False, (), False, "", (1, 2, 3, 4))  # what the bundled model makes
+    offered = [combo.itemData(i) for i in range(combo.count()) if isinstance(combo.itemData(i), int)]
+    assert offered == [1, 2, 3, 4] and combo.currentData() == 4 and bundled_spec().kind == "bundled"

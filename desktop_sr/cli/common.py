@@ -204,6 +204,12 @@ def ignored_options(info: ModelInfo, params: RenderParams, color_fix_given: bool
     elif info.trained_timesteps and params.realism not in info.trained_timesteps:
         levels = ", ".join(map(str, info.trained_timesteps))
         notes.append(f"--realism {params.realism}: {info.name} was trained for {levels} only")
+    scales = getattr(info, "scales", ())
+    if scales and params.scale not in scales:
+        notes.append(
+            f"--scale {params.scale} is beyond what {info.name} makes (x{max(scales)}): its result is resized with "
+            "Lanczos, which adds no detail"
+        )
     if params.prompt and not info.supports_prompt:
         notes.append(f"--prompt is ignored: {info.name} does not read descriptions")
     if color_fix_given and not getattr(info, "supports_color_fix", True):

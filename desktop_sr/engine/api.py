@@ -71,8 +71,9 @@ class ModelInfo:
     #: Realism levels the adapters were trained for (RCOD-style models record them); empty = any t.
     trained_timesteps: tuple[int, ...] = ()
     licence: str = ""
-    #: The output scales this model offers (a community x8 model adds 8).
-    scales: tuple[int, ...] = (1, 2, 3, 4)
+    #: The output scales this model offers: a feed-forward upscaler its own factor and those below it (a community
+    #: x8 model adds 8); any other scale is its output resized, which the GUI does not offer and the CLI notes.
+    scales: tuple[int, ...] = SCALES
 
 
 #: progress(done, total, stage) - stage is a short word such as "encode", "unet", "decode" (see :class:`Control`).

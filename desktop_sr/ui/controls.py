@@ -246,9 +246,12 @@ class ControlsPanel(QWidget):
         timesteps: tuple[int, ...],
         supports_color_fix: bool = True,
         color_fix_note: str = "",
+        scales: tuple[int, ...] = (1, 2, 3, 4),
     ) -> None:
-        """Offer exactly what the loaded model can do: its trained realism levels, or none at all; a control the
-        model ignores is disabled, and a note under it says why (every control acts or says it does not)."""
+        """Offer exactly what the loaded model can do: its trained realism levels, or none at all, and the scales it
+        makes; a control the model ignores is disabled, and a note under it says why (every control acts or says it
+        does not)."""
+        self.scale.set_scales(scales)
         self.realism.blockSignals(True)
         current = self.realism_value()
         self.realism.clear()

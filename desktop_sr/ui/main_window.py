@@ -1,9 +1,16 @@
 """The main window: wiring and layout around the editor model (:mod:`desktop_sr.editor`).
 
 The model owns the settings being edited, the photo, the model, the undo history and the rules of what to render
-when; this window binds the widgets to it both ways (controls -> intents, events -> view, badge, status bar), sends
-its jobs to the engine worker and hands the worker's results back. What is on screen is always labelled: exact,
-preview, partial (exact where you look) or previous settings (see :class:`~desktop_sr.editor.model.Shown`).
+when; this window lays out the widgets, binds them to it both ways (controls -> intents, events -> view, badge,
+status bar), sends its jobs to the engine worker and hands the worker's results back. What is on screen is always
+labelled: exact, preview, partial (exact where you look) or previous settings (see
+:class:`~desktop_sr.editor.model.Shown`).
+
+Its collaborators, each handed what it needs: :class:`.WindowMenus` (``menus``: the actions, menus, toolbar and view
+modes), :class:`.WindowStatus` (``status``: the status bar's permanent widgets), :class:`.PhotoFiles` (``files``:
+open, recent files, the sample, save result as), :class:`.ABCompare` (``ab``: a kept result on the before side,
+saving the view) and :class:`.DeviceMenu` (``device_menu``). The window keeps the model dialogs, the batch dialog,
+error dialogs, keys, drops and closing.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, Qt, QTimer
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QPushButton
 
 from ..editor import EditorModel, Shown
@@ -24,7 +31,6 @@ from ..editor.remembered import (
     params_from_settings,
     remember_model,
 )
-from ..editor.render_time import JobProgress
 from ..engine.api import ModelInfo, RenderParams
 from ..engine.loader import ModelSpec
 from ..imaging import Photo, SaveOptions
@@ -34,11 +40,13 @@ from .ab_compare import ABCompare
 from .brush import install_brush
 from .compare_view import CompareView
 from .controls import ControlsPanel
-from .export_dialog import ExportDialog
+from .device_menu import DeviceMenu
 from .images import colormap, qimage_from_rgb
 from .model_dialog import ChooseModelDialog
+from .photo_files import PhotoFiles
 from .status_message import MessageStatusBar
-from .window_actions import WindowActions
+from .window_menus import WindowMenus
+from .window_status import WindowStatus
 from .worker import EngineWorker
 
 log = logging.getLogger(__name__)
@@ -46,7 +54,7 @@ NO_MODEL = "No model loaded.\nChoose one with Model ▸ Choose model… (Stable 
 OPEN_PHOTO = "Open a photo (File ▸ Open, or drop it here)"
 
 
-class MainWindow(ABCompare, WindowActions, QMainWindow):
+class MainWindow(QMainWindow):
     def __init__(self, settings_dir: Path | None = None, *, load_model: bool = True) -> None:
         super().__init__()
         self.settings_dir = settings_dir
@@ -79,8 +87,15 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
             device=self.settings.device,
             models_dir=models_dir(self.settings.models_dir),
         )
-        self._build_actions()
-        self._build_status()
+        bar = self.statusBar()
+        self.files = PhotoFiles(self, self.editor, self.settings, self.controls.scale, bar)
+        self.ab = ABCompare(self, self.view, self.editor, self.settings, bar, self.show_error)
+        self.menus = WindowMenus(self, self.view, self.editor, self.settings, self.files, self.ab,
+                                 choose_model=self.choose_model_dialog, manage_models=self.open_model_manager,
+                                 get_pisa=self.get_pisa_dialog, batch=self.open_batch_dialog)  # fmt: skip
+        self.status = WindowStatus(bar, self.editor.cancel)
+        self.device_menu = DeviceMenu(self, self.menus.device, self.editor, self.settings, self.settings_dir,
+                                      self.status.lbl_model)  # fmt: skip
         self._bind()
         self.brush = install_brush(self, self.view, self.editor)
         self.controls.set_params(self.editor.params)
@@ -91,16 +106,16 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
             self.resize(1280, 820)
         if self.settings.window_state:
             self.restoreState(QByteArray(base64.b64decode(self.settings.window_state)))
-        self.set_compare_mode(self.settings.compare_mode)
+        self.menus.set_compare_mode(self.settings.compare_mode)
         if settings_warning:
-            self.statusBar().showMessage(settings_warning, 15000)
+            bar.showMessage(settings_warning, 15000)
         if load_model:
             self._load_initial_model()
         self._update_model_state()
 
     # -- binding: widgets -> editor intents, editor events -> widgets -----------------------------------------------
     def _bind(self) -> None:
-        e, w, sb = self.editor, self.worker, self.statusBar()
+        e, w, sb, status, menus = self.editor, self.worker, self.statusBar(), self.status, self.menus
         w.result.connect(e.on_result)
         w.failed.connect(e.on_failed)
         w.cancelled.connect(e.on_cancelled)
@@ -109,10 +124,10 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         w.progress.connect(e.on_progress)
         self.controls.changed.connect(e.set_params)
         self.view.view_changed.connect(self._view_changed)
-        self.view.zoom_changed.connect(lambda z: self.lbl_zoom.setText(f"{z * 100:.0f} %"))
+        self.view.zoom_changed.connect(status.show_zoom)
         e.params_changed.connect(self._params_changed)
-        e.history_changed.connect(lambda u, r: (self.act_undo.setEnabled(u), self.act_redo.setEnabled(r)))
-        e.model_loading.connect(lambda spec: self.lbl_model.setText(f"Loading {spec.name}…"))
+        e.history_changed.connect(lambda u, r: (menus.act_undo.setEnabled(u), menus.act_redo.setEnabled(r)))
+        e.model_loading.connect(status.show_loading)
         e.model_changed.connect(self._model_changed)
         e.photo_changed.connect(self._photo_changed)
         e.after_changed.connect(self._after_changed)
@@ -122,7 +137,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         e.timing_changed.connect(self._timing_changed)
         e.status.connect(sb.showMessage)
         e.error.connect(lambda title, message: self.show_error(title, message, later=True))
-        e.progress.connect(self._progress)
+        e.progress.connect(status.show_progress)
         e.long_render.connect(lambda seconds, text: QTimer.singleShot(0, lambda: self.ask_long_render(seconds, text)))
 
     def _params_changed(self, p: RenderParams) -> None:
@@ -150,10 +165,9 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         """Say on screen what the "after" side shows, and whether something is still rendering."""
         text, tip = self.editor.badge()
         self.view.badge = text
-        self.lbl_badge.setText(f"<b>{text}</b>" if text else "")
-        self.lbl_badge.setToolTip(tip)
+        self.status.show_badge(text, tip)
         if shown in (Shown.EXACT, Shown.NONE):
-            self.act_pin.setEnabled(shown is Shown.EXACT)
+            self.menus.act_pin.setEnabled(shown is Shown.EXACT)
         self.view.update()
 
     def _detail_changed(self, values: np.ndarray | None) -> None:
@@ -161,25 +175,8 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self.view.update()
 
     def _timing_changed(self, seconds: float, preview_ms: float | None) -> None:
-        preview = f" (preview {preview_ms:.0f} ms)" if preview_ms is not None else ""
-        self.lbl_time.setText(f"Render {seconds:.2f} s{preview}")
-        stages = self.editor.last_render_stages
-        self.lbl_time.setToolTip(f"Last render: {stages}" if stages else "")
+        self.status.show_timing(seconds, preview_ms, self.editor.last_render_stages)
         self._update_model_state()
-
-    def _progress(self, p: JobProgress) -> None:
-        """The running job: how far (the bar), and its rate and time left from the first tile on (beside it)."""
-        self.progress.setVisible(True)
-        if p.fraction is None:  # a job just started: its name, a busy bar until its first report
-            self.progress.setRange(0, 0)
-            self.progress.setFormat(p.label)
-        else:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(round(p.fraction * 1000))
-            self.progress.setFormat(f"{p.label} %p%")
-        self.progress.setToolTip(f"{p.label}: {p.detail}" if p.detail else p.label)
-        self.lbl_eta.setText(p.detail)
-        self.lbl_eta.setVisible(bool(p.detail))
 
     def ask_long_render(self, seconds: float, text: str) -> None:
         """Before a render estimated as long (the editor waits for the answer; no starts nothing)."""
@@ -187,12 +184,8 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self.editor.answer_long_render(answer == QMessageBox.StandardButton.Yes)
 
     def _busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.lbl_eta.setVisible(busy and bool(self.lbl_eta.text()))
-        if not busy:
-            self.lbl_eta.setText("")
-        self.btn_cancel.setVisible(busy)
-        self.act_cancel.setEnabled(busy)
+        self.status.set_busy(busy)
+        self.menus.act_cancel.setEnabled(busy)
         self.editor.set_busy(busy)
 
     # -- model ----------------------------------------------------------------------------------------------------
@@ -210,27 +203,26 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         if info is not None and spec is not None:
             remember_model(self.settings, spec)
             self.controls.configure_for_model(info.supports_realism, info.supports_prompt, info.trained_timesteps,
-                                              info.supports_color_fix, info.color_fix_note)  # fmt: skip
+                                              info.supports_color_fix, info.color_fix_note, info.scales)  # fmt: skip
         self._update_model_state()
 
     def _update_model_state(self) -> None:
         info, photo = self.editor.model_info, self.editor.photo
+        self.status.show_model(info)
         if info is None:
-            self.lbl_model.setText("No model")
             self.view.placeholder = NO_MODEL if photo is None else OPEN_PHOTO
             self.view.no_model_hint = "choose a model to see the result"
         else:
-            self.lbl_model.setText(f"{info.name} · {info.device} · {info.dtype}")
             self.view.placeholder = OPEN_PHOTO
             self.view.no_model_hint = ""
         self.btn_choose_model.setVisible(info is None)
         self.view.place_prompt()
-        self.act_save.setEnabled(info is not None and photo is not None)
-        self.act_save_view.setEnabled(photo is not None)
+        self.menus.act_save.setEnabled(info is not None and photo is not None)
+        self.menus.act_save_view.setEnabled(photo is not None)
         self.view.update()
 
     def choose_model_dialog(self) -> None:
-        dlg = ChooseModelDialog(self, self.settings.model_base, self.settings.model_lora)
+        dlg = ChooseModelDialog(self, last_model_spec(self.settings) or self.editor.model_spec)
         if dlg.exec():
             self.load_model(dlg.spec())
 
@@ -264,69 +256,29 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
 
     # -- photo ----------------------------------------------------------------------------------------------------
     def open_path(self, path: str | Path, *, remember: bool = True) -> None:
-        """Open a photo; ``remember=False`` keeps it out of the recent files and the last folder (the sample)."""
-        path = Path(path)
-        if remember:
-            self.settings.last_folder = str(path.parent)
-            self.settings.add_recent(path)
-            self._fill_recent()
-        self.editor.open_photo(path)
+        """Open a photo (the command line's, a drop's): see :meth:`.PhotoFiles.open_path`."""
+        self.files.open_path(path, remember=remember)
 
     def open_sample(self) -> None:
-        """Open the sample photo shipped with the app (an incomplete install says so instead)."""
-        from ..resources import sample_photo_path
+        self.files.open_sample()
 
-        try:
-            self.open_path(sample_photo_path(), remember=False)
-        except FileNotFoundError as exc:
-            self.statusBar().showMessage(str(exc), 10000)
+    def export_to(self, path: Path, options: SaveOptions) -> None:
+        self.files.export_to(path, options)
 
     def _photo_changed(self, photo: Photo, before: np.ndarray, new_photo: bool) -> None:
         """A new photo, or the same photo at a new scale (then the old result stays on screen, stretched)."""
         scale = before.shape[1] // photo.width
         self.controls.scale.set_photo_size(photo.size)  # a target size picks its model scale for this photo
         self.setWindowTitle(f"{photo.source.name} — desktop-sr")
-        self.drop_stale_reference(scale, new_photo)
+        self.ab.drop_stale_reference(scale, new_photo)
         self.view.set_images(qimage_from_rgb(before), self.view.after, keep_view=not new_photo)
-        plan = self.controls.scale.plan()
-        shown = f"{plan.size[0]}×{plan.size[1]} (×{plan.scale})" if plan else f"{before.shape[1]}×{before.shape[0]}"
-        self.lbl_sizes.setText(f"{photo.width}×{photo.height} → {shown}")
+        self.status.show_sizes(photo, before, self.controls.scale.plan())
         self._update_model_state()
         if self.controls.params().scale != scale:  # a target size needs another model scale for this photo
             self.editor.set_params(self.controls.params())
         self._view_changed()
 
-    def _toggle_detail(self, on: bool) -> None:
-        self.view.show_overlay = on
-        self.editor.set_detail(on)
-        self.view.update()
-
-    # -- export, batch --------------------------------------------------------------------------------------------
-    def export_dialog(self) -> None:
-        if self.editor.photo is None or self.editor.model_info is None:
-            return
-        s = self.settings
-        if self.controls.scale.problem():
-            QMessageBox.warning(self, "Save result as", self.controls.scale.problem())
-            return
-        plan = self.controls.scale.plan()
-        photo = self.editor.photo
-        depth = 16 if photo.info.get("raw") else (s.export_bit_depth or None)  # RAW results default to 16 bits
-        dlg = ExportDialog(self, photo.source, self.editor.params.scale, s.export_folder, s.export_format, depth,
-                           s.export_quality, s.name_template, target=self.controls.scale.target(),
-                           size=plan.size if plan is not None and plan.resample else None,
-                           keep_metadata=s.export_keep_metadata,
-                           transparency=self.editor.photo_has_transparency())  # fmt: skip
-        if dlg.exec():
-            target = dlg.target()
-            self.export_to(target, dlg.options())
-            s.export_format, s.export_quality = dlg.fmt(), dlg.quality.value()
-            s.export_bit_depth = int(dlg.depth.currentData() or 0)  # 0: as the source
-            s.export_keep_metadata, s.export_folder = dlg.keep_meta.isChecked(), str(target.parent)
-
-    def export_to(self, path: Path, options: SaveOptions) -> None:
-        self.editor.export(path, options)
-
+    # -- batch ----------------------------------------------------------------------------------------------------
     def open_batch_dialog(self) -> None:
         """Open the batch dialog with this photo and these settings; an open one is brought to the front."""
         if self.batch_dialog is not None and self.batch_dialog.isVisible():
@@ -357,6 +309,7 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
         self.batch_dialog = dlg
         dlg.show()
 
+    # -- errors ---------------------------------------------------------------------------------------------------
     def show_error(self, title: str, message: str, *, later: bool = False) -> None:
         """One modal dialog at a time: errors arriving while one is open go to the status bar only (where the
         whole text stays reachable: elided, with a tooltip and a click for the dialog).
@@ -385,6 +338,41 @@ class MainWindow(ABCompare, WindowActions, QMainWindow):
             QMessageBox.critical(self, title, message)
         finally:
             self._error_open = False
+
+    # -- keys and drops -------------------------------------------------------------------------------------------
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.menus.hold_original(True)
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.menus.hold_original(False)
+            return
+        super().keyReleaseEvent(event)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        """One photo opens here; several, or a folder, go to the batch dialog (the way people drop a shoot)."""
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            return
+        event.acceptProposedAction()
+        if len(paths) == 1 and not paths[0].is_dir():
+            self.open_path(paths[0])
+            return
+        self.open_batch_dialog()
+        dlg = self.batch_dialog
+        if dlg is None:
+            return
+        if getattr(dlg, "running", False):
+            self.statusBar().showMessage("A batch is running: add the photos when it has finished", 8000)
+        else:
+            dlg.add_paths(paths)  # type: ignore[attr-defined]
 
     # -- closing --------------------------------------------------------------------------------------------------
     def save_settings(self) -> None:

@@ -24,6 +24,9 @@ from PySide6.QtWidgets import (
 from ..engine.api import SCALES
 from ..target_size import DEFAULT_PRINT_DPI, SizePlan, TargetError, TargetSize, plan_size
 
+#: Offered until a model says what it makes (``ModelInfo.scales``): ×8 only for a model that makes it.
+DEFAULT_SCALES = (1, 2, 3, 4)
+
 _ASK = {"long-edge": "Long edge…", "fit": "Fit in…", "print": "Print size…"}
 
 
@@ -103,7 +106,7 @@ class SizeChoice(QComboBox):
         self._photo: tuple[int, int] | None = None
         self._previous = 0
         self._problem = ""
-        for s in SCALES:
+        for s in DEFAULT_SCALES:
             self.addItem(f"×{s} (restore)" if s == 1 else f"×{s}", s)
         self.insertSeparator(self.count())
         for kind, label in _ASK.items():
@@ -119,6 +122,27 @@ class SizeChoice(QComboBox):
         self.currentIndexChanged.connect(self._index_changed)
 
     # -- what the rest of the window reads ---------------------------------------------------------------------
+    def set_scales(self, scales: tuple[int, ...]) -> None:
+        """Offer only the scales the loaded model makes (a community x8 model adds ×8); the choice is kept when it
+        is still offered, else the largest offered one takes its place."""
+        current = self.currentData()
+        wanted = [s for s in SCALES if s in scales] or list(SCALES)
+        shown = [self.itemData(i) for i in range(self.count()) if isinstance(self.itemData(i), int)]
+        if shown == wanted:
+            return
+        self.blockSignals(True)
+        for i in reversed(range(self.count())):
+            if isinstance(self.itemData(i), int):
+                self.removeItem(i)
+        for pos, s in enumerate(wanted):
+            self.insertItem(pos, f"×{s} (restore)" if s == 1 else f"×{s}", s)
+        keep = current if current in wanted or not isinstance(current, int) else max(s for s in wanted if s <= 4)
+        self.setCurrentIndex(max(0, self.findData(keep)))
+        self._previous = self.currentIndex()
+        self.blockSignals(False)
+        if keep != current:
+            self.size_changed.emit()
+
     def target(self) -> TargetSize | None:
         data = self.currentData()
         return data if isinstance(data, TargetSize) else None

@@ -38,6 +38,7 @@ def bundled_info() -> ModelInfo:
         supports_color_fix=False,
         color_fix_note=COLOR_FIX_NOTE,
         licence=LICENCE_SHORT,
+        scales=(1, 2, 3, 4),
     )
 
 
