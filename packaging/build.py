@@ -89,12 +89,12 @@ def check_torch(variant: str) -> str:
     if variant == "cpu" and cuda:
         raise BuildError(
             f"the cpu variant needs the CPU build of torch, but torch {torch.__version__} is built for CUDA {cuda}: "
-            "pip install torch --index-url https://download.pytorch.org/whl/cpu (in a separate environment)"
+            "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu (in a separate environment)"
         )
     if variant == "cuda" and not cuda:
         raise BuildError(
             f"the cuda variant needs a CUDA build of torch, but torch {torch.__version__} is CPU-only: "
-            "pip install torch --index-url https://download.pytorch.org/whl/cu128 (see packaging/README.md)"
+            "pip install torch torchvision --index-url https://download.pytorch.org/whl/cu128 (see packaging/README.md)"
         )
     return f"{torch.__version__}" + (f" (CUDA {cuda})" if cuda else "")
 

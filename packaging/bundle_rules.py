@@ -49,6 +49,9 @@ HIDDEN_IMPORTS = [
     "transformers.models.clip.modeling_clip",
     "transformers.models.clip.configuration_clip",
     "transformers.models.clip.tokenization_clip",
+    # community upscalers: imported when one opens (engine/backends/spandrel/load.py), never at start-up
+    "spandrel",
+    "spandrel.architectures",
 ]
 
 #: Distributions whose metadata is read at run time (importlib.metadata version checks in diffusers/transformers).
