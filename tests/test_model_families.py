@@ -184,3 +184,24 @@ def test_a_version_1_registry_and_settings_file_are_migrated(tmp_path):
     settings, problem = read_settings(cfg)
     assert problem is None and settings.pix == 0.5 and settings.version == 2
     assert settings.model == {"kind": "pisa-sr", "name": "A", "files": {"base": "/sd", "adapter": "/a.pkl"}}
+
+
+def test_the_families_declare_themselves_without_torch(tmp_path):
+    """The GUI lists families, checks picked files and finds the built-in model on its own thread, without torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from desktop_sr.engine.families import families, built_ins\n"
+        "from desktop_sr.models import ModelStore\n"
+        "kinds = [f.kind for f in families()]\n"
+        "built_ins(Path(sys.argv[1]))\n"
+        "ModelStore(sys.argv[1]).rows()\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print(','.join(kinds))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().split(",")[:3] == ["bundled", "pisa-sr", "community"]

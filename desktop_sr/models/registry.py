@@ -659,12 +659,9 @@ class ModelStore:
         A passing verify also refreshes the recorded file times, so a file that was merely touched stops showing
         as "modified".
         """
-        if key == BUILTIN_ID:
-            from ..engine.backends.bundled.weights import (
-                verify_bundled,  # torch: only when the bundled model is verified
-            )
-
-            checked, problems = verify_bundled(self.root)
+        found = built_in(self.root) if key == BUILTIN_ID else None
+        if found is not None:
+            checked, problems = found[0].verify_built_in(self.root)  # its family checks (torch: only now)
             report = VerifyReport(BUILTIN_ID, problems=problems, files=checked)
             if not problems:
                 report.note = f"{BUILTIN_ID}: all {checked} files of the built-in model are intact"
