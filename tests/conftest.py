@@ -102,7 +102,7 @@ def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ign
     errors: list[tuple[str, str, bool, str]] = []
 
     def critical(parent, title, text, *a):  # type: ignore[no-untyped-def]
-        errors.append((title, text, w.progress.isVisible(), w.lbl_badge.text()))
+        errors.append((title, text, w.status.progress.isVisible(), w.status.lbl_badge.text()))
 
     monkeypatch.setattr(QMessageBox, "critical", critical)
     w = MainWindow(settings_dir=tmp_path / "config", load_model=False)

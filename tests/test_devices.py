@@ -210,13 +210,13 @@ def test_device_menu_lists_automatic_and_the_cpu_and_saves_the_choice(qtbot, win
     cpu = next(a for a in menu.actions() if a.text().startswith("cpu — "))
     assert cpu.isEnabled() and not cpu.isChecked()
     picked = choose(window.device_menu.entries, "auto")
-    assert f"Automatic: {picked.title}" in window.lbl_model.toolTip()
+    assert f"Automatic: {picked.title}" in window.status.lbl_model.toolTip()
 
     cpu.trigger()
     saved = json.loads((window.settings_dir / "settings.json").read_text())
     assert saved["device"] == "cpu" and window.editor.device == "cpu"
     assert cpu.isChecked() and not menu.actions()[0].isChecked()
-    assert "Chosen in the Device menu: the CPU" in window.lbl_model.toolTip()
+    assert "Chosen in the Device menu: the CPU" in window.status.lbl_model.toolTip()
 
 
 def test_device_menu_greys_out_an_unusable_gpu_with_why(qtbot, monkeypatch, tmp_path):
@@ -232,7 +232,7 @@ def test_device_menu_greys_out_an_unusable_gpu_with_why(qtbot, monkeypatch, tmp_
     gpu = next(a for a in device_menu(w).actions() if "RTX 3060" in a.text())
     assert not gpu.isEnabled() and "unusable" in gpu.text()
     assert CUDA_INDEX in gpu.toolTip() and gpu.statusTip() == gpu.toolTip()
-    assert "No usable GPU: NVIDIA GeForce RTX 3060" in w.lbl_model.toolTip()
+    assert "No usable GPU: NVIDIA GeForce RTX 3060" in w.status.lbl_model.toolTip()
     w.close()
 
 
@@ -263,5 +263,5 @@ def test_choosing_a_device_reloads_the_model_there(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.worker.result, timeout=10000, check_params_cb=loaded_on("cpu")):
         window.device_menu.actions["cpu"].trigger()
     assert asked == ["auto", "cpu"] and window.editor.model_spec == spec  # the same model, on the chosen device
-    assert window.lbl_model.text().split(" · ")[1] == "cpu"
-    assert "Chosen in the Device menu: the CPU" in window.lbl_model.toolTip()
+    assert window.status.lbl_model.text().split(" · ")[1] == "cpu"
+    assert "Chosen in the Device menu: the CPU" in window.status.lbl_model.toolTip()

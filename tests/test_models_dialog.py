@@ -237,7 +237,7 @@ def test_main_window_opens_the_manager_and_loads_a_new_default(qtbot, models, sr
     monkeypatch.setattr(w, "load_model", loaded.append)
     try:
         menus = {a.text().replace("&", ""): a.menu() for a in w.menuBar().actions()}
-        assert w.act_models in menus["Model"].actions()  # Model ▸ Models…
+        assert w.menus.act_models in menus["Model"].actions()  # Model ▸ Models…
         dlg = w.open_model_manager()
         assert isinstance(dlg, ModelManagerDialog) and dlg.isVisible()
         dlg.select(entry.id)

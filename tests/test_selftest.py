@@ -92,7 +92,7 @@ def test_about_box_shows_the_version_and_licences(qtbot, tmp_path, monkeypatch):
     window = MainWindow(tmp_path, load_model=False)
     qtbot.addWidget(window)
     try:
-        window.act_about.trigger()
+        window.menus.act_about.trigger()
     finally:
         window.shutdown_worker()
     assert shown and f"desktop-sr {__version__}" in shown[0]

@@ -93,11 +93,11 @@ def test_open_move_slider_and_see_the_engine_result(qtbot, window, tiny_model, p
     # the event loop kept running while the worker computed: the timer ticked inside the worker's render calls
     inside = [t for t in ticks if any(a < t < b for _p, a, b in renders)]
     assert renders and len(inside) >= 2, (len(ticks), [(b - a) for _p, a, b in renders])
-    assert "Exact" in window.lbl_badge.text() and "rendering" not in window.lbl_badge.text()
-    assert "48×40 → 192×160" in window.lbl_sizes.text()
-    assert window.lbl_time.text().startswith("Render ")
+    assert "Exact" in window.status.lbl_badge.text() and "rendering" not in window.status.lbl_badge.text()
+    assert "48×40 → 192×160" in window.status.lbl_sizes.text()
+    assert window.status.lbl_time.text().startswith("Render ")
     # where the time went: the new realism level ran the UNet (the photo's latent was cached) and the decoder
-    tip = window.lbl_time.toolTip()
+    tip = window.status.lbl_time.toolTip()
     assert "unet" in tip and "decode" in tip and "encode" not in tip, tip
 
 
@@ -172,7 +172,7 @@ def test_compare_modes_keep_before_and_after_aligned(qtbot, window, tiny_model, 
     view = window.view
     point = QPointF(37.5, 81.25)
     for mode in ("split-v", "split-h", "side"):
-        window.set_compare_mode(mode)
+        window.menus.set_compare_mode(mode)
         view.zoom_to(3.0, QPointF(120, 90))
         view.pan_by(-40, 25)
         before_pos = view.image_to_widget(point, 0)
@@ -199,11 +199,11 @@ def test_cancel_stops_a_running_job(qtbot, window, tiny_model, photo_path, monke
 
     monkeypatch.setattr(session, "render", slow_render)
     window.controls.color_fix.setCurrentIndex(2)
-    qtbot.waitUntil(lambda: window.btn_cancel.isVisible() and window.act_cancel.isEnabled(), timeout=10000)
-    assert window.act_cancel.shortcut() == QKeySequence("Esc")
+    qtbot.waitUntil(lambda: window.status.btn_cancel.isVisible() and window.menus.act_cancel.isEnabled(), timeout=10000)
+    assert window.menus.act_cancel.shortcut() == QKeySequence("Esc")
     shown = window.view.after
     with qtbot.waitSignal(window.worker.cancelled, timeout=10000):
-        window.act_cancel.trigger()  # what Esc does
+        window.menus.act_cancel.trigger()  # what Esc does
     qtbot.waitUntil(lambda: not window.editor.busy, timeout=10000)
     assert window.editor.shown_params != window.controls.params()
     assert window.view.after is shown and window.editor.shown == "stale"  # the last result stays, labelled
@@ -224,7 +224,7 @@ def test_drop_a_photo(qtbot, window, photo_path):
     with result_of(qtbot, window.worker, PhotoReady, 30000):
         window.dropEvent(drop)
     assert window.editor.photo.source == photo_path and window.settings.recent_files[0] == str(photo_path)
-    assert window.recent_menu.actions()[0].text() == str(photo_path)
+    assert window.menus.recent_menu.actions()[0].text() == str(photo_path)
 
 
 def test_drop_a_folder_and_photos_for_a_batch(qtbot, window, photo_path, tmp_path):
@@ -308,7 +308,7 @@ def test_missing_photo_and_bad_model_give_errors(qtbot, window, tmp_path, monkey
         window.load_model(pisa_spec(tmp_path, tmp_path / "x.pkl"))
     qtbot.waitUntil(lambda: len(window.errors) == 2, timeout=5000)
     assert "not found" in window.errors[0][1]
-    assert window.editor.model_info is None and window.lbl_model.text() == "No model"
+    assert window.editor.model_info is None and window.status.lbl_model.text() == "No model"
 
 
 def test_a_model_that_fails_to_load_gives_way_to_the_one_before(qtbot, window, tiny_model, photo_path, tmp_path):
@@ -342,8 +342,8 @@ def test_starts_without_a_model_and_says_so(qtbot, tmp_path, monkeypatch, photo_
         assert w.editor.model_info is None and w.editor.model_spec is None
         assert w.view.placeholder == NO_MODEL
         assert w.btn_choose_model.isVisible() and w.btn_choose_model.text() == "Choose model…"
-        assert not w.act_save.isEnabled()
-        assert w.lbl_model.text() == "No model"
+        assert not w.menus.act_save.isEnabled()
+        assert w.status.lbl_model.text() == "No model"
         with result_of(qtbot, w.worker, PhotoReady, 30000):
             w.open_path(photo_path)  # a photo without a model: shown, with the prompt still there
         assert w.view.before is not None and w.view.after is None
@@ -381,7 +381,7 @@ def test_settings_round_trip_and_corrupt_file(qtbot, tmp_path, monkeypatch):
     qtbot.addWidget(w)
     w.controls.pix.slider.setValue(7)
     w.controls.scale.setCurrentIndex(w.controls.scale.findData(2))
-    w.set_compare_mode("side")
+    w.menus.set_compare_mode("side")
     w.settings.add_recent("/photos/a.jpg")
     w.close()
     data = json.loads((cfg / "settings.json").read_text())
@@ -424,7 +424,7 @@ def test_ab_between_models_keeps_one_result_as_before(qtbot, window, tiny_model,
     wait_exact(qtbot, window, RenderParams())
     pisa = rgb_from_qimage(window.view.after)
     assert window.controls.realism.isEnabled()
-    window.compare_with_model(bundled_spec())
+    window.ab.compare_with_model(bundled_spec())
     assert window.view.reference is not None and "pixel 1.00" in window.view.reference_label
     with result_of(qtbot, window.worker, ModelLoaded, 120000):
         pass
@@ -443,7 +443,7 @@ def test_ab_between_models_keeps_one_result_as_before(qtbot, window, tiny_model,
     assert np.array_equal(rgb_from_qimage(window.view.reference), pisa)  # the old model's result is kept
 
     # what is painted: the left pane shows the PiSA result, the right pane the bundled one, at the same point
-    window.set_compare_mode("side")
+    window.menus.set_compare_mode("side")
     window.view.actual_size()
     shot = rgb_from_qimage(window.view.grab().toImage().convertToFormat(QImage.Format.Format_RGB888))
     h, w = pisa.shape[:2]
@@ -455,13 +455,13 @@ def test_ab_between_models_keeps_one_result_as_before(qtbot, window, tiny_model,
     assert np.abs(pisa.astype(int) - bundled).mean() > 20  # the two sides really differ
 
     # the models menu offers the way back; a new photo goes back to comparing with the original
-    window._fill_compare_menu()
-    assert [a.text() for a in window.compare_menu.actions()] == [
+    window.ab.fill_compare_menu(window.menus.compare_menu)
+    assert [a.text() for a in window.menus.compare_menu.actions()] == [
         pisa_spec(tiny_model["base"], tiny_model["pkl"]).name
     ]
     window.open_path(photo_path)  # opened again: a new photo object
     qtbot.waitUntil(lambda: window.view.reference is None, timeout=30000)
-    assert not window.act_unpin.isEnabled()
+    assert not window.menus.act_unpin.isEnabled()
 
 
 def test_a_result_too_large_for_memory_is_explained_and_a_smaller_scale_works(
@@ -488,18 +488,18 @@ def test_undo_and_redo_bring_back_settings_and_their_result(qtbot, window, tiny_
     load(qtbot, window, tiny_model, photo_path)
     wait_exact(qtbot, window, RenderParams())
     first = rgb_from_qimage(window.view.after)
-    assert not window.act_undo.isEnabled()
+    assert not window.menus.act_undo.isEnabled()
     for v in (21, 22, 23, 24):  # one drag to 1.20
         window.controls.sem.slider.setValue(v)
     window.controls.color_fix.setCurrentIndex(window.controls.color_fix.findData("wavelet"))
     wait_exact(qtbot, window, RenderParams(sem=1.2, color_fix="wavelet"))
-    window.act_undo.trigger()
+    window.menus.act_undo.trigger()
     assert window.controls.params() == RenderParams(sem=1.2)
-    window.act_undo.trigger()
-    assert window.controls.params() == RenderParams() and not window.act_undo.isEnabled()
+    window.menus.act_undo.trigger()
+    assert window.controls.params() == RenderParams() and not window.menus.act_undo.isEnabled()
     wait_exact(qtbot, window, RenderParams())
     assert np.array_equal(rgb_from_qimage(window.view.after), first)  # the result on screen is the first one again
-    window.act_redo.trigger()
+    window.menus.act_redo.trigger()
     wait_exact(qtbot, window, RenderParams(sem=1.2))
     assert window.settings.sem == 1.2  # remembered like any change
 
@@ -507,19 +507,19 @@ def test_undo_and_redo_bring_back_settings_and_their_result(qtbot, window, tiny_
 def test_save_the_comparison_view_as_shown(qtbot, window, tiny_model, photo_path, tmp_path):
     load(qtbot, window, tiny_model, photo_path)
     wait_exact(qtbot, window, RenderParams())
-    window.set_compare_mode("side")
-    assert window.act_save_view.isEnabled()
+    window.menus.set_compare_mode("side")
+    assert window.menus.act_save_view.isEnabled()
     target = tmp_path / "shared" / "comparison.png"
     target.parent.mkdir()
-    assert window.save_comparison_to(target)
+    assert window.ab.save_comparison_to(target)
     saved = np.asarray(Image.open(target).convert("RGB"))
     shown = rgb_from_qimage(window.view.grab().toImage())
     assert saved.shape == shown.shape and np.abs(saved.astype(int) - shown).max() <= 1
     assert [p.name for p in target.parent.iterdir()] == ["comparison.png"]  # no temp file left beside it
-    assert not window.save_comparison_to(tmp_path / "missing-folder" / "x.png")  # a clear error, no crash
+    assert not window.ab.save_comparison_to(tmp_path / "missing-folder" / "x.png")  # a clear error, no crash
     assert "Cannot save" in window.errors[-1][0]
     original = photo_path.read_bytes()
-    assert not window.save_comparison_to(photo_path) and photo_path.read_bytes() == original  # never the source
+    assert not window.ab.save_comparison_to(photo_path) and photo_path.read_bytes() == original  # never the source
 
 
 def test_detail_map_overlay_shows_where_the_semantic_branch_adds_content(qtbot, window, tiny_model, photo_path):
@@ -527,10 +527,10 @@ def test_detail_map_overlay_shows_where_the_semantic_branch_adds_content(qtbot, 
 
     load(qtbot, window, tiny_model, photo_path)
     wait_exact(qtbot, window, RenderParams())
-    window.set_compare_mode("side")
+    window.menus.set_compare_mode("side")
     window.view.actual_size()
     plain = rgb_from_qimage(window.view.grab().toImage())
-    window.act_detail.setChecked(True)
+    window.menus.act_detail.setChecked(True)
     qtbot.waitUntil(lambda: window.editor.detail_for == RenderParams(), timeout=60000)
     overlay = window.view.overlay
     assert (overlay.width(), overlay.height()) == (192, 160)  # one value per output pixel, aligned with the result
@@ -546,5 +546,5 @@ def test_detail_map_overlay_shows_where_the_semantic_branch_adds_content(qtbot, 
     assert np.array_equal(painted[:, : w // 2 - 8], plain[:, : w // 2 - 8])  # the before side is not
     window.controls.sem.slider.setValue(30)  # new settings: the map follows them
     qtbot.waitUntil(lambda: window.editor.detail_for == RenderParams(sem=1.5), timeout=60000)
-    window.act_detail.setChecked(False)
+    window.menus.act_detail.setChecked(False)
     assert "detail map" not in window.view._after_label()

@@ -80,7 +80,7 @@ def test_a_brush_stroke_changes_mask_and_result_only_where_painted_and_undo_rest
     assert diff[40:80, 70:130].mean() > 4  # under the stroke: no invented detail any more
     assert diff[170:, 250:].mean() < diff[40:80, 70:130].mean() / 8  # far from it: (nearly) as before
 
-    window.act_undo.trigger()
+    window.menus.act_undo.trigger()
     qtbot.waitUntil(lambda: window.editor.shown == "exact" and window.editor.params.maps is None, timeout=60000)
     assert window.editor.masks.values() is None and window.brush.layer.image is None
     assert np.array_equal(rgb_from_qimage(view.after), before)

@@ -133,9 +133,9 @@ def test_hold_backslash_or_the_toolbar_button_shows_the_original(qtbot, tmp_path
         assert w.view.show_original and "Original" in w.view._after_label()
         qtbot.keyRelease(w.view, Qt.Key.Key_Backslash)
         assert not w.view.show_original
-        w.act_original.trigger()
+        w.menus.act_original.trigger()
         assert w.view.show_original
-        w.act_original.trigger()
+        w.menus.act_original.trigger()
         assert not w.view.show_original
     finally:
         w.close()

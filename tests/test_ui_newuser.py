@@ -84,7 +84,7 @@ def test_a_failed_open_leaves_no_busy_state_and_its_whole_message_is_reachable(q
     qtbot.waitUntil(lambda: bool(window.errors), timeout=20000)
     title, message, busy_bar, badge = window.errors[0]
     assert not busy_bar and "rendering" not in badge  # not even while the error dialog is up
-    assert not window.progress.isVisible() and "rendering" not in window.lbl_badge.text()
+    assert not window.status.progress.isVisible() and "rendering" not in window.status.lbl_badge.text()
     status = window.statusBar()
     assert "damaged or truncated" in status.currentMessage()  # the whole text, not "damaged or trunca"
     label = status.message
@@ -230,13 +230,13 @@ def test_a_long_render_asks_with_its_estimate_and_shows_its_time_left(qtbot, win
 
     monkeypatch.setattr(QMessageBox, "question", question)
     details: list[str] = []
-    window.editor.progress.connect(lambda p: details.append(window.lbl_eta.text()))
+    window.editor.progress.connect(lambda p: details.append(window.status.lbl_eta.text()))
     window.open_path(photo_path)
     qtbot.waitUntil(lambda: window.editor.shown == "exact", timeout=60000)
     assert len(asked) == 1 and "will take about" in asked[0] and "192 × 160" in asked[0]
     assert any("s/tile" in d and "left" in d for d in details)
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=60000)
-    assert not window.lbl_eta.isVisible()
+    assert not window.status.lbl_eta.isVisible()
 
 
 # --- 7: Model ▸ Get PiSA-SR… -------------------------------------------------------------------------------------
@@ -245,8 +245,8 @@ def test_a_long_render_asks_with_its_estimate_and_shows_its_time_left(qtbot, win
 def test_get_pisa_offline_says_what_to_copy_where_and_imports_a_saved_pkl(qtbot, window, tiny_model, tmp_path):
     from desktop_sr.models.registry import ModelStore
 
-    assert window.act_get_pisa.text() == "&Get PiSA-SR…"
-    window.act_get_pisa.trigger()
+    assert window.menus.act_get_pisa.text() == "&Get PiSA-SR…"
+    window.menus.act_get_pisa.trigger()
     from desktop_sr.ui.get_pisa_dialog import GetPisaDialog
 
     dlg = next(w for w in window.findChildren(GetPisaDialog))

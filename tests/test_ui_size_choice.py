@@ -97,7 +97,7 @@ def test_window_renders_at_the_targets_scale_and_exports_exactly_the_target(qtbo
         window.open_path(src)
     qtbot.waitUntil(lambda: window.view.before is not None and window.view.before.width() == 144, timeout=60000)
     assert window.controls.params().scale == 3  # 100 / 48 needs x3
-    assert "100×83 (×3)" in window.lbl_sizes.text()
+    assert "100×83 (×3)" in window.status.lbl_sizes.text()
     plan = window.controls.scale.plan()
     dlg = ExportDialog(window, src, 3, str(tmp_path), target=window.controls.scale.target(), size=plan.size)
     out = tmp_path / "photo_100px.png"

@@ -8,19 +8,17 @@ way a model change does. The status bar's model label says in its tooltip why th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from pathlib import Path
+from typing import ClassVar
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import QLabel, QMenu
 
+from ..editor import EditorModel
 from ..engine.hardware.devices import DeviceEntry, DeviceUnavailable, choose, explain
-from ..settings import save_settings
+from ..settings import Settings, save_settings
 from .relay import BackgroundRelay, RelayControl, Task
-
-if TYPE_CHECKING:
-    from PySide6.QtWidgets import QMenu
-
-    from .main_window import MainWindow
 
 AUTOMATIC = "Automatic"
 AUTOMATIC_TIP = "The first usable of: an NVIDIA or AMD (ROCm) GPU, an Intel GPU (XPU), the Apple GPU (MPS), the CPU"
@@ -50,11 +48,21 @@ def entry_text(entry: DeviceEntry) -> str:
 
 
 class DeviceMenu(QObject):
-    """Fills ``menu`` and keeps it, the settings and the editor's device in step."""
+    """Fills ``menu`` and keeps it, the settings (saved in ``settings_dir``) and the editor's device in step;
+    ``model_label`` is the status bar's model label, whose tooltip says why the model runs where it runs."""
 
-    def __init__(self, window: MainWindow, menu: QMenu) -> None:
-        super().__init__(window)
-        self.window, self.menu = window, menu
+    def __init__(
+        self,
+        parent: QObject,
+        menu: QMenu,
+        editor: EditorModel,
+        settings: Settings,
+        settings_dir: Path | None,
+        model_label: QLabel,
+    ) -> None:
+        super().__init__(parent)
+        self.menu, self.editor, self.settings, self.settings_dir = menu, editor, settings, settings_dir
+        self.model_label = model_label
         self.entries: tuple[DeviceEntry, ...] | None = None
         self.problem = ""  # why the list could not be made, if it could not
         self.actions: dict[str, QAction] = {}  # by --device name ("auto" for Automatic)
@@ -63,13 +71,14 @@ class DeviceMenu(QObject):
         self.relay = BackgroundRelay(find_devices, name="devices", parent=self)
         self.relay.result.connect(self._found)
         self.relay.failed.connect(self._failed)
-        window.editor.model_changed.connect(lambda *_: self.update_model_tip())
+        editor.model_changed.connect(lambda *_: self.update_model_tip())
         self._fill()
+        self.update_model_tip()
         self.relay.submit(FindDevices())
 
     @property
     def preference(self) -> str:
-        return self.window.settings.device or "auto"
+        return self.settings.device or "auto"
 
     # -- the list ---------------------------------------------------------------------------------------------------
     def _found(self, _job: object, entries: tuple[DeviceEntry, ...]) -> None:
@@ -148,28 +157,24 @@ class DeviceMenu(QObject):
     # -- choosing -----------------------------------------------------------------------------------------------------
     def choose(self, name: str) -> None:
         """Run on ``name`` from now on (saved), reloading the current model there."""
-        window = self.window
         if name == self.preference:
             return
-        window.settings.device = name
-        save_settings(window.settings, window.settings_dir)
-        window.editor.device = name
-        spec = window.editor.model_spec
+        self.settings.device = name
+        save_settings(self.settings, self.settings_dir)
+        self.editor.device = name
+        spec = self.editor.model_spec
         if spec is not None:
-            window.load_model(spec)
+            self.editor.load_model(spec)
         self.update_model_tip()  # the radio group has checked the item; the menu is not rebuilt under its signal
 
     def update_model_tip(self) -> None:
         """The model label's tooltip: what it shows, and why the model runs on this device."""
-        label = getattr(self.window, "lbl_model", None)
-        if label is None:
-            return
-        info = self.window.editor.model_info
+        info = self.editor.model_info
         if self.entries is None:
             why = f"Could not list the devices: {self.problem}" if self.problem else LOOKING
         else:
-            why = explain(self.entries, self.window.editor.device, info.device if info is not None else None)
-        label.setToolTip(f"{MODEL_LABEL_TIP}\n{why}")
+            why = explain(self.entries, self.editor.device, info.device if info is not None else None)
+        self.model_label.setToolTip(f"{MODEL_LABEL_TIP}\n{why}")
 
 
 def _entry(entries: tuple[DeviceEntry, ...] | None, name: str) -> DeviceEntry | None:
