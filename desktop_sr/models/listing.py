@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .files import folder_size
 from . import registry
+from .files import folder_size
 from .registry import BUILTIN, INCOMPLETE, MODIFIED, OK, ModelStatus
 
 if TYPE_CHECKING:
