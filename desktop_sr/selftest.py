@@ -19,7 +19,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from . import __version__
-from .cli_common import EXIT_FAILED, EXIT_MODEL
+from .exit_codes import ExitCode
 from .selftest_report import SelftestFailure, SelftestReport, process_age  # noqa: F401 - the checks' vocabulary
 
 #: The self-test upscales a centre crop of the sample photo no larger than this (in input pixels). Real-ESRGAN x4plus
@@ -140,7 +140,7 @@ def run_engine_check(spec: object, report: SelftestReport, *, device: str = "aut
     """Load ``spec`` (a :class:`~desktop_sr.engine.loader.ModelSpec`, or None when there is no default model),
     upscale the sample photo at 4x and check the result. Fills ``report`` as it goes."""
     if spec is None:
-        raise SelftestFailure(no_model_reason(), exit_code=EXIT_MODEL)
+        raise SelftestFailure(no_model_reason(), exit_code=ExitCode.MODEL)
     from .engine.api import RenderParams
     from .engine.errors import ModelError
     from .engine.loader import ModelSpec, open_session
@@ -154,7 +154,7 @@ def run_engine_check(spec: object, report: SelftestReport, *, device: str = "aut
         with report.step("model"):
             session = open_session(spec, device=device, models_dir=models_dir())
     except (ModelError, ImportError, OSError, RuntimeError, ValueError) as exc:
-        raise SelftestFailure(f"the default model could not be loaded: {exc}", exit_code=EXIT_MODEL) from exc
+        raise SelftestFailure(f"the default model could not be loaded: {exc}", exit_code=ExitCode.MODEL) from exc
     try:
         info = session.info
         report.facts["model"] = f"{info.name} on {info.device} {info.dtype}"
@@ -207,6 +207,6 @@ def run_selftest(*, device: str = "auto") -> int:
 
         traceback.print_exc()
         print(report.line(False, f"unexpected {type(exc).__name__}: {exc}"), file=sys.stderr, flush=True)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     print(report.line(True), flush=True)
-    return 0
+    return ExitCode.OK

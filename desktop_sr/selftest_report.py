@@ -10,13 +10,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cli_common import EXIT_FAILED
+from .exit_codes import ExitCode
 
 
 class SelftestFailure(Exception):
     """The self-test failed; ``str(exc)`` is the reason in words and ``exit_code`` what the process returns."""
 
-    def __init__(self, reason: str, exit_code: int = EXIT_FAILED) -> None:
+    def __init__(self, reason: str, exit_code: int = ExitCode.FAILED) -> None:
         super().__init__(reason)
         self.exit_code = exit_code
 

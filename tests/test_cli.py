@@ -11,7 +11,7 @@ import pytest
 from device_target import TARGET
 from PIL import Image
 
-from desktop_sr.cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, main
+from desktop_sr.cli import ExitCode, main
 
 DATA = Path(__file__).parent / "data"
 
@@ -25,7 +25,7 @@ def test_upscale_writes_a_correct_png(tmp_path, tiny_model):
     Image.open(DATA / "astronaut_64.png").crop((0, 0, 40, 32)).save(src)
     out = tmp_path / "out.png"
     code = main(["upscale", str(src), "-o", str(out), "--pix", "0.8", "--sem", "1.2", *model_args(tiny_model)])
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     img = Image.open(out)
     assert img.format == "PNG" and img.size == (160, 128) and img.mode == "RGB"
     # Same pixels as the engine gives for those parameters.
@@ -42,13 +42,13 @@ def test_upscale_into_a_folder_at_x2(tmp_path, tiny_model):
     src = tmp_path / "photo.jpg"
     Image.open(DATA / "astronaut_64.png").convert("RGB").save(src, quality=90)
     out_dir = tmp_path / "results"
-    assert main(["upscale", str(src), "-o", str(out_dir), "--scale", "2", *model_args(tiny_model)]) == EXIT_OK
+    assert main(["upscale", str(src), "-o", str(out_dir), "--scale", "2", *model_args(tiny_model)]) == ExitCode.OK
     assert Image.open(out_dir / "photo_x2.png").size == (128, 128)
 
 
 def test_missing_input_fails_cleanly(tmp_path, tiny_model, capsys):
     code = main(["upscale", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o.png"), *model_args(tiny_model)])
-    assert code == EXIT_FAILED
+    assert code == ExitCode.FAILED
     assert "nope.png: file not found" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
 
@@ -59,7 +59,7 @@ def test_corrupt_input_fails_cleanly_and_others_still_run(tmp_path, tiny_model, 
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     out = tmp_path / "out"
     code = main(["upscale", str(bad), str(good), "-o", str(out), *model_args(tiny_model)])
-    assert code == EXIT_FAILED
+    assert code == ExitCode.FAILED
     assert "bad.png" in capsys.readouterr().err
     assert (out / "good_x4.png").is_file() and not (out / "bad_x4.png").exists()
 
@@ -69,7 +69,7 @@ def test_model_is_required_until_a_default_exists(tmp_path, capsys, monkeypatch)
     src = tmp_path / "in.png"
     Image.open(DATA / "astronaut_64.png").save(src)
     code = main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--lora", str(tmp_path / "x.pkl")])
-    assert code == EXIT_MODEL
+    assert code == ExitCode.MODEL
     assert "--model" in capsys.readouterr().err
 
 
@@ -80,7 +80,7 @@ def test_bad_lora_file_is_named(tmp_path, tiny_model, capsys):
     bad.write_bytes(b"nonsense" * 50)
     code = main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--model", str(tiny_model["base"]),
                  "--lora", str(bad), "--quiet"])  # fmt: skip
-    assert code == EXIT_MODEL
+    assert code == ExitCode.MODEL
     assert str(bad) in capsys.readouterr().err
 
 

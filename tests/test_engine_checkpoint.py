@@ -161,7 +161,7 @@ def test_trained_timesteps_reach_the_ui(tmp_path, tiny_model):
 
 
 def test_cli_warns_that_other_levels_are_experimental_for_t1_weights():
-    from desktop_sr.cli_common import ignored_options
+    from desktop_sr.cli.common import ignored_options
     from desktop_sr.engine.api import ModelInfo, RenderParams
 
     official = ModelInfo("pisa_sr", "pisa-sr", "cpu", "fp32", trained_timesteps=(1,))

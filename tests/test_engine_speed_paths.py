@@ -15,7 +15,7 @@ import torch
 from device_target import TARGET
 from PIL import Image
 
-from desktop_sr.cli import EXIT_OK, main
+from desktop_sr.cli import ExitCode, main
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.backends.pisa.model import PisaModel
 from desktop_sr.engine.backends.pisa.session import PisaSession
@@ -120,13 +120,13 @@ def test_verbose_upscale_prints_where_the_time_went(tmp_path, tiny_model, capsys
         "--quiet",
     ]
     code = main(["--verbose", "upscale", str(src), "-o", str(out), "--pix", "0.5", "--sem", "1.5", *model_args])
-    assert code == EXIT_OK and out.is_file()
+    assert code == ExitCode.OK and out.is_file()
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "timing:" in ln]
     assert len(lines) == 1, lines
     for stage in ("load model + read photo", "encode", "unet pix", "full", "decode", "colour fix", "write", "total"):
         assert stage in lines[0]  # "unet pix+full" when both branches ran as one batch, else "unet pix", "unet full"
     quiet = main(["upscale", str(src), "-o", str(out), "--overwrite", *model_args])
-    assert quiet == EXIT_OK and "timing:" not in capsys.readouterr().err
+    assert quiet == ExitCode.OK and "timing:" not in capsys.readouterr().err
 
 
 def test_a_photo_prepared_ahead_renders_without_encoding_again(model, photo):

@@ -26,7 +26,7 @@ from device_target import TARGET
 from dng_maker import linear_to_srgb, make_dng, srgb_to_linear  # noqa: E402
 
 from desktop_sr.batch import BatchSettings, make_plan  # noqa: E402
-from desktop_sr.cli import EXIT_OK, main  # noqa: E402
+from desktop_sr.cli import ExitCode, main  # noqa: E402
 from desktop_sr.imaging import PhotoError, SaveOptions, read_photo, write_photo  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -143,7 +143,7 @@ def test_the_batch_planner_picks_up_raw_files(dng, tmp_path):
 def test_cli_upscales_a_dng_to_a_16_bit_png_with_its_exif(dng, tmp_path, tiny_model):
     out = tmp_path / "out"
     args = ["--model", str(tiny_model["base"]), "--lora", str(tiny_model["pkl"]), "--device", TARGET.device, "--quiet"]
-    assert main(["upscale", str(dng), "-o", str(out), "--scale", "2", *args]) == EXIT_OK
+    assert main(["upscale", str(dng), "-o", str(out), "--scale", "2", *args]) == ExitCode.OK
     result = out / "IMG_0001_x2.png"
     back = read_photo(result)
     assert back.size == (256, 256) and back.bit_depth == 16

@@ -75,7 +75,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split('.')[0] in ('torch', 'diffusers', 'peft', 'transformers'):
             raise ImportError('imported on the GUI thread: ' + name)
 sys.meta_path.insert(0, Block())
-import desktop_sr.cli, desktop_sr.cli_common
+import desktop_sr.cli, desktop_sr.cli.common
 import desktop_sr.ui.main_window, desktop_sr.ui.batch_dialog, desktop_sr.ui.model_manager_dialog, desktop_sr.editor
 import desktop_sr.ui.export_dialog, desktop_sr.ui.model_dialog
 print('ok')

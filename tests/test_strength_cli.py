@@ -10,7 +10,7 @@ import pytest
 from device_target import TARGET
 from PIL import Image
 
-from desktop_sr.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from desktop_sr.cli import ExitCode, main
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.strength_map import StrengthMaps
 from desktop_sr.imaging import PhotoError
@@ -55,7 +55,7 @@ def test_sem_map_scales_the_semantic_strength_place_by_place(tmp_path, photo_fil
     out = tmp_path / "out.png"
     code = main(["upscale", str(photo_file), "-o", str(out), "--sem", "1.5", "--sem-map", str(mask),
                  *model_args(tiny_model)])  # fmt: skip
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     got = np.asarray(Image.open(out), np.float32)
     sem = np.zeros((64, 80), np.float32)
     sem[:, 40:] = 1.0
@@ -79,7 +79,7 @@ def test_a_bad_map_is_a_usage_error_before_the_model_loads(tmp_path, photo_file,
         make(mask)
     code = main(["upscale", str(photo_file), "-o", str(tmp_path / "o.png"), "--sem-map", str(mask),
                  "--model", str(tmp_path / "no-model"), "--lora", str(tmp_path / "no.pkl")])  # fmt: skip
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     err = capsys.readouterr().err
     assert message in err and str(mask) in err and "cannot load the model" not in err
 
@@ -89,7 +89,7 @@ def test_a_map_of_other_proportions_is_refused_before_the_model_loads(tmp_path, 
     left_black(64, 64).save(mask)
     code = main(["upscale", str(photo_file), "-o", str(tmp_path / "o.png"), "--pix-map", str(mask),
                  "--model", str(tmp_path / "no-model"), "--lora", str(tmp_path / "no.pkl")])  # fmt: skip
-    assert code == EXIT_FAILED
+    assert code == ExitCode.FAILED
     err = capsys.readouterr().err
     assert "64 x 64" in err and "40 x 32" in err and "proportions" in err and "cannot load the model" not in err
     assert not (tmp_path / "o.png").exists()
@@ -130,7 +130,7 @@ def test_batch_uses_a_photos_saved_mask_unless_told_not_to(tmp_path, tiny_model,
     sem[:, :20] = 0.0
     save_masks(src / "a.png", SavedMasks(sem=sem))  # the test session's masks folder (conftest)
     out = tmp_path / "out"
-    assert main(["batch", str(src), "-o", str(out), "--sem", "1.5", *model_args(tiny_model)]) == EXIT_OK
+    assert main(["batch", str(src), "-o", str(out), "--sem", "1.5", *model_args(tiny_model)]) == ExitCode.OK
     a = np.asarray(Image.open(out / "a_x4.png"), np.float32)
     b = np.asarray(Image.open(out / "b_x4.png"), np.float32)
     assert np.abs(a - rendered(session, src / "a.png", RenderParams(sem=1.5, maps=StrengthMaps(sem=sem)))).max() <= 1

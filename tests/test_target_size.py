@@ -11,7 +11,7 @@ from device_target import TARGET
 from PIL import Image
 
 from desktop_sr.batch import BatchRunner, BatchSettings, make_plan
-from desktop_sr.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from desktop_sr.cli import ExitCode, main
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.imaging import SaveOptions, read_photo, write_photo
 from desktop_sr.target_size import (
@@ -171,7 +171,7 @@ def test_cli_gives_exactly_the_size_asked(tmp_path, tiny_model, option, size, na
     src = tmp_path / "in.png"
     Image.open(DATA / "astronaut_64.png").crop((0, 0, 40, 32)).save(src, dpi=(100, 100))
     out = tmp_path / "out"
-    assert main(["upscale", str(src), "-o", str(out), *option, *model_args(tiny_model)]) == EXIT_OK
+    assert main(["upscale", str(src), "-o", str(out), *option, *model_args(tiny_model)]) == ExitCode.OK
     with Image.open(out / name) as img:
         assert img.size == size
         dpi = img.info["dpi"][0]
@@ -185,11 +185,11 @@ def test_cli_refuses_a_downscale_and_a_double_size(tmp_path, tiny_model, capsys)
     src = tmp_path / "in.png"
     Image.open(DATA / "astronaut_64.png").save(src)
     code = main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--long-edge", "50", *model_args(tiny_model)])
-    assert code == EXIT_FAILED and "would downscale" in capsys.readouterr().err
+    assert code == ExitCode.FAILED and "would downscale" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
     code = main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--scale", "2", "--fit", "9x9",
                  *model_args(tiny_model)])  # fmt: skip
-    assert code == EXIT_USAGE and "they all set the size" in capsys.readouterr().err
+    assert code == ExitCode.USAGE and "they all set the size" in capsys.readouterr().err
 
 
 def test_batch_reaches_the_target_for_every_photo(tmp_path, tiny_model):
@@ -221,7 +221,7 @@ def test_batch_cli_with_a_print_target(tmp_path, tiny_model):
     Image.open(DATA / "astronaut_64.png").crop((0, 0, 40, 32)).save(folder / "a.png")
     out = tmp_path / "out"
     code = main(["batch", str(folder), "-o", str(out), "--print", "4x3cm", "--dpi", "60", *model_args(tiny_model)])
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     with Image.open(out / "a_print4x3cm.png") as img:  # 4 cm at 60 dpi = 94.5 px; 3 cm = 70.9 -> 89 x 71 fits
         assert img.size == (89, 71) and img.info["dpi"][0] == pytest.approx(60, abs=0.05)
 

@@ -11,39 +11,38 @@ With --ray the same plan runs on a Ray cluster, one model replica per worker (do
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from ..cli_common import (
+from ..batch.manifest import Manifest, ManifestError
+from ..batch.naming import DEFAULT_TEMPLATE, FIELDS, TARGET_TEMPLATE, TemplateError
+from ..batch.plan import ON_CONFLICT, RENAME_STYLES, BatchSettings, PlanError, PlanItem, make_plan
+from ..batch.progress import Progress, format_eta
+from ..batch.runner import BatchListener, BatchRunner, FileResult, ModelLoadFailed
+from ..engine.api import UpscaleSession
+from ..engine.control import Control
+from ..engine.errors import ModelError
+from ..exit_codes import ExitCode
+from .batch_cluster import add_cluster_args, cluster_usage_error
+from .common import (
     StageBar,
     add_model_args,
     add_output_args,
     add_render_args,
     add_yes_arg,
     confirm_long_job,
+    ctrl_c_cancels,
     dpi_from_args,
     params_from_args,
+    report_failures,
     save_options_from_args,
     spec_from_args,
     target_from_args,
     tiles_from_args,
     warn_ignored,
 )
-from ..cli_text import plain
-from ..engine.api import UpscaleSession
-from ..engine.control import Control
-from ..engine.errors import ModelError
-from .cluster_cli import add_cluster_args, cluster_usage_error
-from .manifest import Manifest, ManifestError
-from .naming import DEFAULT_TEMPLATE, FIELDS, TARGET_TEMPLATE, TemplateError
-from .plan import ON_CONFLICT, RENAME_STYLES, BatchSettings, Plan, PlanError, PlanItem, make_plan
-from .progress import Progress, format_eta
-from .results import BatchSummary
-from .runner import BatchListener, BatchRunner, FileResult, ModelLoadFailed
+from .help_text import plain
 
 
 def add_batch_parser(sub: argparse._SubParsersAction) -> None:
@@ -131,60 +130,30 @@ class _CliListener(BatchListener):
         self.bar.close()
 
 
-@contextlib.contextmanager
-def _ctrl_c_cancels(control: Control) -> Iterator[None]:
-    """First Ctrl-C cancels cleanly (the photo in progress is abandoned within a tile); a second one aborts."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if control.cancelled:
-            raise KeyboardInterrupt
-        _err("cancelling after the current tile (Ctrl-C again to abort)…")
-        control.cancel()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _output_megapixels(source: Path, scale: int) -> float:
     from ..timing import output_megapixels
 
     return output_megapixels(source, scale)
 
 
-def report_failures(summary: BatchSummary, plan: Plan, err: Callable[[str], None]) -> None:
-    """One line per photo that failed while running (those refused at planning were reported then)."""
-    refused = {r.path for r in plan.refused}
-    for path, reason in summary.failures:
-        if path not in refused:
-            err(f"failed: {path}: {reason}")
-
-
 def run_batch(args: argparse.Namespace) -> int:
-    from ..cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
-
     try:
         target = target_from_args(args)
         params = params_from_args(args)
         save = save_options_from_args(args, dpi=dpi_from_args(args, target))
     except ValueError as exc:
         _err(str(exc))
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if problem := cluster_usage_error(args):
         _err(problem)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     spec = None
     if not args.dry_run or args.model or args.lora:
         try:
             spec = spec_from_args(args)
         except ModelError as exc:
             _err(f"cannot load the model: {exc}")
-            return EXIT_MODEL
+            return ExitCode.MODEL
     settings = BatchSettings(
         output_dir=args.output,
         params=params,
@@ -203,27 +172,27 @@ def run_batch(args: argparse.Namespace) -> int:
         plan = make_plan(args.inputs, settings, manifest)
     except (TemplateError, PlanError) as exc:
         _err(str(exc))
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except ManifestError as exc:
         _err(str(exc))
-        return EXIT_FAILED
+        return ExitCode.FAILED
     for refused in plan.refused:
         _err(f"{refused.path}: {refused.reason}")
     if not plan.items:
         _err("no photos found" + ("" if args.recursive else " (use --recursive for sub-folders)"))
-        return EXIT_FAILED
+        return ExitCode.FAILED
     if not args.quiet or args.dry_run:
         print(f"{plan.describe()} -> {args.output}", file=sys.stderr)
     if args.dry_run:
         for item in plan.items:
             note = f" ({item.conflict})" if item.conflict else ""
             print(f"{item.source}\t{item.target}\t{item.action}{note}")
-        return EXIT_OK if not plan.refused else EXIT_FAILED
+        return ExitCode.OK if not plan.refused else ExitCode.FAILED
 
     assert spec is not None
     tiles = tiles_from_args(args)
     if args.ray is not None:
-        from .cluster_cli import run_on_cluster  # Ray itself is imported only there
+        from .batch_cluster import run_on_cluster  # Ray itself is imported only there
 
         return run_on_cluster(args, plan, spec, tiles, _err)
 
@@ -235,7 +204,7 @@ def run_batch(args: argparse.Namespace) -> int:
     estimate = book.estimate(spec.name, device, sum(sizes.values()))
     if not confirm_long_job(estimate, f"this batch ({len(sizes)} photos, {sum(sizes.values()):.0f} MP out)", args.yes):
         _err("not started")
-        return EXIT_FAILED
+        return ExitCode.FAILED
 
     def record(result: FileResult) -> None:
         if result.model_seconds > 0 and sizes.get(result.source):
@@ -255,19 +224,19 @@ def run_batch(args: argparse.Namespace) -> int:
     listener = _CliListener(len(plan.items), enabled=not args.quiet, record=record)
     runner = BatchRunner(plan, load, listener=listener, control=control)
     try:
-        with _ctrl_c_cancels(control):
+        with ctrl_c_cancels(control, _err):
             summary = runner.run()
     except ModelLoadFailed as exc:
         listener.close()
         _err(f"cannot load the model: {exc}")
-        return EXIT_MODEL
+        return ExitCode.MODEL
     except ManifestError as exc:
         listener.close()
         _err(str(exc))
-        return EXIT_FAILED
+        return ExitCode.FAILED
     listener.close()
     report_failures(summary, plan, _err)
     _err(summary.describe())
     if summary.cancelled and control.cancelled and not summary.failures:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if summary.ok else EXIT_FAILED
+        return ExitCode.INTERRUPTED
+    return ExitCode.OK if summary.ok else ExitCode.FAILED

@@ -14,18 +14,19 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from ..cli_common import warn_ignored
+from ..batch.cluster import ClusterRunner, WorkerState
+from ..batch.cluster_setup import LOCAL, ClusterError, ClusterOptions, RayMissing, ray_connection
+from ..batch.cluster_worker import WorkerLoad
+from ..batch.manifest import ManifestError
+from ..batch.plan import Plan
+from ..batch.progress import Progress, format_eta
+from ..batch.results import FAILED, FileResult, ModelLoadFailed
+from ..batch.runner import BatchListener
 from ..engine.control import Control
 from ..engine.loader import ModelSpec
 from ..engine.tile_settings import TileSettings
-from .cluster import ClusterRunner, WorkerState
-from .cluster_setup import LOCAL, ClusterError, ClusterOptions, RayMissing, ray_connection
-from .cluster_worker import WorkerLoad
-from .manifest import ManifestError
-from .plan import Plan
-from .progress import Progress, format_eta
-from .results import FAILED, FileResult, ModelLoadFailed
-from .runner import BatchListener
+from ..exit_codes import ExitCode
+from .common import ctrl_c_cancels, report_failures, warn_ignored
 
 STATUS_EVERY = 60.0  # seconds between per-worker status blocks under --verbose
 _HOST_PORT = re.compile(r"^[\w.\-\[\]:]+:\d+$")
@@ -153,9 +154,6 @@ def run_on_cluster(
     args: argparse.Namespace, plan: Plan, spec: ModelSpec, tiles: TileSettings | None, err: Callable[[str], None]
 ) -> int:
     """Run ``plan`` on Ray as ``args`` ask; returns the CLI's exit code. ``err`` prints a prefixed message."""
-    from ..cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
-    from .cli import _ctrl_c_cancels, report_failures
-
     options = options_from_args(args)
     verbose = bool(args.worker_lines or getattr(args, "verbose", False))
     load = WorkerLoad(spec, device=args.device, dtype=args.dtype, cache_mb=min(args.cache_mb, 256), tiles=tiles)
@@ -164,7 +162,7 @@ def run_on_cluster(
     try:
         # nothing left to render (a rerun of a finished batch): no Ray to start at all
         connection = ray_connection(options) if any(i.runs for i in plan.items) else contextlib.nullcontext()
-        with connection, _ctrl_c_cancels(control):
+        with connection, ctrl_c_cancels(control, err):
             runner = ClusterRunner(plan, load, options, listener=listener, control=control)
             summary = runner.run()
             if runner.model_info is not None and not args.quiet:
@@ -172,19 +170,19 @@ def run_on_cluster(
     except RayMissing as exc:
         listener.close()
         err(str(exc))
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except ClusterError as exc:
         listener.close()
         err(str(exc))
-        return EXIT_FAILED
+        return ExitCode.FAILED
     except ModelLoadFailed as exc:
         listener.close()
         err(f"cannot load the model on the cluster: {exc}")
-        return EXIT_MODEL
+        return ExitCode.MODEL
     except ManifestError as exc:
         listener.close()
         err(str(exc))
-        return EXIT_FAILED
+        return ExitCode.FAILED
     listener.close()
     report_failures(summary, plan, err)
     rate = ""
@@ -192,4 +190,4 @@ def run_on_cluster(
         rate = f"; {summary.count('written') * 60 / summary.seconds:.1f} photos/min overall"
     n = len(runner.slots)
     err(summary.describe() + (f" on {n} Ray worker{'s' if n != 1 else ''}" if n else "") + rate)
-    return EXIT_OK if summary.ok else EXIT_FAILED
+    return ExitCode.OK if summary.ok else ExitCode.FAILED

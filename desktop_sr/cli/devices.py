@@ -14,11 +14,11 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .cli_common import EXIT_OK
-from .cli_text import plain
+from ..exit_codes import ExitCode
+from .help_text import plain
 
 if TYPE_CHECKING:
-    from .engine.hardware.devices import DeviceEntry
+    from ..engine.hardware.devices import DeviceEntry
 
 #: ``--device`` values that need no look at the machine: ``auto`` is resolved by the engine, the CPU always runs.
 _ALWAYS_THERE = ("auto", "cpu", "cpu:0")
@@ -48,7 +48,7 @@ def format_table(entries: Sequence[DeviceEntry], picked: DeviceEntry | None) -> 
 
 
 def run_devices(args: argparse.Namespace) -> int:
-    from .engine.hardware.devices import DeviceUnavailable, choose, inventory, torch_facts
+    from ..engine.hardware.devices import DeviceUnavailable, choose, inventory, torch_facts
 
     with warnings.catch_warnings():  # torch's own warning about a card it cannot use: the table says it better
         warnings.simplefilter("ignore")
@@ -65,7 +65,7 @@ def run_devices(args: argparse.Namespace) -> int:
     else:
         print(format_table(entries, picked))
         print(f"this torch is {facts.build}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def device_problem(args: argparse.Namespace) -> str | None:
@@ -77,7 +77,7 @@ def device_problem(args: argparse.Namespace) -> str | None:
     device = getattr(args, "device", None)
     if device is None or str(device).strip().lower() in _ALWAYS_THERE or getattr(args, "ray", None) is not None:
         return None
-    from .engine.hardware.devices import DeviceUnavailable, choose, inventory
+    from ..engine.hardware.devices import DeviceUnavailable, choose, inventory
 
     try:
         with warnings.catch_warnings():  # one line: torch's own warning about an unusable card would be a second

@@ -15,16 +15,17 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from . import __version__
-from .cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_USAGE, report_interrupted
+from .. import __version__
+from ..exit_codes import ExitCode
+from .common import report_interrupted
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_MODEL", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli_devices import add_devices_parser
-    from .cli_text import plain
-    from .cli_upscale import add_upscale_parser
+    from .devices import add_devices_parser
+    from .help_text import plain
+    from .upscale import add_upscale_parser
 
     parser = argparse.ArgumentParser(
         prog="desktop-sr",
@@ -48,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _optional_commands() -> list:
-    """Sub-commands of other packages (batch, models) registered when present."""
+    """The batch and models commands, each registered only when its module imports."""
     found = []
-    for module, name in (("desktop_sr.batch.cli", "add_batch_parser"), ("desktop_sr.models.cli", "add_models_parser")):
+    for module, name in (("desktop_sr.cli.batch", "add_batch_parser"), ("desktop_sr.cli.models", "add_models_parser")):
         try:
             mod = __import__(module, fromlist=[name])
         except ImportError:
@@ -69,8 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # a worker (e.g. a tiled VAE thread) may be inside a native call; finalising around it aborts
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(EXIT_INTERRUPTED)
-        return EXIT_INTERRUPTED
+            os._exit(ExitCode.INTERRUPTED)
+        return ExitCode.INTERRUPTED
 
 
 def _main(argv: list[str]) -> int:
@@ -83,15 +84,15 @@ def _main(argv: list[str]) -> int:
     if args.selftest:
         if args.command is not None:
             parser.error("--selftest takes no command")
-        from .selftest import run_selftest
+        from ..selftest import run_selftest
 
         return run_selftest()
     if args.command is None:
         return _run_gui([])
-    from .cli_devices import report_device_problem
+    from .devices import report_device_problem
 
     if report_device_problem(args):  # a --device this machine cannot run on: one line, before any work
-        return EXIT_USAGE
+        return ExitCode.USAGE
     return int(args.func(args))
 
 
@@ -99,12 +100,8 @@ def _run_gui(paths: list[str]) -> int:
     import torch  # noqa: F401  - torch's native libraries must load before Qt's (clashes on Windows and Linux)
 
     try:
-        from .ui.app import run_gui
+        from ..ui.app import run_gui
     except ImportError as exc:
         print(f"desktop-sr: the desktop app cannot start ({exc}); use 'desktop-sr upscale --help'", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     return run_gui(paths)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

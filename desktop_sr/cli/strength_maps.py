@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .engine.api import RenderParams
-from .engine.strength_map import StrengthMaps
+from ..engine.api import RenderParams
+from ..engine.strength_map import StrengthMaps
 
 #: Proportions may differ this much (relative), or by one pixel of the map, e.g. after rounding a downscale.
 ASPECT_TOLERANCE = 0.02

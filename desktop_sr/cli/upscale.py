@@ -13,7 +13,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .cli_common import (
+from ..exit_codes import ExitCode
+from .common import (
     StageBar,
     add_model_args,
     add_output_args,
@@ -30,8 +31,8 @@ from .cli_common import (
     warn_ignored,
     warn_long_render,
 )
-from .cli_maps import add_map_args, maps_from_args, photo_size, proportion_problem, with_maps
-from .cli_text import plain
+from .help_text import plain
+from .strength_maps import add_map_args, maps_from_args, photo_size, proportion_problem, with_maps
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 _EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif"}
@@ -82,11 +83,11 @@ def _read_ahead(src: Path, scale: int | None):  # type: ignore[no-untyped-def]
     """Read the first photo and, for a fixed scale, make its model input while the model loads (None if it cannot
     be read: the loop below reads it again and reports the error in order). A result too large for the memory gets
     no model input here, so the session's size check refuses it with its clear message before anything large."""
-    from .engine.backends.pisa.session import PisaSession
-    from .engine.errors import TooLarge
-    from .engine.hardware.memory import check_output_fits
-    from .engine.kernels.processing import model_input_of
-    from .imaging import PhotoError, read_photo
+    from ..engine.backends.pisa.session import PisaSession
+    from ..engine.errors import TooLarge
+    from ..engine.hardware.memory import check_output_fits
+    from ..engine.kernels.processing import model_input_of
+    from ..imaging import PhotoError, read_photo
 
     try:
         photo = read_photo(src)
@@ -102,32 +103,31 @@ def _read_ahead(src: Path, scale: int | None):  # type: ignore[no-untyped-def]
 
 
 def run_upscale(args: argparse.Namespace) -> int:
-    from .cli_common import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
-    from .engine.control import Control
-    from .engine.errors import EngineError, ModelError
-    from .imaging import PhotoError, read_photo, write_photo
-    from .imaging.formats import ALPHA_FORMATS, flattening_note
-    from .target_size import TargetError, plan_size, render_to_target
-    from .timing import CostBook
+    from ..engine.control import Control
+    from ..engine.errors import EngineError, ModelError
+    from ..imaging import PhotoError, read_photo, write_photo
+    from ..imaging.formats import ALPHA_FORMATS, flattening_note
+    from ..target_size import TargetError, plan_size, render_to_target
+    from ..timing import CostBook
 
     single = len(args.inputs) == 1
     try:
         target = target_from_args(args)
     except TargetError as exc:
         print(f"desktop-sr: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         params = params_from_args(args)
         dpi = dpi_from_args(args, target)
         save_options_from_args(args, dpi=dpi)
     except ValueError as exc:
         print(f"desktop-sr: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     try:
         maps = maps_from_args(args)
     except ValueError as exc:
         print(f"desktop-sr: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     failed = 0
     jobs: list[tuple[Path, Path]] = []
     for src in args.inputs:  # everything that can be checked without the model, before it loads
@@ -147,7 +147,7 @@ def run_upscale(args: argparse.Namespace) -> int:
             continue
         jobs.append((src, dst))
     if not jobs:
-        return EXIT_FAILED
+        return ExitCode.FAILED
     load_start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-model") as pool:
         loading = pool.submit(session_from_args, args)  # meanwhile: the first photo, read and upscaled bicubic
@@ -157,7 +157,7 @@ def run_upscale(args: argparse.Namespace) -> int:
             session = loading.result()
         except (ModelError, ValueError) as exc:
             print(f"desktop-sr: cannot load the model: {exc}", file=sys.stderr)
-            return EXIT_MODEL
+            return ExitCode.MODEL
     load_time = time.perf_counter() - load_start
     warn_ignored(session.info, params, args.color_fix is not None)
     book = CostBook()
@@ -227,4 +227,4 @@ def run_upscale(args: argparse.Namespace) -> int:
                 bar.close()
             print(f"desktop-sr: {src}: {exc}", file=sys.stderr)
             failed += 1
-    return EXIT_FAILED if failed else EXIT_OK
+    return ExitCode.FAILED if failed else ExitCode.OK

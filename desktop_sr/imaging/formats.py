@@ -39,6 +39,9 @@ SUPPORTED_READ_EXTENSIONS: frozenset[str] = (
 
 #: Output formats by key, with the extension a new file gets.
 FORMATS: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif"}
+#: The output formats a user chooses from (command line and dialogs); "same" keeps the source's format where the app
+#: can write it, else PNG.
+OUTPUT_FORMAT_CHOICES = ("same", *FORMATS)
 _BY_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".jfif": "jpeg", ".webp": "webp",
               ".tif": "tiff", ".tiff": "tiff"}  # fmt: skip
 #: Formats that can hold an alpha channel and 16 bits per channel.

@@ -1,7 +1,7 @@
 """The output-file options, one widget for the save dialog and the batch dialog.
 
 The same choices as the command line's shared output options (``desktop-sr upscale`` and ``batch``:
-:func:`desktop_sr.cli_common.add_output_args`): format (or the source's), bit depth (PNG/TIFF), quality (JPEG/WebP)
+:func:`desktop_sr.cli.common.add_output_args`): format (or the source's), bit depth (PNG/TIFF), quality (JPEG/WebP)
 and keep or strip metadata, turned into the one :class:`~desktop_sr.imaging.SaveOptions` the writer takes. A format
 that cannot hold transparency says so before anything is written (the writer flattens onto white).
 """
@@ -11,9 +11,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from ..cli_common import OUTPUT_FORMAT_CHOICES
 from ..imaging import SaveOptions
-from ..imaging.formats import ALPHA_FORMATS
+from ..imaging.formats import ALPHA_FORMATS, OUTPUT_FORMAT_CHOICES
 
 FORMAT_LABELS = {"same": "Same as source", "png": "PNG", "jpeg": "JPEG", "webp": "WebP", "tiff": "TIFF"}
 DEEP = ("png", "tiff")  # formats with a 16-bit choice
