@@ -80,8 +80,8 @@ def tiling_report(model: PisaModel, width: int, tiles_arg: int | None) -> None:
     from PIL import Image
 
     from desktop_sr.engine.backends.pisa import session as pisa_session
-    from desktop_sr.engine.sd21 import vae_tiling
     from desktop_sr.engine.hardware.budget import memory_budget
+    from desktop_sr.engine.sd21 import vae_tiling
     from desktop_sr.engine.tile_settings import TileSettings
 
     height = width * 3 // 4

@@ -141,7 +141,7 @@ def test_cli_grey_jpeg_with_damaged_exif_and_an_ignored_colour_fix(tmp_path):
     assert proc.returncode == ExitCode.OK, proc.stderr
     assert "Warning" not in proc.stderr
     assert proc.stderr.count(METADATA_PARTLY_UNREADABLE) == 1
-    assert "--color-fix wavelet is ignored: the colour fix is off for the bundled model" in proc.stderr
+    assert "--color-fix wavelet is ignored: the colour fix is off for this model" in proc.stderr
     with Image.open(tmp_path / "out.png") as out:
         assert out.mode == "L" and out.size == (64, 64)
 
@@ -378,11 +378,12 @@ def test_cli_warns_before_a_render_measured_as_long(tmp_path, tiny_model):
     assert "in.png (64 x 48) will take about" in second.stderr
 
 
-def test_the_bundled_model_has_one_name():
+def test_the_bundled_model_has_one_name(tmp_path):
     from desktop_sr.engine.backends.bundled.files import BUNDLED_NAME
-    from desktop_sr.models.registry import BUILTIN_NAME
+    from desktop_sr.models import ModelStore
 
-    assert BUILTIN_NAME == BUNDLED_NAME == bundled_spec().name
+    [row] = [r for r in ModelStore(tmp_path).rows() if r.id == "bundled"]
+    assert row.name == BUNDLED_NAME == bundled_spec().name
 
 
 # --- getting PiSA-SR ---------------------------------------------------------------------------------------------

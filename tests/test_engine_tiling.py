@@ -10,12 +10,12 @@ import pytest
 import torch
 from device_target import TARGET
 
-from desktop_sr.engine.kernels import tiling
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.backends.pisa.model import PisaModel
 from desktop_sr.engine.backends.pisa.session import PisaSession
 from desktop_sr.engine.control import Control
 from desktop_sr.engine.errors import Cancelled, OutOfMemory
+from desktop_sr.engine.kernels import tiling
 from desktop_sr.engine.kernels.tiling import Attempt, TileSettings, gaussian_weights, retry_on_oom, tile_starts
 
 UNTILED = TileSettings(unet_tile=512, vae_tile=512)

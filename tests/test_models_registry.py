@@ -86,8 +86,8 @@ def store(tmp_path, monkeypatch) -> ModelStore:
 def test_import_by_copy_is_complete_loads_and_leaves_the_sources_alone(store, src):
     before = tree_hashes(src["base"].parent)
     seen: list[tuple[int, int]] = []
-    entry = import_pisa(store,
-        src["base"], src["pkl"], name="PiSA tiny", control=Control(lambda d, t, _l: seen.append((d, t)))
+    entry = import_pisa(
+        store, src["base"], src["pkl"], name="PiSA tiny", control=Control(lambda d, t, _l: seen.append((d, t)))
     )
     assert entry.id == "pisa-tiny" and entry.storage_label == "copy" and entry.kind == "pisa-sr"
     folder = store.root / entry.id

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ..batch.manifest import Manifest, ManifestError
@@ -147,13 +148,6 @@ def run_batch(args: argparse.Namespace) -> int:
     if problem := cluster_usage_error(args):
         _err(problem)
         return ExitCode.USAGE
-    spec = None
-    if not args.dry_run or args.model or args.lora:
-        try:
-            spec = spec_from_args(args)
-        except ModelError as exc:
-            _err(f"cannot load the model: {exc}")
-            return ExitCode.MODEL
     settings = BatchSettings(
         output_dir=args.output,
         params=params,
@@ -162,12 +156,24 @@ def run_batch(args: argparse.Namespace) -> int:
         on_conflict=args.on_conflict,
         rename_style=args.rename_style,
         recursive=args.recursive,
-        model_name=spec.name if spec is not None else "model",
+        model_name="model",
         target=target,
         use_saved_masks=args.saved_masks,
     )
     try:
-        settings.validate()  # the template first: a typo must not cost a model load or a folder scan
+        settings.validate()  # the template first: a typo must not cost a model lookup, a load or a folder scan
+    except TemplateError as exc:
+        _err(str(exc))
+        return ExitCode.USAGE
+    spec = None
+    if not args.dry_run or args.model or args.lora:
+        try:
+            spec = spec_from_args(args)
+        except ModelError as exc:
+            _err(f"cannot load the model: {exc}")
+            return ExitCode.MODEL
+        settings = replace(settings, model_name=spec.name)
+    try:
         manifest = None if args.fresh else Manifest(args.output)
         plan = make_plan(args.inputs, settings, manifest)
     except (TemplateError, PlanError) as exc:
