@@ -232,3 +232,19 @@ def test_the_window_renders_a_community_x8_model_and_offers_its_scale(qtbot, win
     window.controls.configure_for_model(False, False, (), False, "", (1, 2, 3, 4))  # what the bundled model makes
     offered = [combo.itemData(i) for i in range(combo.count()) if isinstance(combo.itemData(i), int)]
     assert offered == [1, 2, 3, 4] and combo.currentData() == 4 and bundled_spec().kind == "bundled"
+
+
+def test_without_a_matching_torchvision_the_message_says_what_to_install(files, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if name == "spandrel":
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with pytest.raises(ModelError, match="matches this torch.*torchvision::nms") as exc:
+        open_session(community_spec(files["span_x4"][3]), device="cpu")
+    assert exc.value.path == files["span_x4"][3]

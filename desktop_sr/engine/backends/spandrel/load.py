@@ -78,8 +78,22 @@ def _looks_like_checkpoint(path: Path) -> bool:
         return f.read(1) == b"\x80"
 
 
+def import_spandrel(path: Path) -> None:
+    """Import spandrel, or raise a :class:`ModelError` that says what to install: it imports torchvision, which must
+    match torch exactly (a mismatched pair fails at import with "operator torchvision::nms does not exist")."""
+    try:
+        import spandrel  # noqa: F401
+    except (ImportError, RuntimeError) as exc:
+        raise ModelError(
+            path,
+            f"community upscalers need spandrel with a torchvision that matches this torch {torch.__version__} "
+            f"({str(exc).splitlines()[0][:120]}); see the README's set-up command",
+        ) from exc
+
+
 def read_model(path: Path):  # noqa: ANN201 - spandrel's ImageModelDescriptor, imported lazily
     """Recognise the architecture of the file's weights; :class:`ModelError` with the reason otherwise."""
+    import_spandrel(path)  # a clear message when spandrel or a matching torchvision is missing
     from spandrel import MAIN_REGISTRY, ImageModelDescriptor, UnsupportedModelError, canonicalize_state_dict
 
     state = read_state(path)
