@@ -1,33 +1,34 @@
 """The PiSA-SR session's part for local strengths (issue 19): which branches a map needs, the decode whose GroupNorm
 statistics follow the map, and the AdaIN colour fix place by place (see :mod:`.strength_map`, :mod:`.local_norm`).
 
-A mixin of :class:`~desktop_sr.engine.backends.pisa.session.PisaSession`, kept apart so the session reads as the scalar
-pipeline with a few hooks. Everything here reuses the session's caches: the eps of both branches, the corner
-decodes and their GroupNorm statistics (recorded while the corners were decoded), the corner images' moments.
+:class:`LocalDecode` is a collaborator of :class:`~desktop_sr.engine.backends.pisa.session.PisaSession`
+(``session.local``), kept apart so the session reads as the scalar pipeline with a few calls out. Everything here
+reuses the session's caches: the eps of both branches, the corner decodes and their GroupNorm statistics (recorded
+while the corners were decoded), the corner images' moments. What it uses of the session is :class:`SessionParts`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from ...api import RenderParams
+from ...api import Region, RenderParams
+from ...cache import LRUCache
 from ...control import Control
 from ...kernels.processing import channel_stats
+from ...kernels.tiling import TileSettings
 from ...sd21.local_norm import LocalGroupNorm, corner_weights, recording_group_norms
 from ...sd21.vae_tiling import GroupStats
 from ...strength_map import local_adain
 from .latent_strength import branches_for, latent_strengths
+from .model import PisaModel
 
-if TYPE_CHECKING:
-    from ...api import Region
-    from .session import PisaSession
-
-#: (pix, sem) of the corner images (the same as pisa_session.CORNER_POINTS; kept here to avoid an import cycle).
+#: (pix, sem) of the corner images (the same as session.CORNER_POINTS: the session imports this module, so the
+#: constant is repeated here rather than imported back).
 CORNERS = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0))
 
 
@@ -35,31 +36,70 @@ def varying(p: np.ndarray, s: np.ndarray) -> bool:
     return bool(np.ptp(p) > 0 or np.ptp(s) > 0)
 
 
-class LocalStrengths:
-    def _map_branches(self: PisaSession, params: RenderParams) -> tuple[str, ...]:  # type: ignore[misc]
-        w, h = self._work_size(params.scale)
-        f = self.model.vae_scale
+def mean_params(params: RenderParams, zh: torch.Tensor) -> RenderParams:
+    """The scalar strengths a render with maps has on average (exact for uniform maps): for what can only be
+    blended globally, the decoder's statistics of a window and its colour fix without the corner images."""
+    if params.maps is None:
+        return params
+    p, s = latent_strengths(params, zh)
+    return params.with_(pix=float(p.mean()), sem=float(s.mean()), maps=None)
+
+
+class SessionParts(Protocol):
+    """What :class:`LocalDecode` uses of the PiSA-SR session: its model and tiling, its cache and cache keys, the
+    corner decodes' GroupNorm statistics, and its latent, decode, output-statistics and model-input steps."""
+
+    model: PisaModel
+    tiles: TileSettings
+    cache: LRUCache
+    _corner_stats: dict[tuple[object, ...], GroupStats]
+
+    def _work_size(self, scale: int) -> tuple[int, int]: ...
+    def _key(self, *parts: object) -> tuple[object, ...]: ...
+    def _raw_key(self, params: RenderParams, pix: float, sem: float) -> tuple[object, ...]: ...
+    def latent(self, scale: int, control: Control | None = None) -> torch.Tensor: ...
+    def latent_result(self, params: RenderParams, control: Control | None = None) -> torch.Tensor: ...
+    def _output_stats(self, params: RenderParams) -> tuple[np.ndarray, np.ndarray] | None: ...
+    def model_input(self, scale: int) -> np.ndarray: ...
+    def _decode(
+        self,
+        zh: torch.Tensor,
+        scale: int,
+        region: Region | None,
+        control: Control | None,
+        *,
+        record: GroupStats | None = None,
+    ) -> np.ndarray: ...
+
+
+class LocalDecode:
+    """Local strengths in the session's decode: the branches a map needs, GroupNorm statistics and colour fix that
+    follow it.
+
+    It holds no state of its own and reads everything through ``session`` at call time: the corner statistics and
+    the cache are the session's (a cache may be shared by sessions, and replaced), so nothing here can go stale.
+    """
+
+    def __init__(self, session: SessionParts) -> None:
+        self.session = session
+
+    def branches(self, params: RenderParams) -> tuple[str, ...]:
+        """The UNet branches a render with maps depends on (which the map's values over the latent grid need)."""
+        s = self.session
+        w, h = s._work_size(params.scale)
+        f = s.model.vae_scale
         return branches_for(params, math.ceil(w / f), math.ceil(h / f))
 
-    def _mean_params(self: PisaSession, params: RenderParams, zh: torch.Tensor) -> RenderParams:  # type: ignore[misc]
-        """The scalar strengths a render with maps has on average (exact for uniform maps): for what can only be
-        blended globally, the decoder's statistics of a window and its colour fix without the corner images."""
-        if params.maps is None:
-            return params
-        p, s = latent_strengths(params, zh)
-        return params.with_(pix=float(p.mean()), sem=float(s.mean()), maps=None)
-
-    def _recording(  # type: ignore[misc]
-        self: PisaSession, zh: torch.Tensor, record: GroupStats | None
-    ) -> contextlib.AbstractContextManager[object]:
+    def recording(self, zh: torch.Tensor, record: GroupStats | None) -> contextlib.AbstractContextManager[object]:
         """An untiled decode notes a corner's GroupNorm statistics on the way (a tiled one records them itself)."""
-        tile = self.tiles.vae_tile
+        s = self.session
+        tile = s.tiles.vae_tile
         if record is None or zh.shape[-1] > tile or zh.shape[-2] > tile:
             return contextlib.nullcontext()
-        return recording_group_norms(self.model.vae.decoder, record)
+        return recording_group_norms(s.model.vae.decoder, record)
 
-    def _local_norm(  # type: ignore[misc]
-        self: PisaSession, params: RenderParams, zh: torch.Tensor, control: Control | None, *, compute: bool = True
+    def norm(
+        self, params: RenderParams, zh: torch.Tensor, control: Control | None, *, compute: bool = True
     ) -> LocalGroupNorm | None:
         """GroupNorm statistics that follow varying local strengths, from the corner decodes' statistics: decoded
         now where missing (and kept for the instant preview) unless not ``compute``. None for uniform strengths:
@@ -69,30 +109,30 @@ class LocalStrengths:
         p, s = latent_strengths(params, zh)
         if not varying(p, s):
             return None
+        session = self.session
         corners = []
         for cp, cs in CORNERS:
-            key = self._raw_key(params, cp, cs)
-            if key not in self._corner_stats:
+            key = session._raw_key(params, cp, cs)
+            if key not in session._corner_stats:
                 if not compute:
                     return None
-                zc = self.latent_result(params.with_(pix=cp, sem=cs, maps=None), control)
+                zc = session.latent_result(params.with_(pix=cp, sem=cs, maps=None), control)
                 record: GroupStats = {}
-                with self._recording(zc, record):
-                    self.cache.put(key, self._decode(zc, params.scale, None, control, record=record))
-                self._corner_stats[key] = record
-            corners.append(self._corner_stats[key])
+                with self.recording(zc, record):
+                    session.cache.put(key, session._decode(zc, params.scale, None, control, record=record))
+                session._corner_stats[key] = record
+            corners.append(session._corner_stats[key])
         return LocalGroupNorm(corners, corner_weights(p, s))
 
-    def _local_color_fix(  # type: ignore[misc]
-        self: PisaSession, params: RenderParams, y: np.ndarray, region: Region | None = None
-    ) -> np.ndarray | None:
+    def color_fix(self, params: RenderParams, y: np.ndarray, region: Region | None = None) -> np.ndarray | None:
         """AdaIN place by place for varying local strengths (the whole work-size result, or a window of it); None
         when the global fix is the right one (other fixes, no map, uniform maps) or the corners are not at hand."""
         if params.maps is None or params.color_fix != "adain":
             return None
-        p, s = latent_strengths(params, self.latent(params.scale))
-        if not varying(p, s) or self._output_stats(params.with_(maps=None)) is None:
+        session = self.session
+        p, s = latent_strengths(params, session.latent(params.scale))
+        if not varying(p, s) or session._output_stats(params.with_(maps=None)) is None:
             return None
-        moments = self.cache.get(self._key("corner-stats", params.scale, params.realism, params.prompt.strip()))
-        ref = channel_stats(self.model_input(params.scale))
-        return local_adain(y, ref, moments, params, size=self._work_size(params.scale), region=region)  # type: ignore[arg-type]
+        moments = session.cache.get(session._key("corner-stats", params.scale, params.realism, params.prompt.strip()))
+        ref = channel_stats(session.model_input(params.scale))
+        return local_adain(y, ref, moments, params, size=session._work_size(params.scale), region=region)  # type: ignore[arg-type]

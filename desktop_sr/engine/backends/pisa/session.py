@@ -47,7 +47,7 @@ from ...sd21.vae_tiling import (
 from ...stages import Stage
 from ...timing import StageTimes
 from .latent_strength import compose_latent
-from .local import LocalStrengths
+from .local import LocalDecode, mean_params
 from .model import PisaModel
 
 #: Output pixels decoded around a region so the wavelet colour fix (5 levels, dilation up to 16) sees its context.
@@ -96,7 +96,7 @@ def needed_branches(pix: float, sem: float) -> tuple[str, ...]:
     return tuple(out)
 
 
-class PisaSession(LocalStrengths, PhotoHolder):
+class PisaSession(PhotoHolder):
     """Implements :class:`~desktop_sr.engine.api.UpscaleSession` for a :class:`PisaModel`."""
 
     #: Measured: 63 bytes per output pixel with small tiles (1 and 4.2 MP results with their corners); the VAE's
@@ -150,6 +150,8 @@ class PisaSession(LocalStrengths, PhotoHolder):
         )
         #: Wall time per stage of the work done since the last :meth:`StageTimes.reset` (the caller resets).
         self.timings = StageTimes()
+        #: Local strengths (a render with maps): their branches, GroupNorm statistics and colour fix.
+        self.local = LocalDecode(self)
 
     def current_state_budget(self) -> int:
         """The lockstep's state budget for a pass starting now (see :func:`~..hardware.budget.state_budget`)."""
@@ -297,13 +299,13 @@ class PisaSession(LocalStrengths, PhotoHolder):
             return False
         return all(
             self._key("eps", params.scale, params.realism, params.prompt.strip(), b) in self.cache
-            for b in (needed_branches(params.pix, params.sem) if params.maps is None else self._map_branches(params))
+            for b in (needed_branches(params.pix, params.sem) if params.maps is None else self.local.branches(params))
         )
 
     def latent_result(self, params: RenderParams, control: Control | None = None) -> torch.Tensor:
         """z_H = z_L - (pix * eps_pix + sem * (eps_full - eps_pix)), computing only the branches needed."""
         z = self.latent(params.scale, control)
-        branches = needed_branches(params.pix, params.sem) if params.maps is None else self._map_branches(params)
+        branches = needed_branches(params.pix, params.sem) if params.maps is None else self.local.branches(params)
         eps: dict[str, torch.Tensor] = {}
         if (
             self.pair_branches
@@ -446,15 +448,15 @@ class PisaSession(LocalStrengths, PhotoHolder):
         if region is None:
             corner = params.maps is None and (params.pix, params.sem) in CORNER_POINTS
             record: GroupStats = {}
-            local = self._local_norm(params, zh, control)
-            with self._recording(zh, record if corner else None):
+            local = self.local.norm(params, zh, control)
+            with self.local.recording(zh, record if corner else None):
                 raw = self._decode(zh, params.scale, None, control, record=record if corner else None, local=local)
             if corner:  # later region renders take their tone from the corners (see _render_region)
                 self.cache.put(self._raw_key(params, params.pix, params.sem), raw)
                 if record:
                     self._corner_stats[self._raw_key(params, params.pix, params.sem)] = record
             with self._timed(Stage.COLOUR_FIX):
-                y = self._local_color_fix(params, raw)
+                y = self.local.color_fix(params, raw)
                 if y is None:
                     y = color_fix(raw, self.model_input(params.scale), params.color_fix)
                 if self.enlarged(params.scale):
@@ -484,17 +486,17 @@ class PisaSession(LocalStrengths, PhotoHolder):
         ex0, ey0, ex1, ey1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
         corners = [self._corner_stats.get(self._raw_key(params, p, s)) for p, s in CORNER_POINTS]
         stats = None
-        mean = self._mean_params(params, zh)  # with local strengths: their means (what blends globally)
+        mean = mean_params(params, zh)  # with local strengths: their means (what blends globally)
         weights = (1.0 - mean.pix, mean.pix - mean.sem, mean.sem)
         # Between the corners (no negative weight) their blend is as close as a fresh sample (measured: 1.6 vs 1.5
         # levels mean error) at no cost; outside it extrapolates the variances (4.8 vs 1.3 levels): sample then.
         if all(c is not None for c in corners) and min(weights) >= 0.0:
             stats = blend_stats(corners, weights)  # type: ignore[arg-type]
-        local = self._local_norm(params, zh, control, compute=False)  # only once the corners are at hand
+        local = self.local.norm(params, zh, control, compute=False)  # only once the corners are at hand
         sample: Sample = []
         y = self._decode(zh, params.scale, (ex0, ey0, ex1, ey1), control, stats=stats, local=local, sample=sample)
         ref = self.model_input(params.scale)
-        local_fix = self._local_color_fix(params, y, (ex0, ey0, ex1, ey1))
+        local_fix = self.local.color_fix(params, y, (ex0, ey0, ex1, ey1))
         if local_fix is not None:
             y = local_fix
         elif params.color_fix == "adain":
