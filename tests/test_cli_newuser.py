@@ -141,7 +141,7 @@ def test_cli_grey_jpeg_with_damaged_exif_and_an_ignored_colour_fix(tmp_path):
     assert proc.returncode == ExitCode.OK, proc.stderr
     assert "Warning" not in proc.stderr
     assert proc.stderr.count(METADATA_PARTLY_UNREADABLE) == 1
-    assert "--color-fix wavelet is ignored: the colour fix is off for this model" in proc.stderr
+    assert "--color-fix wavelet is ignored: the colour fix is off for the bundled model" in proc.stderr
     with Image.open(tmp_path / "out.png") as out:
         assert out.mode == "L" and out.size == (64, 64)
 

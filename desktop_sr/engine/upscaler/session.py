@@ -33,15 +33,19 @@ from ..hardware.budget import memory_budget
 from ..hardware.device import conv_memory_format, dtype_name, empty_cache
 from ..kernels.processing import bicubic_upscale, resize_rgb
 from ..kernels.tiling import Attempt, retry_on_oom
+from ..rect import Rect
 from ..strength_map import output_strengths
 from .compose import compose, detail_map, radius_for, split_bands
 from .network import Network
 from .tiled import NetTiles, TiledOutput
 
-#: Why the colour fix is off for these models, in the words the GUI tooltip and the CLI note use.
-COLOR_FIX_NOTE = (
-    "the colour fix is off for this model (a fix over the whole result would make the pix/sem corner preview inexact)"
-)
+
+def color_fix_note(who: str) -> str:
+    """Why the colour fix is off for a feed-forward upscaler, in the words the GUI's note and the CLI use."""
+    return (
+        f"the colour fix is off for {who} (a fix over the whole result would make the pix/sem corner preview inexact)"
+    )
+
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +130,12 @@ class UpscalerSession(PhotoHolder):
             y = self.network(x, control.check if control is not None else None)
         return y.to(torch.float32).cpu().contiguous()
 
-    def _network(self, window: tuple[int, int, int, int] | None, control: Control | None) -> np.ndarray:
-        """The network output over ``window`` (y0, y1, x0, x1 in its output pixels; None = whole photo)."""
+    def _network(self, window: Rect | None, control: Control | None) -> np.ndarray:
+        """The network output over ``window`` (in its output pixels; None = whole photo)."""
         if self._net is not None:
             if window is None:
                 return self._net
-            y0, y1, x0, x1 = window
-            return self._net[y0:y1, x0:x1]
+            return self._net[window.slices]
 
         def run(attempt: Attempt) -> torch.Tensor:
             tile = attempt.tile
@@ -185,22 +188,21 @@ class UpscalerSession(PhotoHolder):
         the whole-photo bands, and aligned to multiples of ``scale`` so it maps to whole network pixels and the
         resize samples the same positions as on the whole photo.
         """
-        w, h = self.output_size(scale)
-        x0, y0, x1, y1 = region
+        ph, pw = self.photo.shape[:2]
         n = self.scale
         # the Lanczos support (3 lobes of the coarser grid), in output pixels, when the network's factor differs
         m = radius_for(scale) + (0 if scale == n else 4 + math.ceil(3 * scale / n))
-        ex0, ey0 = max(0, (x0 - m) // scale * scale), max(0, (y0 - m) // scale * scale)
-        ex1, ey1 = min(w, math.ceil((x1 + m) / scale) * scale), min(h, math.ceil((y1 + m) / scale) * scale)
-        # ex0 = k * scale maps to the whole network pixel n k (at the network's factor the window is the region)
-        window = (ey0 * n // scale, ey1 * n // scale, ex0 * n // scale, ex1 * n // scale)
-        model = self._network(window, control)
+        # the widened region in photo pixels: at ``scale`` it is the extended region, at ``n`` the network's window
+        # (a photo pixel k maps to the whole output pixels k scale and k n; at the network's factor they agree)
+        photo_px = region.grown(m).outer(scale).clipped(pw, ph)
+        ext = photo_px.scaled(scale)
+        model = self._network(photo_px.scaled(n), control)
         if scale != n:
-            model = resize_rgb(model, (ex1 - ex0, ey1 - ey0), Image.Resampling.LANCZOS)
+            model = resize_rgb(model, (ext.width, ext.height), Image.Resampling.LANCZOS)
             np.clip(model, 0.0, 1.0, out=model)
-        bic = self.bicubic(scale)[ey0:ey1, ex0:ex1]
+        bic = self.bicubic(scale)[ext.slices]
         low, high = split_bands(model, bic, scale)
-        crop = (slice(y0 - ey0, y1 - ey0), slice(x0 - ex0, x1 - ex0))
+        crop = region.shifted(-ext.x0, -ext.y0).slices
         return bic[crop], low[crop], high[crop]
 
     def _bands_cached(self, scale: int) -> bool:
@@ -221,16 +223,15 @@ class UpscalerSession(PhotoHolder):
             self.check_fits(scale)
         if region is not None:
             w, h = self.output_size(scale)
-            x0, y0, x1, y1 = region
-            if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
-                raise ValueError(f"region {region} is outside the {w} x {h} result")
-            if region == (0, 0, w, h):
+            region = Rect(*region)  # a caller's plain (x0, y0, x1, y1) tuple too
+            if region.empty or not Rect.whole(w, h).contains(region):
+                raise ValueError(f"region {tuple(region)} is outside the {w} x {h} result")
+            if region == Rect.whole(w, h):
                 region = None
         if region is None or self._bands_cached(scale) or self.is_cached(params):
             bic, low, high = self._full_bands(scale, control)
             if region is not None:
-                x0, y0, x1, y1 = region
-                bic, low, high = (a[y0:y1, x0:x1] for a in (bic, low, high))
+                bic, low, high = (a[region.slices] for a in (bic, low, high))
         else:
             bic, low, high = self._region_bands(scale, region, control)
         if params.maps is not None:  # local strengths scale the same two bands, pixel by pixel

@@ -16,7 +16,7 @@ from ...api import ModelInfo
 from ...errors import ModelError
 from ...hardware.device import select_device, select_dtype
 from ...upscaler.network import Network
-from ...upscaler.session import COLOR_FIX_NOTE, UpscalerSession, int_option, tiles_from_options
+from ...upscaler.session import UpscalerSession, color_fix_note, int_option, tiles_from_options
 from ...upscaler.tiled import BYTES_PER_INPUT_PX, SCALE
 from .files import BUNDLED_NAME
 from .weights import LICENCE_SHORT, build_model, load_weights
@@ -36,7 +36,7 @@ def bundled_info() -> ModelInfo:
         supports_realism=False,
         supports_prompt=False,
         supports_color_fix=False,
-        color_fix_note=COLOR_FIX_NOTE,
+        color_fix_note=color_fix_note("the bundled model"),
         licence=LICENCE_SHORT,
         scales=(1, 2, 3, 4),
     )

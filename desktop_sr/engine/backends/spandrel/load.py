@@ -21,7 +21,7 @@ from ...errors import ModelError
 from ...families import OpenOptions
 from ...hardware.device import conv_memory_format, select_device, select_dtype
 from ...upscaler.network import Network
-from ...upscaler.session import COLOR_FIX_NOTE, UpscalerSession, int_option, tiles_from_options
+from ...upscaler.session import UpscalerSession, color_fix_note, int_option, tiles_from_options
 from ...upscaler.tiled import NetTiles
 from .family import KIND, SUFFIXES
 
@@ -170,7 +170,7 @@ def load_community_session(
         supports_realism=False,
         supports_prompt=False,
         supports_color_fix=False,
-        color_fix_note=COLOR_FIX_NOTE,
+        color_fix_note=color_fix_note(name or path.stem),
         licence=f"{arch} x{descriptor.scale} from {path.name}: see where you downloaded it for its licence",
         scales=tuple(sorted({1, 2, 3, 4, descriptor.scale})),
     )
