@@ -38,3 +38,16 @@ class TooLarge(EngineError):
     def __init__(self, message: str, need: int, have: int) -> None:
         self.need, self.have = need, have
         super().__init__(message)
+
+
+class DeviceFailed(EngineError):
+    """A device could not start (no driver, no such device) or failed during a render (device lost, memory the
+    driver could not give, an error from its runtime). The upscaler session answers it with a smaller tile, then
+    its fallback network on the CPU (a slower render, never a crash); it reaches the user only without one.
+
+    ``device`` is the name ``--device`` takes (``vulkan:0``); ``at_start`` says it never ran.
+    """
+
+    def __init__(self, device: str, reason: str, *, at_start: bool = False) -> None:
+        self.device, self.reason, self.at_start = device, reason, at_start
+        super().__init__(f"{device}: {reason}")

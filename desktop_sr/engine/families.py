@@ -76,6 +76,9 @@ class Capabilities:
     scales: tuple[int, ...] = (1, 2, 3, 4)
     #: A short note for what the family's weights are and who may use them (shown before use).
     licence_note: str = ""
+    #: Runs on Vulkan devices (``vulkan:N``, through ncnn) as well as torch's; a family without it is opened on the
+    #: CPU when a Vulkan device is chosen, and the session's notice says so.
+    vulkan: bool = False
 
 
 @dataclass(frozen=True)

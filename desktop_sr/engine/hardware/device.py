@@ -3,6 +3,10 @@
 Never hard-code a device: pick the best available one or honour the caller. ``auto`` prefers CUDA (NVIDIA, and AMD
 through ROCm builds of torch, which report ``cuda``), then Intel XPU, then Apple MPS, then the CPU. What each device
 is, and why one is unusable, is :mod:`.devices`; which number formats run on it, :mod:`.precision`.
+
+Vulkan devices (``vulkan:N``, :mod:`.vulkan`) are not torch's: they run the bundled model only, through ncnn.
+:func:`resolve_device` says where a model goes, given whether it can run there (``auto`` takes a hardware Vulkan GPU
+for the bundled model when torch has no GPU); :func:`select_device` is torch's part and refuses a Vulkan name.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import torch
 
 from .devices import AUTO_ORDER, cuda_kernels_for
 from .precision import DeviceKind, DeviceTraits, Precision, dtype_name, parse_dtype, policy
+from .vulkan import first_hardware, is_vulkan_name, vulkan_facts
 
 __all__ = [
     "Precision",
@@ -21,6 +26,7 @@ __all__ = [
     "dtype_name",
     "empty_cache",
     "is_out_of_memory",
+    "resolve_device",
     "select_device",
     "select_dtype",
     "select_precision",
@@ -46,8 +52,12 @@ def select_device(preference: str | torch.device | None = "auto") -> torch.devic
     if isinstance(preference, torch.device):
         return preference
     pref = (preference or "auto").lower()
+    if is_vulkan_name(pref):
+        raise ValueError(f"{preference} is a Vulkan device: it runs the bundled model only (torch cannot use it)")
     if pref == "auto":
         for kind in AUTO_ORDER:  # the order `desktop-sr devices` shows and marks
+            if kind == DeviceKind.VULKAN:
+                continue  # not torch's
             found = _first_usable(kind)
             if found is not None:
                 return found
@@ -75,6 +85,31 @@ def select_device(preference: str | torch.device | None = "auto") -> torch.devic
     if device.type == "mps" and not _mps_available():
         raise ValueError("MPS was requested but this machine has no usable Apple GPU")
     return device
+
+
+def resolve_device(preference: str | torch.device | None = "auto", *, vulkan: bool = False) -> str:
+    """Where a model runs for ``preference``: ``cuda:0``, ``vulkan:0``, ``cpu``... ``vulkan`` says whether the model
+    can run through Vulkan (the bundled model): then ``auto`` takes a discrete or integrated Vulkan GPU when torch
+    has no GPU (never a software one), and ``vulkan`` without a number the one ``auto`` would take. A Vulkan name
+    for a model that needs torch is the CPU (the loader says so in the session's notice). Probes Vulkan: call it off
+    the GUI thread."""
+    if isinstance(preference, torch.device):
+        return str(preference)
+    pref = (preference or "auto").strip().lower()
+    if is_vulkan_name(pref):
+        if not vulkan:
+            return "cpu"
+        if pref != "vulkan":
+            return pref
+        facts = vulkan_facts()
+        gpu = first_hardware(facts) or next(iter(facts.devices), None)
+        return gpu.name_for_device if gpu is not None else "vulkan:0"
+    found = select_device(pref)
+    if pref == "auto" and found.type == "cpu" and vulkan:
+        gpu = first_hardware(vulkan_facts())
+        if gpu is not None:
+            return gpu.name_for_device
+    return str(found)
 
 
 def _first_usable(kind: str) -> torch.device | None:

@@ -6,6 +6,10 @@ architectures it was compiled for, AMD GPUs need a ROCm build (which reports the
 build (``torch.xpu``). ``desktop-sr devices``, the GUI's Device menu and the ``--device`` check all read
 :func:`inventory`.
 
+Vulkan devices (:mod:`.vulkan`, through ncnn) are listed too, each with its type and memory: they run the bundled
+model on any GPU. A software one (llvmpipe, lavapipe, SwiftShader: the CPU emulating a GPU) is usable by name but
+marked ``software`` and never chosen by ``auto``; without Vulkan one entry says why and what to install.
+
 The probing is split so every rule can be tested with fake inputs: :func:`torch_facts` and :func:`physical_gpus`
 gather plain data (what this torch sees; what the operating system reports without torch: ``/proc/driver/nvidia``,
 ``nvidia-smi -L``, ``/sys/class/drm``), and :func:`build_inventory` turns them into :class:`DeviceEntry` values with
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .memory import total_ram
+from .vulkan import VulkanFacts, VulkanGpu, VulkanType, vulkan_facts
 
 if TYPE_CHECKING:
     from .precision import DeviceKind, DeviceTraits
@@ -62,11 +67,14 @@ XPU_INDEX = "https://download.pytorch.org/whl/xpu"
 GET_STARTED = "https://pytorch.org/get-started/locally/"
 
 #: The order ``auto`` tries (the same as :func:`desktop_sr.engine.hardware.device.select_device`): CUDA (NVIDIA, and AMD
-#: through ROCm), Intel XPU, Apple MPS, the CPU. Plain strings: ``DeviceKind`` is a ``str`` enum, and comparing
-#: against strings keeps :func:`choose` free of torch (the GUI calls it on its own thread).
-AUTO_ORDER = ("cuda", "xpu", "mps", "cpu")
+#: through ROCm), Intel XPU, Apple MPS, a hardware Vulkan GPU (the bundled model only), the CPU. Plain strings:
+#: ``DeviceKind`` is a ``str`` enum, and comparing against strings keeps :func:`choose` free of torch (the GUI calls
+#: it on its own thread).
+AUTO_ORDER = ("cuda", "xpu", "mps", "vulkan", "cpu")
 _KINDS = frozenset(AUTO_ORDER)
 _GB = 1024**3
+#: What a Vulkan device runs, for the precision column: the bundled model only, fp16 storage where the device has it.
+VULKAN_PRECISION = "fp16 storage (bundled model only)"
 _SMI_TIMEOUT_S = 3.0
 
 
@@ -100,6 +108,11 @@ class DeviceEntry:
     precision: str = ""
     #: For an unusable device: why, and what to install.
     reason: str = ""
+    #: A Vulkan device that is the CPU emulating a GPU (llvmpipe, lavapipe, SwiftShader): ``auto`` never takes it.
+    software: bool = False
+    #: A Vulkan device's type as Vulkan reports it ("discrete GPU", "integrated GPU", "virtual GPU", "software
+    #: (CPU)"); "" for torch's devices.
+    vulkan_type: str = ""
 
     @property
     def index(self) -> int | None:
@@ -109,7 +122,8 @@ class DeviceEntry:
     @property
     def title(self) -> str:
         """How a sentence names it: "CUDA GPU 0", "Intel XPU 0", "the Apple GPU (MPS)", "the CPU"."""
-        words = {"cuda": "CUDA GPU", "xpu": "Intel XPU", "mps": "the Apple GPU (MPS)", "cpu": "the CPU"}[self.kind]
+        words = {"cuda": "CUDA GPU", "xpu": "Intel XPU", "mps": "the Apple GPU (MPS)", "cpu": "the CPU",
+                 "vulkan": "Vulkan device"}[self.kind]  # fmt: skip
         return words if self.index is None else f"{words} {self.index}"
 
     def memory_text(self) -> str:
@@ -131,6 +145,8 @@ class DeviceEntry:
             "usable": self.usable,
             "precision": self.precision,
             "reason": self.reason,
+            "software": self.software,
+            "vulkan_type": self.vulkan_type,
         }
 
 
@@ -270,9 +286,10 @@ def _precision_label(traits: DeviceTraits) -> str:
 
 
 def build_inventory(
-    facts: TorchFacts, host: HostFacts, physical: Sequence[PhysicalGpu] = ()
+    facts: TorchFacts, host: HostFacts, physical: Sequence[PhysicalGpu] = (), vulkan: VulkanFacts | None = None
 ) -> tuple[DeviceEntry, ...]:
-    """Every device, usable or not, in the order ``auto`` tries them; no I/O (the tests hand in fake facts)."""
+    """Every device, usable or not, in the order ``auto`` tries them; no I/O (the tests hand in fake facts).
+    ``vulkan``: what :func:`.vulkan.vulkan_facts` found (None: not looked at, nothing listed)."""
     from .precision import DeviceKind, DeviceTraits
 
     entries: list[DeviceEntry] = []
@@ -309,11 +326,32 @@ def build_inventory(
     elif facts.mps_built:  # only macOS builds have it
         why = "this Mac cannot run torch's MPS backend (it needs macOS 12.3 or later and an Apple Silicon or AMD GPU)"
         entries.append(DeviceEntry("mps", "Apple GPU", DeviceKind.MPS, None, False, "", why))
+    if vulkan is not None:
+        entries += _vulkan_entries(vulkan, DeviceKind.VULKAN)
     cores = f"{host.cores} logical cores" if host.cores else ""
     cpu_label = ", ".join(p for p in (host.cpu_name, cores) if p) or "CPU"
     precision = _precision_label(DeviceTraits(DeviceKind.CPU))
     entries.append(DeviceEntry("cpu", cpu_label, DeviceKind.CPU, host.ram_bytes, True, precision))
     return tuple(entries)
+
+
+def _vulkan_entries(vulkan: VulkanFacts, kind: DeviceKind) -> list[DeviceEntry]:
+    """One entry per Vulkan device (its type in the label: "AMD Radeon 780M (integrated GPU)"), or one unusable
+    ``vulkan`` entry saying why there is none and what to install."""
+    if vulkan.problem or not vulkan.devices:
+        why = vulkan.problem or "no Vulkan device found"
+        return [DeviceEntry("vulkan", "Vulkan (the bundled model on any GPU)", kind, None, False, "", why)]
+    entries = []
+    for gpu in sorted(vulkan.devices, key=_vulkan_preference):  # the order auto tries: discrete GPUs first
+        what = "software Vulkan, on the CPU" if gpu.software else gpu.type.value
+        entries.append(DeviceEntry(gpu.name_for_device, f"{gpu.name} ({what})", kind, gpu.memory_bytes, True,
+                                   VULKAN_PRECISION, software=gpu.software, vulkan_type=gpu.type.value))  # fmt: skip
+    return entries
+
+
+def _vulkan_preference(gpu: VulkanGpu) -> tuple[bool, int, int]:
+    """Discrete GPUs, then integrated, then virtual, then software; by number within each."""
+    return gpu.software, list(VulkanType).index(gpu.type), gpu.index
 
 
 def _unseen_cuda(facts: TorchFacts, physical: Sequence[PhysicalGpu], cuda: DeviceKind) -> list[DeviceEntry]:
@@ -393,25 +431,31 @@ def _unseen_intel(facts: TorchFacts, physical: Sequence[PhysicalGpu], xpu: Devic
     return entries
 
 
-def choose(entries: Sequence[DeviceEntry], preference: str | None = "auto") -> DeviceEntry:
-    """The device ``preference`` means here: ``auto`` is the first usable one in :data:`AUTO_ORDER`; ``cuda``
-    (no index) the first usable CUDA device; ``cuda:1`` exactly that one. Raises :class:`DeviceUnavailable` with
-    one line saying why and what this machine has instead. Torch-free (works on the GUI thread)."""
+def choose(entries: Sequence[DeviceEntry], preference: str | None = "auto", *, vulkan: bool = True) -> DeviceEntry:
+    """The device ``preference`` means here: ``auto`` is the first usable one in :data:`AUTO_ORDER` (never a
+    software Vulkan device; no Vulkan device at all with ``vulkan=False``, for a model that needs torch); ``cuda``
+    (no index) the first usable CUDA device (``vulkan`` the first hardware one); ``cuda:1`` exactly that one. Raises
+    :class:`DeviceUnavailable` with one line saying why and what this machine has instead. Torch-free (works on the
+    GUI thread)."""
     pref = (preference or "auto").strip().lower()
     usable = [e for e in entries if e.usable]
     if pref == "auto":
         for kind in AUTO_ORDER:
+            if kind == "vulkan" and not vulkan:
+                continue
             for entry in usable:
-                if entry.kind == kind:
+                if entry.kind == kind and not entry.software:
                     return entry
         raise DeviceUnavailable("no usable device (not even the CPU was listed)")
     kind, _, index = pref.partition(":")
     if kind not in _KINDS or (index and not index.isdigit()):
-        raise DeviceUnavailable(f"unknown device {preference!r}: use auto, cpu, cuda[:N], xpu[:N] or mps")
+        raise DeviceUnavailable(f"unknown device {preference!r}: use auto, cpu, cuda[:N], xpu[:N], mps or vulkan[:N]")
     if kind in ("cpu", "mps") and index in ("", "0"):
         pref = kind
     matches = [e for e in entries if e.kind == kind and (not index or e.name == pref)]
-    for entry in matches:
+    if not matches:  # "vulkan:0" where Vulkan itself is missing: its one entry says why
+        matches = [e for e in entries if e.kind == kind and e.index is None and not e.usable]
+    for entry in sorted(matches, key=lambda e: e.software):
         if entry.usable:
             return entry
     names = ", ".join(["auto", *(e.name for e in usable)])
@@ -620,11 +664,12 @@ def host_facts() -> HostFacts:
 
 
 def inventory(facts: TorchFacts | None = None) -> tuple[DeviceEntry, ...]:
-    """This machine's devices (probes torch, ``/proc``, ``/sys`` and ``nvidia-smi``: call it off the GUI thread);
+    """This machine's devices (probes torch, ``/proc``, ``/sys``, ``nvidia-smi`` and Vulkan: call it off the GUI
+    thread);
     ``facts``: what :func:`torch_facts` already said.
 
     ``nvidia-smi`` runs only when this torch sees no NVIDIA GPU (it is what says one is there anyway)."""
     facts = facts or torch_facts()
     sees_nvidia = bool(facts.cuda_devices) and not facts.hip
     physical = physical_gpus(nvidia_smi=None if sees_nvidia else run_nvidia_smi)
-    return build_inventory(facts, host_facts(), physical)
+    return build_inventory(facts, host_facts(), physical, vulkan_facts())

@@ -24,12 +24,14 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class DeviceKind(str, Enum):
-    """The torch backends the engine runs on. ROCm builds of torch report AMD GPUs as ``cuda``."""
+    """The backends the engine runs on: torch's (ROCm builds of torch report AMD GPUs as ``cuda``), and Vulkan
+    through ncnn, which runs the bundled model only (:mod:`.vulkan`)."""
 
     CPU = "cpu"
     CUDA = "cuda"
     MPS = "mps"
     XPU = "xpu"
+    VULKAN = "vulkan"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,13 @@ from ..api import ModelInfo
 CheckFn = Callable[[], None] | None
 
 
+class TileModule(Protocol):
+    """What runs a tile when it is not a torch module: ``(x, check) -> y`` on CPU float32 tensors (the bundled
+    model's ncnn network on a Vulkan device, :mod:`desktop_sr.engine.backends.bundled.vulkan`)."""
+
+    def __call__(self, x: torch.Tensor, check: CheckFn = None) -> torch.Tensor: ...
+
+
 @dataclass
 class Network:
     """A feed-forward image network at its own factor ``scale`` (1 x C x h x w in [0, 1] -> 1 x C x sh x sw).
@@ -23,7 +31,7 @@ class Network:
     are called with the input alone. Size rules (an architecture's window or downsampling factors) are met by
     padding each tile and cropping its output, so callers never see them."""
 
-    module: torch.nn.Module
+    module: torch.nn.Module | TileModule
     scale: int
     info: ModelInfo  # device and dtype are filled in by the session
     takes_check: bool = False
@@ -36,6 +44,10 @@ class Network:
     largest_tile: int | None = None
     #: Reflect padding around the whole photo, as Real-ESRGAN's own inference does (zero padding darkens the edge).
     pad: int = 10
+    #: Where the module runs when that is not the session's torch device (``vulkan:0``; the session then hands it
+    #: CPU float32 tiles) and in what precision (``fp16 storage``): what ``ModelInfo`` says. Empty: the session's.
+    device: str = ""
+    precision: str = ""
 
     def __call__(self, x: torch.Tensor, check: CheckFn = None) -> torch.Tensor:
         h, w = x.shape[-2:]

@@ -11,6 +11,9 @@ What the shared parameters mean here:
   disables those controls;
 - ``color_fix``: ignored. These networks keep colours (they have no latent-space drift for a fix to undo), and a fix
   measured on the whole result would make the (pix, sem) plane non-linear, breaking the exact corner preview.
+
+A network on a device that can fail (the bundled model through Vulkan) comes with a :class:`~.fallback.Fallback`:
+a failing device costs time, never the render (see :mod:`.fallback`), and :attr:`UpscalerSession.notice` says so.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from PIL import Image
 from ..api import Corners, PhotoHolder, Region, RenderParams, check_photo
 from ..cache import LRUCache, photo_hash
 from ..control import Control
-from ..errors import ModelError
+from ..errors import DeviceFailed, ModelError
 from ..hardware.budget import memory_budget
 from ..hardware.device import conv_memory_format, dtype_name, empty_cache
 from ..kernels.processing import bicubic_upscale, resize_rgb
@@ -36,6 +39,7 @@ from ..kernels.tiling import Attempt, retry_on_oom
 from ..rect import Rect
 from ..strength_map import output_strengths
 from .compose import compose, detail_map, radius_for, split_bands
+from .fallback import Fallback, fallback_notice
 from .network import Network
 from .tiled import NetTiles, TiledOutput
 
@@ -68,29 +72,27 @@ class UpscalerSession(PhotoHolder):
         tiles: NetTiles | None = None,
         cache_mb: int = 1024,
         weights_path: Path | None = None,
+        fallback: Fallback | None = None,
+        notice: str = "",
     ) -> None:
         self.network = network
         self.model = network.module
         self.scale = network.scale  # the network's own factor
         self.device = device
         self.dtype = dtype
-        if tiles is None:
-            itemsize = torch.finfo(dtype).bits // 8
-            tiles = NetTiles.for_budget(
-                memory_budget(device),
-                itemsize,
-                gpu=device.type != "cpu",
-                bytes_per_input_px=network.bytes_per_input_px,
-                largest=network.largest_tile,
-            )
-            tiles = replace(tiles, pad=network.pad)
-        self.tiles = tiles
+        self.tiles = tiles if tiles is not None else default_tiles(network, device, dtype)
+        #: What to finish on when the device fails (see :mod:`.fallback`); None: a failure is the caller's.
+        self.fallback = fallback
+        #: One line for the user when the session runs elsewhere than asked ("vulkan:0 failed during the render
+        #: (...); finishing on the CPU"), or "": the CLI prints it, the GUI's status bar shows it.
+        self.notice = notice
         self.weights_path = weights_path
         #: Cheap derived arrays (bicubic, resized outputs, frequency bands): recomputed when evicted.
         self.cache = LRUCache(cache_mb * 1024 * 1024)
         #: Finished network outputs of earlier photos: costly to recompute, so kept apart from the derived arrays.
         self.outputs = LRUCache(cache_mb * 1024 * 1024)
-        self.info = replace(network.info, device=str(device), dtype=dtype_name(dtype))
+        self.info = replace(network.info, device=network.device or str(device),
+                            dtype=network.precision or dtype_name(dtype))  # fmt: skip
         self._rgb: np.ndarray | None = None
         self._hash = ""
         self._tiled: TiledOutput | None = None  # the current photo's partial network output
@@ -146,11 +148,39 @@ class UpscalerSession(PhotoHolder):
                 self._tiled = TiledOutput(self.photo, self.tiles, self.scale)
             return torch.from_numpy(self._tiled.window(self._run_tile, window, control))
 
-        out = retry_on_oom(run, Attempt(self.tiles.tile), self.device, minimum=32).numpy()
+        while True:
+            try:
+                out = retry_on_oom(run, Attempt(self.tiles.tile), self.device, minimum=32).numpy()
+                break
+            except DeviceFailed as exc:
+                self._device_failed(exc)
         if window is None:
             self._net, self._tiled = out, None
             self.outputs.put(self._net_key(), out)
         return out
+
+    def _device_failed(self, exc: DeviceFailed) -> None:
+        """The device failed mid-render: its tiles once more at half the size, then the rest on the fallback network
+        on the CPU, keeping the tiles done where they agree with it (see :mod:`.fallback`)."""
+        fallback = self.fallback
+        if fallback is None:
+            raise exc
+        smaller = fallback.smaller(self.tiles)
+        if smaller is not None:  # a new grid: the tiles done so far do not fit it
+            log.info("%s; trying again with %d px tiles", exc, smaller.tile)
+            self.tiles, self._tiled = smaller, None
+            return
+        network = fallback.build()
+        self.fallback = None
+        self.notice = fallback_notice(exc)
+        log.info("%s", self.notice)
+        _close_module(self.model)
+        self.network, self.model = network, network.module
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+        self.info = replace(network.info, device="cpu", dtype=dtype_name(self.dtype))
+        cpu = default_tiles(network, self.device, self.dtype)
+        if not fallback.keeps_tiles or self.tiles.tile > cpu.tile:  # a GPU's 512 px tiles take minutes on a CPU
+            self.tiles, self._tiled = cpu, None
 
     def is_cached(self, params: RenderParams) -> bool:
         """True once the network has covered the whole photo: every scale and strength is arithmetic from there."""
@@ -255,9 +285,29 @@ class UpscalerSession(PhotoHolder):
         self.cache.clear()
         self.outputs.clear()
         self._tiled = self._net = None
+        _close_module(self.model)
         del self.model, self.network
         gc.collect()
         empty_cache(self.device)
+
+
+def default_tiles(network: Network, device: torch.device, dtype: torch.dtype) -> NetTiles:
+    """Tiles sized from the free memory of ``device`` (where the network computes; see :meth:`NetTiles.for_budget`)."""
+    tiles = NetTiles.for_budget(
+        memory_budget(device),
+        torch.finfo(dtype).bits // 8,
+        gpu=device.type != "cpu",
+        bytes_per_input_px=network.bytes_per_input_px,
+        largest=network.largest_tile,
+    )
+    return replace(tiles, pad=network.pad)
+
+
+def _close_module(module: object) -> None:
+    """Release a module that holds device memory outside torch (ncnn's Vulkan network) now, not at collection."""
+    close = getattr(module, "close", None)
+    if callable(close) and not isinstance(module, torch.nn.Module):
+        close()
 
 
 def int_option(name: str, value: object, low: int, high: int) -> int:

@@ -28,6 +28,7 @@ class BundledFamily(ModelFamily):
         strengths=True,
         scales=(1, 2, 3, 4),
         licence_note="Real-ESRGAN x4plus weights (c) 2021 Xintao Wang, BSD-3-Clause",
+        vulkan=True,  # its ncnn weights run on any GPU through ncnn's Vulkan runtime (vulkan.py)
     )
     order = 0
 

@@ -3,22 +3,30 @@
 The network is the hand-written :class:`~.rrdbnet.RRDBNet` rather than spandrel's copy of the same architecture: it
 checks for cancel between its 23 blocks (a 192 px tile takes seconds on a CPU, so Cancel answers within a block
 rather than a tile) and reads the converted ncnn weights by their own names.
+
+On a Vulkan device (``vulkan:N``, or ``auto`` where torch has no GPU and a hardware Vulkan GPU is here) the same
+session runs :class:`~.vulkan.VulkanNetwork`, ncnn on the original ``.param``/``.bin``, and keeps the torch network
+as its fallback: a device that cannot start loads the torch network on the CPU at once, one that fails during a
+render finishes it there (:mod:`desktop_sr.engine.upscaler.fallback`); the session's ``notice`` says so.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from ...api import ModelInfo
-from ...errors import ModelError
-from ...hardware.device import select_device, select_dtype
+from ...errors import DeviceFailed, ModelError
+from ...hardware.device import resolve_device, select_device, select_dtype
+from ...hardware.vulkan import VulkanGpu, is_vulkan_name
+from ...upscaler.fallback import Fallback, fallback_notice
 from ...upscaler.network import Network
 from ...upscaler.session import UpscalerSession, color_fix_note, int_option, tiles_from_options
-from ...upscaler.tiled import BYTES_PER_INPUT_PX, SCALE
-from .files import BUNDLED_NAME
+from ...upscaler.tiled import BYTES_PER_INPUT_PX, SCALE, NetTiles
+from .files import BUNDLED_NAME, find_source
 from .weights import LICENCE_SHORT, build_model, load_weights
 
 log = logging.getLogger(__name__)
@@ -57,17 +65,74 @@ def load_bundled_session(
 
     Options may arrive as strings (they come from ``ModelSpec.options`` and settings files): ``weights`` = an
     explicit converted ``.safetensors`` or official ``RealESRGAN_x4plus.pth``; ``models_dir`` = where the converted
-    copy lives; ``tile``/``overlap`` = input-pixel tile geometry (default: from free memory).
+    copy lives; ``tile``/``overlap`` = input-pixel tile geometry (default: from free memory). ``device`` may name
+    a Vulkan device (``vulkan:N``): see the module's docstring.
     """
     if unknown:
         raise ModelError(Path("bundled"), f"unknown option(s) for the bundled model: {', '.join(sorted(unknown))}")
     tiles = tiles_from_options(tile, overlap)
     budget_mb = int_option("cache_mb", cache_mb, 1, 1 << 20)
-    dev = select_device(device)
+    weights_file, root = Path(weights) if weights else None, Path(models_dir) if models_dir else None
+    where = resolve_device(device, vulkan=True)
+    notice = ""
+    if is_vulkan_name(where) and weights_file is None:  # an explicit weights file is torch's to read
+        try:
+            return vulkan_session(where, dtype, tiles, budget_mb, lambda: torch_network(weights_file, root, "cpu"))
+        except DeviceFailed as exc:
+            notice = fallback_notice(exc)
+            log.info("%s", notice)
+            where, dtype = "cpu", "auto"
+    dev = select_device(where)
     dt = select_dtype(dtype, dev)
-    loaded = load_weights(Path(weights) if weights else None, Path(models_dir) if models_dir else None)
+    network, path = torch_network(weights_file, root, dev, dt)
+    return UpscalerSession(network, device=dev, dtype=dt, tiles=tiles, cache_mb=budget_mb, weights_path=path,
+                           notice=notice)  # fmt: skip
+
+
+def torch_network(
+    weights: Path | None, root: Path | None, device: str | torch.device, dtype: torch.dtype = torch.float32
+) -> tuple[Network, Path]:
+    """The torch RRDBNet on ``device`` (the weights converted from the ncnn files on first use), and its file."""
+    loaded = load_weights(weights, root)
     if loaded.converted_now:
         log.info("converted the bundled weights into %s", loaded.path)
-    model = build_model(loaded.state, dev, dt)
+    model = build_model(loaded.state, torch.device(device), dtype)
     network = Network(model, SCALE, bundled_info(), takes_check=True, bytes_per_input_px=BYTES_PER_INPUT_PX)
-    return UpscalerSession(network, device=dev, dtype=dt, tiles=tiles, cache_mb=budget_mb, weights_path=loaded.path)
+    return network, loaded.path
+
+
+def vulkan_session(
+    device: str,
+    dtype: str | torch.dtype,
+    tiles: NetTiles | None,
+    cache_mb: int,
+    cpu_network: Callable[[], tuple[Network, Path]],
+) -> UpscalerSession:
+    """The session on Vulkan device ``device`` (``vulkan:N``), falling back to ``cpu_network`` (built only if the
+    device fails). Raises :class:`DeviceFailed` when the device cannot start."""
+    from .vulkan import VulkanNetwork, VulkanPrecision, find_gpu  # ncnn: imported only now, on the loading thread
+
+    _, _, number = device.partition(":")
+    gpu = find_gpu(int(number or 0))
+    try:
+        source = find_source()
+    except ModelError as exc:  # converted weights kept, the package since removed: the torch network still runs
+        raise DeviceFailed(device, f"the model's ncnn files are missing ({exc.reason})", at_start=True) from exc
+    precision = VulkanPrecision.for_dtype(dtype if isinstance(dtype, str) else str(dtype).rsplit(".", 1)[-1])
+    module = VulkanNetwork(source, gpu, precision)
+    network = Network(module, SCALE, bundled_info(), takes_check=True, bytes_per_input_px=BYTES_PER_INPUT_PX,
+                      device=module.label, precision=module.precision.value)  # fmt: skip
+    fallback = Fallback(lambda: cpu_network()[0], keeps_tiles=module.precision.matches_cpu)
+    cpu = torch.device("cpu")  # ncnn takes and gives CPU float32 tiles
+    return UpscalerSession(network, device=cpu, dtype=torch.float32, tiles=tiles or vulkan_tiles(gpu, module),
+                           cache_mb=cache_mb, weights_path=source.bin, fallback=fallback)  # fmt: skip
+
+
+def vulkan_tiles(gpu: VulkanGpu, module: object) -> NetTiles:
+    """Tiles from the device's memory budget (ncnn's, read at load): fp16 storage halves the bytes per pixel."""
+    from .vulkan import VulkanPrecision
+
+    budget = int((gpu.memory_bytes or 2 * 1024**3) * 0.8)
+    itemsize = 4 if getattr(module, "precision", None) is VulkanPrecision.FP32 else 2
+    found = NetTiles.for_budget(budget, itemsize, gpu=True, bytes_per_input_px=BYTES_PER_INPUT_PX)
+    return NetTiles(tile=found.tile, overlap=found.overlap)
