@@ -192,7 +192,7 @@ def test_a_device_that_is_not_here_is_one_line_before_any_work(command, tmp_path
     assert "--device cuda:99" in err and "Usable here: auto" in err and "cpu" in err
 
     assert main([command, str(missing), "-o", str(tmp_path / "out"), "--device", "tpu"]) == ExitCode.USAGE
-    assert "use auto, cpu, cuda[:N], xpu[:N] or mps" in capsys.readouterr().err
+    assert "use auto, cpu, cuda[:N], xpu[:N], mps or vulkan[:N]" in capsys.readouterr().err
 
 
 # -- the GUI ----------------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import numpy as np
 from ..engine.api import UpscaleSession
 from ..engine.control import Control
 from ..engine.errors import Cancelled, EngineError
+from ..engine.loader import notice_of
 from ..imaging import Photo, PhotoError, read_photo, write_photo
 from ..imaging.formats import ALPHA_FORMATS, flattening_note
 from ..target_size import check_session_fits, plan_size, resample
@@ -68,6 +69,7 @@ def process_photo(
     model_seconds = 0.0
     megapixels = 0.0
     mask_notes: list[str] = []
+    device_notes: list[str] = []
     try:
         photo = read_photo(source)
         params, ratio = settings.params, float(settings.params.scale)
@@ -80,6 +82,7 @@ def process_photo(
         if on_read is not None:
             on_read(photo)
         model = session()
+        notice = notice_of(model)
         model.set_photo(photo.rgb)
         if plan is not None:
             check_session_fits(model, plan)
@@ -90,6 +93,8 @@ def process_photo(
                 rgb = resample(rgb, plan.size)
         finally:
             model_seconds = time.perf_counter() - m0
+        if notice_of(model) != notice:  # its device failed during this photo: finished on the CPU, said once
+            device_notes.append(notice_of(model))
         if control is not None:
             control.check()  # a cancel that arrived during the last tile still abandons the file
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +114,7 @@ def process_photo(
     size = None
     with contextlib.suppress(OSError):
         size = target.stat().st_size
-    notes = list(photo.warnings) + mask_notes
+    notes = list(photo.warnings) + mask_notes + device_notes
     fmt = settings.output_format(photo.source)
     if photo.alpha is not None and fmt not in ALPHA_FORMATS and float(photo.alpha.min()) < 1.0:
         notes.append(flattening_note(fmt))

@@ -202,10 +202,10 @@ def run_batch(args: argparse.Namespace) -> int:
 
         return run_on_cluster(args, plan, spec, tiles, _err)
 
-    from ..engine.hardware.device import select_device
+    from ..engine.loader import device_for, notice_of
     from ..timing import CostBook
 
-    book, device = CostBook(), str(select_device(args.device))
+    book, device = CostBook(), device_for(spec, args.device)
     sizes = {item.source: _output_megapixels(item.source, params.scale) for item in plan.items if item.runs}
     estimate = book.estimate(spec.name, device, sum(sizes.values()))
     if not confirm_long_job(estimate, f"this batch ({len(sizes)} photos, {sum(sizes.values()):.0f} MP out)", args.yes):
@@ -224,6 +224,8 @@ def run_batch(args: argparse.Namespace) -> int:
                                models_dir=models_dir())  # fmt: skip
         if not args.quiet:
             warn_ignored(session.info, params_from_args(args), args.color_fix is not None)
+        if notice_of(session):  # a device that could not start, or that this model cannot use
+            _err(f"note: {notice_of(session)}")
         return session
 
     control = Control()

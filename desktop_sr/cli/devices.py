@@ -2,7 +2,9 @@
 torch cannot use, why and what to install.
 
 Each row gives the name ``--device`` accepts, what the device is, its memory and the precision the engine runs in
-there; a ``*`` marks the device ``auto`` picks. Exit code 0. With ``--json``, the same as JSON.
+there; a ``*`` marks the device ``auto`` picks. Vulkan devices (``vulkan:N``) run the bundled model on any GPU;
+a software one (llvmpipe, lavapipe, SwiftShader: the CPU) is never picked by ``auto``. Exit code 0. With ``--json``,
+the same as JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 #: ``--device`` values that need no look at the machine: ``auto`` is resolved by the engine, the CPU always runs.
 _ALWAYS_THERE = ("auto", "cpu", "cpu:0")
+SOFTWARE_NOTE = "software: the CPU emulating a GPU, slower than torch there; auto never picks it"
 
 
 def add_devices_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +34,11 @@ def add_devices_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_devices)
 
 
-def format_table(entries: Sequence[DeviceEntry], picked: DeviceEntry | None) -> str:
-    """The table ``desktop-sr devices`` prints: one row per device, the reason on the line under an unusable one."""
+def format_table(
+    entries: Sequence[DeviceEntry], picked: DeviceEntry | None, torch_picked: DeviceEntry | None = None
+) -> str:
+    """The table ``desktop-sr devices`` prints: one row per device, the reason on the line under an unusable one.
+    ``torch_picked``: what ``auto`` picks for a model that needs torch, when that is not ``picked`` (a Vulkan GPU)."""
     width = max(len("NAME"), *(len(e.name) for e in entries))
     label_width = max(len("DEVICE"), *(len(e.label) for e in entries))
     lines = [f"  {'NAME':<{width}}  {'DEVICE':<{label_width}}  {'MEMORY':>8}  PRECISION"]
@@ -42,7 +48,12 @@ def format_table(entries: Sequence[DeviceEntry], picked: DeviceEntry | None) -> 
         lines.append(f"{mark} {e.name:<{width}}  {e.label:<{label_width}}  {e.memory_text():>8}  {precision}")
         if not e.usable:
             lines.append(f"  {'':<{width}}  why: {e.reason}")
-    if picked is not None:
+        elif e.software:
+            lines.append(f"  {'':<{width}}  {SOFTWARE_NOTE}")
+    if picked is not None and torch_picked is not None and torch_picked is not picked:
+        lines.append(f"(* = the device --device auto picks: {picked.name} for the bundled model, {torch_picked.name} "
+                     "for models that need torch)")  # fmt: skip
+    elif picked is not None:
         lines.append(f"(* = the device --device auto picks: {picked.name})")
     return "\n".join(lines)
 
@@ -56,14 +67,16 @@ def run_devices(args: argparse.Namespace) -> int:
         entries = inventory(facts)
     try:
         picked: DeviceEntry | None = choose(entries, "auto")
+        torch_picked: DeviceEntry | None = choose(entries, "auto", vulkan=False)
     except DeviceUnavailable:
-        picked = None
+        picked = torch_picked = None
     if args.json:
         data = {"torch": facts.version, "torch_build": facts.build, "auto": picked.name if picked else None,
+                "auto_torch": torch_picked.name if torch_picked else None,
                 "devices": [e.as_dict() for e in entries]}  # fmt: skip
         print(json.dumps(data, indent=2))
     else:
-        print(format_table(entries, picked))
+        print(format_table(entries, picked, torch_picked))
         print(f"this torch is {facts.build}")
     return ExitCode.OK
 

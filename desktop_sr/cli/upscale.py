@@ -105,6 +105,7 @@ def _read_ahead(src: Path, scale: int | None):  # type: ignore[no-untyped-def]
 def run_upscale(args: argparse.Namespace) -> int:
     from ..engine.control import Control
     from ..engine.errors import EngineError, ModelError
+    from ..engine.loader import notice_of
     from ..imaging import PhotoError, read_photo, write_photo
     from ..imaging.formats import ALPHA_FORMATS, flattening_note
     from ..target_size import TargetError, plan_size, render_to_target
@@ -160,6 +161,9 @@ def run_upscale(args: argparse.Namespace) -> int:
             return ExitCode.MODEL
     load_time = time.perf_counter() - load_start
     warn_ignored(session.info, params, args.color_fix is not None)
+    said = notice_of(session)  # a device that could not start, or that this model cannot use: one line
+    if said:
+        print(f"desktop-sr: note: {said}", file=sys.stderr)
     book = CostBook()
     model, device = spec_from_args(args).name, str(session.info.device)  # the same key as batch's
     timings = getattr(session, "timings", None)
@@ -210,6 +214,10 @@ def run_upscale(args: argparse.Namespace) -> int:
                 )
                 ratio = plan.ratio
                 how = f"×{plan.scale}" + (", then Lanczos" if plan.resample else "")
+            if notice_of(session) != said:  # the device failed during this render: it finished on the CPU
+                said = notice_of(session)
+                bar.bar.write(f"desktop-sr: note: {said}", file=sys.stderr)
+            device = str(session.info.device)
             book.record(model, device, rendered_mp, time.perf_counter() - render_start)
             dst.parent.mkdir(parents=True, exist_ok=True)
             write_start = time.perf_counter()

@@ -23,7 +23,7 @@ import numpy as np
 from ..engine.api import Region, RenderParams, UpscaleSession
 from ..engine.control import Control
 from ..engine.errors import Cancelled, EngineError
-from ..engine.loader import ModelSpec
+from ..engine.loader import ModelSpec, notice_of
 from ..imaging import Photo, read_photo, to_uint8, write_photo
 from .jobs import (
     CornersReady,
@@ -432,7 +432,7 @@ class Executor:
         self._model_job = None
         self.shared.set_aside(control)  # two diffusion models rarely fit: release the old one first
         session = self._open_model(job)
-        return ModelLoaded(session.info, job.spec.describe())
+        return ModelLoaded(session.info, job.spec.describe(), notice_of(session))
 
     def _open_model(self, job: LoadModel) -> UpscaleSession:
         session = self.open_model(job)
@@ -470,7 +470,7 @@ class Executor:
         start, waited = time.perf_counter(), self._waited
         if region is not None and region != (0, 0, w, h):
             part = session.render(params, region=region, control=control)
-            yield Rendered(params, to_uint8(part), region, time.perf_counter() - start)
+            yield Rendered(params, to_uint8(part), region, time.perf_counter() - start, notice=notice_of(session))
             if control.superseded():
                 return  # the rest would be stale: the user has moved on
             if self.session is not session:  # a batch with another model set it aside meanwhile (and it came back)
@@ -481,7 +481,8 @@ class Executor:
         self.render_count += 1
         stages = timings.line() if timings is not None and getattr(session, "timings", None) is timings else ""
         # the render's own time: a batch photo that ran between its two steps is not part of it
-        yield Rendered(params, to_uint8(image), None, time.perf_counter() - start - (self._waited - waited), stages)
+        seconds = time.perf_counter() - start - (self._waited - waited)
+        yield Rendered(params, to_uint8(image), None, seconds, stages, notice_of(session))
 
     def _export(self, job: Export, control: JobControl) -> Exported:
         if not self._ready():

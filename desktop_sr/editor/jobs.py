@@ -120,6 +120,8 @@ SCREEN_JOBS = (Render, PrepareCorners, DetailMap)
 class ModelLoaded:
     info: ModelInfo
     description: str
+    #: The session's one line about running elsewhere than asked (a Vulkan device that could not start), or "".
+    notice: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,8 @@ class Rendered:
     seconds: float
     #: Where the time went, one line ("encode 8.1 s · unet pix+full 13 s · decode 9 s ..."); empty if not measured.
     stages: str = ""
+    #: The session's notice after this render ("vulkan:0 failed during the render ...; finishing on the CPU"), or "".
+    notice: str = ""
 
 
 @dataclass(frozen=True)

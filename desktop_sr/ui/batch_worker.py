@@ -139,17 +139,18 @@ class BatchWorker(BackgroundRelay):
         super().cancel(kinds)
 
     def _run(self, job: RunBatch, control: RelayControl) -> BatchSummary:
-        from ..engine.loader import open_session
+        from ..engine.loader import device_for, notice_of, open_session
 
         def own() -> UpscaleSession:
-            return open_session(job.spec, device=job.device, tiles=job.tiles, models_dir=job.models_dir)
+            model = open_session(job.spec, device=job.device, tiles=job.tiles, models_dir=job.models_dir)
+            if notice_of(model):  # a device that could not start, or that this model cannot use
+                control.deliver(ModelNote(notice_of(model)))
+            return model
 
         def session() -> UpscaleSession:  # called once, on this thread, when the first file needs the model
             if self.shared is None:
                 return own()
-            from ..engine.hardware.device import select_device
-
-            model = self.shared.lend(job.spec, str(select_device(job.device)), job.tiles, own)
+            model = self.shared.lend(job.spec, device_for(job.spec, job.device), job.tiles, own)
             if isinstance(model, BorrowedSession | ReservedSession):
                 control.deliver(ModelNote(SHARED_NOTE if isinstance(model, BorrowedSession) else RESERVED_NOTE))
             return model

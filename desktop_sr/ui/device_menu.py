@@ -1,5 +1,8 @@
 """The Device menu: Automatic, then each device the engine can run on, and each one it cannot, greyed out with why.
 
+Vulkan devices (``vulkan:N``) run the bundled model only: chosen for another model, it loads on the CPU and the
+status bar says so. A software Vulkan device (llvmpipe) is offered but says in its text that it is the CPU.
+
 The list comes from the engine's device inventory (``engine.hardware.devices``), which initialises CUDA and may
 run ``nvidia-smi``: it runs once, as a small job on its own background relay (:mod:`.relay`), never on the GUI thread.
 Choosing a device saves it (``settings.device``, what ``--device`` takes) and reloads the current model there, the
@@ -21,7 +24,10 @@ from ..settings import Settings, save_settings
 from .relay import BackgroundRelay, RelayControl, Task
 
 AUTOMATIC = "Automatic"
-AUTOMATIC_TIP = "The first usable of: an NVIDIA or AMD (ROCm) GPU, an Intel GPU (XPU), the Apple GPU (MPS), the CPU"
+AUTOMATIC_TIP = (
+    "The first usable of: an NVIDIA or AMD (ROCm) GPU, an Intel GPU (XPU), the Apple GPU (MPS), a Vulkan GPU (the "
+    "bundled model only: any AMD, Intel, NVIDIA or Apple GPU), the CPU"
+)
 LOOKING = "Looking for devices…"
 #: The model label's own tooltip; the device's story follows it.
 MODEL_LABEL_TIP = "Model · device · number format"
