@@ -83,7 +83,7 @@ def decoder_borders(width: int, tiles: TileSettings) -> list[int]:
     from desktop_sr.engine.sd21.vae_tiling import decode_overlap, plan_tiles
 
     grid = plan_tiles(1, width // 8, tiles.vae_tile, decode_overlap(tiles.vae_tile, tiles.vae_overlap))
-    return sorted({t.x0 * 8 for t in grid[1:]} | {t.x1 * 8 for t in grid[:-1]})
+    return sorted({t.rect.x0 * 8 for t in grid[1:]} | {t.rect.x1 * 8 for t in grid[:-1]})
 
 
 @pytest.fixture(scope="module")

@@ -145,7 +145,7 @@ def test_a_small_card_plans_no_more_than_it_has():
         state = state_budget(cuda, available=free, tiles=tiles, itemsize=4)
         assert state + working <= free * GPU_SHARE  # one tile computing while the lockstep keeps every tile's state
         grid = plan_tiles(1536 // 8, 2048 // 8, tiles.vae_tile, 12)  # a 2048 x 1536 result's lockstep state
-        needed = sum((t.y1 - t.y0) * (t.x1 - t.x0) * 64 for t in grid) * 3 * 128 * 4
+        needed = sum(t.rect.area * 64 for t in grid) * 3 * 128 * 4
         exact[card] = needed <= state
     # small cards take the statistics of a downsampled copy (no state kept) instead of running out of memory
     assert exact == {8: False, 12: False, 24: True}

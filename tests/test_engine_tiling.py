@@ -10,7 +10,7 @@ import pytest
 import torch
 from device_target import TARGET
 
-from desktop_sr.engine.api import RenderParams
+from desktop_sr.engine.api import Rect, RenderParams
 from desktop_sr.engine.backends.pisa.model import PisaModel
 from desktop_sr.engine.backends.pisa.session import PisaSession
 from desktop_sr.engine.control import Control
@@ -222,7 +222,7 @@ def test_a_region_preview_sees_the_whole_image_up_to_the_attention(model, early)
         n_tiles = len(plan_tiles(40, 56, 16, 8))
         out = tiled_vae(
             model.decode, vae.decoder, z, factor=8, tile=16, overlap=8, state_bytes_per_px=state,
-            state_budget=int(3.5 * per_tile_px * state), record=recorded, region=(8, 24, 16, 32),
+            state_budget=int(3.5 * per_tile_px * state), record=recorded, region=Rect(16, 8, 32, 24),
             attention_bytes_per_px=vae_attention_bytes_per_px(vae, torch.float32) if early else 0.0,
         )  # fmt: skip
     assert n_tiles > 3 and out.shape == (1, 3, 16 * 8, 16 * 8) and torch.isfinite(out).all()
@@ -248,7 +248,7 @@ def test_exact_statistics_may_use_most_of_the_free_memory_on_the_cpu():
     cpu = torch.device("cpu")
     sd_state_per_px = 3 * 128 * 4  # vae_state_bytes_per_px for SD's VAE in fp32
     grid = plan_tiles(240, 320, 128, 16)
-    needed = sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in grid) * 64 * sd_state_per_px
+    needed = sum(t.rect.area for t in grid) * 64 * sd_state_per_px
     assert needed > 6 * 1024**3  # more than a quarter of 24 GB
     assert state_budget(cpu, available=17 * 1024**3) >= needed
     assert state_budget(cpu, available=1024**3) == memory_budget(cpu)  # never less than before
@@ -262,15 +262,15 @@ def test_tiles_are_as_small_as_their_count_allows():
 
     for h, w, tile, overlap, align in [(192, 256, 128, 16, 1), (1536, 2048, 1024, 128, 8), (40, 56, 16, 8, 1)]:
         grid = plan_tiles(h, w, tile, overlap, align)
-        xs = sorted({(t.x0, t.x1) for t in grid})
+        xs = sorted({(t.rect.x0, t.rect.x1) for t in grid})
         assert len(xs) == len(tile_starts(w, tile, overlap))  # no more tiles than before
         assert all(a[1] - b[0] >= overlap for a, b in zip(xs, xs[1:], strict=False))  # each overlap is kept
         assert xs[0][0] == 0 and xs[-1][1] == w and all(x1 - x0 <= tile for x0, x1 in xs)
         assert all(x0 % align == 0 for x0, _ in xs)
-        cores = sorted({(t.cx0, t.cx1) for t in grid})
+        cores = sorted({(t.core.x0, t.core.x1) for t in grid})
         assert cores[0][0] == 0 and cores[-1][1] == w  # the cores partition the side
         assert all(a[1] == b[0] for a, b in zip(cores, cores[1:], strict=False))
-    assert sorted({(t.x0, t.x1) for t in plan_tiles(192, 256, 128, 16)}) == [(0, 96), (80, 176), (160, 256)]
+    assert sorted({(t.rect.x0, t.rect.x1) for t in plan_tiles(192, 256, 128, 16)}) == [(0, 96), (80, 176), (160, 256)]
 
 
 def test_a_photo_whose_tiles_do_not_all_fit_takes_the_statistics_of_a_downsampled_copy(model):

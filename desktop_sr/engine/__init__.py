@@ -4,6 +4,8 @@ from .api import (
     REALISM_PRESETS,
     Corners,
     ModelInfo,
+    Rect,
+    Region,
     RenderParams,
     UpscaleSession,
 )
@@ -19,6 +21,8 @@ __all__ = [
     "ModelError",
     "ModelInfo",
     "OutOfMemory",
+    "Rect",
+    "Region",
     "TooLarge",
     "RenderParams",
     "UpscaleSession",

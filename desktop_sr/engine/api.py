@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .control import Control, ReportFn
+from .rect import Rect
 from .strength_map import StrengthMaps
 
 COLOR_FIXES = ("adain", "wavelet", "none")
@@ -80,7 +81,9 @@ class ModelInfo:
 ProgressFn = ReportFn
 
 
-Region = tuple[int, int, int, int]  # (x0, y0, x1, y1) in output pixels, x1/y1 exclusive
+#: A part of a result: ``Rect(x0, y0, x1, y1)`` in output pixels, x1/y1 exclusive (see :mod:`.rect`). A session's
+#: ``render(region=...)`` also takes the plain 4-tuple in that order, which is what a ``Rect`` unpacks to.
+Region = Rect
 
 
 @dataclass

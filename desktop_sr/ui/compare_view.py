@@ -19,6 +19,8 @@ from PySide6.QtCore import QPointF, QRect, QRectF, QSizeF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
 from PySide6.QtWidgets import QWidget
 
+from ..engine.api import Rect
+
 MODES = ("split-v", "split-h", "side")
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
 GRID_ACCURATE_FROM = 4.0  # zoom from which scale is a whole number and the offset whole pixels
@@ -140,8 +142,8 @@ class CompareView(QWidget):
         origin = QPointF(self.pane_rect(pane).topLeft()) - QPointF(self.pane_rect(0).topLeft())
         return (pt - origin - self.offset) / self.scale
 
-    def visible_image_rect(self) -> tuple[int, int, int, int] | None:
-        """(x0, y0, x1, y1) of the photo that is on screen, in image pixels; None if nothing is shown."""
+    def visible_image_rect(self) -> Rect | None:
+        """The part of the photo that is on screen, in image pixels; None if nothing is shown."""
         w, h = self.image_size()
         if not w:
             return None
@@ -150,7 +152,7 @@ class CompareView(QWidget):
         br = (QPointF(pane.width(), pane.height()) - self.offset) / self.scale
         x0, y0 = max(0, int(tl.x())), max(0, int(tl.y()))
         x1, y1 = min(w, int(br.x()) + 1), min(h, int(br.y()) + 1)
-        return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+        return Rect(x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
     def fit(self) -> None:
         w, h = self.image_size()

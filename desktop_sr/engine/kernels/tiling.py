@@ -21,12 +21,23 @@ import torch
 from ..control import Control
 from ..errors import OutOfMemory
 from ..hardware.device import empty_cache, is_out_of_memory
+from ..rect import Rect
 from ..stages import Stage
 from ..tile_settings import TileSettings
 
 T = TypeVar("T")
 
-__all__ = ["Attempt", "TileSettings", "gaussian_weights", "ramp_weights", "retry_on_oom", "tile_starts", "tiled_eps"]
+__all__ = [
+    "Attempt",
+    "Sides",
+    "TileSettings",
+    "gaussian_weights",
+    "inner_sides",
+    "ramp_weights",
+    "retry_on_oom",
+    "tile_starts",
+    "tiled_eps",
+]
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -51,9 +62,20 @@ def gaussian_weights(h: int, w: int, device: torch.device, dtype: torch.dtype = 
     return torch.outer(axis(h), axis(w)).to(device=device, dtype=dtype)[None, None]
 
 
-def ramp_weights(h: int, w: int, ramp: int, sides: tuple[bool, bool, bool, bool], device: torch.device) -> torch.Tensor:
-    """1 x 1 x h x w blend mask: 1 inside; on each side flagged in (top, bottom, left, right) a cosine ramp over
-    ``ramp`` pixels whose outer quarter is exactly 0 (those pixels see the convolution padding)."""
+#: Which sides of a tile face another tile, in :class:`~..rect.Rect`'s order: (left, top, right, bottom).
+Sides = tuple[bool, bool, bool, bool]
+
+
+def inner_sides(tile: Rect, width: int, height: int) -> Sides:
+    """The sides of ``tile`` that lie inside a ``width`` x ``height`` image (the others are the image's border,
+    where nothing is blended and no ramp is wanted)."""
+    return tile.x0 > 0, tile.y0 > 0, tile.x1 < width, tile.y1 < height
+
+
+def ramp_weights(h: int, w: int, ramp: int, sides: Sides, device: torch.device) -> torch.Tensor:
+    """1 x 1 x h x w blend mask: 1 inside; on each side flagged in ``sides`` (left, top, right, bottom: see
+    :func:`inner_sides`) a cosine ramp over ``ramp`` pixels whose outer quarter is exactly 0 (those pixels see the
+    convolution padding)."""
 
     def axis(n: int, lo: bool, hi: bool) -> torch.Tensor:
         v = torch.ones(n, dtype=torch.float32)
@@ -71,7 +93,7 @@ def ramp_weights(h: int, w: int, ramp: int, sides: tuple[bool, bool, bool, bool]
             v[n - r :] = torch.minimum(v[n - r :], ramp_v.flip(0))
         return v
 
-    top, bottom, left, right = sides
+    left, top, right, bottom = sides
     return torch.outer(axis(h, top, bottom), axis(w, left, right)).to(device)[None, None]
 
 

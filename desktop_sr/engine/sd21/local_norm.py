@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..kernels.moments import group_moments
+from ..rect import Rect
 from .vae_tiling import GroupStats
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -81,12 +82,12 @@ class LocalGroupNorm:
         mean = self.weights.mean(dim=(1, 2)).tolist()
         return blend_stats(self.corners, mean)
 
-    def _weights_at(self, window: tuple[int, int, int, int], h: int, w: int, device: torch.device) -> torch.Tensor:
+    def _weights_at(self, window: Rect, h: int, w: int, device: torch.device) -> torch.Tensor:
         key = (window, h, w, str(device))
         found = self._resized.get(key)
         if found is None:
-            y0, y1, x0, x1 = window
-            crop = self.weights[:, y0:y1, x0:x1][None]
+            rows, cols = window.slices
+            crop = self.weights[:, rows, cols][None]
             if crop.shape[-2:] != (h, w):
                 crop = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
             found = crop[0].to(device)
@@ -95,7 +96,7 @@ class LocalGroupNorm:
             self._resized[key] = found
         return found
 
-    def __call__(self, gn: torch.nn.GroupNorm, x: torch.Tensor, window: tuple[int, int, int, int]) -> torch.Tensor:
+    def __call__(self, gn: torch.nn.GroupNorm, x: torch.Tensor, window: Rect) -> torch.Tensor:
         if any(gn not in c for c in self.corners):
             return type(gn).forward(gn, x)
         if gn not in self._moments:
@@ -105,14 +106,13 @@ class LocalGroupNorm:
         means, variances = self._moments[gn]
         shape = x.shape
         n, c = shape[0], shape[1]
-        y0, y1, x0, x1 = window
         g = gn.num_groups
         if x.ndim == 3:  # the attention's GroupNorm: tokens of the tile's map, row by row
-            s = math.sqrt(shape[2] / ((y1 - y0) * (x1 - x0)))
-            x = x.reshape(n, c, round((y1 - y0) * s), round((x1 - x0) * s))
+            s = math.sqrt(shape[2] / (window.height * window.width))
+            x = x.reshape(n, c, round(window.height * s), round(window.width * s))
         h, w = x.shape[-2:]
         # The statistics on the weights' own grid (the latent grid: smooth there), then stretched to the layer
-        lh, lw = min(h, y1 - y0), min(w, x1 - x0)
+        lh, lw = min(h, window.height), min(w, window.width)
         wk = self._weights_at(window, lh, lw, x.device)  # K x lh x lw
         means, variances = means.to(x.device), variances.to(x.device)
         mean = torch.einsum("khw,kg->ghw", wk, means)

@@ -30,7 +30,8 @@ from ..control import Control
 from ..errors import Cancelled
 from ..kernels.moments import Moments, group_moments
 from ..kernels.moments import combine as combine_moments
-from ..kernels.tiling import ramp_weights, tile_starts
+from ..kernels.tiling import Sides, inner_sides, ramp_weights, tile_starts
+from ..rect import Rect
 from ..stages import Stage
 
 #: A region's statistics come from at least this share of the tiles (and at least ``region_sample``): measured on a
@@ -46,22 +47,16 @@ MIN_DECODE_OVERLAP = 12
 #: Per GroupNorm module: (mean, var) per group, float32, shape (groups,).
 GroupStats = dict[torch.nn.GroupNorm, tuple[torch.Tensor, torch.Tensor]]
 #: local(gn, x, window): a GroupNorm of ``x`` with statistics that vary over the image (local strengths, see
-#: :mod:`.local_norm`); ``window`` = (y0, y1, x0, x1) of the tile in input pixels.
-LocalNorm = Callable[[torch.nn.GroupNorm, torch.Tensor, tuple[int, int, int, int]], torch.Tensor]
+#: :mod:`.local_norm`); ``window`` = the tile's rectangle in input pixels.
+LocalNorm = Callable[[torch.nn.GroupNorm, torch.Tensor, Rect], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class Tile:
-    """A padded tile ``[y0, y1) x [x0, x1)`` and its core (a cell of a partition of the image), input pixels."""
+    """A padded tile and its core (a cell of a partition of the image, inside the tile), input pixels."""
 
-    y0: int
-    y1: int
-    x0: int
-    x1: int
-    cy0: int
-    cy1: int
-    cx0: int
-    cx1: int
+    rect: Rect
+    core: Rect
 
 
 def _cores(starts: list[int], tile: int, size: int, align: int) -> list[tuple[int, int]]:
@@ -94,7 +89,7 @@ def plan_tiles(h: int, w: int, tile: int, overlap: int, align: int = 1) -> list[
     ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
     cys, cxs = _cores(ys, th, h, align), _cores(xs, tw, w, align)
     rows, cols = zip(ys, cys, strict=True), list(zip(xs, cxs, strict=True))
-    return [Tile(y, y + th, x, x + tw, cy[0], cy[1], cx[0], cx[1]) for y, cy in rows for x, cx in cols]
+    return [Tile(Rect(x, y, x + tw, y + th), Rect(cx[0], cy[0], cx[1], cy[1])) for y, cy in rows for x, cx in cols]
 
 
 def decode_overlap(tile: int, overlap: int) -> int:
@@ -118,7 +113,7 @@ class _TileContext(threading.local):
     tile: Tile | None = None
     lockstep: _Lockstep | None = None
     index: int = 0
-    window: tuple[int, int, int, int] | None = None  # the frozen-statistics tile being run (for a LocalNorm)
+    window: Rect | None = None  # the frozen-statistics tile being run (for a LocalNorm)
 
 
 _ctx = _TileContext()
@@ -139,12 +134,11 @@ def _normalise(x: torch.Tensor, gn: torch.nn.GroupNorm, mean: torch.Tensor, var:
     return y
 
 
-def _core_rect(h: int, w: int, tile: Tile) -> tuple[int, int, int, int]:
+def _core_rect(h: int, w: int, tile: Tile) -> Rect:
     """The tile's core in the coordinates of an h x w activation of that tile (any layer's resolution)."""
-    sy, sx = h / (tile.y1 - tile.y0), w / (tile.x1 - tile.x0)
-    ry0, ry1 = round((tile.cy0 - tile.y0) * sy), round((tile.cy1 - tile.y0) * sy)
-    rx0, rx1 = round((tile.cx0 - tile.x0) * sx), round((tile.cx1 - tile.x0) * sx)
-    return ry0, ry1, rx0, rx1
+    r, c = tile.rect, tile.core.shifted(-tile.rect.x0, -tile.rect.y0)
+    sy, sx = h / r.height, w / r.width
+    return Rect(round(c.x0 * sx), round(c.y0 * sy), round(c.x1 * sx), round(c.y1 * sy))
 
 
 def _core_moments(x: torch.Tensor, gn: torch.nn.GroupNorm, tile: Tile) -> Moments:
@@ -152,11 +146,11 @@ def _core_moments(x: torch.Tensor, gn: torch.nn.GroupNorm, tile: Tile) -> Moment
 
     ``x`` is N x C x H x W, or N x C x L for the attention's GroupNorm (tokens of an H x W map, row by row)."""
     if x.ndim == 3:
-        th, tw = tile.y1 - tile.y0, tile.x1 - tile.x0
+        th, tw = tile.rect.height, tile.rect.width
         s = math.sqrt(x.shape[2] / (th * tw))
         x = x.reshape(x.shape[0], x.shape[1], round(th * s), round(tw * s))
-    ry0, ry1, rx0, rx1 = _core_rect(x.shape[-2], x.shape[-1], tile)
-    return group_moments(x[:, :, ry0:ry1, rx0:rx1], gn.num_groups)
+    rows, cols = _core_rect(x.shape[-2], x.shape[-1], tile).slices
+    return group_moments(x[:, :, rows, cols], gn.num_groups)
 
 
 @contextlib.contextmanager
@@ -296,10 +290,10 @@ class _WholeImageAttention(BoundedAttention):
         b = x.shape[0]
         h, w = hw
         k, v = attn.to_k(x), attn.to_v(x)
-        ry0, ry1, rx0, rx1 = _core_rect(h, w, tile)
+        rows, cols = _core_rect(h, w, tile).slices
 
         def core(t: torch.Tensor) -> torch.Tensor:
-            return t.view(b, h, w, -1)[:, ry0:ry1, rx0:rx1].reshape(b, -1, t.shape[-1])
+            return t.view(b, h, w, -1)[:, rows, cols].reshape(b, -1, t.shape[-1])
 
         def combine(parts: list[object]) -> tuple[torch.Tensor, torch.Tensor]:
             keys = torch.cat([p[0] for p in parts], dim=1)  # type: ignore[index]
@@ -463,8 +457,9 @@ def _run_lockstep(
         _ctx.tile, _ctx.lockstep, _ctx.index = tile, lockstep, i
         try:
             lockstep._wait_turn(i, 0)
+            rows, cols = tile.rect.slices
             with torch.set_grad_enabled(grad):
-                out = fn(x[:, :, tile.y0 : tile.y1, tile.x0 : tile.x1])
+                out = fn(x[:, :, rows, cols])
             on_tile(i, out)
             lockstep.finish(i)
         except _Aborted:
@@ -499,14 +494,14 @@ def tiled_vae(
     tile: int,
     overlap: int,
     align: int = 1,
-    region: tuple[int, int, int, int] | None = None,
+    region: Rect | None = None,
     state_bytes_per_px: float = 0.0,
     state_budget: int | None = None,
     region_sample: int = 4,
     attention_tokens: int = 160_000,
     stats: GroupStats | None = None,
     record: GroupStats | None = None,
-    sample_out: list[tuple[tuple[int, int, int, int], torch.Tensor]] | None = None,
+    sample_out: list[tuple[Rect, torch.Tensor]] | None = None,
     local: LocalNorm | None = None,
     control: Control | None = None,
     stage: Stage = Stage.DECODE,
@@ -516,10 +511,9 @@ def tiled_vae(
 
     ``factor`` is output pixels per input pixel (8 for decode, 1/8 for encode); ``tile``/``overlap`` are in input
     pixels and tile borders fall on multiples of ``align`` (8 for encode, so every layer maps them to whole pixels).
-    With one tile and no region this is exactly ``fn(x)``: no statistics pass. ``region`` (y0, y1, x0, x1) in input
-    pixels limits the work to a window plus a margin; its statistics then come from a lockstep run over
-    ``region_sample`` tiles (at least a third of them) spread over the whole image (a preview: the full render is
-    exact).
+    With one tile and no region this is exactly ``fn(x)``: no statistics pass. ``region`` (in input pixels) limits
+    the work to a window plus a margin; its statistics then come from a lockstep run over ``region_sample`` tiles
+    (at least a third of them) spread over the whole image (a preview: the full render is exact).
     ``state_bytes_per_px`` (bytes kept per full-resolution pixel between GroupNorms) and ``state_budget`` bound
     the lockstep's memory; beyond it a whole image's statistics come from its copy downsampled to a tile, a region's
     from a spread sample of tiles. ``attention_bytes_per_px`` (bytes a decoder tile keeps per input pixel while it
@@ -527,7 +521,7 @@ def tiled_vae(
     region run up to that attention when all of them fit there. ``stats`` given (see
     :func:`gather_stats`, :func:`blend_stats`) are used as they are, for every tile; ``record`` receives the
     statistics used. ``sample_out`` receives, for each tile of a statistics sample, its core's output and where that
-    core lies in output pixels (y0, y1, x0, x1): what a region's colour fix estimates the whole result's tone from.
+    core lies in output pixels: what a region's colour fix estimates the whole result's tone from.
     When every tile runs in lockstep and the attention layer has at most ``attention_tokens``
     positions, the attention also sees the whole image (its cost then stays below the decoder's convolutions:
     about 32 N FLOP per output pixel against about 5 M); beyond that, each tile's attention sees the tile.
@@ -535,8 +529,9 @@ def tiled_vae(
     over the image, even for a single tile.
     """
     _, _, h, w = x.shape
-    y0, y1, x0, x1 = region if region is not None else (0, h, 0, w)
-    whole = (y0, y1, x0, x1) == (0, h, 0, w)
+    image = Rect.whole(w, h)
+    region = Rect(*region) if region is not None else image
+    whole = region == image
     if whole and h <= tile and w <= tile and local is None:
         if control:
             control.check()
@@ -546,20 +541,16 @@ def tiled_vae(
         return out
 
     tiles = plan_tiles(h, w, tile, overlap, align)
-    full_px = (tiles[0].y1 - tiles[0].y0) * (tiles[0].x1 - tiles[0].x0) * max(factor, 1.0) ** 2
+    full_px = tiles[0].rect.area * max(factor, 1.0) ** 2
     fits = len(tiles)
     if state_budget is not None and state_bytes_per_px > 0:
         fits = max(1, int(state_budget // (full_px * state_bytes_per_px)))
     if stats is not None:
         sample, margin = [], 0 if whole else overlap
-        win = (
-            (0, h, 0, w)
-            if whole
-            else (max(0, y0 - margin), min(h, y1 + margin), max(0, x0 - margin), min(w, x1 + margin))
-        )
+        win = image if whole else region.grown(margin).clipped(w, h)
     elif whole:
         sample = spread_sample(tiles, fits)
-        margin, win = 0, (0, h, 0, w)
+        margin, win = 0, image
         if len(sample) < len(tiles):
             # Not every tile fits: the statistics of one forward of the input downsampled to a tile. A sample of
             # full-resolution tiles follows the content of the part it covers, and measured worse at 2048 x 1536:
@@ -569,17 +560,16 @@ def tiled_vae(
     else:
         sample = spread_sample(tiles, min(fits, max(region_sample, math.ceil(len(tiles) * REGION_SAMPLE_SHARE))))
         margin = overlap
-        win = (max(0, y0 - margin), min(h, y1 + margin), max(0, x0 - margin), min(w, x1 + margin))
+        win = region.grown(margin).clipped(w, h)
 
-    wy0, wy1, wx0, wx1 = win
-    oh, ow = round((wy1 - wy0) * factor), round((wx1 - wx0) * factor)
+    oh, ow = round(win.height * factor), round(win.width * factor)
     ramp = max(1, round(overlap * factor))
     acc: torch.Tensor | None = None
     out_dtype: torch.dtype | None = None  # the result keeps the dtype the network produced, whatever the input's
     norm = torch.zeros((1, 1, oh, ow), device=x.device, dtype=torch.float32)
-    ramps: dict[tuple[int, int, tuple[bool, ...]], torch.Tensor] = {}  # made once per shape, on the device
+    ramps: dict[tuple[int, int, Sides], torch.Tensor] = {}  # made once per shape, on the device
 
-    def ramp_for(th: int, tw: int, sides: tuple[bool, bool, bool, bool]) -> torch.Tensor:
+    def ramp_for(th: int, tw: int, sides: Sides) -> torch.Tensor:
         key = (th, tw, sides)
         if key not in ramps:
             ramps[key] = ramp_weights(th, tw, ramp, sides, x.device)
@@ -588,24 +578,23 @@ def tiled_vae(
     def add(t: Tile, out: torch.Tensor) -> None:
         """Blend one tile's output into the window (tiles outside the window are ignored)."""
         nonlocal acc, out_dtype
-        iy0, iy1, ix0, ix1 = max(t.y0, wy0), min(t.y1, wy1), max(t.x0, wx0), min(t.x1, wx1)
-        if iy0 >= iy1 or ix0 >= ix1:
+        part = t.rect.intersection(win)  # input pixels
+        if part.empty:
             return
         out_dtype = out_dtype or out.dtype
         out = out.to(torch.float32)
         if acc is None:
             acc = torch.zeros((1, out.shape[1], oh, ow), device=x.device, dtype=torch.float32)
-        sides = (t.y0 > 0, t.y1 < h, t.x0 > 0, t.x1 < w)
-        wgt = ramp_for(out.shape[-2], out.shape[-1], sides)
-        sy0, sy1 = round((iy0 - t.y0) * factor), round((iy1 - t.y0) * factor)
-        sx0, sx1 = round((ix0 - t.x0) * factor), round((ix1 - t.x0) * factor)
-        dy0, dx0 = round((iy0 - wy0) * factor), round((ix0 - wx0) * factor)
-        dy1, dx1 = dy0 + (sy1 - sy0), dx0 + (sx1 - sx0)
-        acc[:, :, dy0:dy1, dx0:dx1] += out[:, :, sy0:sy1, sx0:sx1] * wgt[:, :, sy0:sy1, sx0:sx1]
-        norm[:, :, dy0:dy1, dx0:dx1] += wgt[:, :, sy0:sy1, sx0:sx1]
+        wgt = ramp_for(out.shape[-2], out.shape[-1], inner_sides(t.rect, w, h))
+        src = part.shifted(-t.rect.x0, -t.rect.y0).scaled(factor)  # output pixels of the tile
+        # where it lands in the window's output: its start rounded alike, its size the source's (no off-by-one)
+        dx0, dy0 = round((part.x0 - win.x0) * factor), round((part.y0 - win.y0) * factor)
+        (dr, dc), (sr, sc) = src.shifted(dx0 - src.x0, dy0 - src.y0).slices, src.slices
+        acc[:, :, dr, dc] += out[:, :, sr, sc] * wgt[:, :, sr, sc]
+        norm[:, :, dr, dc] += wgt[:, :, sr, sc]
 
     def in_window(t: Tile) -> bool:
-        return t.y0 < wy1 and t.y1 > wy0 and t.x0 < wx1 and t.x1 > wx0
+        return t.rect.overlaps(win)
 
     sampled = set(sample)
     rest = [i for i, t in enumerate(tiles) if i not in sampled and in_window(t)]
@@ -616,7 +605,7 @@ def tiled_vae(
     tokens = h * w * min(factor, 1.0) ** 2
     # The decoder's attention comes before any upsampling: when every tile can wait there (a few latent-resolution
     # maps each), all of them reach it, the attention sees the whole image, and the tiles beyond the sample leave.
-    waiting = sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in tiles) * attention_bytes_per_px
+    waiting = sum(t.rect.area for t in tiles) * attention_bytes_per_px
     shared = tokens <= attention_tokens and (
         exact or (stats is None and attention_bytes_per_px > 0 and waiting <= (state_budget or 0))
     )
@@ -630,9 +619,8 @@ def tiled_vae(
         t = tiles[lock[i]]
         add(t, out)
         if sample_out is not None and len(sample) < len(tiles):
-            ry0, ry1, rx0, rx1 = _core_rect(out.shape[-2], out.shape[-1], t)
-            where = tuple(round(v * factor) for v in (t.cy0, t.cy1, t.cx0, t.cx1))
-            sample_out.append((where, out[:, :, ry0:ry1, rx0:rx1]))  # type: ignore[arg-type]
+            rows, cols = _core_rect(out.shape[-2], out.shape[-1], t).slices
+            sample_out.append((t.core.scaled(factor), out[:, :, rows, cols]))
 
     with _whole_image_attention(net, shared):
         if stats is None:
@@ -649,9 +637,10 @@ def tiled_vae(
                 if control:
                     control.check()
                 t = tiles[i]
-                _ctx.window = (t.y0, t.y1, t.x0, t.x1)
+                _ctx.window = t.rect
+                rows, cols = t.rect.slices
                 try:
-                    add(t, fn(x[:, :, t.y0 : t.y1, t.x0 : t.x1]))
+                    add(t, fn(x[:, :, rows, cols]))
                 finally:
                     _ctx.window = None
                 done_tiles += 1
@@ -659,9 +648,9 @@ def tiled_vae(
                     control.report(rounds + done_tiles, total, stage)
     assert acc is not None
     result = acc / norm.clamp_min(1e-8)
-    cy0, cx0 = round((y0 - wy0) * factor), round((x0 - wx0) * factor)
-    cy1, cx1 = cy0 + round((y1 - y0) * factor), cx0 + round((x1 - x0) * factor)
-    return result[:, :, cy0:cy1, cx0:cx1].to(out_dtype or x.dtype)
+    cx0, cy0 = round((region.x0 - win.x0) * factor), round((region.y0 - win.y0) * factor)
+    rows, cols = Rect(cx0, cy0, cx0 + round(region.width * factor), cy0 + round(region.height * factor)).slices
+    return result[:, :, rows, cols].to(out_dtype or x.dtype)
 
 
 def blend_stats(corners: Sequence[GroupStats], weights: Sequence[float]) -> GroupStats:
@@ -690,7 +679,8 @@ def gather_stats(fn: Callable[[torch.Tensor], torch.Tensor], net: torch.nn.Modul
     """The GroupNorm statistics of one untiled forward of ``fn`` on ``x`` (e.g. a downsampled copy of an image)."""
     h, w = x.shape[-2:]
     with _patched_group_norms(net):
-        return _run_lockstep(fn, x, [Tile(0, h, 0, w, 0, h, 0, w)], None, lambda _r: None, lambda _i, _o: None)
+        whole = Rect.whole(w, h)
+        return _run_lockstep(fn, x, [Tile(whole, whole)], None, lambda _r: None, lambda _i, _o: None)
 
 
 def vae_state_bytes_per_px(vae: torch.nn.Module, dtype: torch.dtype) -> float:

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from ..control import Control
-from ..kernels.tiling import ramp_weights, tile_starts
+from ..kernels.tiling import inner_sides, ramp_weights, tile_starts
+from ..rect import Rect
 from ..stages import Stage
 
 SCALE = 4  # the bundled network's own factor (a session may run a network of another factor)
@@ -81,7 +82,9 @@ TileFn = Callable[[torch.Tensor, Control | None], torch.Tensor]
 
 
 class TiledOutput:
-    """The network output of one photo on a fixed tile grid; tiles are run when a region first needs them."""
+    """The network output of one photo on a fixed tile grid; tiles are run when a region first needs them.
+
+    Tiles are :class:`~..rect.Rect` s in the padded input's pixels; their outputs (``done``) are keyed by them."""
 
     def __init__(self, rgb: np.ndarray, tiles: NetTiles, scale: int = SCALE) -> None:
         self.tiles = tiles
@@ -93,13 +96,15 @@ class TiledOutput:
         self.x = F.pad(x, (p, p, p, p), mode=mode) if p > 0 else x
         hp, wp = self.x.shape[-2:]
         self.th, self.tw = balanced_tile(hp, tiles.tile, tiles.overlap), balanced_tile(wp, tiles.tile, tiles.overlap)
-        self.ys = tile_starts(hp, self.th, tiles.overlap)
-        self.xs = tile_starts(wp, self.tw, tiles.overlap)
-        self.done: dict[tuple[int, int], torch.Tensor] = {}
+        ys = tile_starts(hp, self.th, tiles.overlap)
+        xs = tile_starts(wp, self.tw, tiles.overlap)
+        #: The grid, row by row: the order tiles are blended in (a float sum: the order is part of the result).
+        self.grid = [Rect(x, y, x + self.tw, y + self.th) for y in ys for x in xs]
+        self.done: dict[Rect, torch.Tensor] = {}
 
     @property
     def total(self) -> int:
-        return len(self.ys) * len(self.xs)
+        return len(self.grid)
 
     @property
     def complete(self) -> bool:
@@ -108,56 +113,50 @@ class TiledOutput:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.done.values())
 
-    def _tiles_for(self, y0: int, y1: int, x0: int, x1: int) -> list[tuple[int, int]]:
-        """Grid tiles whose output overlaps the padded-output window [y0, y1) x [x0, x1)."""
-        s = self.scale
-        return [(ty, tx) for ty in self.ys for tx in self.xs
-                if s * ty < y1 and s * (ty + self.th) > y0 and s * tx < x1 and s * (tx + self.tw) > x0]  # fmt: skip
+    def _tiles_for(self, window: Rect) -> list[Rect]:
+        """Grid tiles whose output overlaps ``window`` (padded-output pixels)."""
+        return [t for t in self.grid if t.scaled(self.scale).overlaps(window)]
 
-    def missing(self, region: tuple[int, int, int, int] | None = None) -> int:
-        """How many tiles a window (y0, y1, x0, x1 in output pixels) still needs: the network passes it costs."""
-        return sum(1 for t in self._tiles_for(*self._padded(region)) if t not in self.done)
+    def missing(self, region: Rect | None = None) -> int:
+        """How many tiles a region (output pixels of the photo; None = all) still needs: the network passes it
+        costs."""
+        return sum(1 for t in self._tiles_for(self._padded(region)) if t not in self.done)
 
-    def _padded(self, region: tuple[int, int, int, int] | None) -> tuple[int, int, int, int]:
+    def _padded(self, region: Rect | None) -> Rect:
+        """``region`` (None = the whole output) in the output pixels of the padded input."""
         s = self.scale
-        y0, y1, x0, x1 = region if region is not None else (0, self.height * s, 0, self.width * s)
+        r = Rect(*region) if region is not None else Rect.whole(self.width * s, self.height * s)
         o = s * self.tiles.pad
-        return y0 + o, y1 + o, x0 + o, x1 + o
+        return r.shifted(o, o)
 
-    def window(
-        self,
-        run: TileFn,
-        region: tuple[int, int, int, int] | None = None,
-        control: Control | None = None,
-    ) -> np.ndarray:
-        """The output window (y0, y1, x0, x1 in network output pixels of the photo; None = all), H x W x 3 in [0, 1].
+    def window(self, run: TileFn, region: Rect | None = None, control: Control | None = None) -> np.ndarray:
+        """The output over ``region`` (network output pixels of the photo; None = all), H x W x 3 in [0, 1].
 
         Missing tiles are run first, with a progress report after each and a cancel check before each (and, through
         ``run``, inside each); a cancelled call keeps the tiles it finished, which are exact and reusable.
         """
-        py0, py1, px0, px1 = self._padded(region)
-        needed = self._tiles_for(py0, py1, px0, px1)
+        win = self._padded(region)
+        needed = self._tiles_for(win)
         todo = [t for t in needed if t not in self.done]
-        for i, (ty, tx) in enumerate(todo):
+        for i, t in enumerate(todo):
             if control is not None:
                 control.check()
-            self.done[(ty, tx)] = run(self.x[:, :, ty : ty + self.th, tx : tx + self.tw], control)
+            rows, cols = t.slices
+            self.done[t] = run(self.x[:, :, rows, cols], control)
             if control is not None:
                 control.report(i + 1, len(todo), Stage.UPSCALE)
         s, hp, wp = self.scale, *self.x.shape[-2:]
-        acc = torch.zeros((3, py1 - py0, px1 - px0), dtype=torch.float32)
-        norm = torch.zeros((1, py1 - py0, px1 - px0), dtype=torch.float32)
+        acc = torch.zeros((3, win.height, win.width), dtype=torch.float32)
+        norm = torch.zeros((1, win.height, win.width), dtype=torch.float32)
         ramp = s * self.tiles.overlap
-        for ty, tx in needed:
-            out = self.done[(ty, tx)][0]
-            sides = (ty > 0, ty + self.th < hp, tx > 0, tx + self.tw < wp)
-            wgt = ramp_weights(out.shape[-2], out.shape[-1], ramp, sides, torch.device("cpu"))[0]
-            # intersection of this tile's output with the window, in window and in tile coordinates
-            oy0, ox0 = s * ty, s * tx
-            a0, a1 = max(py0, oy0), min(py1, oy0 + out.shape[-2])
-            b0, b1 = max(px0, ox0), min(px1, ox0 + out.shape[-1])
-            tile_part = (slice(None), slice(a0 - oy0, a1 - oy0), slice(b0 - ox0, b1 - ox0))
-            win_part = (slice(None), slice(a0 - py0, a1 - py0), slice(b0 - px0, b1 - px0))
+        for t in needed:
+            out = self.done[t][0]
+            wgt = ramp_weights(out.shape[-2], out.shape[-1], ramp, inner_sides(t, wp, hp), torch.device("cpu"))[0]
+            # the part of this tile's output inside the window, in tile and in window coordinates
+            ox, oy = s * t.x0, s * t.y0
+            part = Rect(ox, oy, ox + out.shape[-1], oy + out.shape[-2]).intersection(win)
+            tile_part = (slice(None), *part.shifted(-ox, -oy).slices)
+            win_part = (slice(None), *part.shifted(-win.x0, -win.y0).slices)
             acc[win_part] += out[tile_part] * wgt[tile_part]
             norm[win_part] += wgt[tile_part]
         result = (acc / norm.clamp_min(1e-8)).clamp_(0.0, 1.0)

@@ -9,7 +9,6 @@ a VAE decode (of the visible region first, if the caller asks). Only the branche
 from __future__ import annotations
 
 import gc
-import math
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from ...kernels.processing import (
     to_tensor,
 )
 from ...kernels.tiling import Attempt, TileSettings, retry_on_oom, tiled_eps
+from ...rect import Rect
 from ...sd21.local_norm import LocalGroupNorm
 from ...sd21.vae_tiling import (
     GroupStats,
@@ -67,7 +67,7 @@ CORNER_STATS_KEPT = 24
 CORNER_POINTS = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0))
 
 
-Sample = list[tuple[tuple[int, int, int, int], np.ndarray]]  # decoded tile cores and where they lie (y0, y1, x0, x1)
+Sample = list[tuple[Rect, np.ndarray]]  # decoded tile cores and where they lie in the result
 
 
 def sampled_output_stats(
@@ -79,7 +79,7 @@ def sampled_output_stats(
     Measured on a 1024 x 768 result: a visible-region AdaIN with the region's own statistics was 36 levels off the
     whole render; with these, within a level or two."""
     outs = np.concatenate([o.reshape(-1, o.shape[-1]) for _, o in sample]).astype(np.float64)
-    refs = np.concatenate([ref[y0:y1, x0:x1].reshape(-1, ref.shape[-1]) for (y0, y1, x0, x1), _ in sample])
+    refs = np.concatenate([ref[where.slices].reshape(-1, ref.shape[-1]) for where, _ in sample])
     refs = refs.astype(np.float64)
     mean = ref_stats[0] + outs.mean(axis=0) - refs.mean(axis=0)
     std = ref_stats[1] * outs.std(axis=0) / np.maximum(refs.std(axis=0), 1e-6)
@@ -347,18 +347,18 @@ class PisaSession(PhotoHolder):
     ) -> np.ndarray:
         """Decode z_H (the whole work-size image, or the output ``region`` of it) to H x W x 3 in [0, 1], with the
         given GroupNorm ``stats`` if any; ``record`` receives the statistics a tiled decode used, ``sample`` the
-        decoded cores of the tiles a region's statistics were sampled from, with where they lie (y0, y1, x0, x1)."""
+        decoded cores of the tiles a region's statistics were sampled from, with where they lie."""
         f = self.model.vae_scale
         w, h = self._work_size(scale)
-        x0, y0, x1, y1 = region if region is not None else (0, 0, w, h)
-        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
-            raise ValueError(f"region {region} is outside the {w} x {h} result")
-        lat = (y0 // f, min(zh.shape[-2], math.ceil(y1 / f)), x0 // f, min(zh.shape[-1], math.ceil(x1 / f)))
+        out = Rect(*region) if region is not None else Rect.whole(w, h)
+        if out.empty or not Rect.whole(w, h).contains(out):
+            raise ValueError(f"region {tuple(out)} is outside the {w} x {h} result")
+        lat = out.outer(f).clipped(zh.shape[-1], zh.shape[-2])  # the latent pixels the region needs
         lat_region = None if region is None else lat
         if local is not None and stats is None:
             stats = local.mean_stats()  # where the local statistics decline a module
 
-        cores: list[tuple[tuple[int, int, int, int], torch.Tensor]] = []
+        cores: list[tuple[Rect, torch.Tensor]] = []
 
         def run(attempt: Attempt) -> torch.Tensor:
             cores.clear()  # an out-of-memory retry starts the sample again
@@ -378,8 +378,8 @@ class PisaSession(PhotoHolder):
                 y = to_numpy(retry_on_oom(run, first, self.model.device, tried=self.attempts))
         if sample is not None:
             sample.extend((where, to_numpy(out)) for where, out in cores)
-        oy, ox = (lat[0] * f, lat[2] * f) if region is not None else (0, 0)
-        return y[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+        ox, oy = (lat.x0 * f, lat.y0 * f) if region is not None else (0, 0)
+        return y[out.shifted(-ox, -oy).slices]
 
     def region_is_exact(self, params: RenderParams, region: Region) -> bool:
         """Whether :meth:`render` of this region is exactly the crop of the full render: it is when the full
@@ -392,11 +392,10 @@ class PisaSession(PhotoHolder):
         if self.enlarged(scale):
             return True
         w, h = self.output_size(scale)
-        x0, y0, x1, y1 = region
         tile_px = self.tiles.vae_tile * self.model.vae_scale
         if w <= tile_px and h <= tile_px:
             return True
-        return (x1 - x0) * (y1 - y0) >= WHOLE_REGION_SHARE * w * h
+        return Rect(*region).area >= WHOLE_REGION_SHARE * w * h
 
     def _raw_key(self, params: RenderParams, pix: float, sem: float) -> tuple[object, ...]:
         return self._key("raw", params.scale, params.realism, params.prompt.strip(), pix, sem)
@@ -434,6 +433,7 @@ class PisaSession(PhotoHolder):
     ) -> np.ndarray:
         if control:
             control.check()
+        region = Rect(*region) if region is not None else None  # a caller's plain (x0, y0, x1, y1) tuple too
         full_key = self._key("img", params)
         full = self.cache.get(full_key)
         if full is None and region is not None and self._render_whole(params.scale, region):
@@ -441,8 +441,7 @@ class PisaSession(PhotoHolder):
         if full is not None:  # read-only (see below): no full-size copy for a result seen before
             if region is None:
                 return full  # type: ignore[return-value]
-            x0, y0, x1, y1 = region
-            return full[y0:y1, x0:x1]  # type: ignore[index]
+            return full[region.slices]  # type: ignore[index]
         self.check_fits(params.scale)
         zh = self.latent_result(params, control)
         if region is None:
@@ -481,9 +480,8 @@ class PisaSession(PhotoHolder):
         of tiles (see :mod:`.vae_tiling` and :func:`sampled_output_stats`). The wavelet fix sees a margin. Each
         tile's attention sees the tile."""
         w, h = self.output_size(params.scale)
-        x0, y0, x1, y1 = region
         m = WAVELET_MARGIN if params.color_fix == "wavelet" else 0
-        ex0, ey0, ex1, ey1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+        ext = region.grown(m).clipped(w, h)  # what is decoded and colour-fixed: the region and the wavelet's margin
         corners = [self._corner_stats.get(self._raw_key(params, p, s)) for p, s in CORNER_POINTS]
         stats = None
         mean = mean_params(params, zh)  # with local strengths: their means (what blends globally)
@@ -494,20 +492,20 @@ class PisaSession(PhotoHolder):
             stats = blend_stats(corners, weights)  # type: ignore[arg-type]
         local = self.local.norm(params, zh, control, compute=False)  # only once the corners are at hand
         sample: Sample = []
-        y = self._decode(zh, params.scale, (ex0, ey0, ex1, ey1), control, stats=stats, local=local, sample=sample)
+        y = self._decode(zh, params.scale, ext, control, stats=stats, local=local, sample=sample)
         ref = self.model_input(params.scale)
-        local_fix = self.local.color_fix(params, y, (ex0, ey0, ex1, ey1))
+        local_fix = self.local.color_fix(params, y, ext)
         if local_fix is not None:
             y = local_fix
         elif params.color_fix == "adain":
             ref_stats = channel_stats(ref)
             out_stats = self._output_stats(mean) if stats is not None else None
             if out_stats is None and sample:  # the window itself, decoded anyway, adds to the sample
-                out_stats = sampled_output_stats([*sample, ((ey0, ey1, ex0, ex1), y)], ref, ref_stats)
-            y = color_fix(y, ref[ey0:ey1, ex0:ex1], "adain", ref_stats=ref_stats, out_stats=out_stats)
+                out_stats = sampled_output_stats([*sample, (ext, y)], ref, ref_stats)
+            y = color_fix(y, ref[ext.slices], "adain", ref_stats=ref_stats, out_stats=out_stats)
         else:
-            y = color_fix(y, ref[ey0:ey1, ex0:ex1], params.color_fix)
-        return y[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
+            y = color_fix(y, ref[ext.slices], params.color_fix)
+        return y[region.shifted(-ext.x0, -ext.y0).slices]
 
     def corners(self, params: RenderParams, *, control: Control | None = None) -> Corners:
         imgs = [self.render(params.with_(pix=p, sem=s, maps=None), control=control) for p, s in CORNER_POINTS]
