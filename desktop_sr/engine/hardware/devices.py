@@ -73,8 +73,8 @@ GET_STARTED = "https://pytorch.org/get-started/locally/"
 AUTO_ORDER = ("cuda", "xpu", "mps", "vulkan", "cpu")
 _KINDS = frozenset(AUTO_ORDER)
 _GB = 1024**3
-#: What a Vulkan device runs, for the precision column: the bundled model only, fp16 storage where the device has it.
-VULKAN_PRECISION = "fp16 storage (bundled model only)"
+#: What a Vulkan device runs, for the precision column: the bundled model only, fp32 (``--dtype fp16``: fp16 storage).
+VULKAN_PRECISION = "fp32 (bundled model only)"
 _SMI_TIMEOUT_S = 3.0
 
 

