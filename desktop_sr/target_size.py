@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
@@ -21,10 +22,24 @@ from .engine.control import Control
 from .engine.errors import TooLarge
 from .imaging.pixels import resample
 
-__all__ = ["DPI_POLICIES", "KINDS", "SizePlan", "TargetError", "TargetSize", "TargetTooLarge", "check_fits",
-           "check_session_fits", "parse_box", "parse_print", "plan_size", "render_to_target", "resample"]  # fmt: skip
+__all__ = ["DPI_POLICIES", "KINDS", "SizePlan", "TargetError", "TargetKind", "TargetSize", "TargetTooLarge",
+           "check_fits", "check_session_fits", "parse_box", "parse_print", "plan_size", "render_to_target",
+           "resample"]  # fmt: skip
 
-KINDS = ("long-edge", "fit", "print")
+
+class TargetKind(str, Enum):
+    """What a :class:`TargetSize`'s numbers mean. A ``str`` enum, so a kind still equals its word ("long-edge") and
+    serialises as it: a batch's saved signature (JSON of the target) and every file name stay as they were."""
+
+    LONG_EDGE = "long-edge"
+    FIT = "fit"
+    PRINT = "print"
+
+    def __str__(self) -> str:
+        return self.value  # the word, in messages and f-strings alike (Python 3.11 formats mixed-in enums by name)
+
+
+KINDS = tuple(TargetKind)
 UNITS = {"cm": 1 / 2.54, "mm": 1 / 25.4, "in": 1.0}  # -> inches
 DEFAULT_PRINT_DPI = 300.0
 DPI_POLICIES = ("keep-print-size", "keep-dpi")
@@ -44,7 +59,7 @@ class TargetTooLarge(TooLarge):
 
 @dataclass(frozen=True)
 class TargetSize:
-    """What the user asked for. ``kind`` is one of KINDS.
+    """What the user asked for (``kind`` is given as a :class:`TargetKind` or its word, and kept as the kind).
 
     - long-edge: ``width`` is the long edge in pixels (``height`` unused);
     - fit: the result fits inside ``width`` x ``height`` pixels, aspect ratio kept;
@@ -52,18 +67,22 @@ class TargetSize:
       (a 30x20 cm print of a portrait photo is 20 cm wide), then the photo fits inside it.
     """
 
-    kind: str
+    kind: TargetKind
     width: float
     height: float = 0.0
     unit: str = "px"
     dpi: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise TargetError(f"unknown target {self.kind!r}; choose one of {', '.join(KINDS)}")
-        if not 0 < self.width <= _MAX_SIDE or (self.kind != "long-edge" and not 0 < self.height <= _MAX_SIDE):
+        try:
+            object.__setattr__(self, "kind", TargetKind(self.kind))  # frozen: the word becomes the kind
+        except ValueError:
+            raise TargetError(f"unknown target {self.kind!r}; choose one of {', '.join(KINDS)}") from None
+        if not 0 < self.width <= _MAX_SIDE or (
+            self.kind is not TargetKind.LONG_EDGE and not 0 < self.height <= _MAX_SIDE
+        ):
             raise TargetError("target sizes must be positive")
-        if self.kind == "print":
+        if self.kind is TargetKind.PRINT:
             if self.unit not in UNITS:
                 raise TargetError(f"print sizes are in cm, mm or in, not {self.unit!r}")
             if self.dpi is None or not 1 <= self.dpi <= 10000:
@@ -71,40 +90,40 @@ class TargetSize:
 
     @staticmethod
     def long_edge(pixels: int) -> TargetSize:
-        return TargetSize("long-edge", int(pixels))
+        return TargetSize(TargetKind.LONG_EDGE, int(pixels))
 
     @staticmethod
     def fit(width: int, height: int) -> TargetSize:
-        return TargetSize("fit", int(width), int(height))
+        return TargetSize(TargetKind.FIT, int(width), int(height))
 
     @staticmethod
     def print_size(width: float, height: float, unit: str = "cm", dpi: float = DEFAULT_PRINT_DPI) -> TargetSize:
-        return TargetSize("print", float(width), float(height), unit.lower(), float(dpi))
+        return TargetSize(TargetKind.PRINT, float(width), float(height), unit.lower(), float(dpi))
 
     @property
     def label(self) -> str:
         """A short name for file names and menus: 6000px, fit3840x2160, print30x20cm."""
-        if self.kind == "long-edge":
+        if self.kind is TargetKind.LONG_EDGE:
             return f"{int(self.width)}px"
-        if self.kind == "fit":
+        if self.kind is TargetKind.FIT:
             return f"fit{int(self.width)}x{int(self.height)}"
         return f"print{_num(self.width)}x{_num(self.height)}{self.unit}"
 
     def describe(self) -> str:
         """Words for a menu or a message: '6000 px long edge', 'fit 3840 × 2160', '30 × 20 cm at 300 dpi'."""
-        if self.kind == "long-edge":
+        if self.kind is TargetKind.LONG_EDGE:
             return f"{int(self.width)} px long edge"
-        if self.kind == "fit":
+        if self.kind is TargetKind.FIT:
             return f"fit {int(self.width)} × {int(self.height)}"
         return f"{_num(self.width)} × {_num(self.height)} {self.unit} at {_num(self.dpi or 0)} dpi"
 
     def pixels(self, photo_width: int, photo_height: int) -> tuple[int, int]:
         """The exact output size (width, height) for a photo of this size, aspect ratio kept."""
         w, h = int(photo_width), int(photo_height)
-        if self.kind == "long-edge":
+        if self.kind is TargetKind.LONG_EDGE:
             n = int(self.width)
             return (n, _scaled(h, n, w)) if w >= h else (_scaled(w, n, h), n)
-        if self.kind == "fit":
+        if self.kind is TargetKind.FIT:
             bw, bh = int(self.width), int(self.height)
         else:
             inches = UNITS[self.unit]

@@ -17,6 +17,7 @@ from PIL import Image
 
 from desktop_sr.editor import EditorModel, Shown
 from desktop_sr.editor.executor import Executor
+from desktop_sr.editor.history import Change
 from desktop_sr.editor.mask import Brush, Stroke, from_boxes, mask_grid
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.loader import ModelSpec
@@ -83,7 +84,7 @@ def test_sliders_keep_the_mask_and_the_eraser_takes_it_away(editor, photo):
     paint(model, Brush("more", size=60, strength=0.5), [(128, 128)])
     painted = model.masks.values()
     assert painted is not None and painted.max() == pytest.approx(1.5)
-    model.set_params(RenderParams(sem=0.7), "strength")  # the controls know nothing of the mask
+    model.set_params(RenderParams(sem=0.7), Change.STRENGTH)  # the controls know nothing of the mask
     assert model.params.sem == 0.7 and np.array_equal(model.masks.values(), painted)
     paint(model, Brush("erase", size=200, feather=0.0), [(128, 128)])
     assert model.masks.values() is None and model.params.maps is None

@@ -17,6 +17,7 @@ from PIL import Image
 
 from desktop_sr.editor import EditorModel, Shown
 from desktop_sr.editor.executor import Executor
+from desktop_sr.editor.history import Change
 from desktop_sr.editor.jobs import DetailMap, LoadModel, PrepareCorners, Render, Rescale
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.errors import ModelError
@@ -105,7 +106,7 @@ def test_strength_change_shows_a_preview_at_once_then_the_exact_result(setup, ph
     editor, queue, screen, _ = setup
     ready(editor, queue, photos[0])
     params = RenderParams(sem=1.5)
-    editor.set_params(params, "strength")
+    editor.set_params(params, Change.STRENGTH)
     # on screen before any job ran: the corner blend
     assert editor.shown is Shown.PREVIEW and editor.preview_count == 1 and queue.kinds() == ["Render"]
     assert np.abs(screen.after.astype(int) - expected(photos[0], params)).max() <= 1
@@ -138,7 +139,7 @@ def test_a_drag_is_coalesced_and_ends_in_its_last_value(setup, photos):
     ready(editor, queue, photos[0])
     before = len(sessions[0].renders())
     for i in range(20):
-        editor.set_params(RenderParams(pix=(i + 1) / 20, sem=(20 - i) / 20), "strength")
+        editor.set_params(RenderParams(pix=(i + 1) / 20, sem=(20 - i) / 20), Change.STRENGTH)
     assert queue.kinds() == ["Render"]  # one queued render, not twenty
     queue.run_all()
     final = RenderParams(pix=1.0, sem=0.05)
@@ -169,7 +170,7 @@ def test_undo_and_redo_restore_settings_and_render_them(setup, photos):
     ready(editor, queue, photos[0])
     first = screen.after.copy()
     for v in (1.05, 1.1, 1.15, 1.2):
-        editor.set_params(RenderParams(sem=v), "strength")
+        editor.set_params(RenderParams(sem=v), Change.STRENGTH)
     editor.set_params(RenderParams(sem=1.2, color_fix="wavelet"))
     queue.run_all()
     editor.undo()
@@ -274,7 +275,7 @@ def test_detail_map_follows_the_settings(setup, photos):
     assert queue.kinds() == ["DetailMap"]
     queue.run_all()
     assert editor.detail_for == RenderParams() and screen.detail.shape == (40, 48)
-    editor.set_params(RenderParams(sem=1.5), "strength")
+    editor.set_params(RenderParams(sem=1.5), Change.STRENGTH)
     assert any(isinstance(j, DetailMap) and j.params == RenderParams(sem=1.5) for j in queue.queued)
     queue.run_all()
     assert editor.detail_for == RenderParams(sem=1.5)
@@ -311,6 +312,6 @@ def test_nothing_renders_without_a_model_or_a_photo(setup, photos):
     editor.open_photo(photos[0])
     queue.run_all()
     assert screen.before is not None and screen.after is None and editor.shown is Shown.NONE
-    editor.set_params(RenderParams(sem=0.5), "strength")
+    editor.set_params(RenderParams(sem=0.5), Change.STRENGTH)
     assert queue.kinds() == []
     assert not any(isinstance(j, (Render, PrepareCorners, Rescale)) for j in queue.queued)

@@ -15,6 +15,7 @@ from PIL import Image
 
 from desktop_sr.editor import EditorModel, Shown
 from desktop_sr.editor.executor import Executor
+from desktop_sr.editor.history import Change
 from desktop_sr.editor.jobs import Render
 from desktop_sr.engine.api import RenderParams
 from desktop_sr.engine.loader import ModelSpec
@@ -69,7 +70,7 @@ def test_a_render_estimated_as_long_asks_first_and_yes_starts_it(editor, photo):
     assert [type(j).__name__ for j in queue.queued][:1] == ["Render"]
     queue.run_all()
     assert ed.shown is Shown.EXACT
-    ed.set_params(RenderParams(pix=0.5), "strength")  # same photo, model, scale: no new question
+    ed.set_params(RenderParams(pix=0.5), Change.STRENGTH)  # same photo, model, scale: no new question
     ed.set_params(RenderParams(pix=0.5, color_fix="none"))
     queue.run_all()
     assert len(ed.asked) == 1 and ed.shown is Shown.EXACT
@@ -86,7 +87,7 @@ def test_no_leaves_the_screen_and_render_now_starts_it(editor, photo):
     ed.answer_long_render(False)
     queue.run_all()
     assert ed.shown is Shown.NONE and "Render now" in ed.statuses[-1]
-    ed.set_params(RenderParams(sem=1.5), "strength")  # a declined render is not asked about at every move
+    ed.set_params(RenderParams(sem=1.5), Change.STRENGTH)  # a declined render is not asked about at every move
     assert len(ed.asked) == 1 and not queue.queued
     ed.export(photo.with_name("out.png"), SaveOptions())  # an explicit export of it asks again
     assert len(ed.asked) == 2 and not queue.queued

@@ -16,6 +16,7 @@ from desktop_sr.engine.api import RenderParams
 from desktop_sr.imaging import SaveOptions, read_photo, write_photo
 from desktop_sr.target_size import (
     TargetError,
+    TargetKind,
     TargetSize,
     TargetTooLarge,
     check_fits,
@@ -86,6 +87,22 @@ def test_a_target_larger_than_memory_allows_names_what_fits():
     with pytest.raises(TargetTooLarge, match=r"needs a ×4 render \(16000 × 12000\).* 8000 px on the long edge \(×2\)"):
         check_fits(plan, 70, overhead=1 << 30, available=6 << 30)  # x2 needs 4.4 GB, x3 8.6 GB, x4 14.4 GB
     check_fits(plan, 70, overhead=1 << 30, available=64 << 30)  # plenty: no error
+
+
+def test_the_kind_is_an_enum_that_keeps_its_word():
+    """A kind given as its word becomes the member; the word is what labels, messages and a batch's saved signature
+    (JSON of the target) carry, so the enum changes none of them."""
+    import json
+    from dataclasses import asdict
+
+    target = TargetSize("fit", 3840, 2160)
+    assert target.kind is TargetKind.FIT and target == TargetSize.fit(3840, 2160)
+    assert f"{TargetKind.LONG_EDGE}" == "long-edge" and TargetSize.print_size(30, 20).kind is TargetKind.PRINT
+    assert json.dumps(asdict(target), sort_keys=True) == (
+        '{"dpi": null, "height": 2160, "kind": "fit", "unit": "px", "width": 3840}'
+    )
+    with pytest.raises(TargetError, match="unknown target 'box'; choose one of long-edge, fit, print"):
+        TargetSize("box", 100, 100)
 
 
 def test_parsing():

@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from desktop_sr.editor.history import Change
 from desktop_sr.engine.backends.pisa import pisa_spec
 from desktop_sr.imaging import SaveOptions
 from desktop_sr.settings import VERSION, Settings, config_dir, load_settings, save_settings
@@ -116,7 +117,7 @@ def test_controls_steps_reset_and_realism_per_model(qtbot):
     seen = []
     c.changed.connect(lambda p, kind: seen.append((p, kind)))
     c.pix.slider.setValue(27)
-    assert c.params().pix == 1.35 and seen[-1][1] == "strength"
+    assert c.params().pix == 1.35 and seen[-1][1] is Change.STRENGTH
     c.pix.spin.setValue(0.4)
     assert c.pix.slider.value() == 8
     qtbot.mouseDClick(c.pix.slider, Qt.MouseButton.LeftButton)
@@ -129,7 +130,7 @@ def test_controls_steps_reset_and_realism_per_model(qtbot):
     assert not c.realism_note.isVisibleTo(c)  # nothing to warn about at t = 1
     c.realism.setCurrentIndex(c.realism.findData(-1))
     c.custom_t.setValue(320)
-    assert c.params().realism == 320 and seen[-1][1] == "other"
+    assert c.params().realism == 320 and seen[-1][1] is Change.OTHER
     assert c.realism_note.isVisibleTo(c) and "Experimental" in c.realism_note.text()
     c.configure_for_model(True, True, (250, 500, 750))  # a realism-grouped model: exactly its levels
     assert [c.realism.itemData(i) for i in range(c.realism.count())] == [250, 500, 750]

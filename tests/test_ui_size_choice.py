@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from desktop_sr.editor.jobs import Exported, ModelLoaded, Rendered
 from desktop_sr.engine.backends.pisa import pisa_spec
-from desktop_sr.target_size import TargetSize
+from desktop_sr.target_size import TargetKind, TargetSize
 from desktop_sr.ui.export_dialog import ExportDialog
 from desktop_sr.ui.main_window import MainWindow
 from desktop_sr.ui.size_choice import SizeChoice, TargetDialog
@@ -46,9 +46,9 @@ def test_a_target_picks_the_model_scale_for_the_photo(qtbot):
 @pytest.mark.parametrize(
     ("kind", "values", "expected"),
     [
-        ("long-edge", (6000,), TargetSize.long_edge(6000)),
-        ("fit", (3840, 2160), TargetSize.fit(3840, 2160)),
-        ("print", (12.0, 8.0, "in", 240), TargetSize.print_size(12, 8, "in", 240)),
+        (TargetKind.LONG_EDGE, (6000,), TargetSize.long_edge(6000)),
+        (TargetKind.FIT, (3840, 2160), TargetSize.fit(3840, 2160)),
+        (TargetKind.PRINT, (12.0, 8.0, "in", 240), TargetSize.print_size(12, 8, "in", 240)),
     ],
 )
 def test_the_target_dialog_gives_what_was_typed(qtbot, kind, values, expected):
@@ -57,7 +57,7 @@ def test_the_target_dialog_gives_what_was_typed(qtbot, kind, values, expected):
     dlg.width.setValue(values[0])
     if len(values) > 1:
         dlg.height.setValue(values[1])
-    if kind == "print":
+    if kind is TargetKind.PRINT:
         dlg.unit.setCurrentIndex(dlg.unit.findData(values[2]))
         dlg.dpi.setValue(values[3])
     assert dlg.value() == expected

@@ -20,7 +20,7 @@ from ..engine.loader import ModelSpec, open_session
 from ..engine.tile_settings import TileSettings
 from ..exit_codes import ExitCode
 from ..imaging.formats import OUTPUT_FORMAT_CHOICES
-from ..target_size import DPI_POLICIES, TargetError, TargetSize, parse_box, parse_print
+from ..target_size import DPI_POLICIES, TargetError, TargetKind, TargetSize, parse_box, parse_print
 
 if TYPE_CHECKING:
     from ..batch.plan import Plan
@@ -185,7 +185,7 @@ def target_from_args(args: argparse.Namespace) -> TargetSize | None:
 
 def dpi_from_args(args: argparse.Namespace, target: TargetSize | None) -> float | None:
     """The DPI to write whatever the photo had: the print's, or --dpi; None keeps the photo's (by the policy)."""
-    if target is not None and target.kind == "print":
+    if target is not None and target.kind is TargetKind.PRINT:
         return target.dpi
     return args.dpi
 

@@ -6,6 +6,8 @@ into the step they continue. Plain Python (no Qt) so the rules are tested on the
 
 from __future__ import annotations
 
+from enum import Enum
+
 from ..engine.api import RenderParams
 
 #: Strength changes closer together than this belong to one gesture (a drag, or arrow keys held down).
@@ -13,18 +15,33 @@ MERGE_SECONDS = 0.8
 LIMIT = 200
 
 
+class Change(str, Enum):
+    """What kind of change the user made to the controls: it decides how the change enters the undo history and
+    whether it may touch the painted mask (see :meth:`~.model.EditorModel.set_params`). A ``str`` enum, so a Qt
+    signal may carry it as the word, which ``Change(word)`` turns back into the member (as ``set_params`` does)."""
+
+    #: The pixel or semantic strength alone (a slider drag, arrow keys held): steps in quick succession merge.
+    STRENGTH = "strength"
+    #: The painted strength mask (a stroke, a starting mask): the only change that sets ``params.maps``.
+    MASK = "mask"
+    #: Anything else (realism, scale, colour fix, prompt): one undo step each.
+    OTHER = "other"
+
+
 class ParamsHistory:
     def __init__(self, current: RenderParams) -> None:
         self.current = current
         self._undo: list[RenderParams] = []
         self._redo: list[RenderParams] = []
-        self._last: tuple[str, float] | None = None  # kind and time of the last recorded change
+        self._last: tuple[Change, float] | None = None  # kind and time of the last recorded change
 
-    def record(self, params: RenderParams, kind: str, now: float) -> None:
+    def record(self, params: RenderParams, kind: Change, now: float) -> None:
         """The user changed the controls to ``params``."""
         if params == self.current:
             return
-        merge = self._last is not None and kind == self._last[0] == "strength" and now - self._last[1] < MERGE_SECONDS
+        merge = (
+            self._last is not None and kind is self._last[0] is Change.STRENGTH and now - self._last[1] < MERGE_SECONDS
+        )
         if not merge or not self._undo:
             self._undo.append(self.current)
             del self._undo[:-LIMIT]

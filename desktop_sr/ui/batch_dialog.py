@@ -63,6 +63,7 @@ from ..engine.tile_settings import TileSettings
 from ..imaging import SUPPORTED_READ_EXTENSIONS
 from ..models.paths import models_dir
 from ..settings import BATCH_FILE, BatchChoices, config_dir, read_batch_choices, read_settings, save_batch_choices
+from ..target_size import TargetKind
 from ..timing import LONG_JOB_SECONDS, CostBook, RenderClock, format_duration, output_megapixels
 from .batch_worker import (
     BatchWorker,
@@ -384,7 +385,7 @@ class BatchDialog(QDialog):
         """The settings as shown. Raises ValueError (TemplateError, PlanError) when they cannot work."""
         policy, style = self.conflict.currentData()
         target = self.scale.target()
-        dpi = target.dpi if target is not None and target.kind == "print" else None
+        dpi = target.dpi if target is not None and target.kind is TargetKind.PRINT else None
         save = self.output_options.save_options(dpi=dpi)
         template = self.template.text()
         if target is not None and template == DEFAULT_TEMPLATE:

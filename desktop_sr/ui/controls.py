@@ -1,7 +1,7 @@
 """The three controls (pixel strength, semantic strength, realism) plus scale, colour fix and description.
 
-Every change emits ``changed(RenderParams, kind)``: kind ``"strength"`` for the two strength sliders (the window
-can show an instant preview from cached corner images), ``"other"`` for anything that needs new network work.
+Every change emits ``changed(RenderParams, Change)``: ``Change.STRENGTH`` for the two strength sliders (the window
+can show an instant preview from cached corner images), ``Change.OTHER`` for anything that needs new network work.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..editor.history import Change
 from ..engine.api import REALISM_PRESETS, RenderParams
 from .size_choice import SizeChoice
 
@@ -121,7 +122,7 @@ class StrengthControl(QWidget):
 
 
 class ControlsPanel(QWidget):
-    changed = Signal(object, str)  # RenderParams, "strength" | "other"
+    changed = Signal(object, object)  # RenderParams, Change (object: Qt would hand a str enum over as a plain str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -183,24 +184,24 @@ class ControlsPanel(QWidget):
         lay.addLayout(form)
         lay.addStretch(1)
 
-        self.pix.value_changed.connect(lambda _: self._emit("strength"))
-        self.sem.value_changed.connect(lambda _: self._emit("strength"))
+        self.pix.value_changed.connect(lambda _: self._emit(Change.STRENGTH))
+        self.sem.value_changed.connect(lambda _: self._emit(Change.STRENGTH))
         self.realism.currentIndexChanged.connect(self._realism_changed)
-        self.custom_t.valueChanged.connect(lambda _: (self._update_realism_note(), self._emit("other")))
-        self.scale.size_changed.connect(lambda: self._emit("other"))
-        self.color_fix.currentIndexChanged.connect(lambda _: self._emit("other"))
+        self.custom_t.valueChanged.connect(lambda _: (self._update_realism_note(), self._emit(Change.OTHER)))
+        self.scale.size_changed.connect(lambda: self._emit(Change.OTHER))
+        self.color_fix.currentIndexChanged.connect(lambda _: self._emit(Change.OTHER))
         self.prompt.editingFinished.connect(self._prompt_done)
         self._last_prompt = ""
 
     def _realism_changed(self) -> None:
         self.custom_t.setVisible(self.realism.currentData() == CUSTOM)
         self._update_realism_note()
-        self._emit("other")
+        self._emit(Change.OTHER)
 
     def _prompt_done(self) -> None:
         if self.prompt.text().strip() != self._last_prompt:
             self._last_prompt = self.prompt.text().strip()
-            self._emit("other")
+            self._emit(Change.OTHER)
 
     def realism_value(self) -> int:
         t = self.realism.currentData()
@@ -303,7 +304,7 @@ class ControlsPanel(QWidget):
         self.size_note.setText(message)
         self.size_note.setVisible(bool(message))
 
-    def _emit(self, kind: str) -> None:
+    def _emit(self, kind: Change) -> None:
         self.changed.emit(self.params(), kind)
 
 

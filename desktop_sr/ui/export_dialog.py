@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..imaging import FORMATS, SaveOptions
-from ..target_size import DPI_POLICIES, TargetSize
+from ..target_size import DPI_POLICIES, TargetKind, TargetSize
 from .output_options import DEEP, OutputOptions
 
 
@@ -68,7 +68,7 @@ class ExportDialog(QDialog):
         for label, key in (("Keep the print size (DPI grows with the scale)", DPI_POLICIES[0]),
                            ("Keep the DPI (prints larger)", DPI_POLICIES[1])):  # fmt: skip
             self.dpi_policy.addItem(label, key)
-        if target is not None and target.kind == "print":
+        if target is not None and target.kind is TargetKind.PRINT:
             self.dpi_policy.setEnabled(False)
             self.dpi_policy.setToolTip(f"A print size writes its own DPI: {target.dpi:g}")
         self.folder = proposed_folder(source, folder)
@@ -108,7 +108,7 @@ class ExportDialog(QDialog):
 
     def options(self) -> SaveOptions:
         target = self.size_target
-        dpi = target.dpi if target is not None and target.kind == "print" else None
+        dpi = target.dpi if target is not None and target.kind is TargetKind.PRINT else None
         options = self.output.save_options(size=self.size, dpi=dpi, dpi_policy=str(self.dpi_policy.currentData()))
         if self.fmt() not in DEEP:
             options = replace(options, bit_depth=8)  # JPEG and WebP are 8 bit whatever the depth box says

@@ -48,7 +48,7 @@ from ..models.get_pisa import (
 )
 from ..models.paths import models_dir
 from ..models.registry import ModelStore
-from .model_manager_dialog import StoreTask, StoreWorkHost, close_store_dialog, run_store_task
+from .model_manager_dialog import StoreTask, StoreWork, StoreWorkHost, close_store_dialog, run_store_task
 from .relay import BackgroundRelay
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ class GetPisaDialog(StoreWorkHost, QDialog):
         from ..models.download import download_base
 
         dest = self.stage.base
-        task = StoreTask("download", lambda control: download_base(dest, control=control))
+        task = StoreTask(StoreWork.DOWNLOAD, lambda control: download_base(dest, control=control))
         return self._start(task, f"Downloading Stable Diffusion 2.1-base into {dest}…")
 
     def start_import(self) -> bool:
@@ -277,11 +277,11 @@ class GetPisaDialog(StoreWorkHost, QDialog):
         def work(control: Control) -> Imported:
             return import_model(store, base, adapter, make_default=default, control=control)
 
-        return self._start(StoreTask("import", work), f"Checking and importing {adapter.name}…")
+        return self._start(StoreTask(StoreWork.IMPORT, work), f"Checking and importing {adapter.name}…")
 
-    def _done(self, kind: str, value: object) -> None:
+    def _done(self, kind: StoreWork, value: object) -> None:
         self._set_busy(False)
-        if kind == "download":
+        if kind is StoreWork.DOWNLOAD:
             self.status.setText(f"Stable Diffusion 2.1-base is ready in {value}. Now step 2: the adapter.")
             self.refresh()
             return
@@ -295,19 +295,19 @@ class GetPisaDialog(StoreWorkHost, QDialog):
         if self.make_default.isChecked():
             self.imported.emit(self.store.spec_for(entry.id))
 
-    def _failed(self, kind: str, message: str) -> None:
+    def _failed(self, kind: StoreWork, message: str) -> None:
         self._set_busy(False)
-        if kind == "download":
+        if kind is StoreWork.DOWNLOAD:
             message += "\n\nWithout the Hub, copy the two parts by hand (below)."
             self.online = False
         self.status.setText(message)
         self.refresh()
         QMessageBox.warning(self, "Get PiSA-SR", message)
 
-    def _cancelled(self, kind: str) -> None:
+    def _cancelled(self, kind: StoreWork) -> None:
         self._set_busy(False)
-        kept = " What was downloaded is kept: download again to resume." if kind == "download" else ""
-        self.status.setText(f"{kind.capitalize()} cancelled; nothing was imported.{kept}")
+        kept = " What was downloaded is kept: download again to resume." if kind is StoreWork.DOWNLOAD else ""
+        self.status.setText(f"{kind.heading} cancelled; nothing was imported.{kept}")
         self.refresh()
 
     # -- closing --------------------------------------------------------------------------------------------------

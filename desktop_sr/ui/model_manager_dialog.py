@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -59,12 +60,29 @@ STATUS_TIPS = {
 }
 
 
+class StoreWork(str, Enum):
+    """What a :class:`StoreTask` does: the dialogs word their progress, results and failures by it. A ``str`` enum
+    whose value is the word the messages use ("The download is still running", "Import cancelled")."""
+
+    IMPORT = "import"
+    DOWNLOAD = "download"
+    VERIFY = "verify"
+
+    def __str__(self) -> str:
+        return self.value  # the word in messages (Python 3.11 formats mixed-in enums by name)
+
+    @property
+    def heading(self) -> str:
+        """The word as a dialog title or a sentence's start: "Download"."""
+        return self.value.capitalize()
+
+
 @dataclass(frozen=True)
 class StoreTask(Task):
     """One model-store operation (``kind``: import, download or verify); ``work(control)`` runs on the relay's
     thread and reports its bytes to ``control``, which the store checks for cancel between chunks."""
 
-    kind: str
+    kind: StoreWork
     work: Callable[[Control], object] = field(compare=False)
 
 
@@ -503,7 +521,7 @@ class ModelManagerDialog(StoreWorkHost, QDialog):
         def work(control: Control) -> object:
             return store.import_model(fam.kind, roles, name=name, mode=mode, control=control)
 
-        return self._start(StoreTask("import", work), f"Importing {list(roles.values())[-1].name}…")
+        return self._start(StoreTask(StoreWork.IMPORT, work), f"Importing {list(roles.values())[-1].name}…")
 
     def download_dialog(self) -> None:
         dlg = DownloadDialog(self)
@@ -530,14 +548,14 @@ class ModelManagerDialog(StoreWorkHost, QDialog):
             return download_model(store, url, adapter_sha256=sha256, repo_id=repo_id, revision=revision,
                                   base_dir=base_dir, name=name, control=control)  # fmt: skip
 
-        return self._start(StoreTask("download", work), "Downloading…")
+        return self._start(StoreTask(StoreWork.DOWNLOAD, work), "Downloading…")
 
     def verify_selected(self) -> bool:
         row = self.selected_row()
         if row is None:
             return False
         store, ident = self.store, row.id
-        verify = StoreTask("verify", lambda control: store.verify(ident, control=control))
+        verify = StoreTask(StoreWork.VERIFY, lambda control: store.verify(ident, control=control))
         return self._start(verify, f"Verifying {row.name}…")
 
     def remove_selected(self) -> bool:
@@ -606,9 +624,9 @@ class ModelManagerDialog(StoreWorkHost, QDialog):
         self.models_dir_changed.emit(self.setting)
 
     # -- worker ---------------------------------------------------------------------------------------------------
-    def _task_done(self, name: str, result: object) -> None:
+    def _task_done(self, name: StoreWork, result: object) -> None:
         self._set_busy(False)
-        if name == "verify":
+        if name is StoreWork.VERIFY:
             ok = getattr(result, "ok", False)
             summary = result.summary() if hasattr(result, "summary") else str(result)
             self.status.setText(summary)
@@ -616,7 +634,7 @@ class ModelManagerDialog(StoreWorkHost, QDialog):
                 QMessageBox.warning(self, "Verify", summary)
         else:
             entry_id = getattr(result, "id", "")
-            verb = "Imported" if name == "import" else "Downloaded and imported"
+            verb = "Imported" if name is StoreWork.IMPORT else "Downloaded and imported"
             self.status.setText(f"{verb} {getattr(result, 'name', entry_id)}. Press Set default to use it.")
             self.refresh()
             if entry_id:
@@ -624,17 +642,16 @@ class ModelManagerDialog(StoreWorkHost, QDialog):
             return
         self.refresh()
 
-    def _task_failed(self, name: str, message: str) -> None:
+    def _task_failed(self, name: StoreWork, message: str) -> None:
         self._set_busy(False)
         self.status.setText(message)
         self.refresh()
-        QMessageBox.warning(self, {"import": "Import", "download": "Download", "verify": "Verify"}.get(name, name),
-                            message)  # fmt: skip
+        QMessageBox.warning(self, name.heading, message)
 
-    def _task_cancelled(self, name: str) -> None:
+    def _task_cancelled(self, name: StoreWork) -> None:
         self._set_busy(False)
-        kept = " The partial download is kept: download again to resume." if name == "download" else ""
-        self.status.setText(f"{name.capitalize()} cancelled; nothing was changed.{kept}")
+        kept = " The partial download is kept: download again to resume." if name is StoreWork.DOWNLOAD else ""
+        self.status.setText(f"{name.heading} cancelled; nothing was changed.{kept}")
         self.refresh()
 
     # -- closing --------------------------------------------------------------------------------------------------

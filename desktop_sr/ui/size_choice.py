@@ -22,29 +22,35 @@ from PySide6.QtWidgets import (
 )
 
 from ..engine.api import SCALES
-from ..target_size import DEFAULT_PRINT_DPI, SizePlan, TargetError, TargetSize, plan_size
+from ..target_size import DEFAULT_PRINT_DPI, SizePlan, TargetError, TargetKind, TargetSize, plan_size
 
 #: Offered until a model says what it makes (``ModelInfo.scales``): ×8 only for a model that makes it.
 DEFAULT_SCALES = (1, 2, 3, 4)
 
-_ASK = {"long-edge": "Long edge…", "fit": "Fit in…", "print": "Print size…"}
+#: The entries that ask for a target. Their item data is the kind's word: Qt keeps a ``str`` enum as a plain string,
+#: so what comes back from the combo box is turned into a :class:`TargetKind` again where it is used.
+_ASK = {TargetKind.LONG_EDGE: "Long edge…", TargetKind.FIT: "Fit in…", TargetKind.PRINT: "Print size…"}
+_TITLE = {TargetKind.LONG_EDGE: "Long edge", TargetKind.FIT: "Fit in", TargetKind.PRINT: "Print size"}
 
 
 class TargetDialog(QDialog):
     """Asks for one kind of target: a long edge, a box in pixels, or a print size with its unit and DPI."""
 
-    def __init__(self, kind: str, parent: QWidget | None = None, current: TargetSize | None = None) -> None:
+    def __init__(
+        self, kind: TargetKind | str, parent: QWidget | None = None, current: TargetSize | None = None
+    ) -> None:
         super().__init__(parent)
+        kind = TargetKind(kind)  # the combo box hands back the word
         self.kind = kind
-        self.setWindowTitle({"long-edge": "Long edge", "fit": "Fit in", "print": "Print size"}[kind])
+        self.setWindowTitle(_TITLE[kind])
         form = QFormLayout()
         self.width, self.height = self._number(kind), self._number(kind)
         self.unit, self.dpi = QComboBox(), QSpinBox()
-        if kind == "long-edge":
-            self.width.setValue(int(current.width) if current and current.kind == kind else 6000)
+        if kind is TargetKind.LONG_EDGE:
+            self.width.setValue(int(current.width) if current and current.kind is kind else 6000)
             form.addRow("Pixels on the long edge", self.width)
-        elif kind == "fit":
-            same = current is not None and current.kind == kind
+        elif kind is TargetKind.FIT:
+            same = current is not None and current.kind is kind
             self.width.setValue(int(current.width) if same and current else 3840)
             self.height.setValue(int(current.height) if same and current else 2160)
             form.addRow("Width (px)", self.width)
@@ -53,7 +59,7 @@ class TargetDialog(QDialog):
             for unit in ("cm", "in", "mm"):
                 self.unit.addItem(unit, unit)
             self.dpi.setRange(1, 10000)
-            same = current is not None and current.kind == kind
+            same = current is not None and current.kind is kind
             self.width.setValue(current.width if same and current else 30.0)
             self.height.setValue(current.height if same and current else 20.0)
             self.unit.setCurrentIndex(max(0, self.unit.findData(current.unit if same and current else "cm")))
@@ -73,8 +79,8 @@ class TargetDialog(QDialog):
         lay.addWidget(buttons)
 
     @staticmethod
-    def _number(kind: str) -> QSpinBox | QDoubleSpinBox:
-        if kind == "print":
+    def _number(kind: TargetKind) -> QSpinBox | QDoubleSpinBox:
+        if kind is TargetKind.PRINT:
             box = QDoubleSpinBox()
             box.setRange(0.1, 10000.0)
             box.setDecimals(1)
@@ -84,9 +90,9 @@ class TargetDialog(QDialog):
         return spin
 
     def value(self) -> TargetSize:
-        if self.kind == "long-edge":
+        if self.kind is TargetKind.LONG_EDGE:
             return TargetSize.long_edge(int(self.width.value()))
-        if self.kind == "fit":
+        if self.kind is TargetKind.FIT:
             return TargetSize.fit(int(self.width.value()), int(self.height.value()))
         return TargetSize.print_size(
             float(self.width.value()), float(self.height.value()), str(self.unit.currentData()), float(self.dpi.value())
@@ -110,7 +116,7 @@ class SizeChoice(QComboBox):
             self.addItem(f"×{s} (restore)" if s == 1 else f"×{s}", s)
         self.insertSeparator(self.count())
         for kind, label in _ASK.items():
-            self.addItem(label, kind)
+            self.addItem(label, kind.value)
         self.setCurrentIndex(max(0, self.findData(default)))
         self._previous = self.currentIndex()
         self.setToolTip(
@@ -187,7 +193,7 @@ class SizeChoice(QComboBox):
             if isinstance(self.itemData(i), TargetSize):
                 self.removeItem(i)
                 break
-        at = self.findData("long-edge") - 1  # before the separator
+        at = self.findData(TargetKind.LONG_EDGE.value) - 1  # before the separator
         self.blockSignals(True)
         self.insertItem(at, target.describe(), target)
         self.setCurrentIndex(at)

@@ -46,6 +46,7 @@ from ...sd21.vae_tiling import (
 )
 from ...stages import Stage
 from ...timing import StageTimes
+from .family import KIND
 from .latent_strength import compose_latent
 from .local import LocalDecode, mean_params
 from .model import PisaModel
@@ -129,7 +130,7 @@ class PisaSession(PhotoHolder):
         timesteps = tuple(model.ckpt.timesteps)
         self.info = ModelInfo(
             name=model.name,
-            kind="pisa-sr",
+            kind=KIND,
             device=str(model.device),
             dtype=model.dtype_name,
             supports_realism=True,
