@@ -26,7 +26,7 @@ from ..engine.loader import ModelSpec
 from ..imaging import Photo, SaveOptions
 from ..timing import CostBook, format_duration
 from .events import Event
-from .history import ParamsHistory
+from .history import Change, ParamsHistory
 from .jobs import (
     SCREEN_JOBS,
     CornersReady,
@@ -179,17 +179,19 @@ class EditorModel:
         #: The painted mask's intents (``masks.begin_stroke`` ...) and its ``changed`` event: see :mod:`.masking`.
         self.masks = MaskEditor(
             self._mask_context,
-            commit=lambda maps: self.set_params(self.params.with_(maps=maps), kind="mask"),
+            commit=lambda maps: self.set_params(self.params.with_(maps=maps), Change.MASK),
             preview=self._preview_stroke,
             submit=self._submit,
             status=self.status,
         )
 
     # -- intents: settings ----------------------------------------------------------------------------------------
-    def set_params(self, params: RenderParams, kind: str = "other") -> None:
-        """The user changed the controls. ``kind`` "strength" (pixel/semantic only) merges a drag into one undo step.
-        The controls carry no mask: the painted one stays (only ``kind="mask"`` changes it: :attr:`masks`)."""
-        if kind != "mask":
+    def set_params(self, params: RenderParams, kind: Change = Change.OTHER) -> None:
+        """The user changed the controls. :attr:`Change.STRENGTH` (pixel/semantic only) merges a drag into one undo
+        step. The controls carry no mask: the painted one stays (only :attr:`Change.MASK` changes it: :attr:`masks`).
+        The word ("strength") is taken too: a Qt signal may deliver the change as one."""
+        kind = Change(kind)
+        if kind is not Change.MASK:
             params = params.with_(maps=self.params.maps)
         self.history.record(params, kind, self.clock())
         self._history_changed()
