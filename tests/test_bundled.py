@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -308,7 +307,7 @@ def test_cli_upscales_with_the_bundled_model_when_none_is_given(tmp_path, monkey
     from desktop_sr.cli import ExitCode, main
 
     monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(models_root))  # converted already by the session fixture
-    monkeypatch.setitem(sys.modules, "desktop_sr.models.registry", None)  # no model manager default
+    # the models folder holds the converted weights and no registry: no default model, so the bundled one runs
     converted = W.converted_path(models_root)
     stamp = converted.stat().st_mtime_ns
     src, out = tmp_path / "in.png", tmp_path / "out.png"
@@ -328,7 +327,6 @@ def test_cli_says_which_options_the_bundled_model_ignores(tmp_path, monkeypatch,
     from desktop_sr.cli import ExitCode, main
 
     monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(models_root))
-    monkeypatch.setitem(sys.modules, "desktop_sr.models.registry", None)
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     Image.open(DATA / "astronaut_64.png").convert("RGB").crop((8, 8, 32, 28)).save(src)
     args = ["upscale", str(src), "-o", str(out), "--device", TARGET.device, "--quiet"]

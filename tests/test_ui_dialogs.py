@@ -96,19 +96,25 @@ def test_export_dialog_never_overwrites_without_asking(qtbot, source, monkeypatc
     assert "original" in asked[-1] and dlg2.result() == 0  # the source photo is never a target
 
 
-def test_model_dialog_checks_paths_and_builds_a_pisa_spec(qtbot, tmp_path):
+def test_model_dialog_checks_paths_and_builds_a_pisa_spec(qtbot, tmp_path, tiny_model):
     base, lora = tmp_path / "sd21", tmp_path / "pisa_sr.pkl"
-    dlg = ChooseModelDialog(None, str(base), str(lora))
+    dlg = ChooseModelDialog(None, pisa_spec(base, lora))  # the last model: its family and files are proposed
     qtbot.addWidget(dlg)
+    assert dlg.current_family().kind == "pisa-sr" and [f.edit.text() for f in dlg.fields] == [str(base), str(lora)]
     dlg._accept()
-    assert "not a folder" in dlg.error.text() and dlg.result() == 0
+    assert "not found" in dlg.error.text() and str(base) in dlg.error.text() and dlg.result() == 0
     base.mkdir()
     dlg._accept()
-    assert "not found" in dlg.error.text()
+    assert "missing" in dlg.error.text() and dlg.result() == 0  # an empty folder is no SD-2.1-base
+    dlg.fields[0].edit.setText(str(tiny_model["base"]))
+    dlg._accept()
+    assert "not found" in dlg.error.text() and str(lora) in dlg.error.text()
     lora.write_bytes(b"x")
     dlg._accept()
     assert dlg.result() == ChooseModelDialog.DialogCode.Accepted
-    assert dlg.spec() == pisa_spec(base, lora)
+    assert dlg.spec() == pisa_spec(tiny_model["base"], lora)
+    dlg.family.setCurrentIndex(dlg.family.findData("community"))  # another family: its own one field
+    assert [f.role.label for f in dlg.fields] == ["Upscaler weights"]
 
 
 def test_controls_steps_reset_and_realism_per_model(qtbot):
