@@ -125,15 +125,22 @@ def vulkan_session(
                       device=module.label, precision=module.precision.value)  # fmt: skip
     fallback = Fallback(lambda: cpu_network()[0], keeps_tiles=module.precision.matches_cpu)
     cpu = torch.device("cpu")  # ncnn takes and gives CPU float32 tiles
-    return UpscalerSession(network, device=cpu, dtype=torch.float32, tiles=tiles or vulkan_tiles(gpu, module),
+    return UpscalerSession(network, device=cpu, dtype=torch.float32, tiles=tiles or vulkan_tiles(gpu),
                            cache_mb=cache_mb, weights_path=source.bin, fallback=fallback)  # fmt: skip
 
 
-def vulkan_tiles(gpu: VulkanGpu, module: object) -> NetTiles:
-    """Tiles from the device's memory budget (ncnn's, read at load): fp16 storage halves the bytes per pixel."""
-    from .vulkan import VulkanPrecision
+#: Input tile by the device's memory budget, as realesrgan-ncnn-vulkan picks it for this model (its budgets in MB):
+#: one tile is one submission to the GPU, and Windows resets a GPU whose submission runs past about 2 s.
+_VULKAN_TILES = ((1900, 200), (550, 100), (190, 64))
+#: A software device (llvmpipe) computes a 64 px tile in about 30 s on two cores: larger ones would hold Cancel.
+_SOFTWARE_TILE = 64
 
-    budget = int((gpu.memory_bytes or 2 * 1024**3) * 0.8)
-    itemsize = 2 if getattr(module, "precision", None) is VulkanPrecision.FP16_STORAGE else 4
-    found = NetTiles.for_budget(budget, itemsize, gpu=True, bytes_per_input_px=BYTES_PER_INPUT_PX)
-    return NetTiles(tile=found.tile, overlap=found.overlap)
+
+def vulkan_tiles(gpu: VulkanGpu) -> NetTiles:
+    """Tiles for ``gpu``: realesrgan-ncnn-vulkan's sizes for its heap budget (read by ncnn at load), 64 px on a
+    software device; the overlap the session blends over, a quarter of the tile at most."""
+    budget_mb = gpu.memory_bytes // 1024**2 if gpu.memory_bytes else 1024  # not reported: a middling GPU's
+    tile = next((t for mb, t in _VULKAN_TILES if budget_mb > mb), 32)
+    if gpu.software:
+        tile = min(tile, _SOFTWARE_TILE)
+    return NetTiles(tile=tile, overlap=min(32, tile // 4))
