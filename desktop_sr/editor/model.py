@@ -157,6 +157,7 @@ class EditorModel:
         self._render_pending: Render | None = None  # the render whose whole result has not arrived yet
         self._painted: Region | None = None  # the exact region of it already on screen
         self._falling_back = False  # a fallback model is loading after a failed load (never chain fallbacks)
+        self._notice = ""  # the last notice of the session said in the status bar (see _say_notice)
         self.gate = LongRenderGate(cost_book)  # asks before a render estimated as long
         self._held: Callable[[], None] | None = None  # what runs if the user says yes to the question on screen
         self._job_clock: JobClock | None = None  # the running job's progress and rate
@@ -476,6 +477,7 @@ class EditorModel:
             return  # a stale result: the settings have moved on
         self.has_after = True
         self.shown_params = r.params
+        self._say_notice(r.notice)
         if r.region is not None:
             self.after_patched.emit(r.image, r.region[0], r.region[1])
             self.shown, self._painted = Shown.PARTIAL, r.region
@@ -529,7 +531,16 @@ class EditorModel:
         self.history.reset(self.params)
         self.params_changed.emit(self.params)
         self.status.emit(f"Model loaded: {r.description}", 8000)
+        self._notice = ""
+        self._say_notice(r.notice)
         self.request_render()
+
+    def _say_notice(self, notice: str) -> None:
+        """The session's line about running elsewhere than asked (a GPU that failed: the CPU finishes), once: it
+        stays in the status bar until something else is said."""
+        if notice and notice != self._notice:
+            self._notice = notice
+            self.status.emit(notice, 0)
 
     def on_failed(self, job: Job, message: str) -> None:
         if isinstance(job, LoadModel):
