@@ -64,7 +64,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    "2.1-base folder; default: the default model of 'desktop-sr models', else the bundled "
                    "Real-ESRGAN x4plus")  # fmt: skip
     g.add_argument("--lora", type=Path, metavar="FILE", help="PiSA-SR adapters: official .pkl or .safetensors")
-    g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps, vulkan:0")
     g.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="auto = fp16 on GPU")
     g.add_argument("--tile", type=int, metavar="N", help="UNet tile in latent pixels (default: from free memory, 96)")
     g.add_argument("--tile-overlap", type=int, metavar="N", help="UNet tile overlap in latent pixels (default tile/3)")
