@@ -187,8 +187,8 @@ def test_auto_prefers_a_hardware_vulkan_gpu_to_the_cpu_for_the_bundled_model_onl
     assert choose(entries, "auto", vulkan=False).name == "cpu"  # PiSA-SR and community models need torch
     assert choose(entries, "vulkan").name == "vulkan:2"  # the one auto takes
     assert probe.first_hardware(probe.VulkanFacts(gpus)).index == 2
-    # realesrgan-ncnn-vulkan's tile for the memory budget (one GPU submission per tile), small on a software device
-    assert [vulkan_tiles(g).tile for g in gpus] == [64, 200, 200]
+    # 200 px tiles with a large heap budget (one GPU submission per tile), else 100 px, software devices included
+    assert [vulkan_tiles(g).tile for g in gpus] == [100, 200, 200]
     assert vulkan_tiles(replace(gpus[1], memory_bytes=1 << 30)).tile == 100
     assert explain(entries, "auto", "vulkan:2").startswith("Automatic: Vulkan device 2 (AMD Radeon RX 7600")
 
@@ -263,12 +263,12 @@ def test_a_device_that_fails_mid_render_finishes_on_the_cpu_keeping_its_tiles(vk
 
 @needs_vulkan
 def test_a_dead_device_is_tried_once_with_smaller_tiles_then_the_cpu_renders_all(vk, cpu, failing_extract):
-    session = sibling(vk, cpu, NetTiles(tile=128, overlap=32))
+    session = sibling(vk, cpu, NetTiles(tile=192, overlap=32))
     small = photo(32, 48)
     session.set_photo(small)
     out = session.render(RenderParams(), region=(0, 0, 64, 64))  # the visible part first, as the GUI asks
-    assert failing_extract["failed"] == 2  # 128 px tiles, then 64 px tiles, then the CPU
-    assert session.tiles.tile == 64 and session.info.device == "cpu" and "ncnn error -100" in session.notice
+    assert failing_extract["failed"] == 2  # 192 px tiles, then 96 px tiles, then the CPU
+    assert session.tiles.tile == 96 and session.info.device == "cpu" and "ncnn error -100" in session.notice
     whole = session.render(RenderParams())
     reference = UpscalerSession(cpu.network, device=cpu.device, dtype=cpu.dtype, tiles=session.tiles)
     reference.set_photo(small)

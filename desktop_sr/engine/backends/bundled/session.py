@@ -129,18 +129,15 @@ def vulkan_session(
                            cache_mb=cache_mb, weights_path=source.bin, fallback=fallback)  # fmt: skip
 
 
-#: Input tile by the device's memory budget, as realesrgan-ncnn-vulkan picks it for this model (its budgets in MB):
-#: one tile is one submission to the GPU, and Windows resets a GPU whose submission runs past about 2 s.
-_VULKAN_TILES = ((1900, 200), (550, 100), (190, 64))
-#: A software device (llvmpipe) computes a 64 px tile in about 30 s on two cores: larger ones would hold Cancel.
-_SOFTWARE_TILE = 64
+#: Input tiles on a Vulkan device: 200 px with more than 1.9 GB of heap budget, as realesrgan-ncnn-vulkan picks them
+#: for this model (one tile is one GPU submission, and Windows resets a GPU whose submission runs past about 2 s),
+#: else 100 px (its 64 and 32 px tiles for small budgets put visible seams: see upscaler/fallback.py's MIN_TILE).
+#: A software device gets 100 px too: about a minute a tile on two cores, which Cancel waits for.
+_LARGE_BUDGET_MB, _LARGE_TILE, _SMALL_TILE = 1900, 200, 100
 
 
 def vulkan_tiles(gpu: VulkanGpu) -> NetTiles:
-    """Tiles for ``gpu``: realesrgan-ncnn-vulkan's sizes for its heap budget (read by ncnn at load), 64 px on a
-    software device; the overlap the session blends over, a quarter of the tile at most."""
-    budget_mb = gpu.memory_bytes // 1024**2 if gpu.memory_bytes else 1024  # not reported: a middling GPU's
-    tile = next((t for mb, t in _VULKAN_TILES if budget_mb > mb), 32)
-    if gpu.software:
-        tile = min(tile, _SOFTWARE_TILE)
-    return NetTiles(tile=tile, overlap=min(32, tile // 4))
+    """Tiles for ``gpu`` by its heap budget (read by ncnn at load); the overlap the session blends over."""
+    budget_mb = gpu.memory_bytes // 1024**2 if gpu.memory_bytes else 0
+    tile = _LARGE_TILE if budget_mb > _LARGE_BUDGET_MB and not gpu.software else _SMALL_TILE
+    return NetTiles(tile=tile, overlap=32)
