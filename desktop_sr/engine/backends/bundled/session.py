@@ -76,9 +76,12 @@ def load_bundled_session(
     weights_file, root = Path(weights) if weights else None, Path(models_dir) if models_dir else None
     where = resolve_device(device, vulkan=True)
     notice = ""
-    if is_vulkan_name(where) and weights_file is None:  # an explicit weights file is torch's to read
+    if is_vulkan_name(where) and weights_file is not None:  # a .pth or .safetensors is torch's to read
+        notice = f"{where} runs the bundled model's own ncnn files, not {weights_file.name}: running on the CPU"
+        where, dtype = "cpu", "auto"
+    elif is_vulkan_name(where):
         try:
-            return vulkan_session(where, dtype, tiles, budget_mb, lambda: torch_network(weights_file, root, "cpu"))
+            return vulkan_session(where, dtype, tiles, budget_mb, lambda: torch_network(None, root, "cpu"))
         except DeviceFailed as exc:
             notice = fallback_notice(exc)
             log.info("%s", notice)
