@@ -65,7 +65,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    "Real-ESRGAN x4plus")  # fmt: skip
     g.add_argument("--lora", type=Path, metavar="FILE", help="PiSA-SR adapters: official .pkl or .safetensors")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps, vulkan:0")
-    g.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="auto = fp16 on GPU")
+    g.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                   help="auto = fp16 on a torch GPU, fp32 on Vulkan")  # fmt: skip
     g.add_argument("--tile", type=int, metavar="N", help="UNet tile in latent pixels (default: from free memory, 96)")
     g.add_argument("--tile-overlap", type=int, metavar="N", help="UNet tile overlap in latent pixels (default tile/3)")
     g.add_argument("--vae-tile", type=int, metavar="N", help="VAE tile in latent pixels (default: from free memory)")
