@@ -363,3 +363,29 @@ def test_the_device_menu_offers_vulkan_devices_and_reloads_the_model_there(qtbot
     assert asked == ["auto", "vulkan:1"] and w.settings.device == "vulkan:1"
     qtbot.waitUntil(lambda: "vulkan:1 could not start" in w.statusBar().currentMessage(), timeout=5000)
     w.close()
+
+
+def test_capturing_ncnn_messages_from_several_threads_leaves_stderr_as_it_was():
+    """The device list (a GUI worker) and a model load (another) may both open ncnn at once: each swaps the process's
+    stderr for a moment; interleaved, one would restore the other's temporary file and the app's stderr be lost."""
+    import threading
+    import time
+
+    before = os.fstat(2)
+    caught: list[list[str]] = []
+
+    def work() -> None:
+        for _ in range(30):
+            with probe.captured_stderr() as lines:
+                os.write(2, b"[0 llvmpipe]  queueC=0[1]\n")
+                time.sleep(0.001)  # a device takes a while to open: the other threads run meanwhile
+            caught.append(lines)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+    assert caught == [["[0 llvmpipe]  queueC=0[1]"]] * 120  # each thread read its own line, nothing leaked

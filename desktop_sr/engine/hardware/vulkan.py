@@ -136,6 +136,8 @@ def no_loader_reason() -> str:
 
 _lock = threading.Lock()
 _cached: VulkanFacts | None = None
+#: One capture at a time: two threads swapping the process's stderr at once could restore each other's temporary file.
+_stderr_lock = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -143,6 +145,12 @@ def captured_stderr() -> Iterator[list[str]]:
     """Collect what native code writes to the process's stderr meanwhile (ncnn logs each device it opens, and its
     errors, there); the lines are in the yielded list afterwards. The redirection is process-wide: kept to the
     moments ncnn creates an instance or a device, which is also when its messages explain a failure."""
+    with _stderr_lock, _redirected_stderr() as lines:
+        yield lines
+
+
+@contextlib.contextmanager
+def _redirected_stderr() -> Iterator[list[str]]:
     lines: list[str] = []
     try:
         fd = sys.__stderr__.fileno() if sys.__stderr__ is not None else 2
