@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -56,7 +57,9 @@ class Network:
             mode = "reflect" if th - h < h and tw - w < w else "replicate"
             x = F.pad(x, (0, tw - w, 0, th - h), mode=mode)
         x = _channels_in(x, self.input_channels)
-        y = self.module(x, check) if self.takes_check else self.module(x)
+        with warnings.catch_warnings():  # an architecture's own deprecation notes are not the user's business
+            warnings.simplefilter("ignore", UserWarning)
+            y = self.module(x, check) if self.takes_check else self.module(x)
         y = _channels_out(y)
         return y[..., : h * self.scale, : w * self.scale]
 
