@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -61,30 +62,80 @@ class RoleField(QWidget):
         return Path(self.edit.text().strip()).expanduser()
 
 
+class FamilyFiles(QWidget):
+    """The family list and one field per file its family declares, with the family's own check of each: what both
+    Model ▸ Choose model and the model manager's Import ask for. ``last`` proposes a model's family and files."""
+
+    #: The family changed (its fields were rebuilt).
+    family_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None, last: ModelSpec | None = None) -> None:
+        super().__init__(parent)
+        self._last = last
+        self.families = importable_families()
+        self.family = QComboBox()
+        for fam in self.families:
+            self.family.addItem(fam.label, fam.kind)
+        self.form = QFormLayout(self)
+        self.form.setContentsMargins(0, 0, 0, 0)
+        self.form.addRow("Kind of model", self.family)
+        self.fields: list[RoleField] = []
+        start = next((i for i, f in enumerate(self.families) if last is not None and f.kind == last.kind), 0)
+        self.family.setCurrentIndex(start)
+        self.family.currentIndexChanged.connect(self._build_fields)
+        self._build_fields()
+
+    def current_family(self) -> ModelFamily:
+        return self.families[max(0, self.family.currentIndex())]
+
+    def set_family(self, kind: str) -> None:
+        index = self.family.findData(kind)
+        if index >= 0:
+            self.family.setCurrentIndex(index)
+
+    def _build_fields(self) -> None:
+        while self.form.rowCount() > 1:  # row 0 is the family list
+            self.form.removeRow(1)
+        fam = self.current_family()
+        known = self._last.paths if self._last is not None and self._last.kind == fam.kind else {}
+        self.fields = [RoleField(role, str(known.get(role.key, ""))) for role in fam.roles]
+        for f in self.fields:
+            self.form.addRow(f.role.label, f)
+        self.family_changed.emit()
+
+    def files(self) -> dict[str, Path]:
+        return {f.role.key: f.path() for f in self.fields}
+
+    def problem(self) -> str:
+        """What is wrong with the chosen files in words (the family's torch-free check), or "" when nothing is."""
+        fam = self.current_family()
+        for f in self.fields:
+            if not f.edit.text().strip():
+                return f"Choose the {f.role.label.lower()}."
+            try:
+                fam.role_files(f.role, f.path())
+            except ModelError as exc:
+                return str(exc)
+        return ""
+
+
 class ChooseModelDialog(QDialog):
     """``last``: the model used last, whose family and files are proposed."""
 
     def __init__(self, parent: QWidget | None = None, last: ModelSpec | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Choose a model")
-        self._last = last
-        self.families = importable_families()
-        self.family = QComboBox()
-        for fam in self.families:
-            self.family.addItem(fam.label, fam.kind)
-        self.form = QFormLayout()
-        self.fields: list[RoleField] = []
+        self.chooser = FamilyFiles(self, last)
+        self.family = self.chooser.family
         self.error = QLabel("")
         self.error.setStyleSheet("color: #c0392b")
         self.error.setWordWrap(True)
+        self.chooser.family_changed.connect(lambda: self.error.setText(""))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
-        top = QFormLayout()
-        top.addRow("Kind of model", self.family)
-        lay.addLayout(top)
-        lay.addLayout(self.form)
+        lay.addWidget(self.chooser)
         hint = QLabel("This loads the model for now. To keep it in the list, check its files later and compare it "
                       "with other models, import it in Model ▸ Models….")  # fmt: skip
         hint.setWordWrap(True)
@@ -92,37 +143,20 @@ class ChooseModelDialog(QDialog):
         lay.addWidget(hint)
         lay.addWidget(self.error)
         lay.addWidget(buttons)
-        start = next((i for i, f in enumerate(self.families) if last is not None and f.kind == last.kind), 0)
-        self.family.setCurrentIndex(start)
-        self.family.currentIndexChanged.connect(self._build_fields)
-        self._build_fields()
         self.resize(680, 230)
 
-    def current_family(self) -> ModelFamily:
-        return self.families[max(0, self.family.currentIndex())]
+    @property
+    def fields(self) -> list[RoleField]:
+        return self.chooser.fields
 
-    def _build_fields(self) -> None:
-        while self.form.rowCount():
-            self.form.removeRow(0)
-        fam = self.current_family()
-        known = self._last.paths if self._last is not None and self._last.kind == fam.kind else {}
-        self.fields = [RoleField(role, str(known.get(role.key, ""))) for role in fam.roles]
-        for f in self.fields:
-            self.form.addRow(f.role.label, f)
-        self.error.setText("")
+    def current_family(self) -> ModelFamily:
+        return self.chooser.current_family()
 
     def spec(self) -> ModelSpec:
-        return self.current_family().spec({f.role.key: f.path() for f in self.fields})
+        return self.current_family().spec(self.chooser.files())
 
     def _accept(self) -> None:
-        fam = self.current_family()
-        for f in self.fields:
-            if not f.edit.text().strip():
-                self.error.setText(f"Choose the {f.role.label.lower()}.")
-                return
-            try:
-                fam.role_files(f.role, f.path())
-            except ModelError as exc:
-                self.error.setText(str(exc))
-                return
-        self.accept()
+        problem = self.chooser.problem()
+        self.error.setText(problem)
+        if not problem:
+            self.accept()

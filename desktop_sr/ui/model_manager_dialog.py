@@ -20,7 +20,6 @@ from PySide6.QtGui import QCloseEvent, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
-    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -46,7 +45,7 @@ from ..models import BUILTIN_ID, INCOMPLETE, ModelRow, ModelStore
 from ..models.download import BASE_REPO, download_model, normalise_sha256
 from ..models.files import human_size
 from ..models.paths import models_dir, models_dir_source
-from .model_dialog import RoleField, importable_families
+from .model_dialog import FamilyFiles, RoleField
 from .relay import BackgroundRelay, Task
 
 log = logging.getLogger(__name__)
@@ -165,12 +164,8 @@ class ImportDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Import a model")
         self.start_folder = start_folder
-        self.families = importable_families()
-        self.family = QComboBox()
-        for fam in self.families:
-            self.family.addItem(fam.label, fam.kind)
-        self.form = QFormLayout()
-        self.fields: list[RoleField] = []
+        self.chooser = FamilyFiles(self)
+        self.family = self.chooser.family
         self.name = QLineEdit()
         self.name.setPlaceholderText("default: the file's name")
         self.copy = QRadioButton("Copy into the models folder (the originals can then be moved or deleted)")
@@ -190,11 +185,8 @@ class ImportDialog(QDialog):
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Import")
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
-        top = QFormLayout()
-        top.addRow("Kind of model", self.family)
         lay = QVBoxLayout(self)
-        lay.addLayout(top)
-        lay.addLayout(self.form)
+        lay.addWidget(self.chooser)
         name_row = QFormLayout()
         name_row.addRow("Name", self.name)
         lay.addLayout(name_row)
@@ -203,25 +195,23 @@ class ImportDialog(QDialog):
         lay.addWidget(self.about)
         lay.addWidget(self.error)
         lay.addWidget(buttons)
-        self.family.currentIndexChanged.connect(self._build_fields)
-        self._build_fields()
+        self.chooser.family_changed.connect(self._family_changed)
+        self._family_changed()
         self.resize(700, 280)
 
+    @property
+    def fields(self) -> list[RoleField]:
+        return self.chooser.fields
+
     def current_family(self) -> ModelFamily:
-        return self.families[max(0, self.family.currentIndex())]
+        return self.chooser.current_family()
 
     def set_family(self, kind: str) -> None:
-        index = self.family.findData(kind)
-        if index >= 0:
-            self.family.setCurrentIndex(index)
+        self.chooser.set_family(kind)
 
-    def _build_fields(self) -> None:
-        while self.form.rowCount():
-            self.form.removeRow(0)
+    def _family_changed(self) -> None:
+        """The storage choices and the licence line follow the family (a folder to reference: PiSA-SR's base)."""
         fam = self.current_family()
-        self.fields = [RoleField(role, "") for role in fam.roles]
-        for f in self.fields:
-            self.form.addRow(f.role.label, f)
         has_folder = any(r.folder for r in fam.roles) and any(not r.folder for r in fam.roles)
         self.reference_folders.setVisible(has_folder)
         if not has_folder and self.reference_folders.isChecked():
@@ -233,7 +223,7 @@ class ImportDialog(QDialog):
         return next(f for f in self.fields if f.role.key == role)
 
     def files(self) -> dict[str, Path]:
-        return {f.role.key: f.path() for f in self.fields}
+        return self.chooser.files()
 
     def modes(self) -> dict[str, str]:
         """The storage of each role for :meth:`ModelStore.import_model`."""
@@ -245,17 +235,10 @@ class ImportDialog(QDialog):
         return {r.key: "copy" for r in fam.roles}
 
     def _accept(self) -> None:
-        fam = self.current_family()
-        for f in self.fields:
-            if not f.edit.text().strip():
-                self.error.setText(f"Choose the {f.role.label.lower()}.")
-                return
-            try:
-                fam.role_files(f.role, f.path())
-            except ModelError as exc:
-                self.error.setText(str(exc))
-                return
-        self.accept()
+        problem = self.chooser.problem()
+        self.error.setText(problem)
+        if not problem:
+            self.accept()
 
 
 class DownloadDialog(QDialog):
