@@ -138,6 +138,18 @@ class PhotoHolder:
         h, w = self.photo.shape[:2]
         return w * scale, h * scale
 
+    def bicubic(self, scale: int) -> np.ndarray:
+        """The "before" image, kept in the session's cache under its own key for this photo (``cache`` and ``_key``
+        are the session's: its key says what else the photo's results depend on)."""
+        from .kernels.processing import bicubic_upscale  # torch: the GUI imports this module, not this function
+
+        key = self._key("bicubic", scale)  # type: ignore[attr-defined]
+        cached = self.cache.get(key)  # type: ignore[attr-defined]
+        if cached is None:
+            cached = bicubic_upscale(self.photo, scale)
+            self.cache.put(key, cached)  # type: ignore[attr-defined]
+        return cached  # type: ignore[no-any-return]
+
 
 @runtime_checkable
 class UpscaleSession(Protocol):

@@ -34,7 +34,7 @@ from ..control import Control
 from ..errors import DeviceFailed, ModelError
 from ..hardware.budget import memory_budget
 from ..hardware.device import conv_memory_format, dtype_name, empty_cache
-from ..kernels.processing import bicubic_upscale, resize_rgb
+from ..kernels.processing import resize_rgb
 from ..kernels.tiling import Attempt, retry_on_oom
 from ..rect import Rect
 from ..strength_map import output_strengths
@@ -115,14 +115,6 @@ class UpscalerSession(PhotoHolder):
 
     def _key(self, *parts: object) -> tuple[object, ...]:
         return (self._hash, self.tiles.key(), *parts)
-
-    def bicubic(self, scale: int) -> np.ndarray:
-        key = self._key("bicubic", scale)
-        cached = self.cache.get(key)
-        if cached is None:
-            cached = bicubic_upscale(self.photo, scale)
-            self.cache.put(key, cached)
-        return cached  # type: ignore[return-value]
 
     # -- the network -------------------------------------------------------------------------------------------------
     def _run_tile(self, x: torch.Tensor, control: Control | None) -> torch.Tensor:

@@ -23,7 +23,6 @@ from ...hardware.device import empty_cache, synchronize
 from ...hardware.precision import DeviceTraits
 from ...kernels.processing import (
     PROCESS_SIZE,
-    bicubic_upscale,
     channel_stats,
     color_fix,
     enlarged_size,
@@ -176,14 +175,6 @@ class PisaSession(PhotoHolder):
 
     def _key(self, *parts: object) -> tuple[object, ...]:
         return (self._hash, self.model.model_id, self.tiles.key(), *parts)
-
-    def bicubic(self, scale: int) -> np.ndarray:
-        key = self._key("bicubic", scale)
-        cached = self.cache.get(key)
-        if cached is None:
-            cached = bicubic_upscale(self.photo, scale)
-            self.cache.put(key, cached)
-        return cached  # type: ignore[return-value]
 
     def enlarged(self, scale: int) -> bool:
         """Whether this photo is too small for the model at ``scale`` and runs enlarged, as the reference does."""
