@@ -40,7 +40,8 @@ class ModelRow:
 
 def model_rows(store: ModelStore) -> list[ModelRow]:
     """Everything the manager shows: the model that comes with the app, registered models, unfinished imports."""
-    effective = store.effective_default()
+    reg = store.snapshot()  # one read of the registry: one state for the whole list
+    effective = store.effective_default(reg)
     rows: list[ModelRow] = []
     found = registry.built_in(store.root)  # looked up at call time: tests replace it
     if found is not None:
@@ -48,12 +49,12 @@ def model_rows(store: ModelStore) -> list[ModelRow]:
         size = sum(folder_size(f) for f in b.folders)
         rows.append(ModelRow(b.id, b.name, fam.kind, size, b.where, BUILTIN, "built-in", effective == b.id,
                              "used when no other default is set", fam.capabilities.licence_note))  # fmt: skip
-    for m in store.entries():
+    for m in reg.models:
         status, detail = store.quick_status(m)
         about = ", ".join(f"{k} {v}" for k, v in m.details.items())
         rows.append(ModelRow(m.id, m.name, m.kind, m.size, store.location(m), status, m.storage_label,
                              effective == m.id, detail, about))  # fmt: skip
-    for folder, info in store.orphans():
+    for folder, info in store.orphans(reg):
         rows.append(ModelRow(
             folder.name, str(info.get("name") or folder.name), str(info.get("kind") or "?"),
             folder_size(folder), str(folder), INCOMPLETE, "copy", False,

@@ -385,11 +385,16 @@ class ModelStore:
 
         return model_rows(self)
 
-    def orphans(self) -> list[tuple[Path, dict[str, object]]]:
-        return self._orphans(self._read())
+    def snapshot(self) -> _Registry:
+        """The registry as read now: pass it to the queries below so one listing reads the file once and sees one
+        state (another process may write it between two reads)."""
+        return self._read()
 
-    def effective_default(self) -> str | None:
-        return self._effective_default(self._read())
+    def orphans(self, reg: _Registry | None = None) -> list[tuple[Path, dict[str, object]]]:
+        return self._orphans(reg or self._read())
+
+    def effective_default(self, reg: _Registry | None = None) -> str | None:
+        return self._effective_default(reg or self._read())
 
     def _effective_default(self, reg: _Registry) -> str | None:
         """The id the app will actually load: the default if usable, else the bundled model if installed."""
