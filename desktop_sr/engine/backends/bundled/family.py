@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ...errors import ModelError
 from ...families import BuiltIn, Capabilities, ModelFamily, OpenOptions, register
 from ...spec import ModelSpec
-from .files import BUNDLED_NAME, find_source, weights_available
+from .files import BUNDLED_NAME, converted_path, find_source, weights_available
 
 if TYPE_CHECKING:
     from ...control import Control
@@ -41,7 +41,7 @@ class BundledFamily(ModelFamily):
         folders: list[Path] = []
         with contextlib.suppress(ModelError):  # converted earlier, the package since removed: still usable
             folders.append(find_source().bin.parent)
-        converted = models_dir / "bundled" if models_dir is not None else None
+        converted = converted_path(models_dir).parent if models_dir is not None else None
         where = "installed with the app"
         if converted is not None and converted.is_dir():
             folders.append(converted)
