@@ -13,13 +13,17 @@ A broken or unreadable file never stops the app: it falls back to defaults, keep
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import platformdirs
+
+from . import durable
 
 log = logging.getLogger(__name__)
 VERSION = 2
@@ -56,6 +60,9 @@ class Settings:
     export_folder: str = ""  # the folder a result was saved to last (the save dialog proposes it; empty: the photo's)
     export_keep_metadata: bool = True
     name_template: str = "{stem}_x{scale}"
+    #: The values as this process last read or wrote them (not saved): a save takes another process's newer value
+    #: for every field this one has not changed since (see :func:`save_settings`).
+    synced: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     def add_recent(self, path: str | Path) -> None:
         p = str(Path(path))
@@ -63,27 +70,44 @@ class Settings:
         del self.recent_files[MAX_RECENT:]
 
 
+#: The fields the settings file holds (``synced`` is this process's bookkeeping).
+_SAVED = tuple(f.name for f in fields(Settings) if f.name != "synced")
+
+
 def read_settings(folder: Path | None = None) -> tuple[Settings, str | None]:
     """Settings from disk and why they could not be read (or None). No side effects: readers other than the window
     (the CLI looking up the models folder) use this. Unknown keys are ignored, wrong types reset to defaults."""
     path = (folder or config_dir()) / "settings.json"
     if not path.exists():
-        return Settings(), None
+        return _defaults(), None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        return Settings(), str(exc)
+        return _defaults(), str(exc)
     if int(raw.get("version", 1) or 1) < 2:
         raw = _migrate_v1(raw)
     defaults = Settings()
     values: dict[str, object] = {}
-    for f in fields(Settings):
-        if f.name in raw and isinstance(raw[f.name], type(getattr(defaults, f.name))):
-            values[f.name] = raw[f.name]
+    for f in _SAVED:
+        if f in raw and isinstance(raw[f], type(getattr(defaults, f))):
+            values[f] = raw[f]
     values["version"] = VERSION
-    return Settings(**values), None  # type: ignore[arg-type]
+    settings = Settings(**values)  # type: ignore[arg-type]
+    settings.synced = _values(settings)
+    return settings, None
+
+
+def _defaults() -> Settings:
+    settings = Settings()
+    settings.synced = _values(settings)
+    return settings
+
+
+def _values(settings: Settings) -> dict[str, object]:
+    """The saved fields' values (copies, so later changes in place are seen as changes)."""
+    return {f: copy.deepcopy(getattr(settings, f)) for f in _SAVED}
 
 
 def _migrate_v1(raw: dict[str, object]) -> dict[str, object]:
@@ -113,16 +137,45 @@ def load_settings(folder: Path | None = None) -> tuple[Settings, str | None]:
 
 
 def save_settings(settings: Settings, folder: Path | None = None) -> None:
-    """Atomic write, so a crash while saving never leaves a broken file."""
-    _write_json(folder or config_dir(), "settings.json", asdict(settings))
+    """Write ``settings`` so that neither a crash nor a second window loses anything.
+
+    Atomic (:mod:`desktop_sr.durable`): a kill while saving leaves the old file or the new one. Merged under a lock:
+    another window or the CLI may have saved since this process read the file, so each field this process has not
+    changed since (``settings.synced``) takes the value on disk, and the recent files of both are kept (this
+    process's first). Without the merge, closing the second window would undo what the first one saved.
+    """
+    ours = _values(settings)
+
+    def merge(current: object) -> dict[str, object]:
+        disk = _disk_values(current)
+        out = {"version": VERSION}
+        for name, value in ours.items():
+            if name == "version":
+                continue
+            changed = name not in settings.synced or settings.synced[name] != value
+            out[name] = value if changed or name not in disk else disk[name]
+        mine, theirs = ours["recent_files"], disk.get("recent_files")
+        if mine != settings.synced.get("recent_files") and isinstance(mine, list) and isinstance(theirs, list):
+            out["recent_files"] = list(dict.fromkeys(mine + theirs))[:MAX_RECENT]
+        return out
+
+    _update_json(folder or config_dir(), "settings.json", merge)
+    settings.synced = ours
 
 
-def _write_json(folder: Path, name: str, data: dict[str, object]) -> None:
+def _disk_values(current: object) -> dict[str, object]:
+    """The valid saved fields of a settings file's JSON (a damaged or missing file: none)."""
+    if not isinstance(current, dict):
+        return {}
+    if int(current.get("version", 1) or 1) < 2:
+        current = _migrate_v1(current)
+    defaults = Settings()
+    return {f: current[f] for f in _SAVED if f in current and isinstance(current[f], type(getattr(defaults, f)))}
+
+
+def _update_json(folder: Path, name: str, merge: Callable[[object], dict[str, object]]) -> None:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{name}.tmp"
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        tmp.replace(folder / name)
+        durable.update_json(folder / name, merge, indent=2)
     except OSError as exc:
         log.warning("cannot save %s to %s: %s", name, folder, exc)
 
@@ -158,4 +211,5 @@ def read_batch_choices(folder: Path | None = None) -> BatchChoices:
 
 
 def save_batch_choices(choices: BatchChoices, folder: Path | None = None) -> None:
-    _write_json(folder or config_dir(), BATCH_FILE, asdict(choices))
+    """The dialog's whole choice is one record: written atomically under the file's lock, the last save wins."""
+    _update_json(folder or config_dir(), BATCH_FILE, lambda _current: asdict(choices))

@@ -10,7 +10,6 @@ Qt-free and torch-free: the CLI, the batch runner and the GUI all use it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import durable
 from .engine.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -64,11 +64,7 @@ class CostBook:
         return f"{model} @ {device}"
 
     def _read(self) -> dict[str, float]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return {k: float(v) for k, v in data.items() if isinstance(v, int | float) and v > 0}
+        return _valid(durable.read_json(self.path))
 
     def seconds_per_megapixel(self, model: str, device: str) -> float | None:
         return self._read().get(self.key(model, device))
@@ -82,17 +78,25 @@ class CostBook:
         """Remember a measured render; blends with earlier ones (machine load varies from run to run)."""
         if output_megapixels <= 0 or seconds <= 0:
             return
-        data = self._read()
         key = self.key(model, device)
         measured = seconds / output_megapixels
-        data[key] = measured if key not in data else 0.5 * data[key] + 0.5 * measured
+
+        def merge(current: object) -> dict[str, float]:  # under the book's lock: another process's records stay
+            data = _valid(current)
+            data[key] = measured if key not in data else 0.5 * data[key] + 0.5 * measured
+            return data
+
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, self.path)
+            durable.update_json(self.path, merge, sort_keys=True, timeout=5.0)
         except OSError as exc:  # a read-only cache only costs the estimate next time
             log.info("cannot remember the render time in %s (%s)", self.path, exc)
+
+
+def _valid(data: object) -> dict[str, float]:
+    """The book's valid records (a missing or damaged file has none)."""
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float) and v > 0}
 
 
 def output_megapixels(source: str | Path, scale: int) -> float:

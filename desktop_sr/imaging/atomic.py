@@ -1,8 +1,9 @@
-"""Atomic file writes: a temp file in the target folder, fsync, rename. A failure leaves no trace and no half file.
+"""Atomic photo writes: the photo layer's face on :mod:`desktop_sr.durable` (temp beside the target, fsync, rename).
+A failure leaves no trace and no half file, and comes back as a :class:`PhotoError` with a plain reason.
 
-The temp file is created with the usual permissions (0666 less the umask, like any new file; an existing
-target's mode is kept), not the owner-only mode of :func:`tempfile.mkstemp`, so exported photos are as readable
-as the user expects on shared folders.
+The temp file is ``.<stem>.<random>.part`` (the batch removes the ones a killed run left beside its targets), created
+with the usual permissions (an existing target's mode is kept), so exported photos are as readable as the user
+expects on shared folders. A full disk says which folder, how much is free and about how much the file needs.
 """
 
 from __future__ import annotations
@@ -10,19 +11,39 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import durable
 from .errors import PhotoError
 
 _TEMP_SUFFIX = ".part"
+fsync_folder = durable.fsync_folder
 
 
-def _reason(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "the disk is full"
+def human_size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def disk_full_reason(folder: Path, needed: int | None) -> str:
+    """ "The disk is full" with the folder, its free space and what the file needs: what a person acts on."""
+    try:
+        free = f"{human_size(shutil.disk_usage(folder).free)} free"
+    except OSError:
+        free = "no free space"
+    need = f"; this file needs about {human_size(needed)}" if needed else ""
+    return f"the disk is full: {folder} has {free}{need}. Free some space there, or choose another folder"
+
+
+def _reason(exc: OSError, folder: Path, needed: int | None) -> str:
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return disk_full_reason(folder, needed)
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     if exc.errno == errno.EROFS:
@@ -32,52 +53,12 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _create_temp(folder: Path, stem: str) -> Path:
-    """A new, empty, uniquely named hidden file beside the target (same file system, so the rename is atomic)."""
-    for _ in range(100):
-        tmp = folder / f".{stem[:80]}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        except FileExistsError:
-            continue
-        os.close(fd)
-        return tmp
-    raise FileExistsError(errno.EEXIST, "no free temporary file name")
-
-
-def _discard(tmp: Path) -> None:
-    with contextlib.suppress(OSError):  # never let the clean-up hide the error that caused it
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))  # write access: Windows cannot flush read-only
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable; not possible on every platform (Windows), where it is skipped."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], None], *, size_hint: int | None = None) -> Path:
     """Call ``write(tmp)`` to produce the file, then move it over ``path`` in one step.
 
     An existing ``path`` stays untouched until the new file is complete and flushed to disk; on any error
     (including KeyboardInterrupt) the temp file is removed and the error re-raised, OS errors as
-    :class:`PhotoError` with a plain reason.
+    :class:`PhotoError` with a plain reason (``size_hint``, the file's expected size, goes into a full disk's).
     """
     path = Path(path)
     if path.is_dir():
@@ -90,20 +71,20 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     except OSError:
         old_mode = None
     try:
-        tmp = _create_temp(folder, path.stem)
+        tmp = durable.temp_beside(path, _TEMP_SUFFIX, name=path.stem[:80])
     except OSError as exc:
-        raise PhotoError(path, f"cannot write here: {_reason(exc)}") from exc
+        raise PhotoError(path, f"cannot write here: {_reason(exc, folder, size_hint)}") from exc
     try:
         write(tmp)
         if old_mode is not None:
             os.chmod(tmp, old_mode)
-        _fsync_file(tmp)
-        os.replace(tmp, path)
+        durable.commit(tmp, path)
     except OSError as exc:
-        _discard(tmp)
-        raise PhotoError(path, f"cannot write: {_reason(exc)}") from exc
+        with contextlib.suppress(OSError):
+            size_hint = size_hint or tmp.stat().st_size or None  # at least what had been written
+        durable.discard(tmp)
+        raise PhotoError(path, f"cannot write: {_reason(exc, folder, size_hint)}") from exc
     except BaseException:
-        _discard(tmp)
+        durable.discard(tmp)
         raise
-    fsync_folder(folder)
     return path

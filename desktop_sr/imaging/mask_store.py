@@ -8,7 +8,8 @@ mask was painted on other pixels.
 
 Files: ``<key>.json`` holds the format version, the photo's name and size, the editor's settings when the mask was
 saved (for reference) and the mask files; ``<key>.sem.png`` / ``<key>.pix.png`` are 16-bit greyscale maps of the
-strength multipliers, ``value / 65535 * gain`` (gain recorded in the JSON). Writes are atomic; a damaged or
+strength multipliers, ``value / 65535 * gain`` (gain recorded in the JSON). Writes are atomic and take the folder's
+lock (``.masks.lock``), so two processes saving at once never mix their files; a damaged or
 unreadable entry reads as "no mask" with a reason, never an exception that stops a batch.
 """
 
@@ -18,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,7 @@ import numpy as np
 import platformdirs
 from PIL import Image
 
+from .. import durable
 from .atomic import atomic_write
 from .errors import PhotoError
 
@@ -33,6 +36,7 @@ VERSION = 1
 #: Multiplier that a full-white mask pixel stands for (the engine's largest: "more detail" doubles a strength).
 GAIN = 2.0
 KINDS = ("pix", "sem")
+LOCK_NAME = "masks"  # the folder's lock file: ``.masks.lock``
 
 
 def masks_dir() -> Path:
@@ -99,6 +103,26 @@ def save_masks(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PhotoError(root, f"cannot create the masks folder: {exc.strerror or exc}") from exc
+    with _folder_lock(root):
+        return _save_entry(root, key, source, masks, size)
+
+
+@contextlib.contextmanager
+def _folder_lock(root: Path) -> Iterator[None]:
+    """One writer at a time in the masks folder (two windows, or a window and a CLI, saving the same photo's masks
+    would otherwise mix one's maps with the other's record). Under it, temp files a killed writer left go."""
+    try:
+        with durable.locked(root / LOCK_NAME):
+            for tmp in root.glob(".*.part"):
+                durable.discard(tmp)
+            yield
+    except durable.LockBusy as exc:
+        raise PhotoError(root, "another desktop-sr is saving masks; try again") from exc
+    except OSError as exc:
+        raise PhotoError(root, f"cannot lock the masks folder: {exc.strerror or exc}") from exc
+
+
+def _save_entry(root: Path, key: str, source: str | Path, masks: SavedMasks, size: tuple[int, int] | None) -> Path:
     files: dict[str, str] = {}
     for kind in KINDS:
         values = masks.get(kind)
@@ -146,6 +170,9 @@ def delete_masks(source: str | Path, *, folder: Path | None = None, key: str | N
         key = key or photo_key(source)
     except OSError:
         return
-    for name in (f"{key}.json", *(f"{key}.{k}.png" for k in KINDS)):
-        with contextlib.suppress(OSError):
-            (root / name).unlink()
+    if not root.is_dir():
+        return
+    with _folder_lock(root):
+        for name in (f"{key}.json", *(f"{key}.{k}.png" for k in KINDS)):
+            with contextlib.suppress(OSError):
+                (root / name).unlink()

@@ -207,8 +207,9 @@ def write_photo(
         else:
             _write_pillow(tmp, fmt, to_uint8(pixels), icc, exif, xmp, dpi, options)
 
-    try:
-        return atomic_write(path, write)
+    raw = pixels.shape[0] * pixels.shape[1] * (pixels.shape[2] if pixels.ndim == 3 else 1) * depth // 8
+    try:  # the size hint for a full disk's message: lossless formats at about half their raw size, lossy at 1/10
+        return atomic_write(path, write, size_hint=raw // 2 if fmt in ("png", "tiff") else raw // 10)
     except PhotoError:
         raise
     except MemoryError as exc:

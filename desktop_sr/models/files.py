@@ -1,5 +1,5 @@
 """File plumbing for the model store: sha256 while copying or reading (one pass over gigabytes, not two), with
-progress and cancel between chunks, and atomic small-file writes (temp file, fsync, rename).
+progress and cancel between chunks, and atomic small-file writes (:mod:`desktop_sr.durable`).
 
 Models are large (SD-2.1-base is about 5 GB), so every long loop here reports progress and checks a cancel flag
 at least every :data:`CHUNK` bytes; a cancelled copy deletes its partial output.
@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import durable
 from ..engine.control import Control
-from ..imaging.atomic import fsync_folder
 from .errors import OperationCancelled, StoreError
 
 CHUNK = 4 << 20
@@ -85,23 +84,12 @@ def copy_with_hash(
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step: readers see the old file or the new one, never half of either."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    """Replace ``path`` with ``text`` in one step (:func:`desktop_sr.durable.replace_with`): readers see the old
+    file or the new one, never half of either."""
     try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        durable.replace_with(path, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise StoreError(path, f"cannot write: {_os_reason(exc)}") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_folder(path.parent)
 
 
 def folder_size(folder: Path) -> int:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
+from .. import durable
 from ..engine.control import Control
 from ..engine.errors import ModelError
 from ..engine.families import BuiltIn, ModelFamily, RoleFiles, built_ins, family
@@ -288,6 +289,7 @@ class ModelStore:
         except Timeout as exc:
             raise StoreError(self.root, "another desktop-sr is changing the models; try again") from exc
         try:
+            durable.remove_stale_temps(self.registry_path)  # a writer killed mid-write left it; none is live now
             reg = self._read()
             yield reg
             self._write(reg)
@@ -531,7 +533,7 @@ class ModelStore:
                 if any(owned.values()):
                     final = self.root / ident
                     os.replace(staging, final)
-                    _files.fsync_folder(self.root)
+                    durable.fsync_folder(self.root)
                 entry = ModelEntry(
                     id=ident, name=display, kind=kind, paths=stored,
                     storage={role: Storage.COPY.value if owned[role] else Storage.REFERENCE.value for role in paths},
