@@ -29,6 +29,7 @@ from .spec import ModelSpec
 if TYPE_CHECKING:
     from .api import UpscaleSession
     from .control import Control
+    from .faces.restore import FaceRestorer
     from .tile_settings import TileSettings
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,11 @@ class Capabilities:
     #: Runs on Vulkan devices (``vulkan:N``, through ncnn) as well as torch's; a family without it is opened on the
     #: CPU when a Vulkan device is chosen, and the session's notice says so.
     vulkan: bool = False
+    #: Offered as the model that makes the result (Choose model, the default, ``--model``). A face model is not: it
+    #: restores 512 x 512 aligned faces of a finished result.
+    upscaler: bool = True
+    #: Restores faces of a finished result (``open_restorer``): offered where faces are restored, not as the model.
+    face_restoration: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,10 @@ class ModelFamily(ABC):
     @abstractmethod
     def open(self, spec: ModelSpec, options: OpenOptions, control: Control | None = None) -> UpscaleSession:
         """Load the model ``spec`` names. Raises :class:`ModelError` naming the file at fault."""
+
+    def open_restorer(self, spec: ModelSpec, options: OpenOptions) -> FaceRestorer:
+        """Load a face model (a family whose capabilities say ``face_restoration``). The default refuses."""
+        raise ModelError(Path(spec.name or self.kind), f"{self.label} is not a face restoration model")
 
 
 def check_file(path: Path, role: FileRole) -> None:

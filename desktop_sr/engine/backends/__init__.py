@@ -10,4 +10,5 @@ BUILT_IN = (
     "desktop_sr.engine.backends.bundled.family",
     "desktop_sr.engine.backends.pisa.family",
     "desktop_sr.engine.backends.spandrel.family",
+    "desktop_sr.engine.backends.faces.family",
 )

@@ -1,17 +1,14 @@
 """Reading a community upscaler file safely and running it through spandrel.
 
-Safety first: a ``.pth``/``.pt``/``.ckpt`` is a pickle, and unpickling can run any code the file's author wrote. So
-the file is read with ``torch.load(weights_only=True)`` (tensors and plain containers only; anything else is refused
-before it is built) and never with TorchScript (which spandrel would try for ``.pt``). ``.safetensors`` holds
-tensors only. Then spandrel's registry recognises the architecture from the tensor names and shapes alone.
+Safety first: the file is read by :func:`~desktop_sr.engine.weights_file.read_state` (tensors only, never a pickle's
+objects, never TorchScript, which spandrel would try for ``.pt``). Then spandrel's registry recognises the
+architecture from the tensor names and shapes alone.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 import warnings
-import zipfile
 from pathlib import Path
 
 import torch
@@ -23,7 +20,8 @@ from ...hardware.device import conv_memory_format, select_device, select_dtype
 from ...upscaler.network import Network
 from ...upscaler.session import UpscalerSession, color_fix_note, int_option, tiles_from_options
 from ...upscaler.tiled import NetTiles
-from .family import KIND, SUFFIXES
+from ...weights_file import import_spandrel, read_state
+from .family import KIND
 
 log = logging.getLogger(__name__)
 
@@ -34,61 +32,6 @@ TRANSFORMERS = frozenset({"SwinIR", "Swin2SR", "HAT", "DAT", "RGT", "DRCT", "ATD
 USABLE_PURPOSES = ("SR", "Restoration")
 CNN_BYTES_PER_INPUT_PX = 16 * 1024  # measured for RRDBNet x4 (three 64-channel maps at 16x the pixels dominate)
 TRANSFORMER_BYTES_PER_INPUT_PX = 64 * 1024
-
-
-def read_state(path: Path) -> dict[str, torch.Tensor]:
-    """The file's tensors, without running any code from it. Raises :class:`ModelError` naming the file."""
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise ModelError(path, f"not an upscaler file (expected {', '.join(SUFFIXES)})")
-    if not path.is_file():
-        raise ModelError(path, "not found" if not path.exists() else "is a folder; choose the weights file")
-    if path.stat().st_size == 0:
-        raise ModelError(path, "the file is empty")
-    if suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelError(path, f"not a readable .safetensors file ({exc})") from exc
-    try:
-        raw = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if not _looks_like_checkpoint(path):  # bytes that are no checkpoint at all, rather than a refused object
-            raise ModelError(path, "not a model file, or a damaged one (it is not a PyTorch checkpoint)") from exc
-        raise ModelError(
-            path,
-            "refused: the file holds Python objects besides weights, and loading them could run code. "
-            "Ask for a .safetensors version, or convert it where you trust it",
-        ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ModelError(path, f"not a model file, or a damaged one ({str(exc).splitlines()[0][:160]})") from exc
-    if not isinstance(raw, dict):
-        raise ModelError(path, f"holds a {type(raw).__name__}, not a dictionary of weights")
-    return raw  # spandrel's canonicalisation unwraps "params_ema", "state_dict", "model" and the like
-
-
-def _looks_like_checkpoint(path: Path) -> bool:
-    """A PyTorch checkpoint is a zip archive (torch.save since 1.6) or a bare pickle (protocol 2+ starts with 0x80)."""
-    if zipfile.is_zipfile(path):
-        return True
-    with path.open("rb") as f:
-        return f.read(1) == b"\x80"
-
-
-def import_spandrel(path: Path) -> None:
-    """Import spandrel, or raise a :class:`ModelError` that says what to install: it imports torchvision, which must
-    match torch exactly (a mismatched pair fails at import with "operator torchvision::nms does not exist")."""
-    try:
-        import spandrel  # noqa: F401
-    except (ImportError, RuntimeError) as exc:
-        raise ModelError(
-            path,
-            f"community upscalers need spandrel with a torchvision that matches this torch {torch.__version__} "
-            f"({str(exc).splitlines()[0][:120]}); see the README's set-up command",
-        ) from exc
 
 
 def read_model(path: Path):  # noqa: ANN201 - spandrel's ImageModelDescriptor, imported lazily
@@ -113,7 +56,8 @@ def read_model(path: Path):  # noqa: ANN201 - spandrel's ImageModelDescriptor, i
     if not isinstance(descriptor, ImageModelDescriptor) or descriptor.purpose not in USABLE_PURPOSES:
         purpose = getattr(descriptor, "purpose", "another task")
         what = {"FaceSR": "a face restoration model", "Inpainting": "an inpainting model"}.get(purpose, purpose)
-        raise ModelError(path, f"{descriptor.architecture.name} is {what}, not an upscaler for whole photos")
+        use = " (use it to restore faces: import it as a face model, or --restore-faces)" if purpose == "FaceSR" else ""
+        raise ModelError(path, f"{descriptor.architecture.name} is {what}, not an upscaler for whole photos{use}")
     if descriptor.output_channels not in (1, 3, 4) or descriptor.input_channels not in (1, 3, 4):
         raise ModelError(path, f"reads {descriptor.input_channels} and writes {descriptor.output_channels} channels")
     return descriptor
