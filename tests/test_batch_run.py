@@ -378,7 +378,7 @@ def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(tmp_path, session, 
     summary = BatchRunner(make_plan([src], settings), session).run()
     assert [r.status for r in summary.results] == [Status.WRITTEN, Status.FAILED]
     assert "disk is full" in summary.results[1].reason and summary.not_reached == 2
-    assert "stopped (the output disk is full" in summary.describe() and not summary.ok
+    assert "stopped (the disk is full" in summary.describe() and not summary.ok
     assert sorted(p.name for p in out.glob("*.png")) == ["p0_x2.png"]
 
     monkeypatch.setattr(photo_job, "write_result", real_write)  # space was freed

@@ -29,7 +29,7 @@ from .manifest import Manifest, ManifestError
 from .photo_job import PhotoOutcome
 from .plan import Action, Plan, PlanItem, path_key
 from .progress import Progress, Throughput
-from .results import BatchSummary, FileResult, ModelLoadFailed, Status
+from .results import BatchSummary, FileResult, ModelLoadFailed, Status, disk_full_stop
 from .runner import BatchListener, recheck_target, remove_stale_temps, remove_temps_beside
 
 log = logging.getLogger(__name__)
@@ -437,7 +437,7 @@ class ClusterRunner:
             slot.state.failed += 1
             self._fail(job, result.reason, result)
             if result.disk_full:
-                self._stop("the output disk is full: free some space and run again to continue")
+                self._stop(disk_full_stop(result.reason))
         self._changed()
 
     def _fail(self, job: _Job, reason: str, result: FileResult | None = None) -> None:

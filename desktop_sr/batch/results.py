@@ -33,6 +33,13 @@ class ModelLoadFailed(Exception):
     """The model could not be loaded, so no file could run. Wraps the engine's error, whose message says why."""
 
 
+def disk_full_stop(reason: str) -> str:
+    """Why a batch stopped at a full disk, said once: the photo's reason (the folder, its free space, about how
+    much a result needs) and what to do. Every later photo would render for minutes and then fail the same way."""
+    return (f"{reason.removeprefix('cannot write: ')}. The remaining photos were not started: run the batch again "
+            "once there is space, and it continues where it stopped")  # fmt: skip
+
+
 @dataclass
 class FileResult:
     source: Path

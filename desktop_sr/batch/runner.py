@@ -23,7 +23,7 @@ from .manifest import Manifest, ManifestError
 from .photo_job import process_photo, reason_for
 from .plan import Action, BatchSettings, Plan, PlanItem, path_key, resolve_target
 from .progress import EtaEstimator, Progress
-from .results import BatchSummary, FileResult, ModelLoadFailed, Status
+from .results import BatchSummary, FileResult, ModelLoadFailed, Status, disk_full_stop
 
 if TYPE_CHECKING:
     from .cluster import WorkerState
@@ -156,7 +156,7 @@ class BatchRunner:
                 self._settle(result)
                 if result.status == Status.FAILED and result.disk_full:
                     # every later file would render for minutes and then fail the same way
-                    self.summary.stopped = "the output disk is full: free some space and run again to continue"
+                    self.summary.stopped = disk_full_stop(result.reason)
                     self.summary.not_reached = len(self.plan.items) - index - 1
                     break
         finally:

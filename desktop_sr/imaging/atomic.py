@@ -32,7 +32,7 @@ def human_size(n: float) -> str:
 
 
 def disk_full_reason(folder: Path, needed: int | None) -> str:
-    """ "The disk is full" with the folder, its free space and what the file needs: what a person acts on."""
+    """Why a write failed on a full disk: the folder, its free space and what the file needs (what one acts on)."""
     try:
         free = f"{human_size(shutil.disk_usage(folder).free)} free"
     except OSError:
