@@ -10,6 +10,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DESKTOP_SR_CACHE_DIR", __import__("tempfile").mkdtemp(prefix="desktop-sr-test-cache-"))
 # strength masks painted in tests never land in the user's data folder (subprocess tests inherit it)
 os.environ.setdefault("DESKTOP_SR_MASKS_DIR", __import__("tempfile").mkdtemp(prefix="desktop-sr-test-masks-"))
+# the commands' and the app's log file too (desktop_sr.logfile)
+os.environ.setdefault("DESKTOP_SR_LOG_DIR", __import__("tempfile").mkdtemp(prefix="desktop-sr-test-log-"))
 
 from pathlib import Path  # noqa: E402
 

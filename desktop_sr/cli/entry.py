@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..exit_codes import ExitCode
+from ..logfile import log_uncaught_errors, start_log
 from .common import report_interrupted
 
 __all__ = ["build_parser", "main"]
@@ -81,6 +82,8 @@ def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if start_log(args.command or "cli") is not None:  # the terminal shows what it did; the file keeps INFO too
+        log_uncaught_errors()
     if args.selftest:
         if args.command is not None:
             parser.error("--selftest takes no command")

@@ -16,7 +16,9 @@ def run_gui(paths: list[str]) -> int:
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
+    from ..logfile import start_log
     from ..resources import icon_path
+    from .error_report import ErrorReporter
     from .main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -25,7 +27,9 @@ def run_gui(paths: list[str]) -> int:
     app.setDesktopFileName("desktop-sr")  # Wayland matches the window to desktop-sr.desktop (menu entry and icon)
     with contextlib.suppress(FileNotFoundError):  # an incomplete install still starts, with the default icon
         app.setWindowIcon(QIcon(str(icon_path())))
+    start_log("app")
     window = MainWindow()
+    ErrorReporter(window).install()  # from here on an error in a slot shows a dialog and the app goes on
     window.show()
     for p in paths[:1]:
         if Path(p).exists():

@@ -18,6 +18,7 @@ from ..editor import EditorModel
 from ..settings import Settings
 from .ab_compare import ABCompare
 from .compare_view import CompareView
+from .error_report import open_log_folder
 from .photo_files import PhotoFiles
 
 #: Shown in Help ▸ About: the app's licence and those of the libraries an installer ships (the full list with sources
@@ -123,6 +124,8 @@ class WindowMenus:
         self.act_redo.setEnabled(False)
         self.act_cancel.setEnabled(False)
         self.act_about = self._action("&About", self.about)
+        self.act_log_folder = self._action("Open &log folder", open_log_folder, None,
+                                           "The folder of the log to send with a problem report")  # fmt: skip
         self.act_sample = self._action("Open &sample photo", files.open_sample, None,
                                        "A small photo shipped with the app, to try the controls")  # fmt: skip
         group = QActionGroup(w)
@@ -172,6 +175,7 @@ class WindowMenus:
         self.device: QMenu = mb.addMenu("&Device")
         help_menu = mb.addMenu("&Help")
         help_menu.addAction(self.act_sample)
+        help_menu.addAction(self.act_log_folder)
         help_menu.addAction(self.act_about)
 
     def _build_toolbar(self) -> None:
