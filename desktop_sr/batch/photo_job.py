@@ -70,6 +70,7 @@ def process_photo(
     megapixels = 0.0
     mask_notes: list[str] = []
     device_notes: list[str] = []
+    face_notes: list[str] = []
     try:
         photo = read_photo(source)
         params, ratio = settings.params, float(settings.params.scale)
@@ -91,6 +92,10 @@ def process_photo(
             rgb = model.render(params, control=control)
             if plan is not None and plan.resample:
                 rgb = resample(rgb, plan.size)
+            if settings.faces is not None:  # after any model: faces restored on the finished result
+                faces = settings.faces.apply(rgb, control=control)
+                rgb = faces.image
+                face_notes.append(f"faces: {faces.summary()}")
         finally:
             model_seconds = time.perf_counter() - m0
         if notice_of(model) != notice:  # its device failed during this photo: finished on the CPU, said once
@@ -114,7 +119,7 @@ def process_photo(
     size = None
     with contextlib.suppress(OSError):
         size = target.stat().st_size
-    notes = list(photo.warnings) + mask_notes + device_notes
+    notes = list(photo.warnings) + mask_notes + device_notes + face_notes
     fmt = settings.output_format(photo.source)
     if photo.alpha is not None and fmt not in ALPHA_FORMATS and float(photo.alpha.min()) < 1.0:
         notes.append(flattening_note(fmt))

@@ -24,6 +24,7 @@ from .naming import DEFAULT_TEMPLATE, NameTemplate, NameValues, parse_template
 from .sources import Refused, Source, find_sources
 
 if TYPE_CHECKING:
+    from ..engine.faces import FaceChoice
     from .manifest import Manifest
 
 
@@ -82,6 +83,8 @@ class BatchSettings:
     target: TargetSize | None = None
     #: Use the strength mask painted in the editor for a photo that has one (see :mod:`desktop_sr.batch.masks`).
     use_saved_masks: bool = True
+    #: Restore faces after the model (a face model and its strength), or None.
+    faces: FaceChoice | None = None
 
     def validate(self) -> NameTemplate:
         """Check everything checkable up front; returns the parsed template. Raises TemplateError or PlanError."""
@@ -126,6 +129,8 @@ class BatchSettings:
             data["saved_masks"] = False
         if self.target is not None:  # only when set, so batches without a target keep their earlier signatures
             data["target"] = asdict(self.target)
+        if self.faces is not None:
+            data["faces"] = self.faces.signature()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -43,6 +43,7 @@ from .common import (
     tiles_from_args,
     warn_ignored,
 )
+from .faces import add_face_args, face_choice_from_args, load_face_model
 from .help_text import plain
 
 
@@ -75,6 +76,7 @@ def add_batch_parser(sub: argparse._SubParsersAction) -> None:
     add_render_args(p)
     p.add_argument("--no-saved-masks", dest="saved_masks", action="store_false",
                    help="ignore strength masks painted in the editor (default: a photo with one uses it)")  # fmt: skip
+    add_face_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run_batch)
 
@@ -161,6 +163,11 @@ def run_batch(args: argparse.Namespace) -> int:
         use_saved_masks=args.saved_masks,
     )
     try:
+        settings = replace(settings, faces=face_choice_from_args(args))  # a wrong face model: refused at once
+    except ModelError as exc:
+        _err(str(exc))
+        return ExitCode.MODEL
+    try:
         settings.validate()  # the template first: a typo must not cost a model lookup, a load or a folder scan
     except TemplateError as exc:
         _err(str(exc))
@@ -226,6 +233,8 @@ def run_batch(args: argparse.Namespace) -> int:
             warn_ignored(session.info, params_from_args(args), args.color_fix is not None)
         if notice_of(session):  # a device that could not start, or that this model cannot use
             _err(f"note: {notice_of(session)}")
+        if settings.faces is not None:
+            load_face_model(settings.faces)  # its licence before first use; a broken file stops the batch here
         return session
 
     control = Control()

@@ -252,13 +252,23 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
                 raise ModelError(given, "a folder is a PiSA-SR base model: pass its adapter with --lora too")
             raise ModelError(given, "not a model this app can open (see 'desktop-sr models import --help')")
         roles = fam.claims(paths) or {}
-        return fam.spec(roles)
+        return _an_upscaler(fam.spec(roles), given)
     if args.lora is not None:
         raise ModelError(given, "base model folder not found")
     try:
-        return ModelStore().spec_for(str(args.model))
+        spec = ModelStore().spec_for(str(args.model))
     except (ModelError, OSError) as exc:
         raise ModelError(given, f"no such file, and no registered model of this name ({exc})") from exc
+    return _an_upscaler(spec, given)
+
+
+def _an_upscaler(spec: ModelSpec, given: Path) -> ModelSpec:
+    """``spec`` if its family makes results; a face model (say) is refused before anything loads."""
+    from ..engine.families import family
+
+    if not family(spec.kind).capabilities.upscaler:
+        raise ModelError(given, f"{family(spec.kind).label} cannot make the result: use it with --restore-faces")
+    return spec
 
 
 def built_in_spec() -> ModelSpec | None:

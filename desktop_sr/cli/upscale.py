@@ -31,6 +31,7 @@ from .common import (
     warn_ignored,
     warn_long_render,
 )
+from .faces import add_face_args, face_choice_from_args, load_face_model, restore_faces_of
 from .help_text import plain
 from .strength_maps import add_map_args, maps_from_args, photo_size, proportion_problem, with_maps
 
@@ -58,6 +59,7 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_render_args(p)
     add_map_args(p)
+    add_face_args(p)
     p.set_defaults(func=run_upscale)
 
 
@@ -129,6 +131,11 @@ def run_upscale(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"desktop-sr: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    try:
+        faces = face_choice_from_args(args)  # a wrong face model file is refused before any model loads
+    except ModelError as exc:
+        print(f"desktop-sr: {exc}", file=sys.stderr)
+        return ExitCode.MODEL
     failed = 0
     jobs: list[tuple[Path, Path]] = []
     for src in args.inputs:  # everything that can be checked without the model, before it loads
@@ -158,6 +165,12 @@ def run_upscale(args: argparse.Namespace) -> int:
             session = loading.result()
         except (ModelError, ValueError) as exc:
             print(f"desktop-sr: cannot load the model: {exc}", file=sys.stderr)
+            return ExitCode.MODEL
+    if faces is not None:
+        try:
+            load_face_model(faces)
+        except (ModelError, ValueError) as exc:
+            print(f"desktop-sr: cannot load the face model: {exc}", file=sys.stderr)
             return ExitCode.MODEL
     load_time = time.perf_counter() - load_start
     warn_ignored(session.info, params, args.color_fix is not None)
@@ -219,6 +232,9 @@ def run_upscale(args: argparse.Namespace) -> int:
                 bar.bar.write(f"desktop-sr: note: {said}", file=sys.stderr)
             device = str(session.info.device)
             book.record(model, device, rendered_mp, time.perf_counter() - render_start)
+            if faces is not None:
+                say = functools.partial(bar.bar.write, file=sys.stderr)
+                result = in_worker(functools.partial(restore_faces_of, faces, result, src.name, Control(bar), say))
             dst.parent.mkdir(parents=True, exist_ok=True)
             write_start = time.perf_counter()
             write_photo(dst, result, like=photo, scale=ratio, options=save_options_from_args(args, fmt, dpi=dpi))

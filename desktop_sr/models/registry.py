@@ -455,6 +455,9 @@ class ModelStore:
                 status, detail = self.quick_status(entry)
                 if status == MISSING:
                     raise StoreError(Path(entry.id), f"cannot be the default: {detail}")
+                fam = family(entry.kind)
+                if not fam.capabilities.upscaler:
+                    raise StoreError(Path(entry.id), f"cannot be the default: {fam.label} makes no result")
                 reg.default = entry.id
             return reg.default
 

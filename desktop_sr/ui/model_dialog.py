@@ -29,9 +29,10 @@ from ..engine.families import FileRole, ModelFamily, families
 from ..engine.spec import ModelSpec
 
 
-def importable_families() -> list[ModelFamily]:
-    """The families a person can point at files of (the built-in model has none to choose)."""
-    return [f for f in families() if f.roles]
+def importable_families(upscalers_only: bool = False) -> list[ModelFamily]:
+    """The families a person can point at files of (the built-in model has none to choose); ``upscalers_only``:
+    those that make a result (Choose model), not those that restore faces of one."""
+    return [f for f in families() if f.roles and (f.capabilities.upscaler or not upscalers_only)]
 
 
 class RoleField(QWidget):
@@ -69,10 +70,12 @@ class FamilyFiles(QWidget):
     #: The family changed (its fields were rebuilt).
     family_changed = Signal()
 
-    def __init__(self, parent: QWidget | None = None, last: ModelSpec | None = None) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, last: ModelSpec | None = None, upscalers_only: bool = False
+    ) -> None:
         super().__init__(parent)
         self._last = last
-        self.families = importable_families()
+        self.families = importable_families(upscalers_only)
         self.family = QComboBox()
         for fam in self.families:
             self.family.addItem(fam.label, fam.kind)
@@ -125,7 +128,7 @@ class ChooseModelDialog(QDialog):
     def __init__(self, parent: QWidget | None = None, last: ModelSpec | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Choose a model")
-        self.chooser = FamilyFiles(self, last)
+        self.chooser = FamilyFiles(self, last, upscalers_only=True)
         self.family = self.chooser.family
         self.error = QLabel("")
         self.error.setStyleSheet("color: #c0392b")

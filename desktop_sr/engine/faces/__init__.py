@@ -13,18 +13,21 @@ from pathlib import Path
 from ..errors import ModelError
 from ..families import OpenOptions, family
 from ..spec import ModelSpec
+from .choice import FaceChoice, restoration_for
 from .landmarks import Face, NoFaceDetector
 from .restore import MIN_FACE_PX, FaceRestoration, FaceRestorer, FacesDone, FaceSettings
 
 __all__ = [
     "MIN_FACE_PX",
     "Face",
+    "FaceChoice",
     "FaceRestoration",
     "FaceRestorer",
     "FaceSettings",
     "FacesDone",
     "NoFaceDetector",
     "open_face_restorer",
+    "restoration_for",
 ]
 
 

@@ -151,7 +151,7 @@ class FaceFamily(ModelFamily):
         licence_note="GFPGAN and CodeFormer: non-commercial use only; RestoreFormer: Apache-2.0. Each model's own "
         "licence is shown when it is imported",
     )
-    order = 30
+    order = 15  # before the community family: it claims only files whose tensor names say a face model
 
     def claims(self, paths: Sequence[Path]) -> dict[str, Path] | None:
         if len(paths) != 1 or not paths[0].is_file() or paths[0].suffix.lower() not in SUFFIXES:
