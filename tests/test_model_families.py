@@ -64,7 +64,8 @@ def small_photo(path: Path) -> Path:
 
 def test_the_built_in_families_declare_roles_and_capabilities():
     kinds = [f.kind for f in families()]
-    assert kinds[:3] == ["bundled", "pisa-sr", "community"]  # the app's own model first
+    # the app's own model first; face models before community upscalers (they claim only face files)
+    assert kinds[:4] == ["bundled", "pisa-sr", "faces", "community"]
     pisa = family("pisa-sr")
     assert [(r.key, r.folder) for r in pisa.roles] == [("base", True), ("adapter", False)]
     assert pisa.capabilities.realism and pisa.capabilities.prompt
@@ -204,4 +205,4 @@ def test_the_families_declare_themselves_without_torch(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().split(",")[:3] == ["bundled", "pisa-sr", "community"]
+    assert done.stdout.strip().split(",")[:4] == ["bundled", "pisa-sr", "faces", "community"]
