@@ -251,3 +251,37 @@ def test_each_real_network_restores_the_astronauts_face_and_leaves_the_rest(name
     outside = np.ones(diff.shape, bool)
     outside[y0:y1, x0:x1] = placed.weight == 0
     assert diff[outside].max() == 0.0 and diff[y0:y1, x0:x1].max() > 0.05
+
+
+def test_models_get_shows_the_licence_first_and_downloads_a_published_face_model(restoreformer, store, capsys):
+    """The official releases cannot be reached here: a local server serves the file at the address given."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(restoreformer.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/{restoreformer.name}"
+    try:
+        assert main(["models", "get"]) == ExitCode.OK
+        listing = capsys.readouterr().out
+        assert "codeformer" in listing and "S-Lab" in listing and "gfpgan-1.4" in listing
+        # non-commercial: nothing is fetched until the licence is accepted
+        assert main(["models", "get", "codeformer", "--url", url, "--quiet"]) == ExitCode.USAGE
+        err = capsys.readouterr().err
+        assert "licence: CodeFormer" in err and "--accept-licence" in err and store.entries() == []
+        assert main(["models", "get", "restoreformer", "--url", url, "--quiet"]) == ExitCode.OK
+        assert "licence: RestoreFormer: RestoreFormer (wzhouxiff): Apache-2.0" in capsys.readouterr().err
+    finally:
+        server.shutdown()
+    (entry,) = store.entries()
+    assert entry.kind == "faces" and entry.details["architecture"] == "RestoreFormer"
+    assert entry.source["sha256"] == hashlib.sha256(restoreformer.read_bytes()).hexdigest()
+    assert entry.source["url"] == url and not (store.root / ".downloads" / "published" / "restoreformer").exists()
+    assert main(["models", "verify", entry.id, "--quiet"]) == ExitCode.OK

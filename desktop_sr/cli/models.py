@@ -88,6 +88,16 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_download)
 
+    q = _action(msub, "get", "download a model its authors publish (face models: GFPGAN, RestoreFormer, CodeFormer) "
+                "after showing its licence; without KEY: list them")  # fmt: skip
+    q.add_argument("key", nargs="?", metavar="KEY", help="the published model (see the list)")
+    q.add_argument("--accept-licence", action="store_true",
+                   help="accept a non-commercial licence (required for those: it is shown first)")  # fmt: skip
+    q.add_argument("--url", metavar="URL", help="download from this address instead (a mirror of the same file)")
+    q.add_argument("--name", default="", help="display name (default: the model's name)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_get)
+
     q = _action(msub, "get-pisa", "get PiSA-SR: download SD-2.1-base, show where the adapter is published, import it")
     q.add_argument("--adapter", type=Path, metavar="FILE", help="the pisa_sr.pkl you saved from the authors' page")
     q.add_argument("--base", type=Path, metavar="SD21_FOLDER", help="an SD-2.1-base folder you have (no download)")
@@ -297,6 +307,32 @@ def cmd_download(args: argparse.Namespace) -> int:
     except DownloadError as exc:
         _err(str(exc))
         return ExitCode.USAGE
+    return _guard(run, "interrupted: run the same command again to resume the download")
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    from ..models.published import LicenceNotAccepted, download_published, find, licence_text, published
+
+    if not args.key:
+        for fam, pub in published():
+            terms = "non-commercial" if pub.non_commercial else "commercial use allowed"
+            print(f"{pub.key:14s} {pub.name} ({fam.label.split(' (')[0].lower()}; {terms})\n  {pub.licence}")
+        return ExitCode.OK
+
+    def run() -> int:
+        store = _store(args)
+        _fam, pub = find(args.key)
+        print(f"licence: {licence_text(pub)}", file=sys.stderr)
+        try:
+            with _bar(not args.quiet, "download") as control:
+                entry = download_published(store, args.key, accept_licence=args.accept_licence, url=args.url,
+                                           name=args.name, control=control)  # fmt: skip
+        except LicenceNotAccepted:
+            _err(f"{pub.name} is for non-commercial use only: run again with --accept-licence to download it")
+            return ExitCode.USAGE
+        print(f"downloaded and imported {entry.id} ({entry.name}): {human_size(entry.size)} in {store.location(entry)}")
+        return ExitCode.OK
+
     return _guard(run, "interrupted: run the same command again to resume the download")
 
 

@@ -111,6 +111,23 @@ class BuiltIn:
     where: str = "installed with the app"
 
 
+@dataclass(frozen=True)
+class Published:
+    """A model of the family its authors publish at a plain URL: the model manager can download it (resumable, its
+    sha256 recorded) after showing its licence; a non-commercial one is downloaded only once the user accepts that."""
+
+    key: str  # what ``desktop-sr models get KEY`` takes
+    name: str
+    url: str
+    page: str  # the authors' page (where the licence is)
+    licence: str
+    non_commercial: bool
+
+    @property
+    def file_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1].split("?", 1)[0]
+
+
 @dataclass
 class Details:
     """What :meth:`ModelFamily.inspect` found in a model's files, recorded by the store and shown to the user."""
@@ -130,6 +147,8 @@ class ModelFamily(ABC):
     capabilities: Capabilities = Capabilities()
     #: Sort order in lists (lower first); the built-in default model's family comes first.
     order: int = 100
+    #: Models of the family published at plain URLs (single-file roles only), for the model manager to download.
+    published: tuple[Published, ...] = ()
 
     # -- the files ----------------------------------------------------------------------------------------------
     def role(self, key: str) -> FileRole:

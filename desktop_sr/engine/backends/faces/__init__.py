@@ -6,6 +6,6 @@ the official sources and their licences), ``load`` (reads the file safely, build
 architecture classes, runs one aligned face).
 """
 
-from .family import CATALOGUE, FAMILY, KIND, FaceSource, face_spec
+from .family import CATALOGUE, FAMILY, KIND, face_spec
 
-__all__ = ["CATALOGUE", "FAMILY", "KIND", "FaceSource", "face_spec"]
+__all__ = ["CATALOGUE", "FAMILY", "KIND", "face_spec"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import ModelError
-from ...families import Capabilities, Details, FileRole, ModelFamily, OpenOptions, check_file, register
+from ...families import Capabilities, Details, FileRole, ModelFamily, OpenOptions, Published, check_file, register
 from ...spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -72,36 +72,24 @@ ARCHITECTURES = (
 )
 
 
-@dataclass(frozen=True)
-class FaceSource:
-    """An official release the model manager can download (``models get-face KEY``)."""
-
-    key: str
-    name: str
-    architecture: str
-    url: str
-    page: str
-
-    @property
-    def arch(self) -> Architecture:
-        return next(a for a in ARCHITECTURES if a.name == self.architecture)
-
-    @property
-    def file_name(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
+def _published(key: str, name: str, arch: str, url: str, page: str) -> Published:
+    a = next(a for a in ARCHITECTURES if a.name == arch)
+    return Published(key, name, url, page, a.licence, a.non_commercial)
 
 
+#: The official releases (``desktop-sr models get KEY``, the model manager's Download). Their sha256 is recorded at
+#: download: the projects publish none.
 CATALOGUE = (
-    FaceSource("gfpgan-1.4", "GFPGAN v1.4", "GFPGAN",
+    _published("gfpgan-1.4", "GFPGAN v1.4", "GFPGAN",
                "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth",
                "https://github.com/TencentARC/GFPGAN"),
-    FaceSource("gfpgan-1.3", "GFPGAN v1.3", "GFPGAN",
+    _published("gfpgan-1.3", "GFPGAN v1.3", "GFPGAN",
                "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.3.pth",
                "https://github.com/TencentARC/GFPGAN"),
-    FaceSource("restoreformer", "RestoreFormer", "RestoreFormer",
+    _published("restoreformer", "RestoreFormer", "RestoreFormer",
                "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.4/RestoreFormer.pth",
-               "https://github.com/wzhouxiff/RestoreFormerPlusPlus"),
-    FaceSource("codeformer", "CodeFormer", "CodeFormer",
+               "https://github.com/wzhouxiff/RestoreFormer"),
+    _published("codeformer", "CodeFormer", "CodeFormer",
                "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth",
                "https://github.com/sczhou/CodeFormer"),
 )  # fmt: skip
@@ -151,6 +139,7 @@ class FaceFamily(ModelFamily):
         licence_note="GFPGAN and CodeFormer: non-commercial use only; RestoreFormer: Apache-2.0. Each model's own "
         "licence is shown when it is imported",
     )
+    published = CATALOGUE
     order = 15  # before the community family: it claims only files whose tensor names say a face model
 
     def claims(self, paths: Sequence[Path]) -> dict[str, Path] | None:
