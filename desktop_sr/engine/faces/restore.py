@@ -141,11 +141,19 @@ class FaceRestoration:
         return done
 
     @staticmethod
-    def blend(result: np.ndarray, done: FacesDone, strength: float,
-              only: Collection[tuple[int, int, int, int]] | None = None) -> np.ndarray:  # fmt: skip
-        """A prepared restoration mixed in at another strength, or with other faces on (no network pass)."""
+    def blend(
+        result: np.ndarray,
+        done: FacesDone,
+        strength: float,
+        only: Collection[tuple[int, int, int, int]] | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """A prepared restoration mixed in at another strength, or with other faces on (no network pass); into
+        ``out`` (an earlier blend of the same result) only the faces' rectangles are rewritten."""
+        if out is not None:
+            blend(result, list(done.placed.values()), 0.0, out)  # every face back to the result first
         placed = [p for k, p in done.placed.items() if only is None or k in only]
-        return blend(result, placed, strength)
+        return blend(result, placed, strength, out)
 
     def _restored(self, crop: np.ndarray, fidelity: float) -> np.ndarray:
         w = round(fidelity, 3) if self.restorer.has_fidelity else 0.0
