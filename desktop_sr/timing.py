@@ -101,14 +101,13 @@ def _valid(data: object) -> dict[str, float]:
 
 def output_megapixels(source: str | Path, scale: int) -> float:
     """The result's size in megapixels from the photo's header (no decoding), for an estimate; 0 when unreadable."""
-    from PIL import Image
+    from .imaging import PhotoError, read_header
 
     try:
-        with Image.open(source) as im:
-            w, h = im.size
-    except Exception:  # noqa: BLE001 - a damaged file fails later with its own message
+        header = read_header(source)
+    except PhotoError:  # a damaged file fails later with its own message
         return 0.0
-    return w * h * scale * scale / 1e6
+    return 0.0 if header is None else header.width * header.height * scale * scale / 1e6
 
 
 def render_fraction(stage: str, done: int, total: int) -> float:

@@ -288,7 +288,7 @@ def test_a_journal_written_before_the_state_enum_still_resumes(tmp_path):
 
 def test_the_batch_words_are_the_strings_they_replaced():
     """Manifests, the dry run's listing and the summary show these values: they must not change."""
-    assert [a.value for a in Action] == ["write", "overwrite", "rename", "skip", "done"]
+    assert [a.value for a in Action] == ["write", "overwrite", "rename", "skip", "done", "cannot read"]
     assert [p.value for p in OnConflict] == list(ON_CONFLICT) == ["skip", "overwrite", "rename"]
     assert [s.value for s in Status] == ["written", "skipped", "done before", "failed", "cancelled"]
     assert [s.value for s in State] == ["writing", "done", "failed"]

@@ -74,7 +74,8 @@ def test_a_paired_render_equals_the_sequential_one_and_fills_both_branches(model
     params = RenderParams(pix=0.5, sem=1.5)
     results = []
     for pair in (False, True):
-        session = PisaSession(model, tiles=TileSettings(unet_tile=8, unet_overlap=4))  # several UNet tiles
+        # several UNet tiles: the photo is enlarged (small-photo rule) to a 64 x 96 latent, so 32 px tiles make a dozen
+        session = PisaSession(model, tiles=TileSettings(unet_tile=32, unet_overlap=8))
         session.pair_branches = pair
         session.set_photo(photo[:16, :24])
         results.append(np.asarray(session.render(params)))

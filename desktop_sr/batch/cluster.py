@@ -325,6 +325,10 @@ class ClusterRunner:
                 todo.popleft()
                 self._settle(FileResult(item.source, item.target, Status.DONE_BEFORE, "finished by an earlier run"))
                 continue
+            if item.action == Action.UNREADABLE:  # the plan found it from its header: no worker needed
+                todo.popleft()
+                self._settle(FileResult(item.source, item.target, Status.FAILED, item.conflict))
+                continue
             if item.runs and not idle:
                 return
             todo.popleft()

@@ -46,6 +46,7 @@ class Action(str, Enum):
     RENAME = "rename"  # the name was taken: a free variant of it
     SKIP = "skip"
     DONE = "done"  # finished by an earlier run of this batch (verified on disk)
+    UNREADABLE = "cannot read"  # its header already shows it cannot be read (the reason is in ``conflict``)
 
     __str__ = str.__str__
 
@@ -142,7 +143,7 @@ class PlanItem:
     desired: Path
     target: Path
     action: Action
-    conflict: str = ""  # why the target is not simply a new file ("" = no conflict)
+    conflict: str = ""  # why the target is not simply a new file, or why the source cannot be read ("" = neither)
 
     @property
     def runs(self) -> bool:
@@ -168,7 +169,8 @@ class Plan:
         """One line for a status bar or the CLI: what the batch is about to do."""
         parts = [f"{len(self.items)} photo{'s' if len(self.items) != 1 else ''}"]
         for action, word in ((Action.DONE, "already done"), (Action.SKIP, "skipped (exist)"),
-                             (Action.OVERWRITE, "overwrite"), (Action.RENAME, "renamed")):  # fmt: skip
+                             (Action.OVERWRITE, "overwrite"), (Action.RENAME, "renamed"),
+                             (Action.UNREADABLE, "cannot be read")):  # fmt: skip
             if n := self.count(action):
                 parts.append(f"{n} {word}")
         if self.refused:
@@ -235,6 +237,19 @@ def desired_target(template: NameTemplate, settings: BatchSettings, src: Source)
     return Path(settings.output_dir) / src.rel_dir / (template.render(values) + ext)
 
 
+def header_problem(path: Path) -> str | None:
+    """Why the photo at ``path`` cannot be read, as far as its header shows (empty, not an image, a decompression
+    bomb, no permission), or None. Costs a file open, not a decode: a batch whose only work left is broken files
+    reports them without loading a model, and ``--dry-run`` lists them as such."""
+    from ..imaging import PhotoError, read_header
+
+    try:
+        read_header(path)
+    except PhotoError as exc:
+        return exc.reason
+    return None
+
+
 def make_plan(inputs: Sequence[str | Path], settings: BatchSettings, manifest: Manifest | None = None) -> Plan:
     """Plan a batch. Raises TemplateError/PlanError before touching anything when the settings cannot work.
 
@@ -255,13 +270,15 @@ def make_plan(inputs: Sequence[str | Path], settings: BatchSettings, manifest: M
         if finished is not None:
             items.append(PlanItem(src.path, desired, finished, Action.DONE))
             taken.add(path_key(finished))
+        elif (problem := header_problem(src.path)) is not None:
+            items.append(PlanItem(src.path, desired, desired, Action.UNREADABLE, problem))
         else:
             pending.append((src, desired))
             items.append(PlanItem(src.path, desired, desired, Action.WRITE))
     # Resolve collisions after every DONE target is known, so a redo never takes a finished file's name.
     todo = iter(pending)
     for item in items:
-        if item.action == Action.DONE:
+        if item.action in (Action.DONE, Action.UNREADABLE):
             continue
         src, desired = next(todo)
         target, action, conflict = resolve_target(

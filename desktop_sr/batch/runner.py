@@ -170,6 +170,8 @@ class BatchRunner:
     def _one(self, item: PlanItem, taken: set[str]) -> FileResult:
         if item.action == Action.DONE:
             return FileResult(item.source, item.target, Status.DONE_BEFORE, "finished by an earlier run")
+        if item.action == Action.UNREADABLE:  # found by the plan from its header: no model needed to say so
+            return FileResult(item.source, item.target, Status.FAILED, item.conflict)
         target, action = recheck_target(item, self.settings, taken)
         taken.add(path_key(target))
         if action == Action.SKIP:

@@ -18,13 +18,14 @@ from pathlib import Path
 
 from ..batch.manifest import Manifest, ManifestError
 from ..batch.naming import DEFAULT_TEMPLATE, FIELDS, TARGET_TEMPLATE, TemplateError
-from ..batch.plan import ON_CONFLICT, RENAME_STYLES, BatchSettings, PlanError, PlanItem, make_plan
+from ..batch.plan import ON_CONFLICT, RENAME_STYLES, Action, BatchSettings, Plan, PlanError, PlanItem, make_plan
 from ..batch.progress import Progress, format_eta
 from ..batch.runner import BatchListener, BatchRunner, FileResult, ModelLoadFailed
 from ..engine.api import UpscaleSession
 from ..engine.control import Control
 from ..engine.errors import ModelError
 from ..exit_codes import ExitCode
+from ..imaging.preflight import OutputProblem, check_folder
 from .batch_cluster import add_cluster_args, cluster_usage_error
 from .common import (
     StageBar,
@@ -139,6 +140,25 @@ def _output_megapixels(source: Path, scale: int) -> float:
     return output_megapixels(source, scale)
 
 
+def _worst_bytes(plan: Plan, scale: int) -> int:
+    """Space the results may need at worst, from the photos' headers (a target size: at most the largest scale)."""
+    from ..imaging import PhotoError, read_header
+    from ..imaging.preflight import OutputSize
+
+    total = 0
+    for item in plan.items:
+        if not item.runs:
+            continue
+        try:
+            header = read_header(item.source)
+        except PhotoError:
+            continue
+        if header is not None:
+            fmt = plan.settings.output_format(item.source)
+            total += OutputSize(header.width * scale, header.height * scale).worst_bytes(fmt)
+    return total
+
+
 def run_batch(args: argparse.Namespace) -> int:
     try:
         target = target_from_args(args)
@@ -196,11 +216,17 @@ def run_batch(args: argparse.Namespace) -> int:
         return ExitCode.FAILED
     if not args.quiet or args.dry_run:
         print(f"{plan.describe()} -> {args.output}", file=sys.stderr)
+    if any(item.runs for item in plan.items):  # the output folder takes the results: known before the model loads
+        try:
+            check_folder(args.output, _worst_bytes(plan, params.scale))
+        except OutputProblem as exc:
+            _err(str(exc))
+            return ExitCode.FAILED
     if args.dry_run:
         for item in plan.items:
             note = f" ({item.conflict})" if item.conflict else ""
             print(f"{item.source}\t{item.target}\t{item.action}{note}")
-        return ExitCode.OK if not plan.refused else ExitCode.FAILED
+        return ExitCode.OK if not plan.refused and not plan.count(Action.UNREADABLE) else ExitCode.FAILED
 
     assert spec is not None
     tiles = tiles_from_args(args)

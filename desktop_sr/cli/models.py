@@ -141,7 +141,9 @@ def _bar(enabled: bool, desc: str) -> Iterator[Control]:
     """A byte progress bar on stderr fed by the store's ``report(done, total, label)`` calls."""
     from tqdm import tqdm
 
-    bar = tqdm(total=0, desc=desc, unit="B", unit_scale=True, disable=not enabled, file=sys.stderr, leave=False)
+    # delay: a bar appears only for work that lasts (a verify or an offline answer never shows "0.00B [00:00, ?B/s]")
+    bar = tqdm(total=0, desc=desc, unit="B", unit_scale=True, disable=not enabled, file=sys.stderr, leave=False,
+               delay=1.0)  # fmt: skip
 
     def progress(done: int, total: int, label: str) -> None:
         if total and bar.total != total:
@@ -351,7 +353,7 @@ def cmd_get_pisa(args: argparse.Namespace) -> int:
             return ExitCode.USAGE
         if base is None:
             if args.offline or offline():
-                print(offline_instructions(stage), file=sys.stderr)
+                print(offline_instructions(stage, adapter=adapter), file=sys.stderr)
                 return ExitCode.FAILED
             print(f"downloading Stable Diffusion 2.1-base from {BASE_URL}\n  to {stage.base} "
                   "(about 5 GB; resumable: run the same command again after an interruption)")  # fmt: skip
@@ -360,7 +362,7 @@ def cmd_get_pisa(args: argparse.Namespace) -> int:
                     base = download_base(stage.base, control=progress)
             except DownloadError as exc:
                 _err(str(exc))
-                print(offline_instructions(stage), file=sys.stderr)
+                print(offline_instructions(stage, adapter=adapter), file=sys.stderr)
                 return ExitCode.FAILED
         if adapter is None:
             print(f"SD-2.1-base is ready: {base}")

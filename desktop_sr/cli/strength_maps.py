@@ -70,14 +70,15 @@ def maps_from_args(args: argparse.Namespace) -> Maps:
 
 
 def photo_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) of an upright photo from its header, or None where only decoding tells (camera RAW)."""
+    """(width, height) of an upright photo from its header, or None where only decoding tells (camera RAW) or the
+    file is damaged (it is then reported when read)."""
+    from ..imaging import PhotoError, read_header
+
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    except Exception:  # noqa: BLE001 - RAW or damaged: checked after the photo is read
+        header = read_header(path)
+    except PhotoError:
         return None
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    return None if header is None else header.size
 
 
 def proportion_problem(maps: Maps, size: tuple[int, int], photo: str) -> str | None:

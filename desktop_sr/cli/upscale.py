@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..exit_codes import ExitCode
+from ..plain_errors import said_about
 from .common import (
     StageBar,
     add_model_args,
@@ -35,7 +37,9 @@ from .faces import add_face_args, face_choice_from_args, load_face_model, restor
 from .help_text import plain
 from .strength_maps import add_map_args, maps_from_args, photo_size, proportion_problem, with_maps
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+#: Extensions that make -o a file name rather than a folder (those the app cannot write are then refused by name).
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".dib", ".gif", ".heic", ".avif",
+                  ".jxl", ".jp2"}  # fmt: skip
 _EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif"}
 _BY_SUFFIX = {".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".png": "png", ".webp": "webp", ".tif": "tiff",
               ".tiff": "tiff"}  # fmt: skip
@@ -51,7 +55,7 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("upscale", help="upscale photos from the command line", description=plain(__doc__),
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo files (camera RAW and DNG too)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output file (one input) or folder")
+    p.add_argument("-o", "--output", required=True, help="output file (one input) or folder (a trailing / says folder)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_yes_arg(p)
@@ -73,8 +77,9 @@ def output_format(src: Path, dst: Path, args: argparse.Namespace) -> str:
 
 
 def output_path(src: Path, args: argparse.Namespace, single: bool, target: object | None = None) -> Path:
-    out: Path = args.output
-    if single and out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
+    out = Path(args.output)
+    as_folder = str(args.output).endswith(("/", os.sep))
+    if single and not as_folder and out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
         return out
     fmt = _BY_SUFFIX.get(src.suffix.lower(), "png") if args.format == "same" else (args.format or "png")
     label = target.label if target is not None else f"x{args.scale or 4}"  # type: ignore[attr-defined]
@@ -110,6 +115,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     from ..engine.loader import notice_of
     from ..imaging import PhotoError, read_photo, write_photo
     from ..imaging.formats import ALPHA_FORMATS, flattening_note
+    from ..imaging.preflight import OutputNameProblem, OutputProblem, OutputSize, check_folder, check_output
     from ..target_size import TargetError, plan_size, render_to_target
     from ..timing import CostBook
 
@@ -137,25 +143,46 @@ def run_upscale(args: argparse.Namespace) -> int:
         print(f"desktop-sr: {exc}", file=sys.stderr)
         return ExitCode.MODEL
     failed = 0
+    usage_problems = 0
     jobs: list[tuple[Path, Path]] = []
+    need: dict[Path, int] = {}
     for src in args.inputs:  # everything that can be checked without the model, before it loads
         if not src.exists():
             print(f"desktop-sr: {src}: file not found", file=sys.stderr)
             failed += 1
             continue
-        size = photo_size(src) if maps else None
-        if size is not None and (problem := proportion_problem(maps, size, str(src))):
+        size = photo_size(src)
+        if size is not None and maps and (problem := proportion_problem(maps, size, str(src))):
             print(f"desktop-sr: {problem}", file=sys.stderr)
             failed += 1
             continue
         dst = output_path(src, args, single, target)
-        if dst.exists() and not args.overwrite:
-            print(f"desktop-sr: {dst}: exists (use --overwrite)", file=sys.stderr)
+        try:
+            out_size = None
+            if size is not None:
+                scale = params.scale if target is None else plan_size(size, target).scale
+                out_size = OutputSize(size[0] * scale, size[1] * scale)
+            named = dst == Path(args.output)  # a file name the user typed: its extension must say the format
+            asked = output_format(src, dst, args) if args.format or not named else None
+            fmt = check_output(dst, asked, overwrite=args.overwrite)
+        except (TargetError, OutputProblem) as exc:
+            print(
+                f"desktop-sr: {src}: {exc}" if isinstance(exc, TargetError) else f"desktop-sr: {exc}", file=sys.stderr
+            )
             failed += 1
+            usage_problems += isinstance(exc, TargetError | OutputNameProblem)
             continue
+        if out_size is not None:
+            need[dst.parent] = need.get(dst.parent, 0) + out_size.worst_bytes(fmt)
         jobs.append((src, dst))
+    for folder, need_bytes in need.items():  # all the outputs going to one folder must fit there together
+        try:
+            check_folder(folder, need_bytes)
+        except OutputProblem as exc:
+            print(f"desktop-sr: {exc}", file=sys.stderr)
+            return ExitCode.FAILED
     if not jobs:
-        return ExitCode.FAILED
+        return ExitCode.USAGE if usage_problems == failed else ExitCode.FAILED  # a name or size wrong as typed: 2
     load_start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-model") as pool:
         loading = pool.submit(session_from_args, args)  # meanwhile: the first photo, read and upscaled bicubic
@@ -249,6 +276,6 @@ def run_upscale(args: argparse.Namespace) -> int:
         except (PhotoError, EngineError, OSError, ValueError) as exc:
             if bar is not None:
                 bar.close()
-            print(f"desktop-sr: {src}: {exc}", file=sys.stderr)
+            print(f"desktop-sr: {said_about(src, exc)}", file=sys.stderr)
             failed += 1
     return ExitCode.FAILED if failed else ExitCode.OK

@@ -20,7 +20,7 @@ from .formats import (
 )
 from .photo import COLOUR_STATES, Photo
 from .pixels import as_float, flatten, to_uint8, to_uint16, upscale_alpha
-from .read import DEFAULT_MAX_PIXELS, read_photo
+from .read import DEFAULT_MAX_PIXELS, Header, read_header, read_photo
 from .write import SaveOptions, write_photo
 
 __all__ = [
@@ -43,6 +43,8 @@ __all__ = [
     "is_raw_path",
     "is_srgb",
     "profile_name",
+    "Header",
+    "read_header",
     "read_photo",
     "srgb_bytes",
     "to_uint8",

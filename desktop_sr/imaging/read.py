@@ -14,6 +14,7 @@ import stat
 import warnings as pywarnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,14 @@ from .metadata import ORIENTATION_TAG, portable_exif, read_dpi, read_orientation
 from .orientation import apply_orientation
 from .photo import Photo
 
-__all__ = ["DEFAULT_MAX_PIXELS", "SUPPORTED_READ_EXTENSIONS", "is_probably_image", "read_photo"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "SUPPORTED_READ_EXTENSIONS",
+    "Header",
+    "is_probably_image",
+    "read_header",
+    "read_photo",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +56,8 @@ _METADATA_WARNING = re.compile(r"exif|metadata|tag|truncated file read|ifd", re.
 DEFAULT_MAX_PIXELS = 200_000_000
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The whole file, after checks that turn every odd path into a clear reason."""
+def _check_path(path: Path) -> None:
+    """Turn every odd path (missing, a folder, a pipe, empty) into a clear reason before anything opens it."""
     try:
         st = path.stat()
     except FileNotFoundError as exc:
@@ -62,6 +70,11 @@ def _read_bytes(path: Path) -> bytes:
         raise PhotoError(path, "is not a regular file (a pipe, socket or device)")
     if st.st_size == 0:
         raise PhotoError(path, "the file is empty (0 bytes)")
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The whole file, after :func:`_check_path`."""
+    _check_path(path)
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -154,6 +167,55 @@ def _library_warnings(warnings: list[str]) -> Iterator[None]:
             log.debug("decoder warning: %s (%s)", text, w.category.__name__)
 
 
+@dataclass(frozen=True)
+class Header:
+    """What a photo's header says: its upright size and its number of frames (an animated GIF, a multi-page TIFF)."""
+
+    width: int
+    height: int
+    frames: int = 1
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+
+def read_header(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header | None:
+    """The photo's upright size from its header, without decoding the pixels; None for camera RAW (known once
+    developed). Raises :class:`PhotoError` for what the header already shows (empty, not an image, a decompression
+    bomb, unreadable), so a batch or a command can refuse such a file before a model loads. Pillow's warnings about
+    damaged tags are kept out of the terminal (:func:`read_photo` reports them once, in its notes).
+    """
+    path = Path(path)
+    _check_path(path)
+    if is_raw_path(path):
+        return None
+    try:
+        with pillow_limits(max_pixels), _library_warnings([]), Image.open(path) as im:
+            w, h = im.size
+            check_size((w, h), max_pixels)
+            turned = read_orientation(im.getexif()) in (5, 6, 7, 8)
+            frames = int(getattr(im, "n_frames", 1) or 1)
+    except PhotoError:
+        raise
+    except TooManyPixels as exc:
+        w, h = exc.size
+        raise PhotoError(
+            path, f"{w} x {h} is more than the limit of {exc.limit:,} pixels (a decompression bomb, or too big)"
+        ) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise PhotoError(path, f"more pixels than the limit of {max_pixels:,} (a decompression bomb?)") from exc
+    except PermissionError as exc:
+        raise PhotoError(path, "cannot be read (permission denied)") from exc
+    except UnidentifiedImageError as exc:
+        if path.suffix.lower() in HEIF_EXTENSIONS and not HAVE_HEIF:
+            raise PhotoError(path, "HEIC/HEIF/AVIF needs the optional extra: pip install 'desktop-sr[heif]'") from exc
+        raise PhotoError(path, "not an image this app can read (unknown or damaged format)") from exc
+    except Exception as exc:  # noqa: BLE001 - a header damaged in any way means the same to the user
+        raise PhotoError(path, f"damaged image header ({str(exc) or type(exc).__name__})") from exc
+    return Header(h, w, frames) if turned else Header(w, h, frames)
+
+
 def read_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_profile: bool = False) -> Photo:
     """Read a photo upright, in sRGB (unless ``keep_profile``), with its metadata. Camera RAW and DNG files are
     developed to 16-bit sRGB through LibRaw (:mod:`.raw`; ``keep_profile`` does not apply to them).
@@ -180,6 +242,7 @@ def read_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_p
                 xmp = read_xmp(im)
                 dpi = read_dpi(im, swap=turned)
             mode = im.mode if im is not None else "tifffile"
+            frames = int(getattr(im, "n_frames", 1) or 1) if im is not None else 1
     except PhotoError:
         raise
     except TooManyPixels as exc:
@@ -211,6 +274,8 @@ def read_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_p
         alpha = apply_orientation(alpha, orientation) if alpha is not None else None
     if im is None:
         warnings.append("read with a fallback TIFF decoder; its EXIF could not be kept")
+    if frames > 1:  # an animated GIF/WebP/APNG or a multi-page TIFF: the editor and the models take one picture
+        warnings.append(f"it has {frames} frames (animated or multi-page): only the first is upscaled")
     return Photo(
         rgb=np.ascontiguousarray(rgb, dtype=np.float32),
         source=path,

@@ -39,6 +39,7 @@ from filelock import FileLock, Timeout
 from .. import __version__
 from ..engine.backends.pisa.layout import ADAPTER_SUFFIXES, check_base_folder
 from ..engine.control import Control
+from ..plain_errors import plain_reason
 from .errors import ChecksumMismatch, DownloadError, OperationCancelled
 from .files import CHUNK, check_cancel
 from .pisa_import import import_pisa
@@ -257,9 +258,9 @@ def _attempt(
             raise _Retry(f"HTTP {exc.code} {exc.reason}") from exc
         raise DownloadError(Path(url), f"the server answered HTTP {exc.code} {exc.reason}") from exc
     except urllib.error.URLError as exc:
-        raise _Retry(f"cannot connect: {exc.reason}") from exc
+        raise _Retry(f"cannot connect: {plain_reason(exc)}") from exc
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
-        raise _Retry(f"{type(exc).__name__}: {exc}") from exc
+        raise _Retry(plain_reason(exc)) from exc
     with resp:
         status = resp.status
         if status == 206 and offset:
@@ -352,6 +353,7 @@ def download_base(
     except ImportError as exc:  # a declared dependency, but the app must still say something useful without it
         raise DownloadError(Path(repo_id), f"huggingface_hub is not installed ({exc})") from exc
     dest = Path(dest_dir)
+    created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     try:
         path = snapshot_download(
@@ -365,9 +367,10 @@ def download_base(
     except OperationCancelled:
         raise
     except Exception as exc:  # noqa: BLE001 - network, auth, offline mode, missing repo: one clear message for each
-        raise DownloadError(
-            Path(repo_id), f"cannot download from the Hugging Face Hub: {type(exc).__name__}: {exc}"
-        ) from exc
+        if created:  # nothing arrived: leave no empty folder that looks like a base to the next run
+            with contextlib.suppress(OSError):
+                dest.rmdir()
+        raise DownloadError(Path(repo_id), f"cannot download from the Hugging Face Hub: {plain_reason(exc)}") from exc
     check_cancel(control, dest)
     check_base_folder(Path(path))
     return Path(path)

@@ -75,16 +75,19 @@ def adapter_hint(stage: Staging) -> str:
     return "\n".join(lines)
 
 
-def offline_instructions(stage: Staging, then: str = "Then run: desktop-sr models get-pisa") -> str:
-    """Exactly which two things to copy where, for a machine without internet."""
+def offline_instructions(
+    stage: Staging, then: str = "Then run: desktop-sr models get-pisa", *, adapter: Path | None = None
+) -> str:
+    """Exactly which things to copy where, for a machine without internet; an ``adapter`` the user already named
+    (``--adapter FILE``) is not asked for again."""
     need = []
     if not stage.has_base():
         need.append(
             f"1. the Stable Diffusion 2.1-base folder in diffusers layout ({', '.join(BASE_PARTS)}) from {BASE_URL}\n"
             f"   copied to {stage.base}"
         )
-    if not stage.has_adapter():
-        sources = " or ".join(url for _, url in ADAPTER_SOURCES)
+    if not stage.has_adapter() and not (adapter is not None and adapter.is_file()):
+        sources = " or ".join(f"{label}: {url}" for label, url in ADAPTER_SOURCES)
         need.append(f"{len(need) + 1}. {ADAPTER_FILE} from {sources}\n   copied to {stage.adapter}")
     if not need:
         return "Both parts are in place; run: desktop-sr models get-pisa"

@@ -76,6 +76,7 @@ from .batch_worker import (
     TileProgress,
 )
 from .controls import COLOR_FIX_LABELS, COLOR_FIX_TIP, NO_REALISM_TIP, color_fix_reason
+from .face_choice import FaceChoiceRow
 from .output_options import OutputOptions
 from .size_choice import SizeChoice
 
@@ -84,7 +85,8 @@ PREVIEW_ROWS = 200  # the table shows the first rows of the plan; the summary li
 CONFLICT_COLOUR = QColor(255, 224, 160)
 REFUSED_COLOUR = QColor(255, 190, 190)
 _ACTION_TEXT = {Action.WRITE: "new", Action.OVERWRITE: "overwrite", Action.RENAME: "rename",
-                Action.SKIP: "skip (exists)", Action.DONE: "done earlier"}  # fmt: skip
+                Action.SKIP: "skip (exists)", Action.DONE: "done earlier",
+                Action.UNREADABLE: "cannot read"}  # fmt: skip
 _CONFLICTS = (
     ("Skip it", (OnConflict.SKIP, "paren")),
     ("Overwrite it", (OnConflict.OVERWRITE, "paren")),
@@ -147,6 +149,7 @@ class BatchDialog(QDialog):
                        self.realism.valueChanged, self.color_fix.currentIndexChanged, self.depth.currentIndexChanged,
                        self.quality.valueChanged, self.keep_meta.toggled):  # fmt: skip
             signal.connect(self._schedule_plan)
+        self.faces.changed.connect(self._schedule_plan)
         self._set_running(False)
         self.refresh_plan()
         self.resize(980, 760)
@@ -232,11 +235,13 @@ class BatchDialog(QDialog):
             res_row.addWidget(QLabel(label))
             res_row.addWidget(w)
         res_row.addStretch(1)
+        self.faces = FaceChoiceRow(self)
         self.model_label = QLabel(f"Model: {self.model_spec.describe()}" if self.model_spec else "No model chosen")
         self.model_label.setWordWrap(True)
         res_box = QGroupBox("Result")
         rl = QVBoxLayout(res_box)
         rl.addLayout(res_row)
+        rl.addWidget(self.faces)
         rl.addWidget(self.model_label)
 
         # Plan preview
@@ -306,6 +311,7 @@ class BatchDialog(QDialog):
         folder = self.settings_path.parent
         app_settings, _ = read_settings(folder)  # the window reports a broken file, not this
         self.models_dir = models_dir(app_settings.models_dir)
+        self.faces.fill(self.models_dir)
         self.template.setText(app_settings.name_template or DEFAULT_TEMPLATE)
         self.format.setCurrentIndex(max(0, self.format.findData(app_settings.export_format)))
         self.quality.setValue(app_settings.export_quality)
@@ -396,7 +402,7 @@ class BatchDialog(QDialog):
         settings = BatchSettings(
             output_dir=Path(text).expanduser(), params=self.params(), template=template, save=save, target=target,
             on_conflict=policy, rename_style=style, recursive=self.recursive.isChecked(),
-            model_name=self.model_spec.name if self.model_spec else "model",
+            model_name=self.model_spec.name if self.model_spec else "model", faces=self.faces.choice(self.device),
         )  # fmt: skip
         settings.validate()
         return settings
@@ -462,7 +468,8 @@ class BatchDialog(QDialog):
         for item in plan.items[:PREVIEW_ROWS]:
             action = _ACTION_TEXT.get(item.action, item.action)
             rows.append((str(item.source), _rel(item.target, out), action, item.conflict,
-                         CONFLICT_COLOUR if item.conflict else None))  # fmt: skip
+                         REFUSED_COLOUR if item.action == Action.UNREADABLE
+                         else CONFLICT_COLOUR if item.conflict else None))  # fmt: skip
         if len(plan.items) > PREVIEW_ROWS:
             rows.append((f"… and {len(plan.items) - PREVIEW_ROWS} more", "", "", "", None))
         self.table.setRowCount(len(rows))
