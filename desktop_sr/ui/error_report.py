@@ -62,7 +62,7 @@ class ErrorReporter(QObject):
     def _show(self, message: str) -> None:
         if self._showing:
             return  # logged; one dialog at a time
-        text = (f"Something went wrong: {message}\n\nThe app keeps running; your photo and settings are as they were. "
+        text = (f"Something went wrong: {message}\n\nThe app keeps running; saving your result now is a good idea. "
                 f"If this happens again, please send the log with a report:\n{log_path()}")  # fmt: skip
         self.shown.append(text)
         self._showing = True
