@@ -1,9 +1,10 @@
 """How long a render takes on this machine: measured, remembered, and shown before and during the work.
 
 A 4000 x 3000 photo at x4 is a 192-megapixel result: half an hour on an idle CPU, hours on a busy one. Nothing
-but a measurement on this machine and device can say which, so every finished render records its seconds per
-output megapixel, per model and device, in the app's cache folder; the next render or batch is estimated from
-that before it starts. A render with no record yet is timed from its first tiles (:class:`RenderClock`).
+but a measurement on this machine and device can say which, so every finished render records its work and seconds,
+per model and device, in the app's cache folder; the next render or batch is estimated from them, as a range,
+before it starts (:mod:`.render_cost` says how). A render the records cannot speak for is timed from its first tiles
+(:class:`RenderClock`).
 
 Qt-free and torch-free: the CLI, the batch runner and the GUI all use it.
 """
@@ -13,12 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import durable
 from .engine.stages import Stage
+from .render_cost import KEEP_SAMPLES, Estimate, Sample, estimate, fit
 
 log = logging.getLogger(__name__)
 
@@ -55,36 +57,55 @@ def format_duration(seconds: float) -> str:
 
 @dataclass
 class CostBook:
-    """Seconds per output megapixel by model and device, kept in ``<cache>/render-cost.json``."""
+    """Measured renders by model and device, kept in ``<cache>/render-cost.json``; estimates from them.
+
+    Each record is the network's work in megapixels (:func:`~desktop_sr.render_cost.render_work`) and the model's
+    seconds; the newest :data:`~desktop_sr.render_cost.KEEP_SAMPLES` per key are kept, and an estimate is a range
+    fitted to them (:func:`~desktop_sr.render_cost.estimate`). Books from before (one blended seconds-per-output-
+    megapixel figure per model and device, which tiny renders made absurd) are read as empty.
+    """
 
     path: Path = field(default_factory=lambda: cache_dir() / _FILE)
 
     @staticmethod
     def key(model: str, device: str) -> str:
+        """Per model and device: the scale is in the work (an x2 of the bundled model is its x4 work)."""
         return f"{model} @ {device}"
 
-    def _read(self) -> dict[str, float]:
+    def _read(self) -> dict[str, list[Sample]]:
         return _valid(durable.read_json(self.path))
 
+    def samples(self, model: str, device: str) -> list[Sample]:
+        return self._read().get(self.key(model, device), [])
+
     def seconds_per_megapixel(self, model: str, device: str) -> float | None:
-        return self._read().get(self.key(model, device))
+        """The fitted seconds per megapixel of work (without the fixed part), or None before any record."""
+        line = fit(self.samples(model, device))
+        return None if line is None else line[1]
 
-    def estimate(self, model: str, device: str, output_megapixels: float) -> float | None:
-        """Seconds for a result of ``output_megapixels``, or None before anything was measured here."""
-        rate = self.seconds_per_megapixel(model, device)
-        return None if rate is None else rate * output_megapixels
+    def estimate(self, model: str, device: str, work: float | Sequence[float]) -> Estimate | None:
+        """The time of renders of ``work`` megapixels each (one, or a batch's list), or None where the records
+        cannot say (none yet, or only renders far smaller: the render is then timed from its first tiles)."""
+        samples = self.samples(model, device)
+        works = [work] if isinstance(work, int | float) else list(work)
+        total: Estimate | None = None
+        for w in works:
+            one = estimate(samples, w)
+            if one is None:
+                return None
+            total = one if total is None else total + one
+        return total
 
-    def record(self, model: str, device: str, output_megapixels: float, seconds: float) -> None:
-        """Remember a measured render; blends with earlier ones (machine load varies from run to run)."""
-        if output_megapixels <= 0 or seconds <= 0:
+    def record(self, model: str, device: str, work: float, seconds: float) -> None:
+        """Remember a measured render of ``work`` megapixels (under the book's lock: other processes' records stay)."""
+        if work <= 0 or seconds <= 0:
             return
         key = self.key(model, device)
-        measured = seconds / output_megapixels
 
-        def merge(current: object) -> dict[str, float]:  # under the book's lock: another process's records stay
+        def merge(current: object) -> dict[str, object]:
             data = _valid(current)
-            data[key] = measured if key not in data else 0.5 * data[key] + 0.5 * measured
-            return data
+            data[key] = [*data.get(key, []), Sample(work, seconds)][-KEEP_SAMPLES:]
+            return {k: {"samples": [[x.work, x.seconds] for x in v]} for k, v in data.items()}
 
         try:
             durable.update_json(self.path, merge, sort_keys=True, timeout=5.0)
@@ -92,11 +113,23 @@ class CostBook:
             log.info("cannot remember the render time in %s (%s)", self.path, exc)
 
 
-def _valid(data: object) -> dict[str, float]:
-    """The book's valid records (a missing or damaged file has none)."""
+def _valid(data: object) -> dict[str, list[Sample]]:
+    """The book's valid records (a missing or damaged file, and the old one-figure records, have none)."""
     if not isinstance(data, dict):
         return {}
-    return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float) and v > 0}
+    out: dict[str, list[Sample]] = {}
+    for key, value in data.items():
+        rows = value.get("samples") if isinstance(value, dict) else None
+        if not isinstance(rows, list):
+            continue
+        good = [Sample(float(r[0]), float(r[1])) for r in rows if _is_pair(r)]
+        if good:
+            out[str(key)] = good[-KEEP_SAMPLES:]
+    return out
+
+
+def _is_pair(row: object) -> bool:
+    return isinstance(row, list) and len(row) == 2 and all(isinstance(x, int | float) and x > 0 for x in row)
 
 
 def output_megapixels(source: str | Path, scale: int) -> float:
@@ -154,12 +187,22 @@ class RenderClock:
         return self._clock() - self.start
 
     def eta(self) -> float | None:
-        """Seconds left of the pass under way, once a tile of it is done."""
+        """Seconds left of the pass under way, once a tile of it is done.
+
+        Measured at the last report and counted down since: asked between reports (a status bar refreshed every
+        second while a 40 s tile runs) it goes down as time passes, rather than standing still or growing; it stops
+        at 0 when the work takes longer than measured (:meth:`overdue`).
+        """
         done = self.fraction - self._pass_from
         if done <= 0.0 or self.tiles == 0:
             return None
-        pass_elapsed = self._clock() - self._pass_start
-        return max(0.0, pass_elapsed / done * (1.0 - self.fraction))
+        pass_elapsed = self._last_time - self._pass_start
+        at_report = pass_elapsed / done * (1.0 - self.fraction)
+        return max(0.0, at_report - (self._clock() - self._last_time))
+
+    def overdue(self) -> bool:
+        """The time left counted down to 0 but the work is not finished: slower than its tiles so far."""
+        return self.fraction < 1.0 and self.eta() == 0.0
 
     def total_estimate(self) -> float | None:
         """Seconds the whole render will take (elapsed plus what is left), once a tile is done."""

@@ -336,23 +336,27 @@ def test_cost_book_remembers_per_model_and_device(tmp_path):
 
     book = CostBook(tmp_path / "cost.json")
     assert book.estimate("m", "cpu", 10.0) is None
-    book.record("m", "cpu", 2.0, 20.0)  # 10 s per megapixel
-    assert CostBook(tmp_path / "cost.json").estimate("m", "cpu", 192.0) == pytest.approx(1920.0)
+    book.record("m", "cpu", 2.0, 20.0)  # 10 s per megapixel of work
+    book.record("m", "cpu", 4.0, 40.0)
+    found = CostBook(tmp_path / "cost.json").estimate("m", "cpu", 3.0)
+    assert found is not None and found.low < 30.0 < found.high and found.seconds == pytest.approx(30.0)
     assert book.estimate("m", "cuda:0", 1.0) is None and book.estimate("other", "cpu", 1.0) is None
 
 
 def test_confirm_long_job_asks_on_a_terminal_and_not_elsewhere(monkeypatch, capsys):
     from desktop_sr.cli.common import confirm_long_job
+    from desktop_sr.render_cost import Estimate
 
-    assert confirm_long_job(120.0, "x", assume_yes=False)  # short: no question, no warning
+    assert confirm_long_job(Estimate(100.0, 140.0), "x", assume_yes=False)  # short: no question, no warning
     assert capsys.readouterr().err == ""
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
     monkeypatch.setattr("builtins.input", lambda prompt: "n")
-    assert not confirm_long_job(3600.0, "x", assume_yes=False)
-    assert "about 1 h 00 min" in capsys.readouterr().err
-    assert confirm_long_job(3600.0, "x", assume_yes=True)
+    hour = Estimate(3000.0, 4200.0)
+    assert not confirm_long_job(hour, "x", assume_yes=False)
+    assert "will take 50 min 00 s to 1 h 10 min" in capsys.readouterr().err
+    assert confirm_long_job(hour, "x", assume_yes=True)
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False, raising=False)
-    assert confirm_long_job(3600.0, "x", assume_yes=False)  # a script: warned, not stuck
+    assert confirm_long_job(hour, "x", assume_yes=False)  # a script: warned, not stuck
 
 
 def test_cli_warns_before_a_render_measured_as_long(tmp_path, tiny_model):
@@ -368,14 +372,15 @@ def test_cli_warns_before_a_render_measured_as_long(tmp_path, tiny_model):
     )
     assert first.returncode == ExitCode.OK and "will take about" not in first.stderr, first.stderr
     book = tmp_path / "cache" / "render-cost.json"
-    rates = json.loads(book.read_text())
-    assert list(rates) == ["pisa_tiny @ cpu"]
-    book.write_text(json.dumps({k: v * 1e6 for k, v in rates.items()}))  # as if this machine were very slow
+    records = json.loads(book.read_text())
+    assert list(records) == ["pisa_tiny @ cpu"]
+    slow = {k: {"samples": [[w, s * 1e6] for w, s in v["samples"]]} for k, v in records.items()}
+    book.write_text(json.dumps(slow))  # as if this machine were very slow
     second = subprocess.run(
         run, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, stdin=subprocess.DEVNULL
     )
     assert second.returncode == ExitCode.OK  # stdin is no terminal: warned, not stuck
-    assert "in.png (64 x 48) will take about" in second.stderr
+    assert "in.png (64 x 48) will take" in second.stderr
 
 
 def test_the_bundled_model_has_one_name(tmp_path):

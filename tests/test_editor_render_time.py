@@ -50,9 +50,9 @@ def editor(tmp_path):
 
 
 def slow_machine(book: CostBook) -> None:
-    """Earlier renders here took 600 s per thousandth of a megapixel: x4 of the 40 x 50 photo (0.032 MP) would
-    take over five hours."""
-    book.record("fake", "cpu", 0.001, LONG_JOB_SECONDS)
+    """An earlier x4 render of a photo this size took over five hours here (twice: a fit needs no more)."""
+    for _ in range(2):
+        book.record("fake", "cpu", 40 * 50 * 16 / 1e6, 30 * LONG_JOB_SECONDS)
 
 
 def test_a_render_estimated_as_long_asks_first_and_yes_starts_it(editor, photo):

@@ -269,7 +269,7 @@ def test_the_cost_book_and_settings_survive_a_damaged_file(tmp_path):
     book = CostBook(tmp_path / "render-cost.json")
     book.path.write_text('{"half": 1.0, "tor', encoding="utf-8")
     book.record("m", "cpu", 2.0, 4.0)
-    assert json.loads(book.path.read_text(encoding="utf-8")) == {"m @ cpu": 2.0}
+    assert json.loads(book.path.read_text(encoding="utf-8")) == {"m @ cpu": {"samples": [[2.0, 4.0]]}}
     (tmp_path / "settings.json").write_text("{not json", encoding="utf-8")
     settings, _ = read_settings(tmp_path)
     settings.prompt = "kept"

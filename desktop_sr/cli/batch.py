@@ -134,12 +134,6 @@ class _CliListener(BatchListener):
         self.bar.close()
 
 
-def _output_megapixels(source: Path, scale: int) -> float:
-    from ..timing import output_megapixels
-
-    return output_megapixels(source, scale)
-
-
 def _worst_bytes(plan: Plan, scale: int) -> int:
     """Space the results may need at worst, from the photos' headers (a target size: at most the largest scale)."""
     from ..imaging import PhotoError, read_header
@@ -236,18 +230,20 @@ def run_batch(args: argparse.Namespace) -> int:
         return run_on_cluster(args, plan, spec, tiles, _err)
 
     from ..engine.loader import device_for, notice_of
-    from ..timing import CostBook
+    from ..render_cost import photo_work
+    from ..timing import CostBook, output_megapixels
 
-    book, device = CostBook(), device_for(spec, args.device)
-    sizes = {item.source: _output_megapixels(item.source, params.scale) for item in plan.items if item.runs}
-    estimate = book.estimate(spec.name, device, sum(sizes.values()))
-    if not confirm_long_job(estimate, f"this batch ({len(sizes)} photos, {sum(sizes.values()):.0f} MP out)", args.yes):
+    book, device, scale = CostBook(), device_for(spec, args.device), params.scale
+    works = {i.source: work for i in plan.items if i.runs and (work := photo_work(spec.kind, i.source, scale))}
+    out_mp = sum(output_megapixels(item.source, scale) for item in plan.items if item.runs)
+    estimate = book.estimate(spec.name, device, list(works.values()))
+    if not confirm_long_job(estimate, f"this batch ({len(works)} photos, {out_mp:.0f} MP out)", args.yes):
         _err("not started")
         return ExitCode.FAILED
 
     def record(result: FileResult) -> None:
-        if result.model_seconds > 0 and sizes.get(result.source):
-            book.record(spec.name, device, sizes[result.source], result.model_seconds)
+        if result.model_seconds > 0 and works.get(result.source):
+            book.record(spec.name, device, works[result.source], result.model_seconds)
 
     def load() -> UpscaleSession:
         from ..engine.loader import open_session

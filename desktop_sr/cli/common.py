@@ -25,6 +25,7 @@ from ..target_size import DPI_POLICIES, TargetError, TargetKind, TargetSize, par
 if TYPE_CHECKING:
     from ..batch.plan import Plan
     from ..batch.results import BatchSummary
+    from ..render_cost import Estimate
 
 T = TypeVar("T")
 
@@ -412,17 +413,17 @@ class StageBar:
         return self
 
 
-def confirm_long_job(seconds: float | None, what: str, assume_yes: bool) -> bool:
+def confirm_long_job(estimate: Estimate | None, what: str, assume_yes: bool) -> bool:
     """Before a job estimated over :data:`~desktop_sr.timing.LONG_JOB_SECONDS`: warn, and on a terminal ask.
 
     ``--yes`` skips the question; without a terminal on stdin (a script, a pipe) the warning is printed and the
     job goes on, so nothing hangs waiting for an answer nobody can give.
     """
-    from ..timing import LONG_JOB_SECONDS, format_duration
+    from ..timing import LONG_JOB_SECONDS
 
-    if seconds is None or seconds <= LONG_JOB_SECONDS:
+    if estimate is None or estimate.seconds <= LONG_JOB_SECONDS:
         return True
-    print(f"desktop-sr: {what} will take about {format_duration(seconds)} on this machine "
+    print(f"desktop-sr: {what} will take {estimate.describe()} on this machine "
           "(measured on earlier renders)", file=sys.stderr)  # fmt: skip
     if assume_yes or not sys.stdin.isatty():
         return True

@@ -116,6 +116,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     from ..imaging import PhotoError, read_photo, write_photo
     from ..imaging.formats import ALPHA_FORMATS, flattening_note
     from ..imaging.preflight import OutputNameProblem, OutputProblem, OutputSize, check_folder, check_output
+    from ..render_cost import render_work
     from ..target_size import TargetError, plan_size, render_to_target
     from ..timing import CostBook
 
@@ -205,7 +206,8 @@ def run_upscale(args: argparse.Namespace) -> int:
     if said:
         print(f"desktop-sr: note: {said}", file=sys.stderr)
     book = CostBook()
-    model, device = spec_from_args(args).name, str(session.info.device)  # the same key as batch's
+    spec = spec_from_args(args)
+    model, device = spec.name, str(session.info.device)  # the same key as batch's
     timings = getattr(session, "timings", None)
     for src, dst in jobs:
         bar = None
@@ -222,8 +224,8 @@ def run_upscale(args: argparse.Namespace) -> int:
             else:
                 photo = read_photo(src)
             scale = params.scale if target is None else plan_size(photo.size, target).scale
-            rendered_mp = photo.width * photo.height * scale * scale / 1e6
-            estimate = book.estimate(model, device, rendered_mp)
+            work = render_work(spec.kind, photo.width, photo.height, scale)  # what the network computes
+            estimate = book.estimate(model, device, work)
             out_w, out_h = photo.width * scale, photo.height * scale
             if not confirm_long_job(estimate, f"{src} ({out_w} x {out_h})", args.yes):
                 print(f"desktop-sr: {src}: not started", file=sys.stderr)
@@ -258,7 +260,7 @@ def run_upscale(args: argparse.Namespace) -> int:
                 said = notice_of(session)
                 bar.bar.write(f"desktop-sr: note: {said}", file=sys.stderr)
             device = str(session.info.device)
-            book.record(model, device, rendered_mp, time.perf_counter() - render_start)
+            book.record(model, device, work, time.perf_counter() - render_start)
             if faces is not None:
                 say = functools.partial(bar.bar.write, file=sys.stderr)
                 result = in_worker(functools.partial(restore_faces_of, faces, result, src.name, Control(bar), say))

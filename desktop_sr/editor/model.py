@@ -24,6 +24,7 @@ import numpy as np
 from ..engine.api import ModelInfo, Region, RenderParams
 from ..engine.loader import ModelSpec
 from ..imaging import Photo, SaveOptions
+from ..render_cost import Estimate, render_work
 from ..timing import CostBook, format_duration
 from .events import Event
 from .history import Change, ParamsHistory
@@ -315,11 +316,17 @@ class EditorModel:
     def output_megapixels(self, params: RenderParams) -> float:
         return 0.0 if self.photo is None else self.photo.width * self.photo.height * params.scale**2 / 1e6
 
-    def estimate_seconds(self, params: RenderParams) -> float | None:
-        """The render's length from earlier renders of this model on this device, or None before any."""
+    def work_megapixels(self, params: RenderParams) -> float:
+        """What the network computes for ``params`` (what the render's time follows; see :mod:`..render_cost`)."""
+        if self.photo is None or self.model_spec is None:
+            return 0.0
+        return render_work(self.model_spec.kind, self.photo.width, self.photo.height, params.scale)
+
+    def estimate_seconds(self, params: RenderParams) -> Estimate | None:
+        """The render's length from earlier renders of this model on this device, or None where they cannot say."""
         if self.photo is None or self.model_info is None or self.model_spec is None:
             return None
-        return self.gate.estimate(self.model_spec.name, self.model_info.device, self.output_megapixels(params))
+        return self.gate.estimate(self.model_spec.name, self.model_info.device, self.work_megapixels(params))
 
     def _held_back(self, params: RenderParams, action: Callable[[], None], *, explicit: bool = False) -> bool:
         """True when the render of ``params`` must wait: it is estimated as long and the user has not agreed yet.
@@ -344,9 +351,9 @@ class EditorModel:
         w, h = self.photo.width * params.scale, self.photo.height * params.scale  # type: ignore[union-attr]
         name = self.model_spec.name if self.model_spec else "the model"
         self.long_render.emit(
-            seconds,
+            seconds.seconds,
             f"This render ({w} × {h}, {self.output_megapixels(params):.0f} megapixels at ×{params.scale}) will take "
-            f"about {format_duration(seconds)} with {name} on this machine (measured on earlier renders).",
+            f"{seconds.describe()} with {name} on this machine (measured on earlier renders).",
         )
         return True
 
@@ -367,8 +374,8 @@ class EditorModel:
         self.gate.answer(self.render_key(self.params), True)
         self.request_render()
 
-    def _say_not_rendered(self, seconds: float | None) -> None:
-        how_long = f" (about {format_duration(seconds)})" if seconds is not None else ""
+    def _say_not_rendered(self, seconds: Estimate | None) -> None:
+        how_long = f" ({seconds.describe()})" if seconds is not None else ""
         self.status.emit(f"Not rendered{how_long}: Model ▸ Render now (F5) starts it, or choose a smaller scale", 0)
 
     def on_started(self, job: Job) -> None:
@@ -389,6 +396,12 @@ class EditorModel:
             self.status.emit(f"{job.label}: about {format_duration(first)} in all (from its first tiles); "
                              "Esc cancels", 0)  # fmt: skip
 
+    def tick(self) -> None:
+        """Re-say the running job's progress as of now (a timer calls it: the time left counts down between the
+        engine's reports, which can be a tile of tens of seconds apart)."""
+        if self._job_clock is not None and self._job_clock.render.tiles:
+            self.progress.emit(self._job_clock.now())
+
     def _measured(self, job_id: int, params: RenderParams, seconds: float) -> None:
         """A whole render finished: agreed to from now on, and its time kept if the model ran in it."""
         self.gate.confirmed.add(self.render_key(params))
@@ -396,7 +409,7 @@ class EditorModel:
         if clock is None or clock.job_id != job_id or not clock.model_ran:
             return
         if self.model_spec is not None and self.model_info is not None:
-            self.gate.record(self.model_spec.name, self.model_info.device, self.output_megapixels(params), seconds)
+            self.gate.record(self.model_spec.name, self.model_info.device, self.work_megapixels(params), seconds)
 
     def _submit_render(self) -> None:
         self.jobs.supersede("render")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from ..engine.stages import Stage
+from ..render_cost import Estimate
 from ..timing import LONG_JOB_SECONDS, CostBook, RenderClock, format_duration
 
 #: Stages in which the model itself runs (an encode or decode of cached latents alone is not a render to measure).
@@ -41,12 +42,19 @@ class JobClock:
         self.render.update(done, total, stage)
         if done > 0 and Stage.kind_of(stage) in MODEL_STAGES:
             self.model_ran = True
+        if self.first_estimate is None and self.render.eta() is not None:
+            self.first_estimate = self.render.total_estimate()
+        return self.now()
+
+    def now(self) -> JobProgress:
+        """The progress line as of now: the time left counts down between the engine's reports (a status bar
+        refreshes it every second), and says so when the work runs longer than its tiles so far promised."""
         eta, per_tile = self.render.eta(), self.render.seconds_per_tile()
         if eta is None:
             detail = "time left: after the first tile"
+        elif self.render.overdue():
+            detail = f"{per_tile:.1f} s/tile · finishing (slower than its first tiles)"
         else:
-            if self.first_estimate is None:
-                self.first_estimate = self.render.total_estimate()
             detail = f"{per_tile:.1f} s/tile · about {format_duration(eta)} left"
         return JobProgress(self.label, self.render.fraction, detail)
 
@@ -66,10 +74,11 @@ class LongRenderGate:
         self.declined: set[Hashable] = set()
         self.asking: Hashable | None = None  # the key whose question is on screen
 
-    def estimate(self, model: str, device: str, megapixels: float) -> float | None:
-        return self.book.estimate(model, device, megapixels)
+    def estimate(self, model: str, device: str, work: float) -> Estimate | None:
+        return self.book.estimate(model, device, work)
 
-    def is_long(self, seconds: float | None) -> bool:
+    def is_long(self, estimate: Estimate | float | None) -> bool:
+        seconds = estimate.seconds if isinstance(estimate, Estimate) else estimate
         return seconds is not None and seconds > self.threshold
 
     def answer(self, key: Hashable, yes: bool) -> None:
@@ -77,5 +86,5 @@ class LongRenderGate:
         (self.confirmed if yes else self.declined).add(key)
         (self.declined if yes else self.confirmed).discard(key)
 
-    def record(self, model: str, device: str, megapixels: float, seconds: float) -> None:
-        self.book.record(model, device, megapixels, seconds)
+    def record(self, model: str, device: str, work: float, seconds: float) -> None:
+        self.book.record(model, device, work, seconds)

@@ -85,6 +85,9 @@ class Capabilities:
     upscaler: bool = True
     #: Restores faces of a finished result (``open_restorer``): offered where faces are restored, not as the model.
     face_restoration: bool = False
+    #: The factor the network itself runs at, whatever scale is asked (the result is then resized): what a render
+    #: costs follows it. None: the network renders at the scale asked.
+    native_scale: int | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,12 @@ class ModelFamily(ABC):
         if not files:
             return self.label
         return Path(list(files.values())[-1]).stem
+
+    def work_megapixels(self, width: int, height: int, scale: int) -> float:
+        """Megapixels the network computes for a ``scale`` render of a ``width`` x ``height`` photo: what a render's
+        time follows (:mod:`desktop_sr.render_cost`). The default: the output's, or the native scale's."""
+        factor = self.capabilities.native_scale or scale
+        return width * height * factor * factor / 1e6
 
     # -- what comes with the app --------------------------------------------------------------------------------
     def built_in(self, models_dir: Path | None) -> BuiltIn | None:

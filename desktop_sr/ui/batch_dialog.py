@@ -62,6 +62,7 @@ from ..engine.stages import Stage
 from ..engine.tile_settings import TileSettings
 from ..imaging import SUPPORTED_READ_EXTENSIONS
 from ..models.paths import models_dir
+from ..render_cost import photo_work
 from ..settings import BATCH_FILE, BatchChoices, config_dir, read_batch_choices, read_settings, save_batch_choices
 from ..target_size import TargetKind
 from ..timing import LONG_JOB_SECONDS, CostBook, RenderClock, format_duration, output_megapixels
@@ -623,17 +624,19 @@ class BatchDialog(QDialog):
     def _confirm_estimate(self, plan: Plan) -> bool:
         """Before a batch estimated (from earlier renders on this machine) over the long-job threshold, ask."""
         scale = self.scale.scale()
-        self._sizes = {i.source: output_megapixels(i.source, scale) for i in plan.items if i.runs}
         if self.model_spec is None or self.model_device is None:
+            self._sizes = {}
             return True
-        megapixels = sum(self._sizes.values())
-        seconds = self.cost_book.estimate(self.model_spec.name, self.model_device, megapixels)
-        if seconds is None or seconds <= LONG_JOB_SECONDS:
+        kind = self.model_spec.kind
+        self._sizes = {i.source: w for i in plan.items if i.runs and (w := photo_work(kind, i.source, scale))}
+        megapixels = sum(output_megapixels(i.source, scale) for i in plan.items if i.runs)
+        estimate = self.cost_book.estimate(self.model_spec.name, self.model_device, list(self._sizes.values()))
+        if estimate is None or estimate.seconds <= LONG_JOB_SECONDS:
             return True
         answer = QMessageBox.question(
             self, "Batch export",
-            f"This batch ({len(self._sizes)} photos, {megapixels:.0f} megapixels out) will take about "
-            f"{format_duration(seconds)} on this machine (measured on earlier renders with "
+            f"This batch ({len(self._sizes)} photos, {megapixels:.0f} megapixels out) will take "
+            f"{estimate.describe()} on this machine (measured on earlier renders with "
             f"{self.model_spec.name}).\n\nStart it?",
         )  # fmt: skip
         return answer == QMessageBox.StandardButton.Yes

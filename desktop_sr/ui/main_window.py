@@ -138,6 +138,9 @@ class MainWindow(QMainWindow):
         e.status.connect(sb.showMessage)
         e.error.connect(lambda title, message: self.show_error(title, message, later=True))
         e.progress.connect(status.show_progress)
+        # the time left counts down between the engine's reports (a tile can take tens of seconds)
+        self._progress_tick = QTimer(self, interval=1000)
+        self._progress_tick.timeout.connect(e.tick)
         e.long_render.connect(lambda seconds, text: QTimer.singleShot(0, lambda: self.ask_long_render(seconds, text)))
 
     def _params_changed(self, p: RenderParams) -> None:
@@ -185,6 +188,10 @@ class MainWindow(QMainWindow):
 
     def _busy(self, busy: bool) -> None:
         self.status.set_busy(busy)
+        if busy:
+            self._progress_tick.start()
+        else:
+            self._progress_tick.stop()
         self.menus.act_cancel.setEnabled(busy)
         self.editor.set_busy(busy)
 

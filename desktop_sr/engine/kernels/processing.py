@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .small_photo import PROCESS_SIZE, enlarged_size
+
 
 def resize_plane(plane: np.ndarray, size: tuple[int, int], resample: int = Image.Resampling.BICUBIC) -> np.ndarray:
     """Resize one float32 H x W plane to (width, height)."""
@@ -25,23 +27,6 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int], resample: int = Image.Res
         return rgb.astype(np.float32, copy=True)
     planes = [resize_plane(rgb[..., c], size, resample) for c in range(rgb.shape[2])]
     return np.stack(planes, axis=-1)
-
-
-#: The reference script enlarges photos whose short side is under this over the scale (its ``process_size``).
-PROCESS_SIZE = 512
-
-
-def enlarged_size(width: int, height: int, scale: int, process_size: int = PROCESS_SIZE) -> tuple[int, int] | None:
-    """The size the reference script enlarges a small photo to before a ``scale`` upscale, or None.
-
-    PiSA-SR's test script enlarges any photo with a side under ``512 // scale`` so its short side becomes exactly
-    that (Pillow bicubic), runs the model, and resizes the result back to scale x the original: the model was
-    trained on 512 px crops and a tiny latent is far outside what it saw."""
-    side = process_size // scale
-    if width >= side and height >= side:
-        return None
-    f = side / min(width, height)
-    return int(f * width), int(f * height)
 
 
 def bicubic_upscale(rgb: np.ndarray, scale: int) -> np.ndarray:

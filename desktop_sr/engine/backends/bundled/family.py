@@ -29,6 +29,7 @@ class BundledFamily(ModelFamily):
         scales=(1, 2, 3, 4),
         licence_note="Real-ESRGAN x4plus weights (c) 2021 Xintao Wang, BSD-3-Clause",
         vulkan=True,  # its ncnn weights run on any GPU through ncnn's Vulkan runtime (vulkan.py)
+        native_scale=4,  # x1-x3 are its x4 result resized: they cost what x4 costs
     )
     order = 0
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import ModelError
 from ...families import Capabilities, Details, FileRole, ModelFamily, OpenOptions, RoleFiles, register
+from ...kernels.small_photo import enlarged_size
 from ...spec import ModelSpec
 from .layout import ADAPTER_SUFFIXES, adapter_files, check_base_folder, select_base_files
 
@@ -48,6 +49,11 @@ class PisaFamily(ModelFamily):
         if len(paths) == 2 and paths[0].is_dir() and paths[1].suffix.lower() in ADAPTER_SUFFIXES:
             return {BASE.key: paths[0], ADAPTER.key: paths[1]}
         return None
+
+    def work_megapixels(self, width: int, height: int, scale: int) -> float:
+        """A small photo is computed enlarged (the reference script's rule): its render costs the enlarged size."""
+        w, h = enlarged_size(width, height, scale) or (width, height)
+        return w * h * scale * scale / 1e6
 
     def inspect(self, files: Mapping[str, Path]) -> Details:
         super().inspect(files)
