@@ -8,8 +8,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 LOCAL = "local"  # the address that starts a Ray instance on this machine
@@ -53,6 +56,45 @@ def import_ray(local: bool) -> Any:
     return ray
 
 
+def cluster_endpoint(address: str | None) -> tuple[str, int] | None:
+    """The host and port a Ray address points at: ``auto`` reads the record ``ray start`` leaves on this machine
+    (``/tmp/ray/ray_current_cluster``), ``ray://host:port`` is Ray Client, ``host:port`` the GCS. None when it
+    cannot be told (Ray then decides)."""
+    text = (address or "").strip()
+    if text == "auto":
+        record = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        try:
+            text = record.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+    text = text.removeprefix("ray://")
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def unreachable(address: str | None, timeout: float = 3.0) -> str | None:
+    """Why the cluster at ``address`` cannot be reached (nothing listens there: it was stopped, or a typo), or None
+    when something answers or the address cannot be told; a plain sentence instead of Ray's minute of retries."""
+    if (address or "").strip() == "auto" and cluster_endpoint(address) is None:
+        return (
+            "no Ray cluster was started on this machine (--ray auto): start one with 'ray start --head', "
+            "or use --ray local"
+        )
+    endpoint = cluster_endpoint(address)
+    if endpoint is None:
+        return None
+    try:
+        with socket.create_connection(endpoint, timeout=timeout):
+            return None
+    except OSError as exc:
+        host, port = endpoint
+        was = " (the one 'ray start' last recorded here)" if (address or "").strip() == "auto" else ""
+        return (f"no Ray cluster answers at {host}:{port}{was}: {exc.strerror or exc}; start it again "
+                "(ray start --head), check the address, or use --ray local")  # fmt: skip
+
+
 @contextlib.contextmanager
 def ray_connection(options: ClusterOptions) -> Iterator[Any]:
     """Join the cluster at ``options.address`` or start a local Ray; shut down only what was started here.
@@ -63,14 +105,17 @@ def ray_connection(options: ClusterOptions) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
+    if not local and (problem := unreachable(options.address)) is not None:
+        raise ClusterError(problem)  # said in a second, rather than Ray's traceback after a minute of retries
     try:
         if local:
             # address="local": a new instance even when `ray start` left one (or its record) on this machine
             ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
                      num_cpus=options.local_cpus, log_to_driver=options.worker_logs,
-                     logging_level=logging.WARNING)  # fmt: skip
+                     logging_level=logging.ERROR)  # fmt: skip
         else:
-            ray.init(address=options.address, log_to_driver=options.worker_logs, logging_level=logging.WARNING)
+            # ERROR: Ray's own start-up warnings (token authentication, ...) would land inside the progress bars
+            ray.init(address=options.address, log_to_driver=options.worker_logs, logging_level=logging.ERROR)
     except Exception as exc:  # noqa: BLE001 - Ray raises bare Exceptions too (e.g. a node that timed out starting)
         where = "a local Ray instance" if local else f"the Ray cluster at {options.address}"
         hint = " (a heavily loaded machine can make Ray's start-up time out: try again)" if local else ""

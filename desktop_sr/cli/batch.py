@@ -1,9 +1,10 @@
 """``desktop-sr batch INPUT... -o OUT_DIR``: upscale folders headless with the same runner as the dialog.
 
-Exit codes (those of desktop_sr.cli): 0 every photo written or already there, 1 some photo failed (the failures
-are listed on stderr), 2 bad usage such as an invalid name template (reported before anything runs), 3 the model
-could not be loaded, 130 cancelled with Ctrl-C (the first Ctrl-C finishes cleanly after the current tile, a second
-one stops at once; either way no half-written file is left and the next run resumes).
+Exit codes: 0 every photo written or already there, 1 some photo failed (the failures are listed on stderr) or the
+output folder cannot take the results (said before the model loads), 2 bad usage such as an invalid name template
+(reported before anything runs), 3 the model could not be loaded, 130 cancelled with Ctrl-C, even when some photos had failed before it (they are
+listed): the first Ctrl-C finishes cleanly after the current tile, a second one stops at once; either way no
+half-written file is left and the next run resumes.
 
 With --ray the same plan runs on a Ray cluster, one model replica per worker (docs/cluster.md).
 """
@@ -276,6 +277,6 @@ def run_batch(args: argparse.Namespace) -> int:
     listener.close()
     report_failures(summary, plan, _err)
     _err(summary.describe())
-    if summary.cancelled and control.cancelled and not summary.failures:
+    if summary.cancelled and control.cancelled:  # Ctrl-C wins: what failed before it is listed above
         return ExitCode.INTERRUPTED
     return ExitCode.OK if summary.ok else ExitCode.FAILED

@@ -30,10 +30,17 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+#: Progress bars drawn at the moment (a Ctrl-C line must not be glued onto one).
+_bars_drawn = 0
+
+
 def report_interrupted(what: str = "") -> None:
-    """One plain line for Ctrl-C, on a fresh line even when a progress bar was being drawn."""
+    """One plain line for Ctrl-C, on a fresh line even when a progress bar was being drawn: a terminal's line is
+    cleared; in a log or a pipe, where tqdm's carriage returns do not clear anything, a new line is started."""
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
+    elif _bars_drawn:
+        sys.stderr.write("\n")
     print(f"desktop-sr: interrupted{what}; no output file was left half-written", file=sys.stderr)
 
 
@@ -379,8 +386,11 @@ class StageBar:
 
         from ..timing import RenderClock
 
+        global _bars_drawn
         self.bar = tqdm(total=1, desc=desc, unit="tile", leave=False, disable=not enabled, file=sys.stderr,
                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}{postfix}")  # fmt: skip
+        self._drawn = enabled
+        _bars_drawn += enabled
         self.clock = RenderClock()
         self._on_first_estimate = on_first_estimate
 
@@ -406,6 +416,10 @@ class StageBar:
                 callback(total_seconds)
 
     def close(self) -> None:
+        global _bars_drawn
+        if self._drawn:
+            self._drawn = False
+            _bars_drawn -= 1
         self.bar.close()
 
     @property

@@ -13,7 +13,8 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from .. import __version__
 from ..exit_codes import ExitCode
@@ -99,7 +100,29 @@ def _main(argv: list[str]) -> int:
     return int(args.func(args))
 
 
+def no_display_reason(env: Mapping[str, str] | None = None, platform: str | None = None) -> str | None:
+    """Why the desktop app cannot show a window here, or None. On Linux without a display Qt aborts the process
+    (exit 134) with a hint about xcb libraries, which is not the problem; this says what is, before Qt starts."""
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux") or env.get("QT_QPA_PLATFORM", "").split(":")[0] not in ("", "xcb", "wayland"):
+        return None  # Windows and macOS always have one; an explicit Qt platform (offscreen, vnc) is the user's
+    if env.get("WAYLAND_DISPLAY"):
+        return None
+    display = env.get("DISPLAY", "")
+    if not display:
+        return "no display (DISPLAY is not set: an SSH session or a server?)"
+    local = display.split(".")[0]
+    if local.startswith(":") and local[1:].isdigit() and not Path(f"/tmp/.X11-unix/X{local[1:]}").exists():
+        return f"no display: nothing serves DISPLAY={display} on this machine"
+    return None
+
+
 def _run_gui(paths: list[str]) -> int:
+    if (reason := no_display_reason()) is not None:
+        print(f"desktop-sr: {reason}. The app needs a desktop session (or X forwarding: ssh -X); "
+              "'desktop-sr upscale' and 'desktop-sr batch' work without one.", file=sys.stderr)  # fmt: skip
+        return ExitCode.USAGE
     import torch  # noqa: F401  - torch's native libraries must load before Qt's (clashes on Windows and Linux)
 
     try:

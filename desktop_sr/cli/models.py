@@ -1,8 +1,8 @@
-"""``desktop-sr models list|import|verify|remove|default|download``: the model manager without the GUI.
+"""``desktop-sr models list|import|verify|remove|default|download|get-pisa``: the model manager without the GUI.
 
-Exit codes (those of desktop_sr.cli): 0 success; 1 the operation failed (a verify found changed files, a download
-failed); 2 bad usage (unknown model id, malformed checksum); 3 the model files are not a usable
-PiSA-SR model (wrong folder layout, unreadable adapter); 130 interrupted by Ctrl-C.
+Exit codes: 0 success; 1 the operation failed (a verify found changed files, a download failed, get-pisa still
+misses a part: what to do is printed); 2 bad usage (unknown model id, malformed checksum); 3 the model files are not
+a usable model (wrong folder layout, unreadable adapter or weights); 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations

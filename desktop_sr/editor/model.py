@@ -583,8 +583,8 @@ class EditorModel:
                     fallback = candidate
                     break
         self._falling_back = fallback is not None
+        self.model_changed.emit(None, "")  # before the fallback's load begins, which the window then shows
         if fallback is not None:
             self.load_model(fallback)
             message += f"\n\nUsing {fallback.name} instead."
-        self.model_changed.emit(None, "")
         self.error.emit("Cannot load the model", message)

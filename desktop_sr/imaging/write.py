@@ -202,8 +202,9 @@ def write_photo(
     def write(tmp: Path) -> None:
         if depth == 16 and fmt == "png":
             tmp.write_bytes(encode_png16(to_uint16(pixels), icc=icc, dpi=dpi, exif=exif, xmp=xmp))
-        elif depth == 16 and fmt == "tiff":
-            _write_tiff16(tmp, to_uint16(pixels), icc, exif, xmp, dpi, options.compression)
+        elif fmt == "tiff":  # 8 and 16 bits alike: one writer keeps the EXIF and GPS sub-IFDs with any compression
+            _write_tiff(tmp, to_uint16(pixels) if depth == 16 else to_uint8(pixels), icc, exif, xmp, dpi,
+                        options.compression)  # fmt: skip
         else:
             _write_pillow(tmp, fmt, to_uint8(pixels), icc, exif, xmp, dpi, options)
 
@@ -244,21 +245,16 @@ def _write_pillow(tmp: Path, fmt: str, pixels: np.ndarray, icc: bytes | None, ex
         img.save(tmp, "WEBP", quality=options.quality, lossless=options.lossless, method=4,
                  **({"exif": exif} if exif else {}), **({"xmp": xmp} if xmp else {}), **kw)  # fmt: skip
     else:
-        tags = load_exif(exif) if exif else Image.Exif()
-        if xmp:
-            tags[XMP_TAG] = xmp
-        comp = {"none": None, "deflate": "tiff_adobe_deflate", "lzw": "tiff_lzw"}[options.compression]
-        if comp is None:
-            img.save(tmp, "TIFF", exif=tags, **kw)  # Pillow's own writer keeps the EXIF and GPS sub-IFDs
-        else:  # compression goes through libtiff, which refuses sub-IFDs from a dictionary: keep IFD0's tags
-            ifd0 = {tag: value for tag, value in tags.items() if tag not in (EXIF_IFD, GPS_IFD)}
-            img.save(tmp, "TIFF", compression=comp, tiffinfo=ifd0, **kw)
+        raise ValueError(f"no Pillow writer for {fmt}")  # TIFF goes through _write_tiff
 
 
-def _write_tiff16(tmp: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | None, xmp: bytes | None,
+def _write_tiff(tmp: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | None, xmp: bytes | None,
                   dpi: tuple[float, float] | None, compression: str) -> None:  # fmt: skip
-    """16-bit TIFF via tifffile, with the ICC profile, resolution, XMP, the EXIF text tags in IFD0, and the EXIF and
-    GPS sub-IFDs (exposure, lens, dates, position) appended after the picture by :func:`_append_sub_ifds`.
+    """8- or 16-bit TIFF via tifffile, with the ICC profile, resolution, XMP, the EXIF text tags in IFD0, and the EXIF
+    and GPS sub-IFDs (exposure, lens, dates, position) appended after the picture by :func:`_append_sub_ifds`.
+
+    Pillow's compressed TIFF goes through libtiff, which refuses sub-IFDs, so a deflate TIFF from a JPEG kept only
+    IFD0 (make, model, date) and dropped the exposure, ISO and original date; one writer for every depth keeps them.
     """
     import tifffile
 

@@ -63,6 +63,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.setStatusBar(MessageStatusBar(self))  # messages elided with the whole text reachable
 
+        self._loading: ModelSpec | None = None  # a model on its way (the window says so rather than "No model")
         self.view = CompareView(self)
         self.view.placeholder = OPEN_PHOTO
         self.btn_choose_model = QPushButton("Choose model…", self.view)
@@ -127,7 +128,7 @@ class MainWindow(QMainWindow):
         self.view.zoom_changed.connect(status.show_zoom)
         e.params_changed.connect(self._params_changed)
         e.history_changed.connect(lambda u, r: (menus.act_undo.setEnabled(u), menus.act_redo.setEnabled(r)))
-        e.model_loading.connect(status.show_loading)
+        e.model_loading.connect(self._model_loading)
         e.model_changed.connect(self._model_changed)
         e.photo_changed.connect(self._photo_changed)
         e.after_changed.connect(self._after_changed)
@@ -205,7 +206,14 @@ class MainWindow(QMainWindow):
     def load_model(self, spec: ModelSpec) -> None:
         self.editor.load_model(spec)
 
+    def _model_loading(self, spec: ModelSpec) -> None:
+        """A model is on its way (the bundled one at first start takes seconds): say so, not "No model loaded"."""
+        self._loading = spec
+        self.status.show_loading(spec)
+        self._update_model_state()
+
     def _model_changed(self, info: ModelInfo | None, description: str) -> None:
+        self._loading = None
         spec = self.editor.model_spec
         if info is not None and spec is not None:
             remember_model(self.settings, spec)
@@ -214,15 +222,19 @@ class MainWindow(QMainWindow):
         self._update_model_state()
 
     def _update_model_state(self) -> None:
-        info, photo = self.editor.model_info, self.editor.photo
-        self.status.show_model(info)
-        if info is None:
+        info, photo, loading = self.editor.model_info, self.editor.photo, self._loading
+        if loading is None:
+            self.status.show_model(info)
+        if info is None and loading is not None:
+            self.view.placeholder = f"Loading {loading.name}…" if photo is None else OPEN_PHOTO
+            self.view.no_model_hint = f"loading {loading.name}…"
+        elif info is None:
             self.view.placeholder = NO_MODEL if photo is None else OPEN_PHOTO
             self.view.no_model_hint = "choose a model to see the result"
         else:
             self.view.placeholder = OPEN_PHOTO
             self.view.no_model_hint = ""
-        self.btn_choose_model.setVisible(info is None)
+        self.btn_choose_model.setVisible(info is None and loading is None)
         self.view.place_prompt()
         self.menus.act_save.setEnabled(info is not None and photo is not None)
         self.menus.act_save_view.setEnabled(photo is not None)
