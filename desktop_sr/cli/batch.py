@@ -2,9 +2,9 @@
 
 Exit codes: 0 every photo written or already there, 1 some photo failed (the failures are listed on stderr) or the
 output folder cannot take the results (said before the model loads), 2 bad usage such as an invalid name template
-(reported before anything runs), 3 the model could not be loaded, 130 cancelled with Ctrl-C, even when some photos had failed before it (they are
-listed): the first Ctrl-C finishes cleanly after the current tile, a second one stops at once; either way no
-half-written file is left and the next run resumes.
+(reported before anything runs), 3 the model could not be loaded, 130 cancelled with Ctrl-C, even when some photos
+had failed before it (they are listed): the first Ctrl-C finishes cleanly after the current tile, a second one stops
+at once; either way no half-written file is left and the next run resumes.
 
 With --ray the same plan runs on a Ray cluster, one model replica per worker (docs/cluster.md).
 """
