@@ -86,7 +86,10 @@ def test_lists_imported_models_with_status(qtbot, models, src, messages):
     dlg.select("referenced")
     assert not dlg.btn_default.isEnabled()  # a model with missing files cannot become the default
     dlg.select("bundled")
-    assert not dlg.btn_remove.isEnabled() and not dlg.btn_verify.isEnabled()
+    assert not dlg.btn_remove.isEnabled()
+    assert dlg.btn_verify.isEnabled() and dlg.verify_selected()  # the CLI verifies it; so does the manager
+    wait_idle(qtbot, dlg, timeout=120000)
+    assert "files of the built-in model are intact" in dlg.status.text(), dlg.status.text()
 
 
 def test_set_default_and_remove(qtbot, models, src, messages):

@@ -149,3 +149,21 @@ def test_a_ctrl_c_line_starts_its_own_line_after_a_progress_bar_in_a_log(capsys)
     bar.close()
     err = capsys.readouterr().err
     assert "\ndesktop-sr: interrupted" in err
+
+
+def test_results_of_the_sample_photo_are_not_proposed_inside_the_installed_app(tmp_path, monkeypatch):
+    """Measured: Save proposed .../desktop_sr/resources/sample_chelsea_x4.png, the batch .../resources_upscaled."""
+    import platformdirs
+
+    import desktop_sr
+    from desktop_sr.imaging.preflight import writable_home_for
+    from desktop_sr.resources import sample_photo_path
+    from desktop_sr.ui.export_dialog import proposed_folder
+
+    monkeypatch.setattr(platformdirs, "user_pictures_dir", lambda: str(tmp_path / "Pictures"))
+    package = Path(desktop_sr.__file__).resolve().parent
+    proposed = proposed_folder(sample_photo_path(), "")
+    assert proposed == tmp_path / "Pictures" / "desktop-sr" and package not in proposed.parents
+    mine = tmp_path / "shoot" / "a.jpg"
+    mine.parent.mkdir()
+    assert writable_home_for(mine) == mine.parent  # a user's photo: beside it, as before

@@ -165,3 +165,18 @@ def check_output(path: Path, fmt: str | None = None, size: OutputSize | None = N
         raise OutputProblem(f"{path}: exists (use --overwrite)")
     check_folder(path.parent, size.worst_bytes(out_fmt) if size is not None else 0)
     return out_fmt
+
+
+def writable_home_for(source: Path) -> Path:
+    """The folder to propose for results of ``source``: its own folder, unless that is inside the app's installed
+    files (the sample photo) or cannot take a new file; then the user's Pictures folder (``desktop-sr`` in it)."""
+    import desktop_sr
+
+    folder = Path(source).expanduser().absolute().parent
+    package = Path(desktop_sr.__file__).resolve().parent
+    inside = folder.resolve() == package or package in folder.resolve().parents
+    if not inside and folder.is_dir() and _probe(folder) is None:
+        return folder
+    import platformdirs
+
+    return Path(platformdirs.user_pictures_dir()) / "desktop-sr"

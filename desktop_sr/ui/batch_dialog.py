@@ -61,6 +61,7 @@ from ..engine.loader import ModelSpec
 from ..engine.stages import Stage
 from ..engine.tile_settings import TileSettings
 from ..imaging import SUPPORTED_READ_EXTENSIONS
+from ..imaging.preflight import writable_home_for
 from ..models.paths import models_dir
 from ..render_cost import photo_work
 from ..settings import BATCH_FILE, BatchChoices, config_dir, read_batch_choices, read_settings, save_batch_choices
@@ -351,7 +352,8 @@ class BatchDialog(QDialog):
         if not self.output.text() and self.inputs:
             first = self.inputs[0]
             base = first if first.is_dir() else first.parent
-            self.output.setText(str(base.parent / f"{base.name}_upscaled"))
+            home = writable_home_for(base)  # beside the photos, unless that is in the app's files or read-only
+            self.output.setText(str(home / f"{base.name}_upscaled"))
         self._schedule_plan()
 
     def set_inputs(self, paths: list[Path | str]) -> None:

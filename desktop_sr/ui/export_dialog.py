@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..imaging import FORMATS, SaveOptions
+from ..imaging.preflight import writable_home_for
 from ..target_size import DPI_POLICIES, TargetKind, TargetSize
 from .output_options import DEEP, OutputOptions
 
@@ -39,10 +40,11 @@ def suggest_name(template: str, source: Path, scale: int, fmt: str) -> str:
 
 def proposed_folder(source: Path, folder: str | Path | None) -> Path:
     """Where the save dialog proposes to save: ``folder`` (the one saved to last) if it still exists, else the
-    photo's own folder; always absolute, so the file lands where the dialog says whatever the working folder."""
+    photo's own folder (or Pictures, see :func:`writable_home_for`); always absolute, so the file lands where the
+    dialog says whatever the working folder."""
     if folder and Path(folder).expanduser().is_dir():
         return Path(folder).expanduser().absolute()
-    return source.expanduser().absolute().parent
+    return writable_home_for(source)  # not inside the app's own files (the sample photo), nor a read-only folder
 
 
 class ExportDialog(QDialog):

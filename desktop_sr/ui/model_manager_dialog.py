@@ -464,7 +464,7 @@ class ModelManagerDialog(StoreWorkHost, QDialog):
         builtin = row is not None and row.id == BUILTIN_ID
         self.btn_import.setEnabled(idle)
         self.btn_download.setEnabled(idle)
-        self.btn_verify.setEnabled(idle and row is not None and not builtin and row.status != INCOMPLETE)
+        self.btn_verify.setEnabled(idle and row is not None and row.status != INCOMPLETE)  # the built-in one too
         self.btn_remove.setEnabled(idle and row is not None and not builtin)
         self.btn_default.setEnabled(idle and row is not None and row.usable and not row.is_default)
 
