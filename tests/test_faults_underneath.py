@@ -111,3 +111,27 @@ def test_the_models_drive_disappears_while_a_model_is_loaded(qtbot, window, mode
     window.controls.sem.spin.setValue(1.3)
     qtbot.waitUntil(lambda: exact(window), timeout=60000)
     assert window.editor.model_info is not None
+
+
+def test_two_windows_closing_keep_each_others_settings(qtbot, tmp_path, monkeypatch):
+    """Two windows open at once on one settings file: what the first saved on closing survives the second's close,
+    and each one's recent photos are kept (the second would otherwise write its stale copy over the first)."""
+    from desktop_sr.settings import read_settings
+    from desktop_sr.ui.main_window import MainWindow
+
+    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
+    cfg = tmp_path / "cfg"
+    first = MainWindow(settings_dir=cfg, load_model=False)
+    second = MainWindow(settings_dir=cfg, load_model=False)
+    qtbot.addWidget(first)
+    qtbot.addWidget(second)
+    first.menus.set_compare_mode("side")
+    first.settings.add_recent("/photos/first.jpg")
+    second.controls.pix.slider.setValue(7)
+    second.settings.add_recent("/photos/second.jpg")
+    first.close()
+    second.close()
+    saved, problem = read_settings(cfg)
+    assert problem is None
+    assert saved.compare_mode == "side" and saved.pix == 0.35
+    assert set(saved.recent_files) == {"/photos/first.jpg", "/photos/second.jpg"}
