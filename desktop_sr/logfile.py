@@ -2,10 +2,9 @@
 commands alike, with every unexpected error's traceback.
 
 Why a file: a desktop user never sees stderr, and a bug report that says "it stopped" is not one a developer can act
-on. The file is small (four files of 1 MB at most, the oldest dropped), plain text, and holds what the loggers say (the
-app: INFO and above; a command: what its terminal shows) plus the traceback of anything uncaught
-(:func:`log_uncaught`). It never stops the program: a folder
-that cannot be written just means no file.
+on. The file is small (four files of 1 MB at most, the oldest dropped), plain text, and holds what the loggers say
+at INFO and above (a batch: each photo's outcome) plus the traceback of anything uncaught (:func:`log_uncaught`).
+It never stops the program: a folder that cannot be written just means no file.
 
 Where: ``DESKTOP_SR_LOG_DIR`` if set (tests, portable installs), else :func:`platformdirs.user_log_dir`.
 Qt-free: the GUI adds its dialog on top (:mod:`desktop_sr.ui.error_report`).
@@ -59,8 +58,8 @@ class _LogFile(logging.handlers.RotatingFileHandler):
 
 def start_log(component: str) -> Path | None:
     """Add the rotating log file to the root logger (once per process); returns its path, None if it cannot be
-    written. The app logs INFO and above; a command keeps the level its terminal shows (warnings and errors, INFO
-    with ``--verbose``), so the file never makes the terminal chattier."""
+    written. With no other handler (the app) the root logger is set to INFO; a command sets up its terminal's
+    handler at the terminal's level first (:mod:`desktop_sr.cli.entry`), so the file never makes it chattier."""
     root = logging.getLogger()
     for h in root.handlers:
         if isinstance(h, _LogFile):

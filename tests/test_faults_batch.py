@@ -14,6 +14,7 @@ reason. As root, permissions do not stop a read, so the
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import struct
@@ -110,7 +111,7 @@ def shoot(tmp_path) -> tuple[Path, dict[str, Path]]:
             os.chmod(p, 0o644)
 
 
-def test_a_200_photo_batch_with_20_hostile_files(shoot, tmp_path, weights, monkeypatch, capsys):
+def test_a_200_photo_batch_with_20_hostile_files(shoot, tmp_path, weights, monkeypatch, capsys, caplog):
     src, bad = shoot
     assert len(list(src.iterdir())) == 200
     out = tmp_path / "out"
@@ -124,6 +125,7 @@ def test_a_200_photo_batch_with_20_hostile_files(shoot, tmp_path, weights, monke
         return real_read(path, *a, **kw)
 
     monkeypatch.setattr(photo_job, "read_photo", read_while_someone_deletes)
+    caplog.set_level(logging.INFO, logger="desktop_sr.batch")  # what the log file gets
     code = main(["batch", str(src), "-o", str(out), "--model", str(weights), "--scale", "2", "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == ExitCode.FAILED
@@ -152,6 +154,9 @@ def test_a_200_photo_batch_with_20_hostile_files(shoot, tmp_path, weights, monke
     summary = err.strip().splitlines()[-1]
     assert f"{len(written)} written" in summary and f"{len(fails)} failed" in summary, summary
     assert (out / MANIFEST_NAME).exists()
+    logged = [r.getMessage() for r in caplog.records if r.name == "desktop_sr.batch.results"]
+    assert len(logged) == 200 - 2  # one line per photo (the GIFs were passed over), for a report
+    assert {m.split(" -> ")[0] for m in logged if ": failed (" in m} == {str(bad[k]) for k in fails}
     print(f"\n200 photos, 20 hostile: {summary}")
 
 

@@ -29,7 +29,7 @@ from .manifest import Manifest, ManifestError
 from .photo_job import PhotoOutcome
 from .plan import Action, Plan, PlanItem, path_key
 from .progress import Progress, Throughput
-from .results import BatchSummary, FileResult, ModelLoadFailed, Status, disk_full_stop
+from .results import BatchSummary, FileResult, ModelLoadFailed, Status, disk_full_stop, log_result
 from .runner import BatchListener, recheck_target, remove_stale_temps, remove_temps_beside
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,7 @@ class ClusterRunner:
     def _settle(self, result: FileResult) -> None:
         self.summary.results.append(result)
         self._finished += 1
+        log_result(result)
         self.listener.file_finished(result, self._progress(result.source))
 
     def _changed(self) -> None:

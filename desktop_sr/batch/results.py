@@ -6,11 +6,14 @@ whichever ran the batch.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
 from .sources import Refused
+
+log = logging.getLogger(__name__)
 
 
 class Status(str, Enum):
@@ -31,6 +34,12 @@ FAILED = Status.FAILED
 
 class ModelLoadFailed(Exception):
     """The model could not be loaded, so no file could run. Wraps the engine's error, whose message says why."""
+
+
+def log_result(result: FileResult) -> None:
+    """One line per photo in the log file (:mod:`desktop_sr.logfile`): what a report about a batch needs."""
+    log.info("%s -> %s: %s%s", result.source, result.target, result.status.value,
+             f" ({result.reason})" if result.reason else "")  # fmt: skip
 
 
 def disk_full_stop(reason: str) -> str:

@@ -23,7 +23,7 @@ from .manifest import Manifest, ManifestError
 from .photo_job import process_photo, reason_for
 from .plan import Action, BatchSettings, Plan, PlanItem, path_key, resolve_target
 from .progress import EtaEstimator, Progress
-from .results import BatchSummary, FileResult, ModelLoadFailed, Status, disk_full_stop
+from .results import BatchSummary, FileResult, ModelLoadFailed, Status, disk_full_stop, log_result
 
 if TYPE_CHECKING:
     from .cluster import WorkerState
@@ -106,6 +106,7 @@ class BatchRunner:
         self.summary.results.append(result)
         self._finished += 1
         self._fraction = 0.0
+        log_result(result)
         self.listener.file_finished(result, self._progress())
 
     # -- the run --------------------------------------------------------------------------------------------------
@@ -165,6 +166,7 @@ class BatchRunner:
                 self._session.close()
                 self._session = None
             self.summary.seconds = time.perf_counter() - t0
+            log.info("batch into %s: %s", self.settings.output_dir, self.summary.describe())
         return self.summary
 
     def _one(self, item: PlanItem, taken: set[str]) -> FileResult:

@@ -82,8 +82,14 @@ def _main(argv: list[str]) -> int:
         return _run_gui(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    if start_log(args.command or "cli") is not None:  # the terminal shows what it did; the file keeps INFO too
+    root = logging.getLogger()
+    if not root.handlers:  # a real run (under pytest the root logger has the test's handlers already)
+        terminal = logging.StreamHandler()
+        terminal.setLevel(logging.INFO if args.verbose else logging.WARNING)
+        terminal.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        root.addHandler(terminal)
+        root.setLevel(logging.INFO)  # the log file keeps INFO (each photo's outcome); the terminal its own level
+    if start_log(args.command or "cli") is not None:
         log_uncaught_errors()
     if args.selftest:
         if args.command is not None:
