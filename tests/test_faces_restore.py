@@ -285,3 +285,27 @@ def test_models_get_shows_the_licence_first_and_downloads_a_published_face_model
     assert entry.source["sha256"] == hashlib.sha256(restoreformer.read_bytes()).hexdigest()
     assert entry.source["url"] == url and not (store.root / ".downloads" / "published" / "restoreformer").exists()
     assert main(["models", "verify", entry.id, "--quiet"]) == ExitCode.OK
+
+
+def test_the_batch_dialog_offers_the_stores_face_models_with_their_licence(qtbot, tmp_path, restoreformer, store):
+    pytest.importorskip("pytestqt")
+    from desktop_sr.engine.api import RenderParams
+    from desktop_sr.engine.backends.bundled import bundled_spec
+    from desktop_sr.engine.faces import FaceChoice
+    from desktop_sr.ui.batch_dialog import BatchDialog
+
+    store.import_model("faces", {"weights": restoreformer}, name="RestoreFormer", mode="reference")
+    dlg = BatchDialog(None, model_spec=bundled_spec(), params=RenderParams(scale=2), current_photo=None,
+                      settings_dir=tmp_path / "config")  # fmt: skip
+    qtbot.addWidget(dlg)
+    dlg.output.setText(str(tmp_path / "out"))
+    row = dlg.faces
+    assert [row.model.itemText(i) for i in range(row.model.count())] == ["Off", "RestoreFormer"]
+    assert dlg.batch_settings().faces is None and not row.strength.isEnabled()
+    off = dlg.batch_settings().signature()
+    row.model.setCurrentIndex(1)
+    row.strength.setValue(0.6)
+    assert "Licence: RestoreFormer (wzhouxiff): Apache-2.0" in row.licence.text()  # shown before it is used
+    faces = dlg.batch_settings().faces
+    assert isinstance(faces, FaceChoice) and faces.settings.strength == 0.6 and faces.spec.kind == "faces"
+    assert dlg.batch_settings().signature() != off  # a rerun with faces redoes the photos

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,17 +97,18 @@ def available() -> bool:
     return _cascade_file("haarcascade_frontalface_default.xml") is not None
 
 
-_cascades: dict[str, Any] = {}
+_local = threading.local()  # one classifier per thread: OpenCV does not promise that one is safe to share
 
 
 def _cascade(name: str) -> Any:
-    if name not in _cascades:
+    cascades: dict[str, Any] = _local.__dict__.setdefault("cascades", {})
+    if name not in cascades:
         cv2 = _import_cv2()
         path = _cascade_file(name)
         if cv2 is None or path is None:
             raise NoFaceDetector("face restoration needs OpenCV 4 (install desktop-sr[faces], i.e. opencv-python<5)")
-        _cascades[name] = cv2.CascadeClassifier(str(path))
-    return _cascades[name]
+        cascades[name] = cv2.CascadeClassifier(str(path))
+    return cascades[name]
 
 
 def grey_copy(rgb: np.ndarray) -> tuple[np.ndarray, float]:

@@ -1,0 +1,89 @@
+"""The batch dialog's "Restore faces" row: a face model of the store (or none), its strength, and its licence shown
+beside it before it is used. Which models restore faces is learnt from their family's capabilities."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from ..engine.faces import FaceChoice, FaceSettings
+from ..engine.families import family
+from ..engine.spec import ModelSpec
+from ..models import ModelStore
+
+log = logging.getLogger(__name__)
+
+
+class FaceChoiceRow(QWidget):
+    """Off, or one of the store's face models and a strength (0-1); ``changed`` when either changes."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = QComboBox()
+        self.model.setToolTip("Restore the faces of each result with a face model (Model ▸ Models… imports one; "
+                              "'desktop-sr models get' downloads one)")  # fmt: skip
+        self.strength = QDoubleSpinBox()
+        self.strength.setRange(0.0, 1.0)
+        self.strength.setSingleStep(0.1)
+        self.strength.setDecimals(2)
+        self.strength.setValue(1.0)
+        self.strength.setToolTip("How much of the restored face is mixed in (outside the faces nothing changes)")
+        self.licence = QLabel()
+        self.licence.setWordWrap(True)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("Restore faces"))
+        row.addWidget(self.model, 1)
+        row.addWidget(QLabel("Strength"))
+        row.addWidget(self.strength)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(row)
+        lay.addWidget(self.licence)
+        self._specs: dict[str, ModelSpec] = {}
+        self._licences: dict[str, str] = {}
+        self.model.currentIndexChanged.connect(self._model_changed)
+        self.strength.valueChanged.connect(self.changed)
+        self.fill(None)
+
+    def fill(self, models_dir: Path | None) -> None:
+        """List the store's face models (an unreadable store lists none and says so in the log)."""
+        self.model.blockSignals(True)
+        self.model.clear()
+        self.model.addItem("Off", "")
+        self._specs, self._licences = {}, {}
+        if models_dir is not None:
+            try:
+                store = ModelStore(models_dir)
+                for entry in store.entries():
+                    try:
+                        restores = family(entry.kind).capabilities.face_restoration
+                    except Exception:  # noqa: BLE001 - a model of a family that is not installed is not offered
+                        restores = False
+                    if restores:
+                        self._specs[entry.id] = store.spec(entry)
+                        self._licences[entry.id] = entry.details.get("licence", "")
+                        self.model.addItem(entry.name, entry.id)
+            except OSError as exc:
+                log.warning("cannot list the face models in %s: %s", models_dir, exc)
+        self.model.blockSignals(False)
+        self._model_changed()
+
+    def _model_changed(self) -> None:
+        key = str(self.model.currentData() or "")
+        self.strength.setEnabled(bool(key))
+        text = self._licences.get(key, "")
+        self.licence.setText(f"Licence: {text}" if key else "")
+        self.licence.setVisible(bool(key))
+        self.changed.emit()
+
+    def choice(self, device: str = "auto") -> FaceChoice | None:
+        key = str(self.model.currentData() or "")
+        if not key:
+            return None
+        return FaceChoice(self._specs[key], FaceSettings(strength=float(self.strength.value())), device=device)
