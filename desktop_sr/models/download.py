@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
-from .. import __version__
+from .. import __version__, durable
 from ..engine.backends.pisa.layout import ADAPTER_SUFFIXES, check_base_folder
 from ..engine.control import Control
 from ..plain_errors import plain_reason
@@ -281,7 +281,7 @@ def _attempt(
             raise DownloadError(Path(url), f"unexpected answer from the server: HTTP {status}")
         if offset == 0:
             info = {"url": url, "etag": resp.headers.get("ETag"), "last_modified": resp.headers.get("Last-Modified")}
-            meta.write_text(json.dumps(info), encoding="utf-8")
+            durable.replace_with(meta, json.dumps(info))  # a kill mid-write must not leave a torn resume record
         label = f"Downloading {part.name.removesuffix('.part')}"
         done = offset
         try:

@@ -12,7 +12,6 @@ import gc
 import hashlib
 import json
 import logging
-import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ... import durable
 from ..errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,8 @@ class PromptEmbeddings:
         emb = self._encode([""])[0:1].contiguous()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            save_file({"embeds": emb}, str(tmp), metadata={"fingerprint": fingerprint, "prompt": ""})
-            tmp.replace(path)
+            meta = {"fingerprint": fingerprint, "prompt": ""}
+            durable.replace_with(path, lambda tmp: save_file({"embeds": emb}, str(tmp), metadata=meta))
         except OSError as exc:  # a full or read-only cache only costs an encode next time
             log.info("cannot store the prompt embedding at %s (%s)", path, exc)
         return emb

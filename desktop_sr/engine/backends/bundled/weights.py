@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from .... import durable
 from ...errors import ModelError
 from ...hardware.device import conv_memory_format
 from .files import (  # noqa: F401 - re-exported: the session and tests reach them here
@@ -150,14 +149,8 @@ def write_converted(path: Path, state: dict[str, torch.Tensor], source: NcnnSour
         "tensors_sha256": tensors_sha256(state),
         "licence": "BSD-3-Clause (Real-ESRGAN, Xintao Wang)",
     }
-    fd, tmp = tempfile.mkstemp(prefix=".convert-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    durable.replace_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
 def read_user_weights(path: Path) -> dict[str, torch.Tensor]:

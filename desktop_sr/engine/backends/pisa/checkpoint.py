@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .... import durable
 from ...errors import ModelError
 
 GROUPS = ("encoder", "decoder", "others")
@@ -302,17 +301,9 @@ def _check_file(path: Path) -> None:
 
 
 def _atomic(path: Path, write: object) -> None:
+    """Through :func:`desktop_sr.durable.replace_with`: temp beside, fsync, rename, fsync the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)  # type: ignore[operator]
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    durable.replace_with(path, lambda tmp: write(str(tmp)))  # type: ignore[operator]
 
 
 def iter_lora_modules(ckpt: LoraCheckpoint, branch: str) -> Iterable[tuple[str, str]]:
