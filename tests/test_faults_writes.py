@@ -237,10 +237,10 @@ def test_sigkill_mid_batch_at_random_moments_then_the_rerun_finishes_exactly_wha
     """The real runner, journal and photo writer (the numpy stand-in session for speed) killed 20 times."""
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
-    n = 80
+    n = 120
     for i in range(n):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(
-            src / f"p{i:02d}.png"
+            src / f"p{i:03d}.png"
         )
     settings = BatchSettings(out, RenderParams(scale=2))
 
@@ -250,7 +250,7 @@ def test_sigkill_mid_batch_at_random_moments_then_the_rerun_finishes_exactly_wha
     rng = random.Random(29)
     stamps: dict[str, int] = {}
     for _ in range(trials):
-        kill_after(run, rng.uniform(0.03, 0.2))
+        kill_after(run, rng.uniform(0.02, 0.12))
         for p in out.glob("*.png"):  # every file under its final name is a whole photo, and stays as written
             with Image.open(p) as im:
                 im.load()
@@ -260,7 +260,7 @@ def test_sigkill_mid_batch_at_random_moments_then_the_rerun_finishes_exactly_wha
     summary = run()  # type: ignore[assignment]
     assert summary.count(Status.WRITTEN) + summary.count(Status.DONE_BEFORE) == n  # type: ignore[attr-defined]
     assert summary.count(Status.WRITTEN) == n - len(stamps)  # type: ignore[attr-defined]
-    assert sorted(p.name for p in out.glob("*.png")) == [f"p{i:02d}_x2.png" for i in range(n)]
+    assert sorted(p.name for p in out.glob("*.png")) == [f"p{i:03d}_x2.png" for i in range(n)]
     assert not temp_files(out)
     assert (out / MANIFEST_NAME).exists() and not list(out.glob(".*.lock"))
     print(f"\nbatch: {len(stamps)} of {n} photos finished across the kills, the rest by the rerun; none redone")
