@@ -60,6 +60,9 @@ class FakeSession(PhotoHolder):
         out = self._corners(params).blend(params.pix, params.sem, params.maps)
         if region is not None:
             x0, y0, x1, y1 = region
+            h, w = out.shape[:2]
+            if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):  # as the real sessions refuse it
+                raise ValueError(f"region {tuple(region)} is outside the {w} x {h} result")
             out = out[y0:y1, x0:x1]
         return out
 

@@ -167,3 +167,44 @@ def test_results_of_the_sample_photo_are_not_proposed_inside_the_installed_app(t
     mine = tmp_path / "shoot" / "a.jpg"
     mine.parent.mkdir()
     assert writable_home_for(mine) == mine.parent  # a user's photo: beside it, as before
+
+
+def test_an_unreachable_target_keeps_its_entry_and_names_the_models_own_top_scale(qtbot):
+    """Measured: a remembered print size too large for the bundled model fell back to "×1 (restore)" while the view
+    kept the x8 size, and every render then failed with "region (0, 0, 2048, 1360) is outside the 256 x 170 result"."""
+    from desktop_sr.target_size import TargetSize
+    from desktop_sr.ui.size_choice import SizeChoice
+
+    choice = SizeChoice()
+    qtbot.addWidget(choice)
+    choice.set_photo_size((256, 170))
+    choice.set_target(TargetSize.print_size(300, 200, "cm", 300))
+    choice.set_scales((1, 2, 3, 4))  # the bundled model loads
+    assert choice.target() is not None and choice.currentText().startswith("300 × 200 cm")
+    assert choice.scale() == 4 and "go up to ×4 (1024 × 680)" in choice.problem()
+
+
+def test_a_view_measured_at_another_scale_renders_its_part_instead_of_failing(tmp_path):
+    import numpy as np
+    from fake_session import FakeSession, InlineQueue
+
+    from desktop_sr.editor import EditorModel
+    from desktop_sr.editor.executor import Executor
+    from desktop_sr.engine.api import RenderParams
+    from desktop_sr.engine.loader import ModelSpec
+
+    Image.fromarray(np.full((17, 25, 3), 90, np.uint8)).save(tmp_path / "p.png")
+    queue = InlineQueue(Executor(lambda job: FakeSession(job.spec.name)))
+    ed = EditorModel(queue, RenderParams(scale=1))
+    queue.editor = ed
+    errors: list[str] = []
+    shown: list[np.ndarray] = []
+    ed.error.connect(lambda title, message: errors.append(message))
+    ed.after_changed.connect(lambda image: shown.append(image) if image is not None else None)
+    ed.load_model(ModelSpec(kind="fake", name="fake"))
+    queue.run_all()
+    ed.set_view((0, 0, 200, 136))  # the view of an x8 result while the render is x1
+    ed.open_photo(tmp_path / "p.png")
+    queue.run_all()
+    assert not errors, errors
+    assert ed.has_after and shown[-1].shape[:2] == (17, 25)

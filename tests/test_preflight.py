@@ -101,9 +101,10 @@ def test_a_batch_whose_only_work_is_broken_files_reports_them_without_loading_th
     src.mkdir()
     (src / "zero.jpg").write_bytes(b"")
     (src / "text.jpg").write_text("not a photo")
-    code, err = _run(capsys, "batch", "in", "-o", "out", "--dry-run")
-    listing = capsys.readouterr().out + err
-    assert code == 1 and "2 cannot be read" in err
+    code = main(["batch", "in", "-o", "out", "--dry-run"])
+    said = capsys.readouterr()
+    assert code == 1 and "2 cannot be read" in said.err
+    assert said.out.count("\tcannot read (") == 2 and "\twrite" not in said.out  # not listed as "write"
     code, err = _run(capsys, "batch", "in", "-o", "out", "--quiet")
     assert code == 1, err
     assert "empty (0 bytes)" in err and "not an image this app can read" in err, err

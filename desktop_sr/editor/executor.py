@@ -24,6 +24,7 @@ from ..engine.api import Region, RenderParams, UpscaleSession
 from ..engine.control import Control
 from ..engine.errors import Cancelled, EngineError
 from ..engine.loader import ModelSpec, notice_of
+from ..engine.rect import Rect
 from ..imaging import Photo, read_photo, to_uint8, write_photo
 from .jobs import (
     CornersReady,
@@ -464,6 +465,9 @@ class Executor:
         assert session is not None
         params, region = job.params, job.region
         w, h = session.output_size(params.scale)
+        if region is not None:  # a view measured at another scale (a target the model could not reach): keep its part
+            region = Rect(*region).clipped(w, h)
+            region = None if region.empty else tuple(region)
         timings = getattr(session, "timings", None)  # PiSA-SR sessions time their stages; the bundled model does not
         if timings is not None:
             timings.reset()

@@ -30,6 +30,7 @@ from ..editor import EditorModel
 from ..editor.mask import MODE_LABELS, MODES, Brush
 from .compare_view import CompareView
 from .images import qimage_from_rgb
+from .scrolling import scrolling
 
 #: Overlay colours: blue where invention is held back, orange where more detail is asked for.
 LESS_RGB, MORE_RGB = (40, 140, 255), (255, 150, 30)
@@ -172,6 +173,7 @@ class BrushController(QObject):
     def __init__(self, view: CompareView, editor: EditorModel, panel: BrushPanel) -> None:
         super().__init__(view)
         self.view, self.editor, self.panel = view, editor, panel
+        self.dock: QDockWidget | None = None  # the dock the panel sits in (install_brush sets it)
         self.layer = MaskLayer(view)
         self.layer.cursor_px = float(panel.size.value())
         self.active = False
@@ -263,10 +265,11 @@ def install_brush(window: QMainWindow, view: CompareView, editor: EditorModel) -
     panel = BrushPanel(window)
     dock = QDockWidget("Local strength", window)
     dock.setObjectName("brush")
-    dock.setWidget(panel)
+    dock.setWidget(scrolling(panel))
     dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     controller = BrushController(view, editor, panel)
+    controller.dock = dock
     QShortcut(QKeySequence("B"), window, lambda: controller.set_active(not controller.active))
     QShortcut(QKeySequence("M"), window, lambda: panel.show_mask.toggle())
     QShortcut(QKeySequence("["), window, lambda: panel.size.setValue(round(panel.size.value() / 1.25)))

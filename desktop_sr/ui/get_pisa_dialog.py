@@ -175,6 +175,9 @@ class GetPisaDialog(StoreWorkHost, QDialog):
         crow.addWidget(self.btn_close)
 
         lay = QVBoxLayout(self)
+        # wrapped notes need their height at the dialog's width (Qt's minimum size does not ask them): narrower than
+        # this, "Not chosen yet." overlapped the adapter's text
+        self.setMinimumWidth(620)
         for w in (intro, base_box, adapter_box, import_box, self.offline_box):
             lay.addWidget(w)
         lay.addLayout(busy)
@@ -208,10 +211,10 @@ class GetPisaDialog(StoreWorkHost, QDialog):
         elif self.online:
             self.base_status.setText(f"{MISSING} Not here yet: download it from {BASE_URL}, or choose a folder.")
         else:
-            self.base_status.setText(f"{MISSING} Not here yet, and this machine is offline: copy it (below), or "
-                                     "choose a folder you have.")  # fmt: skip
+            self.base_status.setText(f"{MISSING} Not here yet, and this machine is offline: copy it (see “Offline: "
+                                     "what to copy where”), or choose a folder you have.")  # fmt: skip
         if not self.online:
-            self.btn_download.setToolTip("Offline (HF_HUB_OFFLINE is set): copy the folder instead, see below")
+            self.btn_download.setToolTip("Offline: copy the folder instead (see “Offline: what to copy where”)")
         if chosen_adapter:
             ok = Path(chosen_adapter).expanduser().is_file()
             self.adapter_status.setText(f"{OK} Chosen: {chosen_adapter}" if ok else
@@ -221,9 +224,16 @@ class GetPisaDialog(StoreWorkHost, QDialog):
         else:
             self.adapter_status.setText(f"{MISSING} Not chosen yet.")
         missing = self.base() is None or self.adapter() is None
-        self.offline_text.setPlainText(offline_instructions(self.stage, GUI_THEN))
+        self.offline_text.setPlainText(offline_instructions(self.stage, GUI_THEN, adapter=self.adapter()))
         self.offline_box.setVisible(not self.online and missing and self.result_ is None)
         self._update_buttons()
+        self._fit_notes()
+
+    def _fit_notes(self) -> None:
+        """Never lower than the wrapped notes need at the narrowest width (Qt's minimum size does not ask them)."""
+        lay = self.layout()
+        if lay is not None and lay.hasHeightForWidth():
+            self.setMinimumHeight(lay.totalHeightForWidth(self.minimumWidth()))
 
     def _update_buttons(self) -> None:
         idle = not self.runner.busy
@@ -298,7 +308,7 @@ class GetPisaDialog(StoreWorkHost, QDialog):
     def _failed(self, kind: StoreWork, message: str) -> None:
         self._set_busy(False)
         if kind is StoreWork.DOWNLOAD:
-            message += "\n\nWithout the Hub, copy the two parts by hand (below)."
+            message += "\n\nWithout the Hub, copy what is missing by hand: “Offline: what to copy where” says what."
             self.online = False
         self.status.setText(message)
         self.refresh()

@@ -44,6 +44,7 @@ from .device_menu import DeviceMenu
 from .images import colormap, qimage_from_rgb
 from .model_dialog import ChooseModelDialog
 from .photo_files import PhotoFiles
+from .scrolling import scrolling
 from .status_message import MessageStatusBar
 from .window_menus import WindowMenus
 from .window_status import WindowStatus
@@ -72,9 +73,9 @@ class MainWindow(QMainWindow):
         self.view.prompt_widget = self.btn_choose_model
         self.setCentralWidget(self.view)
         self.controls = ControlsPanel(self)
-        dock = QDockWidget("Adjust", self)
+        dock = self.adjust_dock = QDockWidget("Adjust", self)
         dock.setObjectName("controls")
-        dock.setWidget(self.controls)
+        dock.setWidget(scrolling(self.controls))  # notes under the controls wrap and scroll, never clip
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.batch_dialog: QDialog | None = None  # one at a time: two batches would hold two models
@@ -99,6 +100,8 @@ class MainWindow(QMainWindow):
                                       self.status.lbl_model)  # fmt: skip
         self._bind()
         self.brush = install_brush(self, self.view, self.editor)
+        # The brush panel needs about a third of the right side; the adjustments (with their notes) the rest.
+        self.resizeDocks([self.adjust_dock, self.brush.dock], [560, 220], Qt.Orientation.Vertical)
         self.controls.set_params(self.editor.params)
 
         if self.settings.geometry:

@@ -143,7 +143,9 @@ class SizeChoice(QComboBox):
         for pos, s in enumerate(wanted):
             self.insertItem(pos, f"×{s} (restore)" if s == 1 else f"×{s}", s)
         keep = current if current in wanted or not isinstance(current, int) else max(s for s in wanted if s <= 4)
-        self.setCurrentIndex(max(0, self.findData(keep)))
+        # by comparison, not findData: Qt cannot match a Python object (a chosen target) and fell back to ×1
+        at = next((i for i in range(self.count()) if self.itemData(i) == keep), -1)
+        self.setCurrentIndex(max(0, at))
         self._previous = self.currentIndex()
         self.blockSignals(False)
         if keep != current:
@@ -159,17 +161,22 @@ class SizeChoice(QComboBox):
         if target is None or self._photo is None:
             return None
         try:
-            return plan_size(self._photo, target)
+            return plan_size(self._photo, target, self.offered())
         except TargetError:
             return None
 
     def scale(self) -> int:
-        """The model scale to render: the chosen scale, or the one the target needs (the largest when it fails)."""
+        """The model scale to render: the chosen scale, or the one the target needs (the largest offered when no
+        scale reaches it)."""
         data = self.currentData()
         if isinstance(data, int):
             return data
         plan = self.plan()
-        return plan.scale if plan is not None else max(SCALES)
+        return plan.scale if plan is not None else max(self.offered())  # the largest this model makes
+
+    def offered(self) -> tuple[int, ...]:
+        """The model scales in the list (those the loaded model makes)."""
+        return tuple(d for i in range(self.count()) if isinstance(d := self.itemData(i), int)) or SCALES
 
     def problem(self) -> str:
         return self._problem
@@ -230,7 +237,7 @@ class SizeChoice(QComboBox):
         problem = ""
         if target is not None and self._photo is not None:
             try:
-                plan_size(self._photo, target)
+                plan_size(self._photo, target, self.offered())
             except TargetError as exc:
                 problem = str(exc)
         if problem != self._problem:
