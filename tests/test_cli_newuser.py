@@ -114,9 +114,16 @@ def test_colour_photos_stay_colour(tmp_path):
 def test_damaged_exif_is_one_note_of_ours_and_the_readable_tags_are_kept(tmp_path):
     damaged_exif_jpeg(tmp_path / "canon.jpg")
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no library warning may escape
+        warnings.simplefilter("error")  # no library warning may escape, from any path that opens the photo
+        from desktop_sr.batch.plan import header_problem
+        from desktop_sr.cli.strength_maps import photo_size
+        from desktop_sr.timing import output_megapixels
+
+        assert header_problem(tmp_path / "canon.jpg") is None and photo_size(tmp_path / "canon.jpg") is not None
+        assert output_megapixels(tmp_path / "canon.jpg", 2) > 0
         photo = read_photo(tmp_path / "canon.jpg")
         write_photo(tmp_path / "o.png", photo.rgb, like=photo)
+        write_photo(tmp_path / "o.tif", photo.rgb, like=photo)
     assert photo.warnings == [METADATA_PARTLY_UNREADABLE]
     with Image.open(tmp_path / "o.png") as out:
         assert out.getexif().get(0x010F) == "Canon"
