@@ -526,7 +526,8 @@ class EditorModel:
             self.detail_changed.emit(None)
         self.photo_changed.emit(r.photo, r.before, new_photo)
         self.shown_changed.emit(self.shown)
-        self.status.emit(f"Opened {r.photo.source}", 5000)
+        # the name and size fit beside the permanent widgets (a full path was cut to ".../sa..."); the title keeps it
+        self.status.emit(f"Opened {r.photo.source.name} ({r.photo.width} × {r.photo.height})", 8000)
         self.request_render()
 
     def on_model_loaded(self, r: ModelLoaded) -> None:
