@@ -50,8 +50,54 @@ def combine(parts: Sequence[Moments]) -> Moments:
     return Moments(n, mean, m2)  # type: ignore[arg-type]
 
 
+def _channel_moments(x: torch.Tensor, wide: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and M2 of ``x`` (N x C x ...) laid out channels-first: chunks of a few whole channels."""
+    n, c = x.shape[0], x.shape[1]
+    per_channel = n * (x.numel() // max(n * c, 1))
+    step = max(1, CHUNK_BYTES // (per_channel * 4))
+    means, m2s = [], []
+    dims = [0, *range(2, x.ndim)]
+    for c0 in range(0, c, step):
+        part = x[:, c0 : c0 + step]
+        chunk = part.to(torch.float32)
+        mean_c = chunk.mean(dim=dims, keepdim=True)
+        dev = chunk - mean_c if chunk is part else chunk.sub_(mean_c)  # never write into ``x`` itself
+        del part
+        m2s.append(dev.square_().sum(dim=dims, dtype=torch.float32).to(wide))
+        means.append(mean_c.reshape(-1).to(wide))
+        del chunk, dev
+    return torch.cat(means), torch.cat(m2s)
+
+
+def _channel_moments_last(x: torch.Tensor, wide: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and M2 of ``x`` whose channels are its innermost dimension (channels-last, the engine's
+    layout on the CPU and CUDA): chunks of whole rows, each a (pixels x C) matrix reduced over its rows. Reducing a
+    channels-last map channel by channel walks it with a stride of C and took five times torch's own GroupNorm."""
+    y = x.movedim(1, -1)  # N x ... x C
+    c = y.shape[-1]
+    if y.ndim == 2:
+        y = y[:, None]
+    row = max(1, y[:, :1].numel())
+    step = max(1, CHUNK_BYTES // (row * 4))
+    count, mean, m2 = 0, torch.zeros(c, dtype=wide, device=x.device), torch.zeros(c, dtype=wide, device=x.device)
+    for r0 in range(0, y.shape[1], step):
+        chunk = y[:, r0 : r0 + step].reshape(-1, c).to(torch.float32)
+        k = chunk.shape[0]
+        mean_k = chunk.mean(dim=0)
+        m2_k = (chunk - mean_k).square_().sum(dim=0, dtype=torch.float32).to(wide)
+        mean_k = mean_k.to(wide)
+        del chunk
+        total = count + k  # Chan's pairwise update (see the module's docstring)
+        delta = mean_k - mean
+        m2 = m2 + m2_k + delta.square() * (count * k / total)
+        mean = mean + delta * (k / total)
+        count = total
+    return mean, m2
+
+
 def group_moments(x: torch.Tensor, groups: int) -> Moments:
-    """Moments of ``x`` (N x C x H x W, any strides) per group of ``C // groups`` consecutive channels."""
+    """Moments of ``x`` (N x C x H x W or N x C x L, any strides) per group of ``C // groups`` consecutive
+    channels."""
     n, c = x.shape[0], x.shape[1]
     per_channel = n * (x.numel() // max(n * c, 1))
     wide = wide_dtype(x.device)
@@ -59,19 +105,8 @@ def group_moments(x: torch.Tensor, groups: int) -> Moments:
         zeros = torch.zeros(groups, dtype=wide, device=x.device)
         return Moments(0, zeros, zeros.clone())
     size = c // groups
-    step = max(size, (CHUNK_BYTES // (per_channel * 4)) // size * size)
-    means, m2s = [], []
-    for c0 in range(0, c, step):
-        part = x[:, c0 : c0 + step]
-        chunk = part.to(torch.float32)
-        dims = [0, *range(2, x.ndim)]
-        mean_c = chunk.mean(dim=dims, keepdim=True)
-        dev = chunk - mean_c if chunk is part else chunk.sub_(mean_c)  # never write into ``x`` itself
-        del part
-        m2s.append(dev.square_().sum(dim=dims, dtype=torch.float32).to(wide))
-        means.append(mean_c.reshape(-1).to(wide))
-        del chunk, dev
-    mean_c, m2_c = torch.cat(means), torch.cat(m2s)  # per channel
+    channels_last = x.stride(1) == 1 and c > 1
+    mean_c, m2_c = (_channel_moments_last if channels_last else _channel_moments)(x, wide)
     mean_g = mean_c.reshape(groups, size).mean(dim=1)
     spread = (mean_c.reshape(groups, size) - mean_g[:, None]).square().sum(dim=1) * per_channel
     return Moments(per_channel * size, mean_g, m2_c.reshape(groups, size).sum(dim=1) + spread)

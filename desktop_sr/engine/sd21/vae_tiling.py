@@ -33,6 +33,7 @@ from ..kernels.moments import combine as combine_moments
 from ..kernels.tiling import Sides, inner_sides, ramp_weights, tile_starts
 from ..rect import Rect
 from ..stages import Stage
+from .group_norm import normalise as _normalise
 
 #: A region's statistics come from at least this share of the tiles (and at least ``region_sample``): measured on a
 #: 1024 x 768 result in 256 px tiles, four tiles missed the whole image's channel means by up to 17 levels.
@@ -117,21 +118,6 @@ class _TileContext(threading.local):
 
 
 _ctx = _TileContext()
-
-
-def _normalise(x: torch.Tensor, gn: torch.nn.GroupNorm, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    """GroupNorm of ``x`` with given per-group statistics, as one per-channel scale and shift."""
-    c = x.shape[1]
-    rep = c // gn.num_groups
-    a = torch.rsqrt(var.to(x.device, torch.float32) + gn.eps).repeat_interleave(rep)
-    b = -mean.to(x.device, torch.float32).repeat_interleave(rep) * a
-    if gn.affine:
-        a = a * gn.weight.to(torch.float32)
-        b = b * gn.weight.to(torch.float32) + gn.bias.to(torch.float32)
-    shape = (1, c) + (1,) * (x.ndim - 2)
-    y = x * a.to(x.dtype).reshape(shape)
-    y += b.to(x.dtype).reshape(shape)
-    return y
 
 
 def _core_rect(h: int, w: int, tile: Tile) -> Rect:

@@ -23,6 +23,7 @@ import torch
 from ...errors import ModelError
 from ...hardware.device import conv_memory_format, device_traits, select_device, select_precision
 from ...hardware.precision import DeviceTraits, Precision, emulate_tf32
+from ...sd21.group_norm import exact_group_norms
 from ...sd21.prompt import PromptEmbeddings
 from ...sd21.vae_tiling import bound_attention
 from ...sd21.weights import load_read
@@ -162,6 +163,7 @@ class PisaModel:
         if emulate is not None and self.precision.tf32 and not device_traits(self.device).tf32:
             emulate_tf32(vae)  # the emulated card would run these convolutions on TF32 tensor cores; this one cannot
         bound_attention(vae)
+        exact_group_norms(vae)  # torch's CPU GroupNorm drifts on large channels-last maps (sd21/group_norm.py)
         self.memory_format = conv_memory_format(self.device)
         if self.memory_format != torch.contiguous_format:
             vae = vae.to(memory_format=self.memory_format)
