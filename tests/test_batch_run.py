@@ -335,8 +335,12 @@ def test_a_model_that_cannot_load_fails_the_batch_once_and_writes_nothing(tmp_pa
 def test_dry_run_prints_the_plan(tree, tmp_path, capsys):
     code = main(["batch", str(tree), "-o", str(tmp_path / "out"), "-r", "--dry-run", "--format", "jpeg"])
     out = capsys.readouterr().out.splitlines()
-    assert code == 0 and len(out) == 30
-    assert all(line.endswith("\twrite") and "_x4.jpg\t" in line for line in out)
+    # the four files whose headers already show they cannot be read are listed so (and make the exit code 1)
+    assert code == 1 and len(out) == 30
+    unreadable = [line for line in out if "\tcannot read (" in line]
+    names = sorted(Path(line.split("\t")[0]).name for line in unreadable)
+    assert names == ["badheader.png", "empty.png", "noise.jpg", "trunc.jpg"]
+    assert all(line.endswith("\twrite") and "_x4.jpg\t" in line for line in out if line not in unreadable)
     assert not (tmp_path / "out").exists()
 
 
