@@ -208,3 +208,30 @@ def test_a_view_measured_at_another_scale_renders_its_part_instead_of_failing(tm
     queue.run_all()
     assert not errors, errors
     assert ed.has_after and shown[-1].shape[:2] == (17, 25)
+
+
+def test_a_batch_started_while_the_editor_loads_its_model_borrows_it_rather_than_load_a_copy():
+    """Measured: the batch dialog opened during the first start's load loaded a second copy (about 20 s)."""
+    import threading
+
+    from fake_session import FakeSession
+
+    from desktop_sr.editor.executor import BorrowedSession, SharedModel
+    from desktop_sr.engine.loader import ModelSpec
+
+    spec = ModelSpec(kind="fake", name="fake")
+    shared, opened, lent = SharedModel(), [], []
+    shared.expect(spec)  # the editor queued the load
+    borrower = threading.Thread(target=lambda: lent.append(shared.lend(spec, "cpu", None, lambda: opened.append(1))))
+    borrower.start()
+    borrower.join(0.3)
+    assert borrower.is_alive() and not opened  # it waits for the editor's model
+    shared.hold(FakeSession("fake"), spec)  # the load finished
+    borrower.join(5)
+    assert isinstance(lent[0], BorrowedSession) and not opened
+    lent[0].close()
+    other = SharedModel()
+    other.expect(spec)
+    other.expect(None)  # that load failed: the batch loads its own at once
+    other.lend(spec, "cpu", None, lambda: opened.append(1))
+    assert opened == [1]

@@ -11,8 +11,9 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 from ..editor.executor import Executor, SessionOpener, open_engine_session
+from ..editor.jobs import LoadModel
 from ..engine.api import UpscaleSession
-from .relay import BackgroundRelay
+from .relay import BackgroundRelay, RelayJob
 
 
 class EngineWorker(BackgroundRelay):
@@ -23,3 +24,10 @@ class EngineWorker(BackgroundRelay):
     @property
     def session(self) -> UpscaleSession | None:
         return self.executor.session
+
+    def submit(self, job: RelayJob) -> int:
+        """Queue ``job``; a model load is announced to the shared model at once, so a batch started before it
+        runs waits for it instead of loading a copy of its own."""
+        if isinstance(job, LoadModel):
+            self.executor.shared.expect(job.spec)
+        return super().submit(job)
