@@ -202,7 +202,7 @@ def test_cli_refuses_a_downscale_and_a_double_size(tmp_path, tiny_model, capsys)
     src = tmp_path / "in.png"
     Image.open(DATA / "astronaut_64.png").save(src)
     code = main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--long-edge", "50", *model_args(tiny_model)])
-    assert code == ExitCode.FAILED and "would downscale" in capsys.readouterr().err
+    assert code == ExitCode.USAGE and "would downscale" in capsys.readouterr().err  # said before the model loads
     assert not (tmp_path / "o.png").exists()
     code = main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--scale", "2", "--fit", "9x9",
                  *model_args(tiny_model)])  # fmt: skip

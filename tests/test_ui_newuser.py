@@ -221,7 +221,10 @@ def test_a_long_render_asks_with_its_estimate_and_shows_its_time_left(qtbot, win
     spec = pisa_spec(tiny_model["base"], tiny_model["pkl"])
     with qtbot.waitSignal(window.worker.result, timeout=60000, check_params_cb=lambda j, r: isinstance(r, ModelLoaded)):
         window.load_model(spec)
-    window.editor.gate.book.record(spec.name, window.editor.model_info.device, 0.001, 1000.0)
+    from desktop_sr.render_cost import render_work
+
+    work = render_work(spec.kind, 48, 40, 4)  # an earlier render of a photo this size took over 16 minutes here
+    window.editor.gate.book.record(spec.name, window.editor.model_info.device, work, 1000.0)
     asked: list[str] = []
 
     def question(parent, title, text, *a):
@@ -233,7 +236,7 @@ def test_a_long_render_asks_with_its_estimate_and_shows_its_time_left(qtbot, win
     window.editor.progress.connect(lambda p: details.append(window.status.lbl_eta.text()))
     window.open_path(photo_path)
     qtbot.waitUntil(lambda: window.editor.shown == "exact", timeout=60000)
-    assert len(asked) == 1 and "will take about" in asked[0] and "192 × 160" in asked[0]
+    assert len(asked) == 1 and "will take " in asked[0] and "min" in asked[0] and "192 × 160" in asked[0]
     assert any("s/tile" in d and "left" in d for d in details)
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=60000)
     assert not window.status.lbl_eta.isVisible()

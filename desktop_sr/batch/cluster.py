@@ -328,6 +328,8 @@ class ClusterRunner:
                 continue
             if item.action == Action.UNREADABLE:  # the plan found it from its header: no worker needed
                 todo.popleft()
+                with contextlib.suppress(OSError, ManifestError):
+                    self.manifest.failed(item.source, self.signature, item.target, item.conflict)
                 self._settle(FileResult(item.source, item.target, Status.FAILED, item.conflict))
                 continue
             if item.runs and not idle:

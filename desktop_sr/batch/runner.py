@@ -173,6 +173,8 @@ class BatchRunner:
         if item.action == Action.DONE:
             return FileResult(item.source, item.target, Status.DONE_BEFORE, "finished by an earlier run")
         if item.action == Action.UNREADABLE:  # found by the plan from its header: no model needed to say so
+            with contextlib.suppress(OSError, ManifestError):
+                self.manifest.failed(item.source, self.signature, item.target, item.conflict)
             return FileResult(item.source, item.target, Status.FAILED, item.conflict)
         target, action = recheck_target(item, self.settings, taken)
         taken.add(path_key(target))
