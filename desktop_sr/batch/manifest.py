@@ -118,6 +118,7 @@ class Manifest:
         """
         self._lockfh = self._take_lock()
         try:
+            self._remove_compaction_temps()
             self.entries.clear()
             self._lines = 0
             self._load()  # again, under the lock: an earlier batch may have finished since we were created
@@ -159,6 +160,13 @@ class Manifest:
                 return lock
             lock.close()  # locked a file that was deleted after we opened it: take the one there now
         raise ManifestError(f"{self.output_dir}: cannot take the batch lock (the lock file keeps changing)")
+
+    def _remove_compaction_temps(self) -> None:
+        """Delete the temp of a compaction a killed run left (``..desktop-sr-batch.<random>.part``); under the lock,
+        so no live batch is writing it."""
+        for tmp in self.output_dir.glob(f".{self.path.stem}.*.part"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def _compact(self) -> None:
         lines = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in self.entries.values())
