@@ -255,6 +255,7 @@ class CancelAfter(BatchListener):
             self.control.cancel()
 
 
+@pytest.mark.slow  # ~28 s; CI keeps the killed-worker test and the writer-level kill trials (test_faults_writes)
 def test_interrupted_ray_batch_resumes_without_redoing_or_missing_a_photo(ray_local, tree, tmp_path, tiny_model):
     out = tmp_path / "out"
     settings = BatchSettings(out, RenderParams(scale=2), recursive=True)
@@ -321,6 +322,7 @@ def test_ray_connection_reuses_a_running_instance(ray_local):
     assert ray_local.is_initialized()  # not ours to shut down
 
 
+@pytest.mark.slow  # a local batch at 1 and 2 threads: ~25 s; the tolerance is stated in docs/cluster.md
 def test_another_thread_count_stays_within_one_level(tree, tmp_path, tiny_model):
     """The tolerance docs/cluster.md states for a worker whose torch thread count differs from the local run's: on
     the CPU the last bits of a sum depend on how it is split between threads, so a few pixels round to the next

@@ -161,6 +161,7 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None) ->
 
 
 @pytest.mark.skipif(os.name == "nt", reason="SIGKILL is POSIX")
+@pytest.mark.slow  # ~33 s idle; CI kills the batch runner 20 times in tests/test_faults_writes.py instead
 @pytest.mark.timeout(1500)  # two subprocesses rendering 26 photos: minutes on a loaded machine, not a hang
 def test_sigkill_mid_batch_then_resume_in_a_subprocess(tree, tmp_path, tiny_model):
     src = tmp_path / "shoot"

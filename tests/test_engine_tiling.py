@@ -108,6 +108,7 @@ def test_tiled_unet_matches_untiled_without_seams(model, photo128):
     assert seam_ratio(diff, tile_borders(w, 24, 12), axis=0) < 3.0
 
 
+@pytest.mark.slow  # ~13 s
 def test_elongated_latent_64_by_640(model):
     """A 128 x 1280 photo at x4 is a 64 x 640 latent: the reference code crashes on this shape."""
     rng = np.random.default_rng(0)
