@@ -92,6 +92,7 @@ def summary_line(stderr: str) -> str:
     return next(line for line in stderr.splitlines() if " written" in line and " in " in line)
 
 
+@pytest.mark.slow  # ~20 s; CI's hostile batch (tests/test_faults_batch.py) runs 200 photos with 20 bad ones
 def test_folder_tree_with_bad_files_in_process(tree, tmp_path, tiny_model, capsys):
     out = tmp_path / "out"
     t0 = time.perf_counter()

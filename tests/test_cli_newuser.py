@@ -249,6 +249,7 @@ def test_bad_output_options_are_usage_errors(tmp_path, args):
     assert proc.returncode == 2 and "error" in proc.stderr
 
 
+@pytest.mark.slow  # ~17 s; the options' checks before the model loads are in tests/test_preflight.py
 def test_upscale_has_batchs_output_options(tmp_path, tiny_model):
     """JPEG at a chosen quality, metadata stripped, and a note that the transparency was flattened."""
     rgba = Image.open(DATA / "astronaut_64.png").convert("RGBA").crop((0, 0, 32, 24))
@@ -366,6 +367,7 @@ def test_confirm_long_job_asks_on_a_terminal_and_not_elsewhere(monkeypatch, caps
     assert confirm_long_job(hour, "x", assume_yes=False)  # a script: warned, not stuck
 
 
+@pytest.mark.slow  # ~18 s (two CLI runs); estimates and their question: tests/test_render_cost.py, test_ui_newuser
 def test_cli_warns_before_a_render_measured_as_long(tmp_path, tiny_model):
     """The first run measures this machine; a later one whose estimate is long warns before it starts."""
     import json

@@ -241,7 +241,7 @@ def test_large_photo_at_x1_runs_at_its_own_size(model):
     assert psnr(out, photo) > 20  # a restoration of the photo itself, not something else
 
 
-@pytest.mark.parametrize("color_fix", ["adain", "wavelet", "none"])
+@pytest.mark.parametrize("color_fix", ["adain", pytest.param("wavelet", marks=pytest.mark.slow), "none"])
 def test_region_render_equals_crop_of_full_render(model, photo_1024, color_fix):
     """What the GUI shows first (the visible region) is what the full render then puts in its place, whenever the
     session says it is exact: here a region covering half the photo, which is rendered whole and cropped."""
@@ -268,7 +268,7 @@ def test_a_small_window_of_a_large_photo_is_not_called_exact_until_it_is(model, 
     assert session.region_is_exact(params, region)  # now it is the crop of the cached full result
 
 
-@pytest.mark.parametrize("color_fix", ["adain", "none"])
+@pytest.mark.parametrize("color_fix", ["adain", pytest.param("none", marks=pytest.mark.slow)])  # CI: adain
 def test_a_small_window_previews_the_tone_of_the_full_render(model, photo_1024, color_fix):
     """Before the whole photo is rendered, the visible window's tone comes from a sample of tiles, so the full
     render that replaces it does not jump far: channel means within 6 levels (measured up to 4.8). Before, four
