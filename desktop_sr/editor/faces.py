@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from ..engine.faces.landmarks import cascade_file, import_cv2
 
 #: Long side of the grey copy faces are looked for in.
 DETECT_SIDE = 1024
@@ -38,35 +39,8 @@ class NoFaceDetector(RuntimeError):
     """Neither detector is installed: the message names the extra to install."""
 
 
-def _import_cv2() -> object | None:
-    """cv2, or None. Its non-headless wheels point Qt's plugin and font variables at their own Qt on import: the
-    app's Qt must keep its own, so they are put back."""
-    if importlib.util.find_spec("cv2") is None:
-        return None
-    saved = {k: os.environ.get(k) for k in _QT_VARIABLES}
-    try:
-        import cv2
-    except ImportError:
-        return None
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return cv2
-
-
-_QT_VARIABLES = ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR")
-
-
 def _opencv_cascade() -> Path | None:
-    cv2 = _import_cv2()
-    if cv2 is None or not hasattr(cv2, "CascadeClassifier"):
-        return None  # OpenCV 5 has neither the classifier nor the cascades
-    folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
-    path = Path(folder) / "haarcascade_frontalface_default.xml" if folder else None
-    return path if path is not None and path.is_file() else None
+    return cascade_file("haarcascade_frontalface_default.xml")
 
 
 def available_backends() -> list[str]:
@@ -89,7 +63,7 @@ def _grey_copy(rgb: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _detect_opencv(grey: np.ndarray) -> list[Box]:
-    cv2: Any = _import_cv2()
+    cv2: Any = import_cv2()
     cascade = cv2.CascadeClassifier(str(_opencv_cascade()))
     found = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(MIN_FACE, MIN_FACE))
     return [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in np.asarray(found).reshape(-1, 4)]

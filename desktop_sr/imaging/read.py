@@ -167,6 +167,24 @@ def _library_warnings(warnings: list[str]) -> Iterator[None]:
             log.debug("decoder warning: %s (%s)", text, w.category.__name__)
 
 
+#: What a header or a decode can show that makes a file no photo this app reads (see :func:`_not_readable`).
+_NOT_READABLE = (TooManyPixels, Image.DecompressionBombError, Image.DecompressionBombWarning, UnidentifiedImageError)
+
+
+def _not_readable(path: Path, exc: BaseException, max_pixels: int) -> PhotoError:
+    """The reason for one of :data:`_NOT_READABLE`, the same whether the header or the decode found it."""
+    if isinstance(exc, TooManyPixels):
+        w, h = exc.size
+        return PhotoError(
+            path, f"{w} x {h} is more than the limit of {exc.limit:,} pixels (a decompression bomb, or too big)"
+        )
+    if isinstance(exc, UnidentifiedImageError):
+        if path.suffix.lower() in HEIF_EXTENSIONS and not HAVE_HEIF:
+            return PhotoError(path, "HEIC/HEIF/AVIF needs the optional extra: pip install 'desktop-sr[heif]'")
+        return PhotoError(path, "not an image this app can read (unknown or damaged format)")
+    return PhotoError(path, f"more pixels than the limit of {max_pixels:,} (a decompression bomb?)")
+
+
 @dataclass(frozen=True)
 class Header:
     """What a photo's header says: its upright size and its number of frames (an animated GIF, a multi-page TIFF)."""
@@ -198,19 +216,10 @@ def read_header(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> He
             frames = int(getattr(im, "n_frames", 1) or 1)
     except PhotoError:
         raise
-    except TooManyPixels as exc:
-        w, h = exc.size
-        raise PhotoError(
-            path, f"{w} x {h} is more than the limit of {exc.limit:,} pixels (a decompression bomb, or too big)"
-        ) from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PhotoError(path, f"more pixels than the limit of {max_pixels:,} (a decompression bomb?)") from exc
+    except _NOT_READABLE as exc:
+        raise _not_readable(path, exc, max_pixels) from exc
     except PermissionError as exc:
         raise PhotoError(path, "cannot be read (permission denied)") from exc
-    except UnidentifiedImageError as exc:
-        if path.suffix.lower() in HEIF_EXTENSIONS and not HAVE_HEIF:
-            raise PhotoError(path, "HEIC/HEIF/AVIF needs the optional extra: pip install 'desktop-sr[heif]'") from exc
-        raise PhotoError(path, "not an image this app can read (unknown or damaged format)") from exc
     except Exception as exc:  # noqa: BLE001 - a header damaged in any way means the same to the user
         raise PhotoError(path, f"damaged image header ({str(exc) or type(exc).__name__})") from exc
     return Header(h, w, frames) if turned else Header(w, h, frames)
@@ -245,17 +254,8 @@ def read_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_p
             frames = int(getattr(im, "n_frames", 1) or 1) if im is not None else 1
     except PhotoError:
         raise
-    except TooManyPixels as exc:
-        w, h = exc.size
-        raise PhotoError(
-            path, f"{w} x {h} is more than the limit of {exc.limit:,} pixels (a decompression bomb, or too big)"
-        ) from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PhotoError(path, f"more pixels than the limit of {max_pixels:,} (a decompression bomb?)") from exc
-    except UnidentifiedImageError as exc:
-        if path.suffix.lower() in HEIF_EXTENSIONS and not HAVE_HEIF:
-            raise PhotoError(path, "HEIC/HEIF/AVIF needs the optional extra: pip install 'desktop-sr[heif]'") from exc
-        raise PhotoError(path, "not an image this app can read (unknown or damaged format)") from exc
+    except _NOT_READABLE as exc:
+        raise _not_readable(path, exc, max_pixels) from exc
     except MemoryError as exc:
         raise PhotoError(path, "too large to decode in the memory available") from exc
     except ProfileError as exc:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .landmarks import _import_cv2
+from .landmarks import import_cv2
 from .template import FACE_SIDE, TEMPLATE_512
 
 #: The mask's solid part stops this far inside the crop (template pixels), and its feather is this wide.
@@ -28,7 +28,7 @@ SPREAD_LIMIT = (0.5, 2.0)
 
 
 def _cv2():  # noqa: ANN202 - the cv2 module
-    cv2 = _import_cv2()
+    cv2 = import_cv2()
     if cv2 is None:
         from .landmarks import NoFaceDetector
 

@@ -65,7 +65,7 @@ class Face:
         return np.asarray(self.points, np.float64)
 
 
-def _import_cv2() -> Any | None:
+def import_cv2() -> Any | None:
     """cv2, or None. Its non-headless wheels point Qt's plugin and font variables at their own Qt on import: the
     app's Qt must keep its own, so they are put back."""
     if importlib.util.find_spec("cv2") is None:
@@ -84,8 +84,9 @@ def _import_cv2() -> Any | None:
     return cv2
 
 
-def _cascade_file(name: str) -> Path | None:
-    cv2 = _import_cv2()
+def cascade_file(name: str) -> Path | None:
+    """The path of OpenCV 4's Haar cascade ``name`` (in its wheel), or None without one (no cv2, or OpenCV 5)."""
+    cv2 = import_cv2()
     if cv2 is None or not hasattr(cv2, "CascadeClassifier"):
         return None  # OpenCV 5 has neither the classifier nor the cascades
     folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
@@ -94,7 +95,7 @@ def _cascade_file(name: str) -> Path | None:
 
 
 def available() -> bool:
-    return _cascade_file("haarcascade_frontalface_default.xml") is not None
+    return cascade_file("haarcascade_frontalface_default.xml") is not None
 
 
 _local = threading.local()  # one classifier per thread: OpenCV does not promise that one is safe to share
@@ -103,8 +104,8 @@ _local = threading.local()  # one classifier per thread: OpenCV does not promise
 def _cascade(name: str) -> Any:
     cascades: dict[str, Any] = _local.__dict__.setdefault("cascades", {})
     if name not in cascades:
-        cv2 = _import_cv2()
-        path = _cascade_file(name)
+        cv2 = import_cv2()
+        path = cascade_file(name)
         if cv2 is None or path is None:
             raise NoFaceDetector("face restoration needs OpenCV 4 (install desktop-sr[faces], i.e. opencv-python<5)")
         cascades[name] = cv2.CascadeClassifier(str(path))
@@ -113,7 +114,7 @@ def _cascade(name: str) -> Any:
 
 def grey_copy(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     """uint8 grey copy with a long side of at most DETECT_SIDE, and photo pixels per copy pixel."""
-    cv2 = _import_cv2()
+    cv2 = import_cv2()
     if cv2 is None:
         raise NoFaceDetector("face restoration needs OpenCV 4 (install desktop-sr[faces], i.e. opencv-python<5)")
     h, w = rgb.shape[:2]
