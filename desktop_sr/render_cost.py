@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 #: Renders remembered per model, device and scale (the newest win: a machine's load and drivers change).
 KEEP_SAMPLES = 8
@@ -125,15 +124,3 @@ def render_work(kind: str, width: int, height: int, scale: int) -> float:
         return family(kind).work_megapixels(width, height, scale)
     except ModelError:
         return width * height * scale * scale / 1e6
-
-
-def photo_work(kind: str, source: str | Path, scale: int) -> float:
-    """:func:`render_work` of the photo at ``source``, from its header (0 when unreadable, or camera RAW whose size
-    is known once developed: such a photo is left out of an estimate)."""
-    from .imaging import PhotoError, read_header
-
-    try:
-        header = read_header(source)
-    except PhotoError:
-        return 0.0
-    return 0.0 if header is None else render_work(kind, header.width, header.height, scale)

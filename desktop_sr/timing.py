@@ -132,17 +132,6 @@ def _is_pair(row: object) -> bool:
     return isinstance(row, list) and len(row) == 2 and all(isinstance(x, int | float) and x > 0 for x in row)
 
 
-def output_megapixels(source: str | Path, scale: int) -> float:
-    """The result's size in megapixels from the photo's header (no decoding), for an estimate; 0 when unreadable."""
-    from .imaging import PhotoError, read_header
-
-    try:
-        header = read_header(source)
-    except PhotoError:  # a damaged file fails later with its own message
-        return 0.0
-    return 0.0 if header is None else header.width * header.height * scale * scale / 1e6
-
-
 def render_fraction(stage: str, done: int, total: int) -> float:
     """How much of one render is done, from the engine's (done, total, stage) report."""
     lo, hi = _STAGE_SPAN.get(Stage.kind_of(stage), (0.0, 1.0))

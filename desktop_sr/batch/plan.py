@@ -144,6 +144,9 @@ class PlanItem:
     target: Path
     action: Action
     conflict: str = ""  # why the target is not simply a new file, or why the source cannot be read ("" = neither)
+    #: The photo's upright (width, height) from its header, read once while planning: the estimate and the space
+    #: check use it (None: camera RAW, known once developed, or an item finished earlier).
+    size: tuple[int, int] | None = None
 
     @property
     def runs(self) -> bool:
@@ -164,6 +167,10 @@ class Plan:
 
     def count(self, action: Action) -> int:
         return sum(1 for i in self.items if i.action == action)
+
+    def sized_runs(self) -> list[tuple[PlanItem, tuple[int, int]]]:
+        """The items that need the model and whose size the plan read (what an estimate or a space check counts)."""
+        return [(i, i.size) for i in self.items if i.runs and i.size is not None]
 
     def describe(self) -> str:
         """One line for a status bar or the CLI: what the batch is about to do."""
@@ -237,17 +244,22 @@ def desired_target(template: NameTemplate, settings: BatchSettings, src: Source)
     return Path(settings.output_dir) / src.rel_dir / (template.render(values) + ext)
 
 
-def header_problem(path: Path) -> str | None:
-    """Why the photo at ``path`` cannot be read, as far as its header shows (empty, not an image, a decompression
-    bomb, no permission), or None. Costs a file open, not a decode: a batch whose only work left is broken files
-    reports them without loading a model, and ``--dry-run`` lists them as such."""
+def read_size(path: Path) -> tuple[tuple[int, int] | None, str]:
+    """(upright size, "") from the photo's header (size None for camera RAW), or (None, why it cannot be read):
+    empty, not an image, a decompression bomb, no permission. Costs a file open, not a decode: a batch whose only
+    work left is broken files reports them without loading a model, and ``--dry-run`` lists them as such."""
     from ..imaging import PhotoError, read_header
 
     try:
-        read_header(path)
+        header = read_header(path)
     except PhotoError as exc:
-        return exc.reason
-    return None
+        return None, exc.reason
+    return (None if header is None else header.size), ""
+
+
+def header_problem(path: Path) -> str | None:
+    """Why the photo at ``path`` cannot be read, as far as its header shows, or None (see :func:`read_size`)."""
+    return read_size(path)[1] or None
 
 
 def make_plan(inputs: Sequence[str | Path], settings: BatchSettings, manifest: Manifest | None = None) -> Plan:
@@ -270,11 +282,13 @@ def make_plan(inputs: Sequence[str | Path], settings: BatchSettings, manifest: M
         if finished is not None:
             items.append(PlanItem(src.path, desired, finished, Action.DONE))
             taken.add(path_key(finished))
-        elif (problem := header_problem(src.path)) is not None:
-            items.append(PlanItem(src.path, desired, desired, Action.UNREADABLE, problem))
         else:
+            size, problem = read_size(src.path)
+            if problem:
+                items.append(PlanItem(src.path, desired, desired, Action.UNREADABLE, problem))
+                continue
             pending.append((src, desired))
-            items.append(PlanItem(src.path, desired, desired, Action.WRITE))
+            items.append(PlanItem(src.path, desired, desired, Action.WRITE, size=size))
     # Resolve collisions after every DONE target is known, so a redo never takes a finished file's name.
     todo = iter(pending)
     for item in items:

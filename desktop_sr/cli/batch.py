@@ -136,22 +136,11 @@ class _CliListener(BatchListener):
 
 
 def _worst_bytes(plan: Plan, scale: int) -> int:
-    """Space the results may need at worst, from the photos' headers (a target size: at most the largest scale)."""
-    from ..imaging import PhotoError, read_header
+    """Space the results may need at worst, from the sizes the plan read (a target size: at most the largest scale)."""
     from ..imaging.preflight import OutputSize
 
-    total = 0
-    for item in plan.items:
-        if not item.runs:
-            continue
-        try:
-            header = read_header(item.source)
-        except PhotoError:
-            continue
-        if header is not None:
-            fmt = plan.settings.output_format(item.source)
-            total += OutputSize(header.width * scale, header.height * scale).worst_bytes(fmt)
-    return total
+    return sum(OutputSize(w * scale, h * scale).worst_bytes(plan.settings.output_format(item.source))
+               for item, (w, h) in plan.sized_runs())  # fmt: skip
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -231,12 +220,12 @@ def run_batch(args: argparse.Namespace) -> int:
         return run_on_cluster(args, plan, spec, tiles, _err)
 
     from ..engine.loader import device_for, notice_of
-    from ..render_cost import photo_work
-    from ..timing import CostBook, output_megapixels
+    from ..render_cost import render_work
+    from ..timing import CostBook
 
     book, device, scale = CostBook(), device_for(spec, args.device), params.scale
-    works = {i.source: work for i in plan.items if i.runs and (work := photo_work(spec.kind, i.source, scale))}
-    out_mp = sum(output_megapixels(item.source, scale) for item in plan.items if item.runs)
+    works = {item.source: render_work(spec.kind, w, h, scale) for item, (w, h) in plan.sized_runs()}
+    out_mp = sum(w * h * scale * scale / 1e6 for _, (w, h) in plan.sized_runs())
     estimate = book.estimate(spec.name, device, list(works.values()))
     if not confirm_long_job(estimate, f"this batch ({len(works)} photos, {out_mp:.0f} MP out)", args.yes):
         _err("not started")

@@ -63,10 +63,10 @@ from ..engine.tile_settings import TileSettings
 from ..imaging import SUPPORTED_READ_EXTENSIONS
 from ..imaging.preflight import writable_home_for
 from ..models.paths import models_dir
-from ..render_cost import photo_work
+from ..render_cost import render_work
 from ..settings import BATCH_FILE, BatchChoices, config_dir, read_batch_choices, read_settings, save_batch_choices
 from ..target_size import TargetKind
-from ..timing import LONG_JOB_SECONDS, CostBook, RenderClock, format_duration, output_megapixels
+from ..timing import LONG_JOB_SECONDS, CostBook, RenderClock, format_duration
 from .batch_worker import (
     BatchWorker,
     FileFinished,
@@ -629,9 +629,9 @@ class BatchDialog(QDialog):
         if self.model_spec is None or self.model_device is None:
             self._sizes = {}
             return True
-        kind = self.model_spec.kind
-        self._sizes = {i.source: w for i in plan.items if i.runs and (w := photo_work(kind, i.source, scale))}
-        megapixels = sum(output_megapixels(i.source, scale) for i in plan.items if i.runs)
+        kind, sized = self.model_spec.kind, plan.sized_runs()
+        self._sizes = {item.source: render_work(kind, w, h, scale) for item, (w, h) in sized}
+        megapixels = sum(w * h * scale * scale / 1e6 for _, (w, h) in sized)
         estimate = self.cost_book.estimate(self.model_spec.name, self.model_device, list(self._sizes.values()))
         if estimate is None or estimate.seconds <= LONG_JOB_SECONDS:
             return True
