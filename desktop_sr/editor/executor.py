@@ -23,9 +23,11 @@ import numpy as np
 from ..engine.api import Region, RenderParams, UpscaleSession
 from ..engine.control import Control
 from ..engine.errors import Cancelled, EngineError
+from ..engine.faces import FaceRestoration, NoFaceDetector, restoration_for
 from ..engine.loader import ModelSpec, notice_of
 from ..engine.rect import Rect
 from ..imaging import Photo, read_photo, to_uint8, write_photo
+from .face_edit import FaceEdit
 from .jobs import (
     CornersReady,
     DetailMap,
@@ -33,6 +35,7 @@ from .jobs import (
     Export,
     Exported,
     FacesFound,
+    FacesPrepared,
     FindFaces,
     Job,
     LoadModel,
@@ -43,6 +46,7 @@ from .jobs import (
     Render,
     Rendered,
     Rescale,
+    RestoreFaces,
     Result,
 )
 from .preview import CornerBlend
@@ -57,6 +61,8 @@ class JobControl(Control):
 
 
 SessionOpener = Callable[[LoadModel], UpscaleSession]
+#: Opens a face model (spec, device): the engine's one loaded copy per process by default, a counting one in tests.
+FaceOpener = Callable[[ModelSpec, str], FaceRestoration]
 
 
 def open_engine_session(job: LoadModel) -> UpscaleSession:
@@ -371,13 +377,17 @@ WITHOUT_MODEL = (OpenPhoto, Rescale, FindFaces)
 class Executor:
     """Owns the current photo and, in :attr:`shared`, the session; one job at a time, on one thread."""
 
-    def __init__(self, open_model: SessionOpener = open_engine_session) -> None:
-        self.open_model = open_model
+    def __init__(
+        self, open_model: SessionOpener = open_engine_session, open_faces: FaceOpener = restoration_for
+    ) -> None:
+        self.open_model, self.open_faces = open_model, open_faces
         self.shared = SharedModel()
         self.photo: Photo | None = None
         self.render_count = 0  # whole-photo renders actually run (tests use it to prove coalescing)
         self._model_job: LoadModel | None = None  # the model loaded: loaded again after a batch set it aside
         self._waited = 0.0  # seconds this executor's steps waited for their turn (a render's time leaves them out)
+        #: The last whole result a render was asked to keep (for :class:`RestoreFaces`), and its params.
+        self._kept: tuple[RenderParams, np.ndarray] | None = None
 
     @property
     def session(self) -> UpscaleSession | None:
@@ -422,6 +432,9 @@ class Executor:
                 yield DetailReady(job.params, values)
         elif isinstance(job, Export):
             yield self._export(job, control)
+        elif isinstance(job, RestoreFaces):
+            if self._ready():
+                yield self._restore_faces(job, control)
         elif isinstance(job, FindFaces):
             if self.photo is not None:
                 from .faces import detect_faces
@@ -512,6 +525,7 @@ class Executor:
                     return
         image = session.render(params, control=control)
         self.render_count += 1
+        self._kept = (params, image) if job.keep else None
         stages = timings.line() if timings is not None and getattr(session, "timings", None) is timings else ""
         # the render's own time: a batch photo that ran between its two steps is not part of it
         seconds = time.perf_counter() - start - (self._waited - waited)
@@ -523,5 +537,47 @@ class Executor:
         assert self.session is not None and self.photo is not None
         start = time.perf_counter()
         image = self.session.render(job.params, control=control)
+        if job.faces is not None and job.faces.model is not None:
+            image = self._with_faces(image, job.faces, job.device, control)
         write_photo(job.path, image, like=self.photo, scale=job.params.scale, options=job.options)
         return Exported(job.path, time.perf_counter() - start)
+
+    def _with_faces(self, image: np.ndarray, edit: FaceEdit, device: str, control: JobControl) -> np.ndarray:
+        """The export's pixels with the faces restored as the view shows them (the same result, so the same faces
+        and, from the face model's cache, the same restored pixels: no network pass)."""
+        assert edit.model is not None
+        restoration = self.open_faces(edit.model, device)
+        with _detector():
+            done = restoration.prepare(image, edit.settings(), control=control)
+        size = (image.shape[1], image.shape[0])
+        return FaceRestoration.blend(image, done, edit.strength, only=edit.on_keys(done.restored, size))
+
+    def _restore_faces(self, job: RestoreFaces, control: JobControl) -> FacesPrepared:
+        """Faces of the whole result of ``job.params`` (kept from its render, else rendered again: the engine's
+        cache makes that cheap), restored and placed; only the rectangles they cover travel back."""
+        kept = self._kept
+        if kept is not None and kept[0] == job.params:
+            result = kept[1]
+        else:
+            assert self.session is not None
+            result = self.session.render(job.params, control=control)
+            self._kept = (job.params, result)
+        restoration = self.open_faces(job.choice.spec, job.choice.device)
+        with _detector():
+            done = restoration.prepare(result, job.choice.settings, control=control)
+        bases = {}
+        for key, placed in done.placed.items():
+            x0, y0, x1, y1 = placed.rect
+            bases[key] = np.array(result[y0:y1, x0:x1], np.float32)
+        h, w = result.shape[:2]
+        return FacesPrepared(job.params, job.choice, (w, h), tuple(done.faces), tuple(done.too_small), done.placed,
+                             bases, bool(restoration.restorer.has_fidelity))  # fmt: skip
+
+
+@contextmanager
+def _detector() -> Iterator[None]:
+    """No OpenCV 4: the engine's message, as an error the editor shows (and the app goes on)."""
+    try:
+        yield
+    except NoFaceDetector as exc:
+        raise EngineError(f'{exc}: pip install "desktop-sr[faces]"') from exc

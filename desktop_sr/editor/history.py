@@ -1,11 +1,15 @@
 """Undo and redo of the controls, as in any photo editor.
 
 One drag of a slider is one step, not fifty: strength changes that follow each other within a short pause merge
-into the step they continue. Plain Python (no Qt) so the rules are tested on their own.
+into the step they continue. Each step is the render parameters and the Faces panel's state together (one history:
+undo takes back the last change, whichever control made it). Plain Python (no Qt) so the rules are tested on their
+own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from dataclasses import dataclass
 from enum import Enum
 
 from ..engine.api import RenderParams
@@ -26,38 +30,74 @@ class Change(str, Enum):
     MASK = "mask"
     #: Anything else (realism, scale, colour fix, prompt): one undo step each.
     OTHER = "other"
+    #: The face restoration's strength alone (the Faces panel's slider): steps in quick succession merge.
+    FACE_STRENGTH = "face strength"
+
+
+#: Changes that merge with the one before of the same kind (a drag).
+MERGING = (Change.STRENGTH, Change.FACE_STRENGTH)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One state of the controls: the render parameters and the Faces panel's state (``faces``: opaque here, an
+    :class:`~desktop_sr.editor.face_restore.FaceEdit` in the editor)."""
+
+    params: RenderParams
+    faces: Hashable = None
 
 
 class ParamsHistory:
-    def __init__(self, current: RenderParams) -> None:
-        self.current = current
-        self._undo: list[RenderParams] = []
-        self._redo: list[RenderParams] = []
+    def __init__(self, current: RenderParams, faces: Hashable = None) -> None:
+        self._step = Step(current, faces)
+        self._undo: list[Step] = []
+        self._redo: list[Step] = []
         self._last: tuple[Change, float] | None = None  # kind and time of the last recorded change
+
+    @property
+    def current(self) -> RenderParams:
+        return self._step.params
+
+    @property
+    def faces(self) -> Hashable:
+        """The Faces panel's state that goes with :attr:`current` (what undo and redo bring back with it)."""
+        return self._step.faces
 
     def record(self, params: RenderParams, kind: Change, now: float) -> None:
         """The user changed the controls to ``params``."""
-        if params == self.current:
+        self._record(Step(params, self._step.faces), kind, now)
+
+    def record_faces(self, faces: Hashable, kind: Change, now: float) -> None:
+        """The user changed the Faces panel to ``faces`` (:attr:`Change.FACE_STRENGTH` merges a drag)."""
+        self._record(Step(self._step.params, faces), kind, now)
+
+    def _record(self, step: Step, kind: Change, now: float) -> None:
+        if step == self._step:
             return
         merge = (
-            self._last is not None and kind is self._last[0] is Change.STRENGTH and now - self._last[1] < MERGE_SECONDS
+            self._last is not None and kind is self._last[0] and kind in MERGING and now - self._last[1] < MERGE_SECONDS
         )
         if not merge or not self._undo:
-            self._undo.append(self.current)
+            self._undo.append(self._step)
             del self._undo[:-LIMIT]
-        self.current = params
+        self._step = step
         self._redo.clear()
         self._last = (kind, now)
 
     def reset(self, current: RenderParams) -> None:
         """Follow a change the user did not make (settings restored, a model that offers other realism levels)."""
-        self.current = current
+        self._step = Step(current, self._step.faces)
+        self._last = None
+
+    def reset_faces(self, faces: Hashable) -> None:
+        """Follow a change of the Faces panel the user did not make (a face model that failed to load: off)."""
+        self._step = Step(self._step.params, faces)
         self._last = None
 
     def forget_masks(self) -> None:
         """Another photo: the steps keep their settings but not the previous photo's painted mask."""
-        self._undo = [p.with_(maps=None) for p in self._undo]
-        self._redo = [p.with_(maps=None) for p in self._redo]
+        self._undo = [Step(s.params.with_(maps=None), s.faces) for s in self._undo]
+        self._redo = [Step(s.params.with_(maps=None), s.faces) for s in self._redo]
 
     def can_undo(self) -> bool:
         return bool(self._undo)
@@ -66,15 +106,16 @@ class ParamsHistory:
         return bool(self._redo)
 
     def undo(self) -> RenderParams | None:
-        return self._step(self._undo, self._redo)
+        return self._move(self._undo, self._redo)
 
     def redo(self) -> RenderParams | None:
-        return self._step(self._redo, self._undo)
+        return self._move(self._redo, self._undo)
 
-    def _step(self, take: list[RenderParams], keep: list[RenderParams]) -> RenderParams | None:
+    def _move(self, take: list[Step], keep: list[Step]) -> RenderParams | None:
+        """One step back or forward: its parameters (its faces' state in :attr:`faces`), None at the end."""
         if not take:
             return None
-        keep.append(self.current)
-        self.current = take.pop()
+        keep.append(self._step)
+        self._step = take.pop()
         self._last = None
         return self.current

@@ -16,8 +16,11 @@ from typing import ClassVar
 import numpy as np
 
 from ..engine.api import ModelInfo, Region, RenderParams
+from ..engine.faces import Face, FaceChoice
+from ..engine.faces.align import Placed
 from ..engine.loader import ModelSpec
 from ..imaging import Photo, SaveOptions
+from .face_edit import FaceEdit
 from .preview import CornerBlend
 
 _ids = itertools.count(1)
@@ -73,6 +76,8 @@ class Render(Job):
 
     params: RenderParams
     region: Region | None = None
+    #: Keep the whole result (float) on the worker: faces are restored on it next (:class:`RestoreFaces`).
+    keep: bool = False
     slot: ClassVar[str | None] = "render"
     priority: ClassVar[int] = 2
     label: ClassVar[str] = "Rendering"
@@ -83,6 +88,9 @@ class Export(Job):
     params: RenderParams
     path: Path
     options: SaveOptions
+    #: The Faces panel's state: the result is written with its faces restored as the view shows them.
+    faces: FaceEdit | None = None
+    device: str = "auto"
     priority: ClassVar[int] = 3
     label: ClassVar[str] = "Saving"
 
@@ -112,8 +120,20 @@ class FindFaces(Job):
     label: ClassVar[str] = "Finding faces"
 
 
+@dataclass(frozen=True)
+class RestoreFaces(Job):
+    """Find the faces of the whole result of ``params`` and restore each with ``choice``'s model (a network pass per
+    face not restored before; strength and on/off are applied on the GUI thread from what comes back)."""
+
+    params: RenderParams
+    choice: FaceChoice
+    slot: ClassVar[str | None] = "face-restore"
+    priority: ClassVar[int] = 3
+    label: ClassVar[str] = "Restoring faces"
+
+
 #: Jobs that only feed what is on screen: cancelling a render drops them too (an export is kept).
-SCREEN_JOBS = (Render, PrepareCorners, DetailMap)
+SCREEN_JOBS = (Render, PrepareCorners, DetailMap, RestoreFaces)
 
 
 @dataclass(frozen=True)
@@ -164,9 +184,25 @@ class FacesFound:
 
 
 @dataclass(frozen=True)
+class FacesPrepared:
+    """The faces of the result of ``params``, restored with ``choice``'s model and placed on it, not yet blended:
+    ``placed`` and ``bases`` (the result's float pixels under each placed face) by face key, so a strength or on/off
+    change is a blend of these rectangles alone."""
+
+    params: RenderParams
+    choice: FaceChoice
+    size: tuple[int, int]  # the result's width and height
+    faces: tuple[Face, ...]
+    too_small: tuple[Face, ...]
+    placed: dict[tuple[int, int, int, int], Placed]
+    bases: dict[tuple[int, int, int, int], np.ndarray]
+    has_fidelity: bool
+
+
+@dataclass(frozen=True)
 class Exported:
     path: Path
     seconds: float
 
 
-Result = ModelLoaded | PhotoReady | Rendered | CornersReady | DetailReady | Exported | FacesFound
+Result = ModelLoaded | PhotoReady | Rendered | CornersReady | DetailReady | Exported | FacesFound | FacesPrepared

@@ -27,6 +27,8 @@ from ..imaging import Photo, SaveOptions
 from ..render_cost import Estimate, render_work
 from ..timing import CostBook, format_duration
 from .events import Event
+from .face_edit import FaceEdit
+from .face_restore import FaceContext, FaceEditor
 from .history import Change, ParamsHistory
 from .jobs import (
     SCREEN_JOBS,
@@ -36,6 +38,7 @@ from .jobs import (
     Export,
     Exported,
     FacesFound,
+    FacesPrepared,
     FindFaces,
     Job,
     LoadModel,
@@ -46,6 +49,7 @@ from .jobs import (
     Render,
     Rendered,
     Rescale,
+    RestoreFaces,
     Result,
 )
 from .mask import as_maps
@@ -82,6 +86,7 @@ FAILURE_TITLES: dict[type[Job], str] = {
     PrepareCorners: "Preview failed",
     DetailMap: "Detail map failed",
     FindFaces: "Cannot find faces",
+    RestoreFaces: "Cannot restore faces",
 }
 
 
@@ -134,7 +139,7 @@ class EditorModel:
         self.device, self.models_dir = device, models_dir
         self.clock = clock
         self.params = params or RenderParams()
-        self.history = ParamsHistory(self.params)
+        self.history = ParamsHistory(self.params, FaceEdit())
         self.photo: Photo | None = None
         self.photo_path: Path | None = None
         self.before_scale: int | None = None  # the scale of the 'before' image on screen
@@ -186,6 +191,17 @@ class EditorModel:
             submit=self._submit,
             status=self.status,
         )
+        #: The Faces panel's intents (``faces.choose``, ``set_strength`` ...) and its ``changed`` event: see
+        #: :mod:`.face_restore`.
+        self.faces = FaceEditor(
+            self._face_context,
+            record=self._record_faces,
+            follow=self._follow_faces,
+            submit=self._submit,
+            show=self.after_changed.emit,
+            status=self.status,
+            error=self.error,
+        )
 
     # -- intents: settings ----------------------------------------------------------------------------------------
     def set_params(self, params: RenderParams, kind: Change = Change.OTHER) -> None:
@@ -211,7 +227,25 @@ class EditorModel:
     def _restore(self, params: RenderParams | None) -> None:
         if params is not None:
             self._apply(params)
+            faces = self.history.faces
+            if isinstance(faces, FaceEdit) and faces != self.faces.edit:
+                self.faces.apply(faces)
         self._history_changed()
+
+    def _record_faces(self, edit: FaceEdit, kind: Change) -> None:
+        """The Faces panel changed (one undo step; a strength drag merges into one)."""
+        self.history.record_faces(edit, kind, self.clock())
+        self._history_changed()
+        self.faces.apply(edit)
+
+    def _follow_faces(self, edit: FaceEdit) -> None:
+        """A change of the Faces panel the user did not make (a face model that failed: off)."""
+        self.history.reset_faces(edit)
+        self.faces.apply(edit)
+
+    def _face_context(self) -> FaceContext:
+        exact = self.shown_params if self.shown is Shown.EXACT else None
+        return FaceContext(exact, self.device)
 
     def _history_changed(self) -> None:
         self.history_changed.emit(self.history.can_undo(), self.history.can_redo())
@@ -260,7 +294,8 @@ class EditorModel:
 
     def export(self, path: Path, options: SaveOptions) -> None:
         """Save the result; a render estimated as long that has not been agreed to yet is asked about first."""
-        job = Export(self.params, path, options)
+        faces = self.faces.edit if self.faces.wanted() else None
+        job = Export(self.params, path, options, faces=faces, device=self.device)
 
         def submit() -> None:
             self.status.emit(f"Saving {path}…", 0)
@@ -272,6 +307,7 @@ class EditorModel:
     def cancel(self) -> None:
         self.jobs.cancel(SCREEN_JOBS)
         self._render_pending = None
+        self.faces.on_cancelled()
         self.status.emit("Render cancelled", 4000)
 
     def set_busy(self, busy: bool) -> None:
@@ -413,7 +449,7 @@ class EditorModel:
 
     def _submit_render(self) -> None:
         self.jobs.supersede("render")
-        job = Render(self.params, self.visible)
+        job = Render(self.params, self.visible, keep=self.faces.wanted())
         self._render_pending, self._painted = job, None
         self._submit(job)
 
@@ -423,7 +459,7 @@ class EditorModel:
         start = time.perf_counter()
         self.has_after = True
         self.shown_params, self.shown = params, Shown.PREVIEW
-        self.after_changed.emit(self.blender.blend(params.pix, params.sem, params.maps))
+        self.after_changed.emit(self.faces.dress(self.blender.blend(params.pix, params.sem, params.maps)))
         self.last_preview_ms = (time.perf_counter() - start) * 1000
         self.preview_count += 1
 
@@ -484,6 +520,8 @@ class EditorModel:
             self.status.emit(f"Saved {result.path} ({result.seconds:.1f} s)", 10000)
         elif isinstance(result, FacesFound):
             self.masks.on_faces(result.boxes)
+        elif isinstance(result, FacesPrepared):
+            self.faces.on_prepared(result)
 
     def on_rendered(self, job_id: int, r: Rendered) -> None:
         if self._latest.get("render") != job_id or r.params != self.params:
@@ -498,7 +536,8 @@ class EditorModel:
             return
         self._render_pending = None
         self.shown = Shown.EXACT
-        self.after_changed.emit(r.image)
+        self.after_changed.emit(self.faces.dress(r.image))  # the faces at hand until its own are restored
+        self.faces.result_changed(r.params, r.image)
         self._measured(job_id, r.params, r.seconds)
         self.last_render_seconds = r.seconds
         self.last_render_stages = r.stages
@@ -514,8 +553,9 @@ class EditorModel:
         if new_photo:
             self.photo_path = r.photo.source  # only once it opened (a failed open keeps the photo on screen)
             self._photo_opened()  # its saved mask, or none
-            for slot in ("render", "corners", "detail", "faces"):  # whatever is still under way was for the old photo
+            for slot in ("render", "corners", "detail", "faces", "face-restore"):  # under way for the old photo
                 self._latest.pop(slot, None)
+            self.faces.cleared()
             self.detail_for = self.shown_params = None
             self.shown, self.has_after = Shown.NONE, False
             self._render_pending = None
@@ -533,6 +573,7 @@ class EditorModel:
     def on_model_loaded(self, r: ModelLoaded) -> None:
         self.model_info = r.info
         self.blender = self.corners_for = self.detail_for = None
+        self.faces.cleared()  # faces restored on the old model's results
         self.detail_changed.emit(None)
         if self.has_after:
             self.shown = Shown.STALE  # keep the old model's result on screen until the new one is ready
@@ -562,12 +603,18 @@ class EditorModel:
             return
         if isinstance(job, Render) and self._render_pending is job:
             self._render_pending = None
+        if isinstance(job, RestoreFaces):
+            if self._is_latest(job):
+                self.faces.on_failed(message)
+            return
         self.error.emit(FAILURE_TITLES.get(type(job), "Failed"), message)
 
     def on_cancelled(self, job: Job) -> None:
         """A job stopped between tiles: by the user (said in the status bar), or superseded (said by nothing)."""
         if self._render_pending is job:
             self._render_pending = None
+        if isinstance(job, RestoreFaces):
+            self.faces.on_cancelled()
         if self._is_latest(job):
             self.status.emit("Render cancelled", 4000)
 
