@@ -120,6 +120,65 @@ def test_half_map_gives_each_half_its_scalar_result(session):
         assert np.abs(got - want).mean() < LEVEL
 
 
+def dune(width: int, height: int) -> np.ndarray:
+    """Sky over dune grass (tests/data/smooth, GPL-2+): large smooth areas, where a tone shift shows."""
+    img = Image.open(DATA / "smooth" / "dune_512.jpg").convert("RGB").crop((100, 150, 260, 246))
+    return np.asarray(img.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32) / 255.0
+
+
+#: The tiled variants not run in CI (the suite's 12-minute budget): CI keeps every map untiled and the 0/1 halves
+#: in tiles (the case whose tiles' own attention was 3.6-4.0 levels off).
+SLOW = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dune_session(model: PisaModel, request: pytest.FixtureRequest) -> PisaSession:
+    """A 384 x 256 result of the dune, untiled or in 192 px VAE tiles (4 x 3 decoder tiles)."""
+    tiles = UNTILED if request.param == "untiled" else TileSettings(unet_tile=512, vae_tile=24, vae_overlap=8)
+    s = PisaSession(model, tiles=tiles)
+    s.process_size = 0
+    s.set_photo(dune(96, 64))
+    return s
+
+
+@pytest.mark.parametrize(
+    ("dune_session", "low", "high"),
+    [("untiled", 0.0, 1.0), ("untiled", 0.5, 1.5), ("tiled", 0.0, 1.0), pytest.param("tiled", 0.5, 1.5, marks=SLOW)],
+    indirect=["dune_session"],
+)
+def test_each_painted_region_matches_the_plain_render_at_its_strength(dune_session, low, high):
+    """Issue 28: away from the transition, each half of a map equals the plain render at its strength within a
+    level mean, channel by channel. Before, the 1.5 half of a 0.5 / 1.5 map was 5.3 levels off (its statistics
+    extrapolated from the corners), and in tiles both halves of a 0 / 1 map were 3.6-4.0 off (each tile's
+    attention saw only the tile)."""
+    params = RenderParams(color_fix="none")
+    sem = np.full((64, 96), low, np.float32)
+    sem[:, 48:] = high
+    mixed = dune_session.render(params.with_(maps=StrengthMaps(sem=sem)))
+    w = mixed.shape[1]
+    for part, strength in ((slice(0, w // 2 - 2 * SEAM), low), (slice(w // 2 + 2 * SEAM, w), high)):
+        got, want = mixed[:, part], dune_session.render(params.with_(sem=strength))[:, part]
+        assert np.all(np.abs(got.mean(axis=(0, 1)) - want.mean(axis=(0, 1))) < LEVEL), strength
+        assert np.abs(got - want).mean() < LEVEL, strength
+
+
+@pytest.mark.parametrize("dune_session", ["untiled", pytest.param("tiled", marks=SLOW)], indirect=True)
+def test_a_soft_gradient_follows_the_interpolated_plain_renders(dune_session):
+    """A map from 0 to 1 across the photo against the plain renders at 0, 0.5 and 1 interpolated linearly at each
+    column's strength: within a level mean in every 64 px band."""
+    params = RenderParams(color_fix="none")
+    ramp = np.tile(np.linspace(0.0, 1.0, 96, dtype=np.float32), (64, 1))
+    got = dune_session.render(params.with_(maps=StrengthMaps(sem=ramp))).astype(np.float64)
+    ref = {v: dune_session.render(params.with_(sem=v)).astype(np.float64) for v in (0.0, 0.5, 1.0)}
+    g = np.interp(np.arange(384) + 0.5, (np.arange(96) + 0.5) * 4, np.linspace(0.0, 1.0, 96))[None, :, None]
+    lower = (1 - g / 0.5) * ref[0.0] + g / 0.5 * ref[0.5]
+    upper = (1 - (g - 0.5) / 0.5) * ref[0.5] + (g - 0.5) / 0.5 * ref[1.0]
+    want = np.where(g <= 0.5, lower, upper)
+    per_column = np.abs(got - want).mean(axis=(0, 2))
+    bands = [per_column[x : x + 64].mean() for x in range(0, 384, 64)]
+    assert max(bands) < LEVEL, np.round(np.array(bands) * 255, 2)
+
+
 def test_a_mask_change_after_the_first_render_runs_no_unet_pass(session):
     first = StrengthMaps(sem=half_map(96, 64))
     session.render(RenderParams(maps=first))
@@ -144,17 +203,11 @@ def test_the_painted_place_changes_and_the_rest_stays(session):
 
 
 def test_tiled_decode_and_regions_honour_the_maps(model, session):
-    """VAE tiles of 24 latent pixels (6 x 4 tiles, whose attention sees the tile): the same result within a level."""
-    tiled = PisaSession(model, tiles=TileSettings(unet_tile=512, vae_tile=24, vae_overlap=8))
-    tiled.process_size = 0
-    tiled.set_photo(astronaut(96, 64))
+    """A window rendered in VAE tiles of 24 latent pixels before the whole result: its crop of the whole result
+    within two levels mean (the halves of a whole tiled result against their plain renders:
+    test_each_painted_region_matches_the_plain_render_at_its_strength)."""
     params = RenderParams(maps=StrengthMaps(sem=half_map(96, 64)))
     whole = session.render(params)
-    low = session.render(RenderParams(sem=0.0))
-    got = tiled.render(params)
-    assert np.abs(got - whole).mean() < 1.5 * LEVEL
-    left = slice(0, 192 - SEAM)
-    assert np.all(np.abs(got[:, left].mean(axis=(0, 1)) - low[:, left].mean(axis=(0, 1))) < LEVEL)
     fresh = PisaSession(model, tiles=TileSettings(unet_tile=512, vae_tile=24, vae_overlap=8))
     fresh.process_size = 0
     fresh.set_photo(astronaut(96, 64))

@@ -32,8 +32,61 @@ from .model import PisaModel
 CORNERS = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0))
 
 
+#: Largest step between the anchor strengths of a map that varies one strength (see :func:`anchors`).
+ANCHOR_STEP = 0.5
+#: A map's end this close to a multiple of :data:`ANCHOR_STEP` takes that multiple as its anchor (see
+#: :func:`anchor_levels`): a mask saved in 16 bits reads 1.0 back as 1.0000153.
+ANCHOR_SNAP = 0.01
+
+
+def anchor_levels(lo: float, hi: float) -> np.ndarray:
+    """The strengths of the plain renders a map from ``lo`` to ``hi`` blends: both ends and the multiples of
+    :data:`ANCHOR_STEP` between them, ascending.
+
+    Fixed multiples rather than even steps from ``lo`` to ``hi``: with even steps, a map that reads back from its
+    16-bit file at 0 and 1.0000153 (x 1.5) took five anchors instead of four, so its transition blended other
+    renders than the map painted in the editor, 5 levels apart at the seam. With the multiples, a region painted to
+    a strength normalises the same whatever else the map holds, and an end within :data:`ANCHOR_SNAP` of a
+    multiple is that multiple (no near-duplicate decode)."""
+    ends = [snapped(float(lo)), snapped(float(hi))]
+    grid = np.arange(math.floor(ends[0] / ANCHOR_STEP) + 1, math.ceil(ends[1] / ANCHOR_STEP)) * ANCHOR_STEP
+    return np.unique(np.array([ends[0], *grid[(grid > ends[0]) & (grid < ends[1])], ends[1]], np.float64))
+
+
+def snapped(v: float) -> float:
+    """``v``, or the multiple of :data:`ANCHOR_STEP` within :data:`ANCHOR_SNAP` of it."""
+    near = round(v / ANCHOR_STEP) * ANCHOR_STEP
+    return near if abs(v - near) <= ANCHOR_SNAP else v
+
+
 def varying(p: np.ndarray, s: np.ndarray) -> bool:
     return bool(np.ptp(p) > 0 or np.ptp(s) > 0)
+
+
+def anchors(p: np.ndarray, s: np.ndarray) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """The (pix, sem) of the plain renders whose GroupNorm statistics a decode with local strengths (P, S) blends,
+    and their weights (K x h x w, non-negative, summing to 1 at every latent pixel).
+
+    A map that varies one strength (the usual painting: more or less detail, the other strength uniform) takes
+    anchors along that strength (:func:`anchor_levels`: its ends and the multiples of :data:`ANCHOR_STEP` between)
+    and interpolates linearly between neighbours: a region painted to a strength that is an anchor (both ends of
+    the map always are) normalises exactly as the plain render at that strength. The corners
+    (base, pix, full) extrapolate beyond them: with a 0.5 / 1.5 semantic map, the weights (1 - P, P - S, S) are
+    (0, -0.5, 1.5), and the 1.5 half came out 5.3 levels from the plain render at 1.5 (trained test VAE); with
+    anchors at 0.5 and 1.5, each half normalises as its own render. Cost: one decode per anchor that is not a
+    corner, once per map range (kept like the corners'). Maps varying both strengths blend the corners."""
+    for values, fixed, along_sem in ((s, p, True), (p, s, False)):
+        if np.ptp(fixed) > 0 or np.ptp(values) == 0:
+            continue
+        lo, hi = float(values.min()), float(values.max())
+        levels = anchor_levels(lo, hi)
+        other = float(fixed.flat[0])
+        points = [(other, float(v)) if along_sem else (float(v), other) for v in levels]
+        # hat functions on the levels: linear interpolation between the two neighbours of each value
+        pos = np.interp(values, levels, np.arange(len(levels), dtype=np.float64))
+        weights = np.clip(1.0 - np.abs(pos[None] - np.arange(len(levels))[:, None, None]), 0.0, None)
+        return points, weights
+    return list(CORNERS), corner_weights(p, s)
 
 
 def mean_params(params: RenderParams, zh: torch.Tensor) -> RenderParams:
@@ -101,17 +154,21 @@ class LocalDecode:
     def norm(
         self, params: RenderParams, zh: torch.Tensor, control: Control | None, *, compute: bool = True
     ) -> LocalGroupNorm | None:
-        """GroupNorm statistics that follow varying local strengths, from the corner decodes' statistics: decoded
-        now where missing (and kept for the instant preview) unless not ``compute``. None for uniform strengths:
-        the plain decode is then the scalar render's, bit for bit."""
+        """GroupNorm statistics that follow varying local strengths, blended from those of plain decodes at anchor
+        strengths (:func:`anchors`): decoded now where missing (and kept, the corners for the instant preview too)
+        unless not ``compute``. None for uniform strengths: the plain decode is then the scalar render's, bit for
+        bit."""
         if params.maps is None:
             return None
         p, s = latent_strengths(params, zh)
         if not varying(p, s):
             return None
         session = self.session
-        corners = []
-        for cp, cs in CORNERS:
+        points, weights = anchors(p, s)
+        if not compute and any(session._raw_key(params, *pt) not in session._corner_stats for pt in points):
+            points, weights = list(CORNERS), corner_weights(p, s)  # a preview before the anchors: the corners' blend
+        stats: dict[tuple[float, float], GroupStats] = {}
+        for cp, cs in (*CORNERS, *points):  # the corners always: the local colour fix blends their images
             key = session._raw_key(params, cp, cs)
             if key not in session._corner_stats:
                 if not compute:
@@ -121,8 +178,8 @@ class LocalDecode:
                 with self.recording(zc, record):
                     session.cache.put(key, session._decode(zc, params.scale, None, control, record=record))
                 session._corner_stats[key] = record
-            corners.append(session._corner_stats[key])
-        return LocalGroupNorm(corners, corner_weights(p, s))
+            stats[cp, cs] = session._corner_stats[key]
+        return LocalGroupNorm([stats[pt] for pt in points], weights)
 
     def color_fix(self, params: RenderParams, y: np.ndarray, region: Region | None = None) -> np.ndarray | None:
         """AdaIN place by place for varying local strengths (the whole work-size result, or a window of it); None
