@@ -1,9 +1,11 @@
 """The batch dialog's "Restore faces" row: a face model of the store (or none), its strength, and its licence shown
-beside it before it is used. Which models restore faces is learnt from their family's capabilities."""
+beside it before it is used. Which models restore faces is learnt from their family's capabilities
+(:func:`face_models`, which the editor's Faces panel lists too)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -15,6 +17,35 @@ from ..engine.spec import ModelSpec
 from ..models import ModelStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FaceModel:
+    """A face model of the store, as a list offers it."""
+
+    id: str
+    name: str
+    spec: ModelSpec
+    licence: str
+
+
+def face_models(models_dir: Path | None) -> list[FaceModel]:
+    """The store's face models (an unreadable store lists none and says so in the log)."""
+    if models_dir is None:
+        return []
+    out = []
+    try:
+        store = ModelStore(models_dir)
+        for entry in store.entries():
+            try:
+                restores = family(entry.kind).capabilities.face_restoration
+            except Exception:  # noqa: BLE001 - a model of a family that is not installed is not offered
+                restores = False
+            if restores:
+                out.append(FaceModel(entry.id, entry.name, store.spec(entry), entry.details.get("licence", "")))
+    except OSError as exc:
+        log.warning("cannot list the face models in %s: %s", models_dir, exc)
+    return out
 
 
 class FaceChoiceRow(QWidget):
@@ -57,20 +88,10 @@ class FaceChoiceRow(QWidget):
         self.model.clear()
         self.model.addItem("Off", "")
         self._specs, self._licences = {}, {}
-        if models_dir is not None:
-            try:
-                store = ModelStore(models_dir)
-                for entry in store.entries():
-                    try:
-                        restores = family(entry.kind).capabilities.face_restoration
-                    except Exception:  # noqa: BLE001 - a model of a family that is not installed is not offered
-                        restores = False
-                    if restores:
-                        self._specs[entry.id] = store.spec(entry)
-                        self._licences[entry.id] = entry.details.get("licence", "")
-                        self.model.addItem(entry.name, entry.id)
-            except OSError as exc:
-                log.warning("cannot list the face models in %s: %s", models_dir, exc)
+        for found in face_models(models_dir):
+            self._specs[found.id] = found.spec
+            self._licences[found.id] = found.licence
+            self.model.addItem(found.name, found.id)
         self.model.blockSignals(False)
         self._model_changed()
 

@@ -41,6 +41,7 @@ from .brush import install_brush
 from .compare_view import CompareView
 from .controls import ControlsPanel
 from .device_menu import DeviceMenu
+from .faces_panel import install_faces
 from .images import colormap, qimage_from_rgb
 from .model_dialog import ChooseModelDialog
 from .photo_files import PhotoFiles
@@ -100,8 +101,13 @@ class MainWindow(QMainWindow):
                                       self.status.lbl_model)  # fmt: skip
         self._bind()
         self.brush = install_brush(self, self.view, self.editor)
-        # The brush panel needs about a third of the right side; the adjustments (with their notes) the rest.
-        self.resizeDocks([self.adjust_dock, self.brush.dock], [560, 220], Qt.Orientation.Vertical)
+        self.faces = install_faces(self, self.view, self.editor, lambda: models_dir(self.settings.models_dir),
+                                   self.open_model_manager, blocked=lambda: self.brush.active)  # fmt: skip
+        # The adjustments (with their notes) take most of the right side; under them the brush and the faces share
+        # the rest as two tabs (three panels stacked left each too little height); each panel scrolls if it must.
+        self.tabifyDockWidget(self.brush.dock, self.faces.dock)
+        self.brush.dock.raise_()
+        self.resizeDocks([self.adjust_dock, self.brush.dock], [400, 380], Qt.Orientation.Vertical)
         self.controls.set_params(self.editor.params)
 
         if self.settings.geometry:
@@ -258,6 +264,7 @@ class MainWindow(QMainWindow):
             lambda spec: spec is None or spec == self.editor.model_spec or self.load_model(spec)
         )
         dlg.models_dir_changed.connect(self._models_dir_changed)
+        dlg.finished.connect(lambda _code: self.faces.panel.refresh_models())  # a face model imported meanwhile
         dlg.show()
         return dlg
 
