@@ -259,12 +259,20 @@ def test_the_export_is_what_the_view_shows(editor_setup, head, tmp_path):
     assert not any(isinstance(j, RestoreFaces) for j in queue.queued)
 
 
-def test_a_new_photo_forgets_the_faces_of_the_last_one(editor_setup, head):
-    editor, queue, screen, _ = editor_setup
+def test_a_new_photo_forgets_the_faces_of_the_last_one_and_a_render_stops_a_stale_restoration(editor_setup, head):
+    editor, queue, screen, restorers = editor_setup
     ready(editor, queue, head)
     editor.faces.choose(SPEC)
+    queue.start()  # the face model runs ...
+    editor.set_params(PARAMS.with_(sem=0.5), Change.STRENGTH)  # ... and the user moves a slider: it is stale
+    assert not queue.step()  # cancelled between faces
     queue.run_all()
-    assert screen.panel.rows
+    assert restorers["inverted"].calls == 1 and screen.panel.summary == "1 face restored"  # the new result's
+    editor.faces.set_face(1, False)
     editor.open_photo(Path(__file__).parent / "data" / "coffee_128.png")
     queue.run_all()
     assert screen.panel.summary == "No face found" and editor.faces.edit.model == SPEC
+    assert editor.faces.edit.off == frozenset()  # the last photo's face switched off is no face of this one
+    editor.open_photo(head)
+    queue.run_all()
+    assert screen.panel.rows[0].on

@@ -17,7 +17,7 @@ drag does not flash unrestored faces.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,13 +194,23 @@ class FaceEditor:
         self._follow(self.edit.with_(model=None))
         self._error.emit("Cannot restore faces", f"{message}\n\n{FAILED_NOTE}")
 
-    def on_cancelled(self) -> None:
-        self._pending = None
+    def on_cancelled(self, job: Job | None = None) -> None:
+        """``job`` stopped (None: every face job, the user's Cancel); the panel no longer says it is under way."""
+        if job is None or job is self._pending:
+            self._pending = None
         self._emit()
 
     def cleared(self) -> None:
-        """Another photo or another model: nothing restored so far belongs to its results."""
+        """Another model: nothing restored so far belongs to its results (the faces switched off stay off)."""
         self._plain = self._ready = self._pending = None
+        self._emit()
+
+    def photo_opened(self) -> None:
+        """Another photo: as :meth:`cleared`, and no face of it is off (the boxes switched off were the last
+        photo's; the undo history forgets them too: :func:`for_new_photo`)."""
+        self._plain = self._ready = self._pending = None
+        if self.edit.off:
+            self._follow(self.edit.with_(off=frozenset()))
         self._emit()
 
     # -- reading ----------------------------------------------------------------------------------------------------
@@ -259,7 +269,7 @@ class FaceEditor:
         if same and pending.choice.settings.fidelity == choice.settings.fidelity:  # type: ignore[union-attr]
             return  # already under way (a strength change needs no new pass)
         self._pending = RestoreFaces(plain[0], choice)
-        self._submit(self._pending)
+        self._submit(self._pending)  # replaces a queued one; the model supersedes a running one (stale now)
         self._status.emit("Restoring faces…", 0)
 
     def _show_current(self) -> None:
@@ -295,6 +305,11 @@ class FaceEditor:
         panel = self.panel()
         self.changed.emit(panel)
         return panel
+
+
+def for_new_photo(edit: Hashable) -> Hashable:
+    """A step's Faces state for another photo: the same model and settings, no face switched off."""
+    return edit.with_(off=frozenset()) if isinstance(edit, FaceEdit) and edit.off else edit
 
 
 def _inside(box: tuple[int, int, int, int], x: float, y: float) -> bool:

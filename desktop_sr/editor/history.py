@@ -8,7 +8,7 @@ own.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -94,10 +94,11 @@ class ParamsHistory:
         self._step = Step(self._step.params, faces)
         self._last = None
 
-    def forget_masks(self) -> None:
-        """Another photo: the steps keep their settings but not the previous photo's painted mask."""
-        self._undo = [Step(s.params.with_(maps=None), s.faces) for s in self._undo]
-        self._redo = [Step(s.params.with_(maps=None), s.faces) for s in self._redo]
+    def forget_masks(self, faces: Callable[[Hashable], Hashable] = lambda f: f) -> None:
+        """Another photo: the steps keep their settings but not the previous photo's painted mask; ``faces`` maps
+        each step's Faces state to what it is for the new photo (the faces switched off were the last photo's)."""
+        self._undo = [Step(s.params.with_(maps=None), faces(s.faces)) for s in self._undo]
+        self._redo = [Step(s.params.with_(maps=None), faces(s.faces)) for s in self._redo]
 
     def can_undo(self) -> bool:
         return bool(self._undo)

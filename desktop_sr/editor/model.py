@@ -28,7 +28,7 @@ from ..render_cost import Estimate, render_work
 from ..timing import CostBook, format_duration
 from .events import Event
 from .face_edit import FaceEdit
-from .face_restore import FaceContext, FaceEditor
+from .face_restore import FaceContext, FaceEditor, for_new_photo
 from .history import Change, ParamsHistory
 from .jobs import (
     SCREEN_JOBS,
@@ -449,6 +449,7 @@ class EditorModel:
 
     def _submit_render(self) -> None:
         self.jobs.supersede("render")
+        self.jobs.supersede("face-restore")  # faces of the result this render replaces: stale
         job = Render(self.params, self.visible, keep=self.faces.wanted())
         self._render_pending, self._painted = job, None
         self._submit(job)
@@ -482,7 +483,7 @@ class EditorModel:
 
     def _photo_opened(self) -> None:
         """A new photo: its saved mask comes back (or none); masks of the previous photo leave the undo history."""
-        self.history.forget_masks()
+        self.history.forget_masks(for_new_photo)
         maps = self.masks.photo_opened(self.photo_path)
         self.params = self.params.with_(maps=maps)
         self.history.reset(self.params)
@@ -490,6 +491,8 @@ class EditorModel:
         self.masks.restored()
 
     def _submit(self, job: Job) -> int:
+        if isinstance(job, RestoreFaces):
+            self.jobs.supersede("face-restore")  # the running one is for a result or a model the user has left
         if job.slot is not None:
             self._latest[job.slot] = job.id
         return self.jobs.submit(job)
@@ -555,7 +558,7 @@ class EditorModel:
             self._photo_opened()  # its saved mask, or none
             for slot in ("render", "corners", "detail", "faces", "face-restore"):  # under way for the old photo
                 self._latest.pop(slot, None)
-            self.faces.cleared()
+            self.faces.photo_opened()
             self.detail_for = self.shown_params = None
             self.shown, self.has_after = Shown.NONE, False
             self._render_pending = None
@@ -614,7 +617,7 @@ class EditorModel:
         if self._render_pending is job:
             self._render_pending = None
         if isinstance(job, RestoreFaces):
-            self.faces.on_cancelled()
+            self.faces.on_cancelled(job)
         if self._is_latest(job):
             self.status.emit("Render cancelled", 4000)
 
