@@ -52,6 +52,8 @@ class Settings:
     compare_mode: str = "split-v"
     #: The model used last: {"kind": family kind, "name": display name, "files": {role: path}}; empty = none.
     model: dict[str, object] = field(default_factory=dict)
+    #: The Faces panel's last choice: {"kind", "name", "files", "strength", "fidelity"}; empty = no face model.
+    faces: dict[str, object] = field(default_factory=dict)
     device: str = "auto"
     models_dir: str = ""  # the model manager's folder; empty = the platform's user data folder (desktop_sr.models)
     export_format: str = "png"

@@ -276,3 +276,29 @@ def test_a_new_photo_forgets_the_faces_of_the_last_one_and_a_render_stops_a_stal
     editor.open_photo(head)
     queue.run_all()
     assert screen.panel.rows[0].on
+
+
+def test_the_face_model_is_remembered_for_the_next_session(tmp_path, head):
+    from desktop_sr.editor.face_edit import FaceEdit
+    from desktop_sr.editor.remembered import faces_from_settings, remember_faces
+    from desktop_sr.settings import load_settings, save_settings
+
+    settings, _ = load_settings(tmp_path)
+    edit = FaceEdit(ModelSpec.of("faces", "CodeFormer", {"weights": tmp_path / "codeformer.pth"}), 0.7, 0.3)
+    remember_faces(settings, edit)
+    save_settings(settings, tmp_path)
+    again, warning = load_settings(tmp_path)
+    assert warning is None and faces_from_settings(again) == edit
+    remember_faces(again, FaceEdit())
+    assert faces_from_settings(again) == FaceEdit()
+
+    # a session that starts with a face model restores the faces of its first result
+    restorer = Counting()
+    restoration = FaceRestoration(restorer)
+    queue = InlineQueue(Executor(lambda job: FakeSession(job.spec.name), lambda spec, device: restoration))
+    editor = EditorModel(queue, PARAMS, faces=FaceEdit(SPEC, 0.5))
+    queue.editor = editor
+    screen = Screen(editor)
+    ready(editor, queue, head)
+    assert restorer.calls == 1 and screen.panel.summary == "1 face restored" and editor.faces.edit.strength == 0.5
+    assert not editor.history.can_undo()  # where the session started, not a change

@@ -132,14 +132,16 @@ class EditorModel:
         models_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         cost_book: CostBook | None = None,
+        faces: FaceEdit | None = None,
     ) -> None:
-        """``cost_book``: where render times are measured and estimated (default: the app's cache folder)."""
+        """``cost_book``: where render times are measured and estimated (default: the app's cache folder);
+        ``faces``: the Faces panel's state to start with (the last session's face model)."""
         self.jobs = jobs
         self.default_spec = default_spec  # the model to fall back to when loading one fails
         self.device, self.models_dir = device, models_dir
         self.clock = clock
         self.params = params or RenderParams()
-        self.history = ParamsHistory(self.params, FaceEdit())
+        self.history = ParamsHistory(self.params, faces or FaceEdit())
         self.photo: Photo | None = None
         self.photo_path: Path | None = None
         self.before_scale: int | None = None  # the scale of the 'before' image on screen
@@ -202,6 +204,7 @@ class EditorModel:
             status=self.status,
             error=self.error,
         )
+        self.faces.edit = faces or FaceEdit()
 
     # -- intents: settings ----------------------------------------------------------------------------------------
     def set_params(self, params: RenderParams, kind: Change = Change.OTHER) -> None:

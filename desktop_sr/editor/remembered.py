@@ -1,11 +1,12 @@
-"""How the editor's state maps onto the settings file: the settings and the model a session starts with, and what it
-writes back. Qt-free, beside the editor model, so the window only says when."""
+"""How the editor's state maps onto the settings file: the settings, the model and the Faces panel's face model a
+session starts with, and what it writes back. Qt-free, beside the editor model, so the window only says when."""
 
 from __future__ import annotations
 
 from ..engine.api import RenderParams
 from ..engine.spec import ModelSpec
 from ..settings import Settings
+from .face_edit import FaceEdit
 
 
 def params_from_settings(s: Settings) -> RenderParams:
@@ -33,6 +34,31 @@ def last_model_spec(s: Settings) -> ModelSpec | None:
 
 def remember_model(s: Settings, spec: ModelSpec) -> None:
     s.model = {"kind": spec.kind, "name": spec.name, "files": {role: str(path) for role, path in spec.files}}
+
+
+def faces_from_settings(s: Settings) -> FaceEdit:
+    """The Faces panel as the last session left it (its face model, strength and fidelity; no face is off: those
+    were another photo's). Values out of range, or no model, give the defaults."""
+    record = s.faces
+    kind = record.get("kind")
+    if not isinstance(kind, str) or not kind:
+        return FaceEdit()
+    files = record.get("files")
+    files = {str(k): str(v) for k, v in files.items() if v} if isinstance(files, dict) else {}
+    spec = ModelSpec.of(kind, str(record.get("name") or ""), files)
+    try:
+        return FaceEdit(spec, float(record.get("strength", 1.0)), float(record.get("fidelity", 0.5)))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return FaceEdit(spec)
+
+
+def remember_faces(s: Settings, edit: FaceEdit) -> None:
+    spec = edit.model
+    if spec is None:
+        s.faces = {}
+        return
+    s.faces = {"kind": spec.kind, "name": spec.name, "files": {role: str(path) for role, path in spec.files},
+               "strength": edit.strength, "fidelity": edit.fidelity}  # fmt: skip
 
 
 def default_model_spec() -> ModelSpec | None:

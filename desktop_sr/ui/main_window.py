@@ -27,8 +27,10 @@ from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QP
 from ..editor import EditorModel, Shown
 from ..editor.remembered import (
     default_model_spec,
+    faces_from_settings,
     last_model_spec,
     params_from_settings,
+    remember_faces,
     remember_model,
 )
 from ..engine.api import ModelInfo, RenderParams
@@ -89,6 +91,7 @@ class MainWindow(QMainWindow):
             default_spec=lambda: default_model_spec(),  # looked up at call time (tests replace it)
             device=self.settings.device,
             models_dir=models_dir(self.settings.models_dir),
+            faces=faces_from_settings(self.settings),
         )
         bar = self.statusBar()
         self.files = PhotoFiles(self, self.editor, self.settings, self.controls.scale, bar)
@@ -146,6 +149,7 @@ class MainWindow(QMainWindow):
         e.detail_changed.connect(self._detail_changed)
         e.timing_changed.connect(self._timing_changed)
         e.status.connect(sb.showMessage)
+        e.faces.changed.connect(lambda panel: remember_faces(self.settings, panel.edit))
         e.error.connect(lambda title, message: self.show_error(title, message, later=True))
         e.progress.connect(status.show_progress)
         # the time left counts down between the engine's reports (a tile can take tens of seconds)
