@@ -141,7 +141,8 @@ class FacesPanel(QWidget):
         self.model.clear()
         self.model.addItem(NONE_LABEL, None)
         for i, m in enumerate(self._models, start=1):
-            self.model.addItem(m.name, m.spec)
+            # the licence's gist in the list itself, seen before the model is chosen (the whole text: its tooltip)
+            self.model.addItem(f"{m.name} (non-commercial)" if "non-commercial" in m.licence else m.name, m.spec)
             self.model.setItemData(i, f"Licence: {m.licence}" if m.licence else m.name, Qt.ItemDataRole.ToolTipRole)
         self._select(chosen)
         self.model.blockSignals(False)
