@@ -128,6 +128,7 @@ class FaceEditor:
         if r is None or not 1 <= number <= len(rows):
             return
         self._record(self.edit.switched(rows[number - 1].face, r.size, on), Change.OTHER)
+        self._status.emit(self.summary(), 8000)  # the status bar's line from the restoration follows
 
     def toggle_at(self, x: float, y: float) -> bool:
         """Switch the face whose box holds (x, y) (result pixels; the smallest such face); False if none does."""
