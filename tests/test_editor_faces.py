@@ -268,6 +268,8 @@ def test_a_new_photo_forgets_the_faces_of_the_last_one_and_a_render_stops_a_stal
     assert not queue.step()  # cancelled between faces
     queue.run_all()
     assert restorers["inverted"].calls == 1 and screen.panel.summary == "1 face restored"  # the new result's
+    editor.faces.set_fidelity(0.8)  # (no fidelity weight in this model: no pass)
+    assert queue.kinds() == []
     editor.faces.set_face(1, False)
     editor.open_photo(Path(__file__).parent / "data" / "coffee_128.png")
     queue.run_all()
@@ -276,6 +278,13 @@ def test_a_new_photo_forgets_the_faces_of_the_last_one_and_a_render_stops_a_stal
     editor.open_photo(head)
     queue.run_all()
     assert screen.panel.rows[0].on
+    editor.set_params(PARAMS.with_(sem=0.7), Change.STRENGTH)
+    queue.start()
+    while queue.step():  # the render: its faces' job is queued next
+        pass
+    assert queue.kinds() == ["RestoreFaces"] and screen.panel.busy
+    editor.cancel()  # the status bar's Cancel
+    assert queue.kinds() == [] and not screen.panel.busy and screen.panel.summary == fr.CANCELLED
 
 
 def test_the_face_model_is_remembered_for_the_next_session(tmp_path, head):

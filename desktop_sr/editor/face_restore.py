@@ -33,6 +33,7 @@ from .history import Change
 from .jobs import FacesPrepared, Job, RestoreFaces
 
 NO_DETECTOR = 'Face detection needs OpenCV 4: pip install "desktop-sr[faces]"'
+CANCELLED = "Face restoration cancelled: a change in this panel or the next result restores them."
 FAILED_NOTE = "Faces are not restored: choose a face model again in the Faces panel."
 
 
@@ -196,7 +197,10 @@ class FaceEditor:
         self._error.emit("Cannot restore faces", f"{message}\n\n{FAILED_NOTE}")
 
     def on_cancelled(self, job: Job | None = None) -> None:
-        """``job`` stopped (None: every face job, the user's Cancel); the panel no longer says it is under way."""
+        """``job`` stopped (superseded), or None: the user's Cancel stopped every face job; the panel no longer says
+        it is under way (after the user's Cancel it says that; the next result or change restores them again)."""
+        if job is None and self._pending is not None:
+            self._message = CANCELLED
         if job is None or job is self._pending:
             self._pending = None
         self._emit()
@@ -270,6 +274,7 @@ class FaceEditor:
         if same and pending.choice.settings.fidelity == choice.settings.fidelity:  # type: ignore[union-attr]
             return  # already under way (a strength change needs no new pass)
         self._pending = RestoreFaces(plain[0], choice)
+        self._message = ""
         self._submit(self._pending)  # replaces a queued one; the model supersedes a running one (stale now)
         self._status.emit("Restoring faces…", 0)
 
