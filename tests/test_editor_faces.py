@@ -175,15 +175,25 @@ def test_a_face_switched_off_is_the_plain_result_and_a_new_result_gets_its_faces
     assert np.array_equal(screen.after, plain)  # undo: off again
     editor.redo()
 
-    # a slider of the render: the preview shows the faces at hand, the new exact result is restored again
+    # a slider of the render: the preview and the visible part show the faces at hand, the new exact result is
+    # restored again
     params = PARAMS.with_(sem=0.5)
+    editor.set_view((0, 0, 120, 120))  # zoomed in on the face
     editor.set_params(params, Change.STRENGTH)
     assert editor.shown is Shown.PREVIEW
     preview_plain = editor.blender.blend(params.pix, params.sem)
     assert np.abs(screen.after.astype(int) - preview_plain.astype(int))[y0:y1, x0:x1].mean() > 20
+    new_plain = plain_result(head, params)
+    queue.start()
+    queue.step()
+    assert editor.shown is Shown.PARTIAL
+    assert np.abs(screen.after.astype(int) - new_plain.astype(int))[y0:y1, x0:x1].mean() > 20  # no flash
+    assert (
+        np.abs(screen.after.astype(int) - new_plain.astype(int))[:120, :120][face_weight(editor)[:120, :120] == 0].max()
+        <= 1
+    )
     queue.run_all()
     assert editor.shown is Shown.EXACT and restorers["inverted"].calls == 2  # found and restored again
-    new_plain = plain_result(head, params)
     assert np.abs(screen.after.astype(int) - new_plain.astype(int))[y0:y1, x0:x1].mean() > 20
     assert screen.panel.summary == "1 face restored"
 

@@ -176,6 +176,26 @@ class FaceEditor:
             return image
         return self._blend(image, r, exact=False)
 
+    def dress_part(self, params: RenderParams, part: np.ndarray, x: int, y: int) -> np.ndarray:
+        """A rendered part of the result (the visible region, at (x, y)) with the restored faces at hand blended
+        in where they reach into it, so a face looked at does not flash unrestored while the whole result renders."""
+        r = self._ready
+        if r is None or self.edit.model is None or r.choice.spec != self.edit.model or r.params.scale != params.scale:
+            return part
+        out = part.copy()
+        h, w = part.shape[:2]
+        on = self.edit.on_keys(r.faces, r.size)
+        for key, placed in r.placed.items():
+            x0, y0, x1, y1 = placed.rect
+            ix0, iy0, ix1, iy1 = max(x0, x), max(y0, y), min(x1, x + w), min(y1, y + h)
+            if key not in on or ix1 <= ix0 or iy1 <= iy0:
+                continue
+            inside = (slice(iy0 - y0, iy1 - y0), slice(ix0 - x0, ix1 - x0))
+            local = Placed((0, 0, ix1 - ix0, iy1 - iy0), placed.pixels[inside], placed.weight[inside])
+            base = part[iy0 - y : iy1 - y, ix0 - x : ix1 - x].astype(np.float32) / 255.0
+            out[iy0 - y : iy1 - y, ix0 - x : ix1 - x] = to_uint8(blend(base, [local], self.edit.strength))
+        return out
+
     def on_prepared(self, r: FacesPrepared) -> None:
         if self._pending is not None and self._pending.params == r.params and self._pending.choice == r.choice:
             self._pending = None

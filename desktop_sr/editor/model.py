@@ -536,7 +536,8 @@ class EditorModel:
         self.shown_params = r.params
         self._say_notice(r.notice)
         if r.region is not None:
-            self.after_patched.emit(r.image, r.region[0], r.region[1])
+            x, y = r.region[0], r.region[1]
+            self.after_patched.emit(self.faces.dress_part(r.params, r.image, x, y), x, y)
             self.shown, self._painted = Shown.PARTIAL, r.region
             self.shown_changed.emit(self.shown)
             return
