@@ -128,6 +128,9 @@ def test_choosing_a_face_model_restores_the_face_on_screen_and_a_strength_change
     assert np.array_equal(screen.after, plain)
     editor.faces.choose(SPEC)
     assert queue.kinds() == ["RestoreFaces"] and screen.panel.summary == "Restoring faces…"
+    editor.set_busy(True)  # the worker took the job
+    assert editor.badge()[0] == "Exact · restoring faces…"
+    editor.set_busy(False)
     queue.run_all()
     assert restorers["inverted"].calls == 1
     panel = screen.panel

@@ -11,7 +11,8 @@ again: the pixels changed). What comes back is each face restored and placed on 
 pixels under it, so a strength change or a face switched on or off re-blends those rectangles alone on this thread
 (a few milliseconds for a 2 MP result: ``bench/face_restore.py``) and the exported file is the view's pixels. While
 a new result's faces are under way, the faces at hand are blended onto it (and onto instant previews), so a slider
-drag does not flash unrestored faces.
+drag does not flash unrestored faces (:meth:`FaceEditor.dress`; the visible part rendered first:
+:meth:`FaceEditor.dress_part`).
 """
 
 from __future__ import annotations
@@ -141,6 +142,10 @@ class FaceEditor:
         return True
 
     # -- what the editor tells it -----------------------------------------------------------------------------------
+    def restoring(self) -> bool:
+        """A face job is under way (the badge says so)."""
+        return self._pending is not None
+
     def wanted(self) -> bool:
         """Faces are to be restored (a render keeps its whole result on the worker for that)."""
         return self.edit.model is not None

@@ -322,6 +322,8 @@ class EditorModel:
         text, tip = BADGES.get(self.shown, ("", ""))
         if self.busy and self._render_pending is not None and self.shown is not Shown.EXACT:
             text = f"{text} · rendering…" if text else "rendering…"  # only while a render is under way
+        elif self.busy and self.faces.restoring() and self.shown is Shown.EXACT:
+            text = f"{text} · restoring faces…"
         return text, tip
 
     # -- rendering ------------------------------------------------------------------------------------------------
