@@ -14,6 +14,7 @@ no network pass. Runs on the caller's thread: the GUI calls it from its worker, 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -89,6 +90,9 @@ class FaceRestoration:
         self.restorer = restorer
         self._cache: OrderedDict[tuple[str, float], np.ndarray] = OrderedDict()
         self._limit = cache_items
+        #: One face at a time: the process's one loaded model (:func:`.choice.restoration_for`) is shared by the
+        #: editor's worker and a batch's, each on its own thread.
+        self._lock = threading.Lock()
 
     def find(self, result: np.ndarray) -> list[Face]:
         """The faces of a result (largest first). Raises :class:`~.landmarks.NoFaceDetector` without OpenCV 4."""
@@ -156,6 +160,10 @@ class FaceRestoration:
         return blend(result, placed, strength, out)
 
     def _restored(self, crop: np.ndarray, fidelity: float) -> np.ndarray:
+        with self._lock:
+            return self._restored_locked(crop, fidelity)
+
+    def _restored_locked(self, crop: np.ndarray, fidelity: float) -> np.ndarray:
         w = round(fidelity, 3) if self.restorer.has_fidelity else 0.0
         key = (hashlib.blake2b(np.ascontiguousarray(crop).tobytes(), digest_size=16).hexdigest(), w)
         hit = self._cache.get(key)
