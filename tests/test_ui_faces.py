@@ -13,6 +13,8 @@ from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 
 from desktop_sr.editor import Shown
+from desktop_sr.editor.face_edit import FaceEdit
+from desktop_sr.editor.face_restore import FacePanel
 from desktop_sr.engine.faces import FaceRestoration
 from desktop_sr.engine.faces import landmarks as lm
 from desktop_sr.engine.loader import ModelSpec
@@ -53,6 +55,17 @@ def test_the_faces_panel_lists_the_faces_and_drives_the_editor(qtbot, window, tm
     assert [panel.model.itemText(i) for i in range(panel.model.count())] == ["None", "Inverted"]
     assert panel.model.itemData(1, Qt.ItemDataRole.ToolTipRole) == "Licence: Test: none"  # before it is used
     assert not panel.hint.isVisible() and not panel.strength.isEnabled()
+
+    # a CodeFormer-like model offers its fidelity weight as soon as it is chosen (the store recorded it at import),
+    # not only after its first restoration
+    weighted = FaceModel("w", "Weighted", ModelSpec(kind="faces", name="Weighted"), "Test: none", has_fidelity=True)
+    panel._models.append(weighted)
+    chosen = FacePanel(FaceEdit(model=weighted.spec), rows=(), summary="", has_fidelity=False, busy=False, size=None)
+    panel.show_state(chosen)
+    assert panel.fidelity_row.isVisibleTo(panel)
+    panel._models.remove(weighted)
+    panel.show_state(None)
+    assert not panel.fidelity_row.isVisibleTo(panel)
 
     window.load_model(ModelSpec(kind="fake", name="fake"))
     window.open_path(photo)

@@ -27,6 +27,9 @@ class FaceModel:
     name: str
     spec: ModelSpec
     licence: str
+    #: The model takes a fidelity weight (CodeFormer's w), as recorded when it was imported: the panel offers the
+    #: slider before the model is first loaded.
+    has_fidelity: bool = False
 
 
 def face_models(models_dir: Path | None) -> list[FaceModel]:
@@ -42,7 +45,9 @@ def face_models(models_dir: Path | None) -> list[FaceModel]:
             except Exception:  # noqa: BLE001 - a model of a family that is not installed is not offered
                 restores = False
             if restores:
-                out.append(FaceModel(entry.id, entry.name, store.spec(entry), entry.details.get("licence", "")))
+                details = entry.details
+                out.append(FaceModel(entry.id, entry.name, store.spec(entry), details.get("licence", ""),
+                                     details.get("fidelity weight") == "yes"))  # fmt: skip
     except OSError as exc:
         log.warning("cannot list the face models in %s: %s", models_dir, exc)
     return out

@@ -205,7 +205,10 @@ class FacesPanel(QWidget):
                 self.fidelity_value.setText(f"{fidelity} %")
             on = spec is not None
             self.strength.setEnabled(on)
-            has_fidelity = panel is not None and on and panel.has_fidelity
+            listed = next((m for m in self._models if m.spec == spec), None)
+            has_fidelity = on and (
+                (panel is not None and panel.has_fidelity) or (listed is not None and listed.has_fidelity)
+            )
             self.fidelity_row.setVisible(has_fidelity)
             self.fidelity_label.setVisible(has_fidelity)
             rows = panel.rows if panel is not None and on else ()
