@@ -67,3 +67,28 @@ def test_a_pth_that_is_not_x4plus_is_named(tmp_path):
 
     with pytest.raises(ModelError, match="not a Real-ESRGAN x4plus state dict"):
         load_bundled_session(device="cpu", weights=bad)
+
+
+def test_a_user_imports_the_official_pth_as_the_bundled_models_weights(official_pth, tmp_path, monkeypatch, capsys):
+    """`models import RealESRGAN_x4plus.pth --kind bundled`: listed as the bundled model with the user's weights,
+    and `upscale --model NAME` writes what the bundled model computes on those tensors (the reference above)."""
+    from desktop_sr.cli import ExitCode, main
+
+    monkeypatch.setenv("DESKTOP_SR_MODELS_DIR", str(tmp_path / "models"))
+    name = "Real-ESRGAN x4plus fp32"
+    assert main(["models", "import", str(official_pth), "--kind", "bundled", "--name", name, "--quiet"]) == 0
+    assert main(["models", "list"]) == ExitCode.OK
+    listed = capsys.readouterr().out
+    assert name in listed and "your own file" in listed
+    src = tmp_path / "storm.png"
+    Image.open(DATA / "smooth" / "storm_512.jpg").convert("RGB").resize((24, 18)).save(src)
+    out = tmp_path / "out.png"
+    assert main(["upscale", str(src), "-o", str(out), "--model", name, "--device", "cpu", "--quiet"]) == ExitCode.OK
+    got = np.asarray(Image.open(out), np.float32) / 255
+    want = reference(official_pth, np.asarray(Image.open(src), np.float32) / 255)
+    assert got.shape == want.shape and float(np.abs(got - want).max()) * 255 <= 1
+    # a file of another kind is refused at import, naming it
+    bad = tmp_path / "RealESRGAN_x2plus.pth"
+    torch.save({"params_ema": {"conv_first.weight": torch.zeros(64, 12, 3, 3)}}, bad)
+    assert main(["models", "import", str(bad), "--kind", "bundled", "--quiet"]) != ExitCode.OK
+    assert "RealESRGAN_x2plus.pth" in capsys.readouterr().err

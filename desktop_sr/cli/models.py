@@ -203,7 +203,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         store = _store(args)
         paths = [Path(p).expanduser() for p in args.files]
         fam = family(args.kind) if args.kind else family_for(paths)
-        roles = fam.claims(paths) if fam is not None else None
+        roles = None if fam is None else fam.take(paths) if args.kind else fam.claims(paths)
         if fam is None or roles is None:
             kinds = "; ".join(f"{f.kind}: {', '.join(r.label for r in f.roles)}" for f in families() if f.roles)
             raise ModelError(paths[0], f"not a model this app can import (it takes {kinds})")

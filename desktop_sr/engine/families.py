@@ -179,6 +179,12 @@ class ModelFamily(ABC):
                 return None
         return {role.key: path for role, path in zip(self.roles, paths, strict=True)}
 
+    def take(self, paths: Sequence[Path]) -> dict[str, Path] | None:
+        """The role of each path when the user named this family (``models import --kind``): what :meth:`claims`
+        says, unless the family claims nothing unasked (the bundled model's own weights are a community upscaler's
+        file too)."""
+        return self.claims(paths)
+
     def inspect(self, files: Mapping[str, Path]) -> Details:
         """Read the model the way opening it would (may import torch) and say what it is, so a wrong file is refused
         at import rather than at first use. Raises :class:`ModelError`. The default checks the layout only."""

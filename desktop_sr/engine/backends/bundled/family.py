@@ -1,13 +1,20 @@
-"""The bundled Real-ESRGAN x4plus as a model family: nothing to import, its weights come with the app (torch-free)."""
+"""The bundled Real-ESRGAN x4plus as a model family: its weights come with the app (torch-free).
+
+Nothing needs importing. A user who has Real-ESRGAN's official fp32 ``RealESRGAN_x4plus.pth`` (the app's own weights
+are the ncnn release's, stored in fp16) may import it as this family's ``weights`` (``models import FILE --kind
+bundled``, or Choose model): the bundled model then runs on those tensors, with everything else the bundled model
+does (its strengths, borders and tiles). Files are never claimed without ``--kind``: the same file opens as a
+community upscaler too."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import ModelError
-from ...families import BuiltIn, Capabilities, ModelFamily, OpenOptions, register
+from ...families import BuiltIn, Capabilities, Details, FileRole, ModelFamily, OpenOptions, register
 from ...spec import ModelSpec
 from .files import BUNDLED_NAME, converted_path, find_source, weights_available
 
@@ -18,12 +25,20 @@ if TYPE_CHECKING:
 KIND = "bundled"
 #: The store id of the built-in model (``desktop-sr models default bundled``, ``--model bundled``).
 BUILT_IN_ID = "bundled"
+#: The user's own weights for the bundled network (optional: the built-in model has none).
+WEIGHTS = FileRole(
+    "weights",
+    "Real-ESRGAN x4plus weights",
+    suffixes=(".pth", ".safetensors"),
+    hint="the official fp32 RealESRGAN_x4plus.pth (github.com/xinntao/Real-ESRGAN releases), used instead of the "
+    "fp16 weights that come with the app",
+)
 
 
 class BundledFamily(ModelFamily):
     kind = KIND
     label = "Real-ESRGAN x4plus (comes with the app)"
-    roles = ()
+    roles = (WEIGHTS,)
     capabilities = Capabilities(
         strengths=True,
         scales=(1, 2, 3, 4),
@@ -33,8 +48,18 @@ class BundledFamily(ModelFamily):
     )
     order = 0
 
-    def claims(self, paths: object) -> None:
-        return None  # nothing to import
+    def claims(self, paths: Sequence[Path]) -> None:
+        return None  # only with --kind bundled: a RealESRGAN_x4plus.pth is a community upscaler too
+
+    def take(self, paths: Sequence[Path]) -> dict[str, Path] | None:
+        return super().claims(paths)  # one weights file, by its suffix
+
+    def inspect(self, files: Mapping[str, Path]) -> Details:
+        super().inspect(files)
+        from .weights import read_user_weights  # torch: the tensors are checked against the x4plus layout
+
+        read_user_weights(files[WEIGHTS.key])
+        return Details({"architecture": "RRDBNet (Real-ESRGAN x4plus)", "scale": "4", "weights": "your own file"})
 
     def built_in(self, models_dir: Path | None) -> BuiltIn | None:
         if not weights_available(models_dir):
@@ -59,6 +84,9 @@ class BundledFamily(ModelFamily):
 
         # PiSA-SR's latent tile settings do not apply: the bundled model sizes its own tiles (options tile/overlap).
         extra: dict[str, object] = {"models_dir": options.models_dir, **spec.options}  # the spec's own folder wins
+        own = spec.file(WEIGHTS.key)
+        if own is not None:  # an imported RealESRGAN_x4plus.pth
+            extra["weights"] = own
         return load_bundled_session(
             device=options.device,
             dtype=options.dtype,
