@@ -117,6 +117,16 @@ def test_model_dialog_checks_paths_and_builds_a_pisa_spec(qtbot, tmp_path, tiny_
     assert [f.role.label for f in dlg.fields] == ["Upscaler weights"]
 
 
+def test_model_dialog_proposes_a_kind_a_model_needs_first_and_the_bundled_models_own_weights_last(qtbot):
+    dlg = ChooseModelDialog(None)
+    qtbot.addWidget(dlg)
+    kinds = [dlg.family.itemData(i) for i in range(dlg.family.count())]
+    assert kinds[0] != "bundled" and kinds[-1] == "bundled" and dlg.current_family().kind == kinds[0]
+    assert "your own weights" in dlg.family.itemText(kinds.index("bundled"))
+    dlg.chooser.set_family("bundled")
+    assert [f.role.label for f in dlg.fields] == ["Real-ESRGAN x4plus weights"]
+
+
 def test_controls_steps_reset_and_realism_per_model(qtbot):
     c = ControlsPanel()
     qtbot.addWidget(c)

@@ -152,6 +152,10 @@ class ModelFamily(ABC):
     order: int = 100
     #: Models of the family published at plain URLs (single-file roles only), for the model manager to download.
     published: tuple[Published, ...] = ()
+    #: What the import lists call the family ("" = ``label``); and whether its files are an alternative to a model
+    #: that comes with the app (listed after the others: the first kind a dialog proposes is one a model needs).
+    import_label: str = ""
+    files_optional: bool = False
 
     # -- the files ----------------------------------------------------------------------------------------------
     def role(self, key: str) -> FileRole:

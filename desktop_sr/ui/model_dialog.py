@@ -32,7 +32,8 @@ from ..engine.spec import ModelSpec
 def importable_families(upscalers_only: bool = False) -> list[ModelFamily]:
     """The families a person can point at files of (the built-in model has none to choose); ``upscalers_only``:
     those that make a result (Choose model), not those that restore faces of one."""
-    return [f for f in families() if f.roles and (f.capabilities.upscaler or not upscalers_only)]
+    found = [f for f in families() if f.roles and (f.capabilities.upscaler or not upscalers_only)]
+    return sorted(found, key=lambda f: f.files_optional)  # the bundled model's own weights: last
 
 
 class RoleField(QWidget):
@@ -78,7 +79,7 @@ class FamilyFiles(QWidget):
         self.families = importable_families(upscalers_only)
         self.family = QComboBox()
         for fam in self.families:
-            self.family.addItem(fam.label, fam.kind)
+            self.family.addItem(fam.import_label or fam.label, fam.kind)
         self.form = QFormLayout(self)
         self.form.setContentsMargins(0, 0, 0, 0)
         self.form.addRow("Kind of model", self.family)

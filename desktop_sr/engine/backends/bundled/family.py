@@ -39,6 +39,8 @@ class BundledFamily(ModelFamily):
     kind = KIND
     label = "Real-ESRGAN x4plus (comes with the app)"
     roles = (WEIGHTS,)
+    import_label = "Real-ESRGAN x4plus with your own weights (the official fp32 .pth)"
+    files_optional = True
     capabilities = Capabilities(
         strengths=True,
         scales=(1, 2, 3, 4),
