@@ -31,6 +31,10 @@ def test_every_module_with_pass_tests_is_listed():
 #: What CI's run of the pass covers (the tone and the band composition); the strength maps' pass, about 80 s on
 #: two cores, runs with ``-m slow`` (the suite's 12-minute budget).
 CI_MODULES = ("test_engine_fidelity.py", "test_engine_composition.py")
+#: Left out of CI's run for the same budget (27 s of its 46): the GPU policy against CPU fp32 with local maps and for a
+#: visible region. CI holds exactly those cases of the same policy to the same bounds in
+#: tests/test_device_check.py (test_emulated_gpu_precision_keeps_the_fidelity_goal); the ``all`` run keeps them.
+CI_DESELECT = "not (target_precision_keeps and (local or region))"
 
 
 @pytest.mark.timeout(1200)
@@ -39,12 +43,15 @@ CI_MODULES = ("test_engine_fidelity.py", "test_engine_composition.py")
     reason="this run already targets another device or precision",
 )
 @pytest.mark.parametrize(
-    ("modules", "least"), [(CI_MODULES, 3), pytest.param(MODULES, 20, marks=pytest.mark.slow)], ids=["ci", "all"]
+    ("modules", "least", "select"),
+    [(CI_MODULES, 3, CI_DESELECT), pytest.param(MODULES, 20, "", marks=pytest.mark.slow)],
+    ids=["ci", "all"],
 )
-def test_the_precision_pass_holds_in_the_gpus_precision(tmp_path, modules, least):
+def test_the_precision_pass_holds_in_the_gpus_precision(tmp_path, modules, least, select):
     env = {**os.environ, "DESKTOP_SR_TEST_PRECISION": TestPrecision.GPU.value, "DESKTOP_SR_TEST_DEVICE": "cpu"}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "precision_pass and not slow",
-           "--junitxml", str(tmp_path / "pass.xml"), *(f"tests/{name}" for name in modules)]  # fmt: skip
+           *(["-k", select] if select else []), "--junitxml", str(tmp_path / "pass.xml"),
+           *(f"tests/{name}" for name in modules)]  # fmt: skip
     child = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1150)
     tail = "\n".join((child.stdout + child.stderr).splitlines()[-60:])
     assert child.returncode == 0, f"the GPU-precision pass failed:\n{tail}"
