@@ -33,7 +33,9 @@ def _face_registry():  # noqa: ANN202 - spandrel's ArchRegistry
     registry = ArchRegistry()
     registry.add(ArchSupport.from_architecture(GFPGANArch()), ArchSupport.from_architecture(RestoreFormerArch()))
     try:
-        from spandrel_extra_arches.architectures.CodeFormer import CodeFormerArch
+        with warnings.catch_warnings():  # its module decorates a helper with torch.jit.script, which torch 2.14
+            warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)  # deprecates
+            from spandrel_extra_arches.architectures.CodeFormer import CodeFormerArch
     except ImportError:
         log.info("spandrel-extra-arches is not installed: CodeFormer models cannot be read")
     else:
