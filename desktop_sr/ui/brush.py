@@ -134,16 +134,6 @@ class MaskLayer(QWidget):
         self.cursor_px = 0.0  # brush diameter in image pixels
         self.setGeometry(view.rect())
 
-    def after_clip(self) -> QRectF:
-        v = self.view
-        full = QRectF(v.rect())
-        if v.mode == "side":
-            return QRectF(v.pane_rect(1))
-        d = v.divider_pos()
-        if v.mode == "split-v":
-            return QRectF(d, 0, full.width() - d, full.height())
-        return QRectF(0, d, full.width(), full.height() - d)
-
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         v = self.view
         w, h = v.image_size()
@@ -153,7 +143,7 @@ class MaskLayer(QWidget):
         pane = 1 if v.mode == "side" else 0
         if self.image is not None and self.visible_overlay and not v.show_original:
             p.save()
-            p.setClipRect(self.after_clip())
+            p.setClipRect(self.view.after_area())
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
             p.drawImage(QRectF(v.image_to_widget(QPointF(0, 0), pane), QSizeF(w, h) * v.scale), self.image)
             p.restore()

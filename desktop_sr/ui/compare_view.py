@@ -270,6 +270,16 @@ class CompareView(QWidget):
         r = self.rect()
         return r.width() * self.divider if self.mode == "split-v" else r.height() * self.divider
 
+    def after_area(self) -> QRectF:
+        """The widget area the after side is drawn in (where overlays on the result paint and take clicks)."""
+        full = QRectF(self.rect())
+        if self.mode == "side":
+            return QRectF(self.pane_rect(1))
+        d = self.divider_pos()
+        if self.mode == "split-v":
+            return QRectF(d, 0, full.width() - d, full.height())
+        return QRectF(0, d, full.width(), full.height() - d)
+
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(38, 38, 40))

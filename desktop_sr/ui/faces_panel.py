@@ -256,16 +256,6 @@ class FaceOutlines(QWidget):
         self.panel: FacePanel | None = None
         self.setGeometry(view.rect())
 
-    def after_clip(self) -> QRectF:
-        v = self.view
-        full = QRectF(v.rect())
-        if v.mode == "side":
-            return QRectF(v.pane_rect(1))
-        d = v.divider_pos()
-        if v.mode == "split-v":
-            return QRectF(d, 0, full.width() - d, full.height())
-        return QRectF(0, d, full.width(), full.height() - d)
-
     def boxes(self, *, too_small: bool = False) -> list[tuple[int, QRectF, bool]]:
         """Each face that can be switched (with ``too_small``, also those too small to restore): its number, its box
         in widget pixels, whether it is on."""
@@ -292,7 +282,7 @@ class FaceOutlines(QWidget):
             return
         small = {row.number for row in self.panel.rows if row.too_small} if self.panel is not None else set()
         p = QPainter(self)
-        p.setClipRect(self.after_clip())
+        p.setClipRect(self.view.after_area())
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         p.setBrush(Qt.BrushStyle.NoBrush)
         for number, rect, on in boxes:
@@ -349,7 +339,7 @@ class FacesController(QObject):
         elif kind == QEvent.Type.MouseButtonRelease and self._press is not None:
             start, self._press = self._press, None
             moved = (event.position() - start).manhattanLength()
-            if moved <= CLICK_SLOP and self.outlines.after_clip().contains(event.position()):
+            if moved <= CLICK_SLOP and self.view.after_area().contains(event.position()):
                 for number, rect, on in self.outlines.boxes():
                     if rect.contains(event.position()):
                         self.editor.faces.set_face(number, not on)
