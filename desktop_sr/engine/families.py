@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 #: ``name = "package.module:FamilyClass"``.
 ENTRY_POINT_GROUP = "desktop_sr.model_families"
 
+#: What chaiNNer, ComfyUI and OpenModelDB publish single-file models as (upscalers and face models alike). ``.pt`` and
+#: ``.ckpt`` are pickles too: all are read with ``torch.load(weights_only=True)`` (:mod:`.weights_file`).
+WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
+
 
 @dataclass(frozen=True)
 class FileRole:

@@ -14,16 +14,14 @@ from pathlib import Path
 import torch
 
 from .errors import ModelError
-
-#: What chaiNNer, ComfyUI and OpenModelDB publish models as (``.pt`` and ``.ckpt`` are pickles too).
-SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
+from .families import WEIGHTS_SUFFIXES
 
 
 def read_state(path: Path, what: str = "an upscaler file") -> dict[str, torch.Tensor]:
     """The file's tensors, without running any code from it. Raises :class:`ModelError` naming the file."""
     suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise ModelError(path, f"not {what} (expected {', '.join(SUFFIXES)})")
+    if suffix not in WEIGHTS_SUFFIXES:
+        raise ModelError(path, f"not {what} (expected {', '.join(WEIGHTS_SUFFIXES)})")
     if not path.is_file():
         raise ModelError(path, "not found" if not path.exists() else "is a folder; choose the weights file")
     if path.stat().st_size == 0:

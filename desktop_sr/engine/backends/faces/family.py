@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import ModelError
-from ...families import Capabilities, Details, FileRole, ModelFamily, OpenOptions, Published, check_file, register
+from ...families import (
+    WEIGHTS_SUFFIXES,
+    Capabilities,
+    Details,
+    FileRole,
+    ModelFamily,
+    OpenOptions,
+    Published,
+    check_file,
+    register,
+)
 from ...spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -28,11 +38,10 @@ if TYPE_CHECKING:
     from ...faces.restore import FaceRestorer
 
 KIND = "faces"
-SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 WEIGHTS = FileRole(
     "weights",
     "Face model weights",
-    suffixes=SUFFIXES,
+    suffixes=WEIGHTS_SUFFIXES,
     hint="GFPGAN v1.3/v1.4, RestoreFormer or CodeFormer (.pth), from their official releases",
 )
 
@@ -143,7 +152,7 @@ class FaceFamily(ModelFamily):
     order = 15  # before the community family: it claims only files whose tensor names say a face model
 
     def claims(self, paths: Sequence[Path]) -> dict[str, Path] | None:
-        if len(paths) != 1 or not paths[0].is_file() or paths[0].suffix.lower() not in SUFFIXES:
+        if len(paths) != 1 or not paths[0].is_file() or paths[0].suffix.lower() not in WEIGHTS_SUFFIXES:
             return None
         return {WEIGHTS.key: paths[0]} if architecture_of(paths[0]) is not None else None
 

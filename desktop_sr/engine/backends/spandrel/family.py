@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import ModelError
-from ...families import Capabilities, Details, FileRole, ModelFamily, OpenOptions, register
+from ...families import WEIGHTS_SUFFIXES, Capabilities, Details, FileRole, ModelFamily, OpenOptions, register
 from ...spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -15,13 +15,10 @@ if TYPE_CHECKING:
     from ...upscaler.session import UpscalerSession
 
 KIND = "community"
-#: What chaiNNer, ComfyUI and OpenModelDB publish upscalers as. ``.pt`` and ``.ckpt`` are pickles too: all are read
-#: with ``torch.load(weights_only=True)``, which refuses any object but tensors and plain containers.
-SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 WEIGHTS = FileRole(
     "weights",
     "Upscaler weights",
-    suffixes=SUFFIXES,
+    suffixes=WEIGHTS_SUFFIXES,
     hint="an upscaler from OpenModelDB, chaiNNer or ComfyUI (ESRGAN, Real-ESRGAN, SwinIR, HAT, DAT, SPAN, OmniSR...)",
 )
 
