@@ -594,20 +594,12 @@ def tiled_vae(
     # The decoder's attention comes before any upsampling: when every tile can wait there (a few latent-resolution
     # maps each), all of them reach it, the attention sees the whole image, and the tiles beyond the sample leave.
     waiting = sum(t.rect.area for t in tiles) * attention_bytes_per_px
-    shared = tokens <= attention_tokens and (
-        exact or (stats is None and attention_bytes_per_px > 0 and waiting <= (state_budget or 0))
-    )
+    can_wait = tokens <= attention_tokens and attention_bytes_per_px > 0 and waiting <= (state_budget or 0)
+    shared = (tokens <= attention_tokens and exact) or (stats is None and can_wait)
     # Local strengths (their statistics given per place) over several tiles: every tile still runs up to the
     # attention in lockstep, so it sees the whole image as each plain render's does. Each tile's own attention put
     # the halves of a 0/1 map 3.6 and 4.0 levels from their plain renders in 192 px tiles (trained test VAE).
-    local_shared = (
-        local is not None
-        and stats is not None
-        and len(tiles) > 1
-        and tokens <= attention_tokens
-        and attention_bytes_per_px > 0
-        and waiting <= (state_budget or 0)
-    )
+    local_shared = local is not None and stats is not None and len(tiles) > 1 and can_wait
     shared = shared or local_shared
     lock = list(range(len(tiles))) if shared else sample
 
