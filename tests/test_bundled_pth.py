@@ -83,6 +83,7 @@ def test_a_user_imports_the_official_pth_as_the_bundled_models_weights(official_
     src = tmp_path / "storm.png"
     Image.open(DATA / "smooth" / "storm_512.jpg").convert("RGB").resize((24, 18)).save(src)
     out = tmp_path / "out.png"
+    # on the CPU in fp32, as the reference: a GPU's fp16 would be a precision test, not this one
     assert main(["upscale", str(src), "-o", str(out), "--model", name, "--device", "cpu", "--quiet"]) == ExitCode.OK
     got = np.asarray(Image.open(out), np.float32) / 255
     want = reference(official_pth, np.asarray(Image.open(src), np.float32) / 255)

@@ -240,7 +240,7 @@ def test_batch_cli_with_a_print_target(tmp_path):
     # the bundled model (x4 of 40 x 32 in a second): a print target is the same for any model, and PiSA-SR would first
     # enlarge this small photo to 512 px (the 13 s of this test before)
     code = main(["batch", str(folder), "-o", str(out), "--print", "4x3cm", "--dpi", "60", "--model", "bundled",
-                 "--device", "cpu", "--quiet"])  # fmt: skip
+                 "--device", TARGET.device, "--quiet"])  # fmt: skip
     assert code == ExitCode.OK
     with Image.open(out / "a_print4x3cm.png") as img:  # 4 cm at 60 dpi = 94.5 px; 3 cm = 70.9 -> 89 x 71 fits
         assert img.size == (89, 71) and img.info["dpi"][0] == pytest.approx(60, abs=0.05)
